@@ -1,0 +1,5 @@
+"""`python -m etl` is `veeam-etl`."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,228 @@
+"""Command line: click wiring only. Reads flags and environment, builds objects, calls one core
+function, prints, and maps errors to exit codes (0 ok, 1 failed, 2 usage/config, 75 locked).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from . import db, logs, pipeline
+from .client import RetryPolicy
+from .errors import ConfigError, VeeamEtlError
+
+DEFAULT_DB = "sqlite:///veeam.db"
+DEMO_DB = "sqlite:///veeam-demo.db"
+
+db_option = click.option("--db", "db_url", envvar="VEEAM_ETL_DB", default=DEFAULT_DB, show_default=True,
+                         help="SQLAlchemy URL of the warehouse [env VEEAM_ETL_DB].")
+schema_option = click.option("--db-schema", envvar="VEEAM_ETL_DB_SCHEMA", default=None,
+                             help="PostgreSQL schema to use (search_path) [env VEEAM_ETL_DB_SCHEMA].")
+
+
+def _fail(exc: VeeamEtlError) -> None:
+    click.echo(f"veeam-etl: error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except VeeamEtlError as exc:
+            _fail(exc)
+        except KeyboardInterrupt:
+            click.echo("veeam-etl: interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              envvar="VEEAM_ETL_LOG_FORMAT", help="Log lines for humans or for log collectors [env VEEAM_ETL_LOG_FORMAT].")
+@click.version_option(package_name="veeam-etl")
+def main(verbose: int, log_format: str) -> None:
+    """Load Veeam Backup Enterprise Manager replication history into a SQL warehouse you own."""
+    logs.setup(verbose, log_format)
+
+
+@main.command()
+@db_option
+@schema_option
+def migrate(db_url: str, db_schema: str | None) -> None:
+    """Bring the warehouse schema to head (Alembic) and (re)create the reporting views.
+
+    Reads VEEAM_ETL_DB.
+    """
+    eng = db.engine(db_url, db_schema)
+    db.migrate(eng)
+    click.echo(f"warehouse {db.masked(db_url)} is at revision {db.current(eng)}")
+
+
+def _password(password_file: str | None) -> str:
+    if password_file:
+        try:
+            return Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(f"cannot read --password-file {password_file}: {exc.strerror}") from None
+    password = os.environ.get("VEEAM_EM_PASSWORD")
+    if password:
+        return password
+    if sys.stdin.isatty():
+        return click.prompt("Enterprise Manager password", hide_input=True)
+    raise ConfigError("no password: set VEEAM_EM_PASSWORD, use --password-file, or run on a terminal to be asked")
+
+
+def _verify(ca_bundle: str | None, insecure: bool) -> bool | str:
+    if insecure:
+        logging.getLogger("etl").warning("TLS certificate verification is OFF (--insecure): anyone on the path can "
+                                         "read the EM password")
+        return False
+    if ca_bundle:
+        if not Path(ca_bundle).is_file():
+            raise ConfigError(f"--ca-bundle {ca_bundle}: no such file")
+        return ca_bundle
+    return True
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"--since {value!r} is not an ISO date or date-time") from None
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+
+
+def print_summary(summary: pipeline.Summary) -> None:
+    click.echo(f"run {summary.run_id} {summary.status}: {summary.mode} load of {summary.source} "
+               f"in {summary.duration_s:.1f} s")
+    click.echo(f"  {'table':<24}{'inserted':>10}{'updated':>10}")
+    for table, counts in summary.tables.items():
+        click.echo(f"  {table:<24}{counts['inserted']:>10}{counts['updated']:>10}")
+    click.echo(f"  parents fetched by link: {summary.parents_by_link}, recorded from links: "
+               f"{summary.parents_from_links}, quarantined: {summary.quarantined}")
+    click.echo(f"  requests: {summary.requests}, retries: {summary.retries}, "
+               f"links to other origins refused: {summary.foreign_links}")
+
+
+@main.command()
+@click.option("--url", envvar="VEEAM_EM_URL", required=True,
+              help="Enterprise Manager API base, e.g. https://em01:9398/api [env VEEAM_EM_URL].")
+@click.option("--user", envvar="VEEAM_EM_USER", required=True, help="EM account [env VEEAM_EM_USER].")
+@click.option("--password-file", type=click.Path(dir_okay=False),
+              help="Read the EM password from this file (else VEEAM_EM_PASSWORD, else a prompt on a terminal).")
+@db_option
+@schema_option
+@click.option("--ca-bundle", envvar="VEEAM_EM_CA_BUNDLE", type=click.Path(dir_okay=False),
+              help="PEM file of CAs to trust for EM's certificate [env VEEAM_EM_CA_BUNDLE].")
+@click.option("--insecure", is_flag=True, help="Do not verify EM's TLS certificate (warns; avoid).")
+@click.option("--full-refresh", is_flag=True, help="Ignore watermarks and read everything EM has.")
+@click.option("--since", help="Read sessions created at or after this ISO date/date-time (UTC unless given).")
+@click.option("--lookback", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Hours before the watermark an incremental run reads again (late-collected sessions).")
+@click.option("--page-size", type=click.IntRange(1, 10000), default=500, show_default=True,
+              help="Entities per query page.")
+@click.option("--concurrency", type=click.IntRange(1, 32), default=4, show_default=True,
+              help="Requests in flight at once against EM.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Seconds to wait for EM on one request.")
+@click.option("--source-name", help="Name of this EM in the warehouse (default: its URL).")
+def run(url, user, password_file, db_url, db_schema, ca_bundle, insecure, full_refresh, since, lookback, page_size,
+        concurrency, timeout, source_name) -> None:
+    """Crawl one Enterprise Manager and upsert into the warehouse (migrates an empty one first).
+
+    Reads VEEAM_EM_URL, VEEAM_EM_USER, VEEAM_EM_PASSWORD, VEEAM_EM_CA_BUNDLE, VEEAM_ETL_DB and
+    VEEAM_ETL_DB_SCHEMA. Exit codes: 0 loaded, 1 failed (nothing inconsistent committed),
+    2 usage or configuration error, 75 another run holds the lock for this warehouse and EM.
+    """
+    if full_refresh and since:
+        raise ConfigError("--full-refresh and --since exclude each other")
+    password = _password(password_file)
+    logs.secret(password)
+    options = pipeline.Options(page_size=page_size, concurrency=concurrency, full_refresh=full_refresh,
+                               since=_since(since), lookback=timedelta(hours=lookback), timeout=timeout,
+                               retry=RetryPolicy(), source=source_name)
+    eng = db.engine(db_url, db_schema)
+    summary = pipeline.run(eng, url, user, password, verify=_verify(ca_bundle, insecure), options=options)
+    print_summary(summary)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=9399, show_default=True, help="Port to listen on (0: any free port).")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the simulated estate.")
+@click.option("--servers", type=int, default=2, show_default=True, help="Backup servers.")
+@click.option("--jobs", type=int, default=6, show_default=True, help="Replication jobs.")
+@click.option("--vms-per-job", type=int, default=10, show_default=True, help="VMs per job.")
+@click.option("--days", type=int, default=14, show_default=True, help="Days of history.")
+@click.option("--runs-per-day", type=int, default=2, show_default=True, help="Job runs per day.")
+@click.option("--user", default="demo", show_default=True, help="Account the simulator accepts.")
+@click.option("--password", default="demo", show_default=True, help="Password the simulator accepts.")
+def simulate(host, port, seed, servers, jobs, vms_per_job, days, runs_per_day, user, password) -> None:
+    """Serve a simulated Enterprise Manager over HTTP until stopped (Ctrl-C).
+
+    A seeded, deterministic estate of replication jobs, sessions, tasks and replica points.
+    POST /admin/advance?hours=H moves its clock forward. Reads no environment variables.
+    """
+    from .simulator import Simulator, World
+
+    world = World(seed=seed, servers=servers, jobs=jobs, vms_per_job=vms_per_job, days=days,
+                  runs_per_day=runs_per_day, now=datetime.now(UTC).replace(microsecond=0))
+    sim = Simulator(world, host=host, port=port, user=user, password=password)
+    sim.start()
+    click.echo(f"simulated Enterprise Manager at {sim.url} (user {user}); Ctrl-C to stop", err=False)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+
+
+@main.command()
+@click.option("--db", "db_url", default=DEMO_DB, show_default=True, help="Warehouse to load into.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the simulated estate.")
+def demo(db_url, seed) -> None:
+    """The whole job on embedded defaults: start a simulated EM, load it into a local SQLite file
+    and print the summary. Reads no environment variables.
+    """
+    from .simulator import Simulator, World
+
+    world = World(seed=seed, now=datetime.now(UTC).replace(microsecond=0))
+    with Simulator(world, user="demo", password="demo") as sim:  # noqa: S106 - the simulator's demo account
+        click.echo(f"simulated Enterprise Manager at {sim.url}")
+        eng = db.engine(db_url)
+        summary = pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(source="demo"))
+    print_summary(summary)
+    click.echo(f"warehouse: {db.masked(db_url)}")
+
+
+@main.command()
+@db_option
+@schema_option
+@click.option("--limit", type=int, default=10, show_default=True, help="How many recent runs to show.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(db_url, db_schema, limit, as_json) -> None:
+    """Recent runs, their outcome and counts, and the incremental watermarks. Reads VEEAM_ETL_DB."""
+    from . import status as status_mod
+
+    eng = db.engine(db_url, db_schema)
+    data = status_mod.collect(eng, limit)
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        click.echo(status_mod.render(data))
+
+
+if __name__ == "__main__":
+    main()

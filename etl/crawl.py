@@ -1,0 +1,129 @@
+"""What to ask Enterprise Manager for: query pages per type, UID batches, and parents by link.
+
+Pages are fetched, parsed and transformed on a small thread pool a few pages ahead of the loader,
+and handed back in order. Knows the EM dialect (types, filters, links), not the warehouse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future
+from datetime import datetime
+from typing import NamedTuple
+
+from lxml import etree
+
+from . import parse, transform
+from .client import EMClient
+from .errors import DataError, ForeignLink, NotFound
+from .parse import Link
+from .transform import Entity
+
+# Query order: parents before children, so that most parents are in the warehouse before a child needs them.
+TYPES = ["BackupServer", "ReplicaJobSession", "VmReplicaPoint", "ReplicaTaskSession"]
+SESSION_TYPES = ["ReplicaJobSession", "VmReplicaPoint", "ReplicaTaskSession"]  # have CreationTime
+SORT = {name: "CreationTime" for name in SESSION_TYPES}  # stable paging while EM keeps adding sessions
+UIDS_PER_QUERY = 40  # OR-ed UID terms per query: keeps the URL well under common 8 KB limits
+EXCERPT = 1000
+
+
+class Reject(NamedTuple):
+    """An entity whose fields could not be read: quarantined, counted, never half-written."""
+
+    type_name: str
+    href: str
+    uid: str | None
+    error: str
+    excerpt: str
+
+
+class Page(NamedTuple):
+    url: str
+    entities: list[Entity]
+    rejects: list[Reject]
+    paging: parse.Paging
+
+
+def read(root: etree._Element, type_name: str, url: str) -> tuple[list[Entity], list[Reject]]:
+    """Every `type_name` entity in a document, transformed; unreadable ones become Rejects."""
+    entities, rejects = [], []
+    for el in parse.entities(root, type_name):
+        try:
+            entities.append(transform.entity(type_name, el))
+        except DataError as exc:
+            excerpt = etree.tostring(el, encoding="unicode")[:EXCERPT]
+            rejects.append(Reject(type_name, el.get("Href") or url, el.get("UID"), str(exc), excerpt))
+    return entities, rejects
+
+
+def fetch_page(client: EMClient, url: str, type_name: str) -> Page:
+    root = client.get(url)
+    entities, rejects = read(root, type_name, url)
+    return Page(url, entities, rejects, parse.paging(root, url))
+
+
+def _in_order(executor: Executor, fn: Callable[[str], Page], urls: Iterable[str], ahead: int) -> Iterator[Page]:
+    """Run fn over urls on the pool, at most `ahead` in flight, yielding results in order."""
+    pending: list[Future] = []
+    urls = iter(urls)
+    for url in urls:
+        pending.append(executor.submit(fn, url))
+        if len(pending) >= ahead:
+            break
+    while pending:
+        page = pending.pop(0).result()
+        nxt = next(urls, None)
+        if nxt is not None:
+            pending.append(executor.submit(fn, nxt))
+        yield page
+
+
+def pages(client: EMClient, executor: Executor, type_name: str, filter: str | None = None,
+          ahead: int = 4) -> Iterator[Page]:
+    """Every page of a query: page 1, then the rest in parallel when EM tells PagesCount, else by Next links."""
+    sort = SORT.get(type_name)
+    first = fetch_page(client, client.query_url(type_name, filter=filter, sort_asc=sort), type_name)
+    yield first
+    count = first.paging.pages
+    if count is not None and count > 1:
+        urls = (client.query_url(type_name, filter=filter, sort_asc=sort, page=k) for k in range(2, count + 1))
+        yield from _in_order(executor, lambda u: fetch_page(client, u, type_name), urls, ahead)
+    elif count is None:
+        page, seen = first, {first.url}
+        while page.paging.next_href and page.entities:
+            url = client.resolve(page.paging.next_href)
+            if url in seen:
+                break  # a server that links a page to itself would loop forever
+            seen.add(url)
+            page = fetch_page(client, url, type_name)
+            yield page
+
+
+def since_filter(instant: datetime) -> str:
+    return f'CreationTime>="{instant:%Y-%m-%dT%H:%M:%SZ}"'
+
+
+def uid_filters(name: str, uids: list[str]) -> Iterator[str]:
+    """`name=="a",name=="b",…` filters (`,` is OR) in chunks, quotes doubled as the grammar wants."""
+    for i in range(0, len(uids), UIDS_PER_QUERY):
+        yield ",".join(f'{name}=="{uid.replace(chr(34), chr(34) * 2)}"' for uid in uids[i : i + UIDS_PER_QUERY])
+
+
+def fetch_parent(client: EMClient, link: Link, type_name: str) -> Entity | Reject | None:
+    """The parent a link names, as an Entity; None when EM cannot give it (404, another origin).
+
+    An `Up` link usually points at the reference form; its `Alternate` link leads to the entity.
+    """
+    try:
+        root = client.get(link.href)
+        if parse.local(root) != type_name:
+            alt = next((ln for ln in parse.links(root) if ln.rel == "Alternate" and ln.type == type_name), None)
+            if alt is None:
+                return None
+            root = client.get(alt.href)
+    except (NotFound, ForeignLink):
+        return None
+    entities, rejects = read(root, type_name, link.href)
+    if rejects:
+        return rejects[0]
+    return entities[0] if entities else None

@@ -1,0 +1,79 @@
+"""The error tree of veeam-etl. Core modules raise these; only ``etl.cli`` catches them.
+
+    VeeamEtlError
+    ├── ConfigError          bad usage or configuration                     exit 2
+    ├── LockHeld             another run holds the (warehouse, source) lock exit 75
+    ├── SourceError          Enterprise Manager could not be read           exit 1
+    │   ├── AuthError        logon refused (bad credentials, role)
+    │   ├── NotFound         404 for an href EM itself gave us
+    │   ├── ForeignLink      an href to another origin: never requested
+    │   └── ParseError       a body that is not a readable EM document (retried)
+    │       ├── HostileDocument  DOCTYPE / entities / oversized: refused at once
+    │       └── DataError    one entity whose fields cannot be read (quarantined, not fatal)
+    └── LoadError            the warehouse refused a batch (rolled back)    exit 1
+
+Messages name what failed and where (URL, table) and never contain a secret.
+"""
+
+from __future__ import annotations
+
+
+class VeeamEtlError(Exception):
+    """Base of every error the tool raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(VeeamEtlError):
+    exit_code = 2
+
+
+class LockHeld(VeeamEtlError):
+    exit_code = 75
+
+
+class SourceError(VeeamEtlError):
+    """Enterprise Manager did not give us what we asked for."""
+
+    def __init__(self, message: str, url: str | None = None, status: int | None = None):
+        super().__init__(message if url is None else f"{message} ({url})")
+        self.url = url
+        self.status = status
+
+
+class AuthError(SourceError):
+    pass
+
+
+class NotFound(SourceError):
+    pass
+
+
+class ForeignLink(SourceError):
+    pass
+
+
+class ParseError(SourceError):
+    """A body that is not a well-formed, safe EM document. `retriable` when it may be a cut-off transfer."""
+
+    retriable = True
+
+
+class HostileDocument(ParseError):
+    """A DOCTYPE, entity declaration or oversized body: refused, never retried."""
+
+    retriable = False
+
+
+class DataError(ParseError):
+    """An entity whose fields cannot be read: quarantined by the pipeline, counted in the summary."""
+
+    retriable = False
+
+    def __init__(self, message: str, url: str | None = None, excerpt: str = ""):
+        super().__init__(message, url)
+        self.excerpt = excerpt
+
+
+class LoadError(VeeamEtlError):
+    """The warehouse refused a batch; the batch was rolled back."""

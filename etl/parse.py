@@ -1,0 +1,189 @@
+"""Pure XML vocabulary of the EM REST API: safe parsing, links, paging info, typed readers.
+
+Does no I/O and imports nothing from etl but errors. Every body is untrusted: no DTD, no entity
+expansion, no network, bounded size; a DOCTYPE is rejected outright.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import UTC, datetime
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+from lxml import etree
+
+from .errors import DataError, HostileDocument, ParseError
+
+NS = "http://www.veeam.com/ent/v1.0"
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+_local = threading.local()  # lxml parsers must not be shared between threads
+
+
+def _parser() -> etree.XMLParser:
+    parser = getattr(_local, "parser", None)
+    if parser is None:
+        parser = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            huge_tree=False,
+            remove_comments=True,
+            remove_pis=True,
+        )
+        _local.parser = parser
+    return parser
+
+
+def document(body: bytes, url: str) -> etree._Element:
+    """Parse an EM response body (bytes: it may carry a BOM or an XML declaration)."""
+    if len(body) > MAX_BODY_BYTES:
+        raise HostileDocument(f"response body of {len(body)} bytes exceeds the {MAX_BODY_BYTES}-byte limit", url)
+    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+        raise HostileDocument("document declares a DOCTYPE or entities; refused", url)
+    if body.startswith(b"\xef\xbb\xbf"):
+        body = body[3:]
+    try:
+        root = etree.fromstring(body, _parser())
+    except etree.XMLSyntaxError as exc:
+        raise ParseError(f"malformed XML: {exc}", url) from None
+    if root is None:
+        raise ParseError("empty document", url)
+    ns = etree.QName(root).namespace
+    if ns not in (NS, None):
+        raise ParseError(f"unexpected XML namespace {ns!r}", url)
+    return root
+
+
+def local(el: etree._Element) -> str:
+    tag = el.tag
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def q(el: etree._Element, name: str) -> str:
+    """Qualified tag for `name` in the namespace `el` is in."""
+    tag = el.tag
+    return tag[: tag.index("}") + 1] + name if tag.startswith("{") else name
+
+
+class Link(NamedTuple):
+    rel: str
+    type: str
+    href: str
+    name: str | None
+
+
+def links(el: etree._Element) -> list[Link]:
+    box = el.find(q(el, "Links"))
+    if box is None:
+        return []
+    return [
+        Link(ln.get("Rel", ""), ln.get("Type", ""), ln.get("Href", ""), ln.get("Name"))
+        for ln in box
+        if local(ln) == "Link" and ln.get("Href")
+    ]
+
+
+def fields(el: etree._Element) -> dict[str, str | None]:
+    """Child elements other than Links as {local name: stripped text, None when empty}."""
+    out: dict[str, str | None] = {}
+    for child in el:
+        name = local(child)
+        if name == "Links" or not name:
+            continue
+        text = child.text.strip() if child.text else ""
+        out[name] = text or None
+    return out
+
+
+class Paging(NamedTuple):
+    page: int | None
+    pages: int | None
+    next_href: str | None
+
+
+def paging(root: etree._Element, url: str) -> Paging:
+    info = root.find(q(root, "PagingInfo"))
+    if info is None:
+        return Paging(None, None, None)
+    nxt = next((ln.href for ln in links(info) if ln.rel == "Next"), None)
+    return Paging(_opt_int(info.get("PageNum"), url), _opt_int(info.get("PagesCount"), url), nxt)
+
+
+def entities(root: etree._Element, type_name: str) -> list[etree._Element]:
+    """The `type_name` entity elements of a query result, a collection or a single entity."""
+    if local(root) == type_name:
+        return [root]
+    return list(root.iter(q(root, type_name)))
+
+
+def error_message(body: bytes) -> str | None:
+    """The Message of an EM <Error> body, if the body is one (best effort, never raises)."""
+    try:
+        root = document(body, "")
+    except ParseError:
+        return None
+    return root.get("Message") if local(root) == "Error" else None
+
+
+# --- typed readers -------------------------------------------------------------------------------
+
+_DT = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?(Z|[+-]\d{2}:\d{2})"
+)
+
+
+def utc(text: str | None, url: str | None = None) -> datetime | None:
+    """An EM date-time (0-7 fractional digits, `Z`) as an aware UTC datetime; the 7th digit is dropped."""
+    if text is None:
+        return None
+    m = _DT.fullmatch(text)
+    if not m:
+        raise DataError(f"not an ISO 8601 date-time: {text[:60]!r}", url)
+    y, mo, d, h, mi, s, frac, tz = m.groups()
+    micro = int((frac or "0")[:6].ljust(6, "0"))
+    try:
+        if tz == "Z":
+            return datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), micro, tzinfo=UTC)
+        return datetime.fromisoformat(f"{y}-{mo}-{d}T{h}:{mi}:{s}.{micro:06d}{tz}").astimezone(UTC)
+    except ValueError as exc:
+        raise DataError(f"impossible date-time {text[:60]!r}: {exc}", url) from None
+
+
+def integer(text: str | None, url: str | None = None, bits: int = 64) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise DataError(f"not an integer: {text[:60]!r}", url) from None
+    if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+        raise DataError(f"integer out of {bits}-bit range: {text[:60]!r}", url)
+    return value
+
+
+def _opt_int(text: str | None, url: str) -> int | None:
+    try:
+        return integer(text, url)
+    except DataError as exc:
+        raise ParseError(str(exc), url) from None
+
+
+def boolean(text: str | None, url: str | None = None) -> bool | None:
+    if text is None:
+        return None
+    low = text.lower()
+    if low in ("true", "1"):
+        return True
+    if low in ("false", "0"):
+        return False
+    raise DataError(f"not a boolean: {text[:60]!r}", url)
+
+
+def uid_from_href(href: str, type_name: str) -> str:
+    """EM UIDs are `urn:veeam:<Type>:<guid>` where the guid is the Href's last path segment."""
+    segment = urlsplit(href).path.rstrip("/").rsplit("/", 1)[-1]
+    return f"urn:veeam:{type_name}:{segment}"

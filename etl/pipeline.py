@@ -1,0 +1,241 @@
+"""run(): the one place that knows every stage — crawl → transform → load — plus the run record.
+
+Each query page is one transaction: its missing parents (fetched by link, or recorded from the link
+when EM cannot give them), then its rows, then the lock heartbeat. So every commit leaves the
+warehouse consistent, and a killed run loses at most the page in flight. Watermarks advance only
+when the whole run has committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from . import crawl, db, runs, schema, transform
+from .client import EMClient, RetryPolicy, redact_url
+from .crawl import Page, Reject
+from .errors import LoadError
+from .load import Loader
+from .transform import Entity
+
+log = logging.getLogger(__name__)
+
+TABLES = {t.name: t for t in schema.ENTITY_TABLES}
+
+
+def source_name(url: str) -> str:
+    """The identity of an Enterprise Manager in the warehouse: its API URL, lower-cased, no credentials."""
+    parts = urlsplit(redact_url(url))
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+
+
+def _parent_columns(table) -> list[tuple[str, str]]:
+    """(fk column, parent table) pairs of an entity table, from the schema's foreign keys."""
+    return [(c.name, fk.column.table.name) for c in table.columns for fk in c.foreign_keys
+            if fk.column.table.name in TABLES]
+
+
+@dataclass
+class Options:
+    page_size: int = 500
+    concurrency: int = 4  # requests in flight: gentle enough for a production EM
+    full_refresh: bool = False
+    since: datetime | None = None
+    lookback: timedelta = timedelta(hours=1)  # running sessions are re-read by UID; this covers late collection
+    timeout: float = 60.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    source: str | None = None  # defaults to source_name(url)
+
+
+@dataclass
+class Summary:
+    run_id: int
+    source: str
+    mode: str
+    status: str = "running"
+    tables: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {name: {"inserted": 0, "updated": 0} for name in TABLES})
+    parents_by_link: int = 0  # parents fetched by following a link
+    parents_from_links: int = 0  # parents EM could not give, recorded from what the link says
+    quarantined: int = 0
+    requests: int = 0
+    retries: int = 0
+    foreign_links: int = 0
+    duration_s: float = 0.0
+
+    def stats(self) -> dict:
+        return {"tables": self.tables, "parents_from_links": self.parents_from_links, "requests": self.requests,
+                "retries": self.retries, "quarantined": self.quarantined, "foreign_links": self.foreign_links}
+
+
+class _Run:
+    def __init__(self, eng: Engine, client: EMClient, summary: Summary, pool: ThreadPoolExecutor, ahead: int):
+        self.eng, self.client, self.summary, self.pool, self.ahead = eng, client, summary, pool, ahead
+        self.marks: dict[str, datetime] = {}
+        self.now = schema.now_utc()
+
+    def load_pages(self, type_name: str, filter: str | None = None) -> None:
+        for page in crawl.pages(self.client, self.pool, type_name, filter, self.ahead):
+            self.commit(page)
+
+    def commit(self, page: Page) -> None:
+        s = self.summary
+        try:
+            with self.eng.begin() as conn:
+                loader = Loader(conn, s.source, s.run_id, self.now)
+                self._store(loader, page.entities)
+                for reject in page.rejects:
+                    self._quarantine(conn, reject)
+                runs.heartbeat(conn, s.source, s.run_id)
+        except SQLAlchemyError as exc:
+            table = page.entities[0].table if page.entities else "?"
+            raise LoadError(f"loading a page into {table} failed and was rolled back: "
+                            f"{type(exc).__name__}: {getattr(exc, 'orig', None) or exc} (page {page.url})") from None
+        for e in page.entities:
+            created = e.row.get("creation_time_utc")
+            type_name = transform.TYPE_OF_TABLE[e.table]
+            if created is not None and (type_name not in self.marks or created > self.marks[type_name]):
+                self.marks[type_name] = created
+
+    def _quarantine(self, conn, reject: Reject) -> None:
+        log.warning("quarantined %s %s: %s", reject.type_name, reject.href, reject.error)
+        runs.quarantine(conn, self.summary.source, self.summary.run_id, reject.type_name, reject.href, reject.uid,
+                        reject.error, reject.excerpt)
+        self.summary.quarantined += 1
+
+    def _store(self, loader: Loader, entities: list[Entity]) -> None:
+        """Upsert entities of one table, after making sure every parent they name is in the warehouse."""
+        if not entities:
+            return
+        table = TABLES[entities[0].table]
+        self._ensure_parents(loader, table, entities)
+        inserted, updated = loader.upsert(table, [e.row for e in entities])
+        counts = self.summary.tables[table.name]
+        counts["inserted"] += inserted
+        counts["updated"] += updated
+
+    def _ensure_parents(self, loader: Loader, table, entities: list[Entity]) -> None:
+        for column, parent_table in _parent_columns(table):
+            wanted: dict[str, object] = {}
+            for e in entities:
+                uid = e.row.get(column)
+                if uid is not None and uid not in wanted:
+                    wanted[uid] = e.parents.get(column)
+            missing = set(wanted) - loader.present(TABLES[parent_table], wanted)
+            if missing:
+                self._add_parents(loader, parent_table, {uid: wanted[uid] for uid in sorted(missing)})
+
+    def _add_parents(self, loader: Loader, parent_table: str, links: dict) -> None:
+        """Fetch missing parents by their links (in parallel); record those EM cannot give from the link."""
+        type_name = transform.TYPE_OF_TABLE[parent_table]
+        with_link = [(uid, link) for uid, link in links.items() if link is not None]
+        fetched = self.pool.map(lambda item: crawl.fetch_parent(self.client, item[1], type_name), with_link)
+        found: list[Entity] = []
+        placeholders: list[dict] = []
+        for (uid, link), got in zip(with_link, fetched, strict=True):
+            if isinstance(got, Entity) and got.row["uid"] == uid:
+                found.append(got)
+                continue
+            if isinstance(got, Reject):
+                self._quarantine(loader.conn, got)
+            row = transform.placeholder(parent_table, link)
+            row["uid"] = uid  # the child's own reference wins over the href's last segment
+            placeholders.append(row)
+        placeholders += [{"uid": uid, "href": None, "name": None, "placeholder": True}
+                         for uid, link in links.items() if link is None]
+        self.summary.parents_by_link += len(found)
+        self.summary.parents_from_links += len(placeholders)
+        for p in placeholders:
+            log.warning("recorded %s %s from a link only: EM did not return it", parent_table, p["uid"])
+        self._store(loader, found)
+        if placeholders:
+            inserted, _ = loader.upsert(TABLES[parent_table], placeholders)
+            self.summary.tables[parent_table]["inserted"] += inserted
+
+    def reread_unfinished(self, jobs_before: datetime | None, tasks_before: datetime | None) -> None:
+        """Re-read sessions that were running at an earlier load (and not just re-read), until they finish."""
+        with self.eng.connect() as conn:
+            jobs = runs.unfinished(conn, self.summary.source, schema.replica_job_sessions, jobs_before)
+            tasks = runs.unfinished(conn, self.summary.source, schema.replica_task_sessions, tasks_before)
+            parents = set(jobs)
+            if tasks:
+                for chunk in range(0, len(tasks), 500):
+                    rows = conn.execute(schema.replica_task_sessions.select()
+                                        .with_only_columns(schema.replica_task_sessions.c.job_session_uid)
+                                        .where(schema.replica_task_sessions.c.uid.in_(tasks[chunk:chunk + 500])))
+                    parents.update(r[0] for r in rows)
+        if jobs:
+            log.info("re-reading %d unfinished job sessions", len(jobs))
+        for f in crawl.uid_filters("UID", jobs):
+            self.load_pages("ReplicaJobSession", f)
+        for f in crawl.uid_filters("JobSessionUid", sorted(parents)):
+            self.load_pages("ReplicaTaskSession", f)
+
+
+def plan(opts: Options, marks: dict[str, datetime]) -> tuple[str, dict[str, datetime | None]]:
+    """The mode and, per session type, the CreationTime to query from (None: everything).
+
+    The first run on an empty warehouse and --full-refresh read everything; --since reads from the
+    given instant; otherwise each type is read from its watermark minus the lookback.
+    """
+    if opts.full_refresh or (not marks and opts.since is None):
+        return "full", dict.fromkeys(crawl.SESSION_TYPES)
+    if opts.since is not None:
+        return "since", dict.fromkeys(crawl.SESSION_TYPES, opts.since)
+    return "incremental", {t: marks[t] - opts.lookback if t in marks else None for t in crawl.SESSION_TYPES}
+
+
+def run(eng: Engine, url: str, user: str, password: str, *, verify: bool | str = True,
+        options: Options | None = None, transport=None) -> Summary:
+    """Crawl one Enterprise Manager into the warehouse. Raises a VeeamEtlError on failure."""
+    opts = options or Options()
+    source = opts.source or source_name(url)
+    started = time.monotonic()
+    db.ensure_current(eng)
+    runs.acquire_lock(eng, source)
+    try:
+        with eng.connect() as conn:
+            marks = runs.watermarks(conn, source)
+        mode, windows = plan(opts, marks)
+        run_id = runs.start_run(eng, source, mode)
+        summary = Summary(run_id, source, mode)
+        log.info("run %d: %s load of %s", run_id, mode, source)
+        client = EMClient(url, user, password, verify=verify, timeout=opts.timeout, page_size=opts.page_size,
+                          retry=opts.retry, transport=transport, pool_size=opts.concurrency + 1)
+        try:
+            with client, ThreadPoolExecutor(opts.concurrency, thread_name_prefix="em") as pool:
+                job = _Run(eng, client, summary, pool, opts.concurrency)
+                job.load_pages("BackupServer")
+                for type_name in crawl.SESSION_TYPES:
+                    window = windows[type_name]
+                    job.load_pages(type_name, crawl.since_filter(window) if window else None)
+                if mode != "full":
+                    job.reread_unfinished(windows["ReplicaJobSession"], windows["ReplicaTaskSession"])
+            summary.requests, summary.retries = client.requests, client.retries
+            summary.foreign_links = client.foreign_links
+            summary.status = "succeeded"
+            summary.duration_s = time.monotonic() - started
+            with eng.begin() as conn:
+                runs.advance_watermarks(conn, source, run_id, job.marks)
+                runs.finish_run(conn, run_id, "succeeded", summary.stats())
+            return summary
+        except BaseException as exc:
+            summary.requests, summary.retries = client.requests, client.retries
+            summary.foreign_links = client.foreign_links
+            summary.status = "failed"
+            summary.duration_s = time.monotonic() - started
+            try:
+                with eng.begin() as conn:
+                    runs.finish_run(conn, run_id, "failed", summary.stats(), error=str(exc) or type(exc).__name__)
+            except SQLAlchemyError as db_exc:
+                log.error("could not record the failed run: %s", db_exc)
+            raise
+    finally:
+        runs.release_lock(eng, source)

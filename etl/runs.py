@@ -1,0 +1,154 @@
+"""Bookkeeping of scheduled loads: the run record, the one-run-at-a-time lock, watermarks, quarantine.
+
+All state lives in the warehouse (etl_* tables) so that several hosts and Enterprise Managers can
+share one warehouse. Knows no HTTP.
+
+Lock rule: one row per source in etl_locks. A second run finds the row and exits 75, unless the
+holder is stale: on the same host and its process is gone, or its heartbeat (refreshed at every
+commit) is older than `stale_after`. A stale lock is taken over and its run is marked failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, and_, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .errors import LockHeld
+from .schema import etl_locks, etl_quarantine, etl_runs, etl_watermarks, now_utc
+
+HOST = socket.gethostname()
+STALE_AFTER = timedelta(minutes=30)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def acquire_lock(eng: Engine, source: str, stale_after: timedelta = STALE_AFTER) -> None:
+    """Take the (warehouse, source) lock or raise LockHeld."""
+    now = now_utc()
+    mine = {"source": source, "run_id": None, "host": HOST, "pid": os.getpid(), "acquired_at": now, "heartbeat_at": now}
+    try:
+        with eng.begin() as conn:
+            conn.execute(insert(etl_locks).values(**mine))
+        return
+    except IntegrityError:
+        pass
+    with eng.begin() as conn:
+        held = conn.execute(select(etl_locks).where(etl_locks.c.source == source)).mappings().first()
+    if held is None:  # released between our insert and select: try once more
+        return acquire_lock(eng, source, stale_after)
+    stale = (held["host"] == HOST and not _alive(held["pid"])) or now - held["heartbeat_at"] > stale_after
+    if not stale:
+        raise LockHeld(
+            f"another run holds the lock for {source} (run {held['run_id']}, pid {held['pid']} on {held['host']}, "
+            f"since {held['acquired_at']:%Y-%m-%d %H:%M:%S}Z)"
+        )
+    with eng.begin() as conn:  # compare-and-swap: only one contender replaces the stale holder
+        taken = conn.execute(
+            update(etl_locks)
+            .where(and_(etl_locks.c.source == source, etl_locks.c.pid == held["pid"], etl_locks.c.host == held["host"],
+                        etl_locks.c.heartbeat_at == held["heartbeat_at"]))
+            .values(**mine)
+        ).rowcount
+        if taken != 1:
+            raise LockHeld(f"another run took over the stale lock for {source} first")
+        if held["run_id"] is not None:
+            conn.execute(
+                update(etl_runs)
+                .where(and_(etl_runs.c.id == held["run_id"], etl_runs.c.status == "running"))
+                .values(status="failed", finished_at=now, error="abandoned: the process ended without finishing")
+            )
+
+
+def heartbeat(conn, source: str, run_id: int) -> None:
+    conn.execute(update(etl_locks).where(etl_locks.c.source == source).values(run_id=run_id, heartbeat_at=now_utc()))
+
+
+def release_lock(eng: Engine, source: str) -> None:
+    with eng.begin() as conn:
+        conn.execute(delete(etl_locks).where(and_(etl_locks.c.source == source, etl_locks.c.pid == os.getpid(),
+                                                  etl_locks.c.host == HOST)))
+
+
+def start_run(eng: Engine, source: str, mode: str) -> int:
+    with eng.begin() as conn:
+        run_id = conn.execute(
+            insert(etl_runs).values(source=source, started_at=now_utc(), status="running", mode=mode, rows_inserted=0,
+                                    rows_updated=0, parents_from_links=0, requests=0, retries=0, quarantined=0,
+                                    foreign_links=0, host=HOST, pid=os.getpid())
+        ).inserted_primary_key[0]
+        heartbeat(conn, source, run_id)
+    return run_id
+
+
+def finish_run(conn, run_id: int, status: str, stats: dict, error: str | None = None) -> None:
+    counts = stats.get("tables", {})
+    conn.execute(
+        update(etl_runs).where(etl_runs.c.id == run_id).values(
+            status=status,
+            finished_at=now_utc(),
+            rows_inserted=sum(c["inserted"] for c in counts.values()),
+            rows_updated=sum(c["updated"] for c in counts.values()),
+            counts=json.dumps(counts, sort_keys=True),
+            parents_from_links=stats.get("parents_from_links", 0),
+            requests=stats.get("requests", 0),
+            retries=stats.get("retries", 0),
+            quarantined=stats.get("quarantined", 0),
+            foreign_links=stats.get("foreign_links", 0),
+            error=error[:4000] if error else None,
+        )
+    )
+
+
+def watermarks(conn, source: str) -> dict[str, datetime]:
+    rows = conn.execute(select(etl_watermarks.c.entity_type, etl_watermarks.c.watermark_utc)
+                        .where(etl_watermarks.c.source == source))
+    return dict(rows.tuples().all())
+
+
+def advance_watermarks(conn, source: str, run_id: int, marks: dict[str, datetime]) -> None:
+    """Set each entity type's watermark to the newest creation time this run committed (never back)."""
+    old = watermarks(conn, source)
+    now = now_utc()
+    for entity_type, mark in marks.items():
+        if entity_type in old:
+            if mark <= old[entity_type]:
+                continue
+            conn.execute(update(etl_watermarks)
+                         .where(and_(etl_watermarks.c.source == source, etl_watermarks.c.entity_type == entity_type))
+                         .values(watermark_utc=mark, run_id=run_id, updated_at=now))
+        else:
+            conn.execute(insert(etl_watermarks).values(source=source, entity_type=entity_type, watermark_utc=mark,
+                                                       run_id=run_id, updated_at=now))
+
+
+def quarantine(conn, source: str, run_id: int, entity_type: str, href: str, uid: str | None, error: str,
+               excerpt: str) -> None:
+    """Record an entity whose fields could not be read (one row per source and href, latest error wins)."""
+    conn.execute(delete(etl_quarantine).where(and_(etl_quarantine.c.source == source, etl_quarantine.c.href == href)))
+    conn.execute(insert(etl_quarantine).values(source=source, href=href, entity_type=entity_type, uid=uid,
+                                               error=error[:2000], excerpt=excerpt[:2000], run_id=run_id,
+                                               quarantined_at=now_utc()))
+
+
+def unfinished(conn, source: str, table, before: datetime | None) -> list[str]:
+    """UIDs of sessions of `source` that were still running at their last load."""
+    query = select(table.c.uid).where(and_(table.c.source == source, table.c.end_time_utc.is_(None)))
+    if "placeholder" in table.c:
+        query = query.where(table.c.placeholder.is_(False))
+    if before is not None:
+        query = query.where(table.c.creation_time_utc < before)
+    return list(conn.scalars(query))
+

@@ -1,0 +1,229 @@
+"""The warehouse schema: the one definition that load, migrations, reports and tests use.
+
+Entity tables are keyed by the EM UID and carry the load metadata (source, first/last loaded,
+run id). Bookkeeping tables (etl_*) hold runs, watermarks, locks, quarantine and settings.
+Imports nothing from the rest of etl.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator):
+    """An instant: ``timestamptz`` on PostgreSQL; on SQLite stored as UTC text and read back aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: instants must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def _uid() -> Column:
+    return Column("uid", String(200), primary_key=True)
+
+
+def _load_metadata() -> list[Column]:
+    """Columns every entity table carries; `placeholder` marks rows recorded only from a link."""
+    return [
+        Column("source", String(500), nullable=False),
+        Column("first_loaded_at", UTCDateTime, nullable=False),
+        Column("last_loaded_at", UTCDateTime, nullable=False),
+        Column("run_id", Integer, ForeignKey("etl_runs.id"), nullable=False),
+    ]
+
+
+etl_runs = Table(
+    "etl_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(500), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("status", String(20), nullable=False),  # running | succeeded | failed
+    Column("mode", String(20), nullable=False),  # full | incremental | since
+    Column("rows_inserted", Integer, nullable=False, default=0),
+    Column("rows_updated", Integer, nullable=False, default=0),
+    Column("counts", Text),  # JSON: {table: {"inserted": n, "updated": n}}
+    Column("parents_from_links", Integer, nullable=False, default=0),
+    Column("requests", Integer, nullable=False, default=0),
+    Column("retries", Integer, nullable=False, default=0),
+    Column("quarantined", Integer, nullable=False, default=0),
+    Column("foreign_links", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Column("host", String(255)),
+    Column("pid", Integer),
+)
+Index(None, etl_runs.c.source, etl_runs.c.started_at)
+
+backup_servers = Table(
+    "backup_servers",
+    metadata,
+    _uid(),
+    Column("href", Text),
+    Column("name", String(500)),
+    Column("description", Text),
+    Column("port", Integer),
+    Column("version", String(100)),
+    Column("wcf_port", Integer),
+    Column("vbr_certificate_thumbprint", String(200)),
+    Column("placeholder", Boolean, nullable=False, default=False),
+    *_load_metadata(),
+)
+
+replica_job_sessions = Table(
+    "replica_job_sessions",
+    metadata,
+    _uid(),
+    Column("href", Text),
+    Column("backup_server_uid", String(200), ForeignKey("backup_servers.uid")),
+    Column("job_uid", String(200)),
+    Column("job_name", String(500)),
+    Column("job_type", String(100)),
+    Column("name", String(500)),
+    Column("creation_time_utc", UTCDateTime),
+    Column("end_time_utc", UTCDateTime),
+    Column("state", String(50)),
+    Column("result", String(50)),
+    Column("progress", Integer),
+    Column("is_retry", Boolean),
+    Column("failure_message", Text),
+    Column("placeholder", Boolean, nullable=False, default=False),
+    *_load_metadata(),
+)
+Index(None, replica_job_sessions.c.creation_time_utc)
+Index(None, replica_job_sessions.c.backup_server_uid)
+Index(None, replica_job_sessions.c.job_uid, replica_job_sessions.c.creation_time_utc)
+Index(None, replica_job_sessions.c.source, replica_job_sessions.c.end_time_utc)
+
+vm_replica_points = Table(
+    "vm_replica_points",
+    metadata,
+    _uid(),
+    Column("href", Text),
+    Column("backup_server_uid", String(200), ForeignKey("backup_servers.uid")),
+    Column("replica_uid", String(200)),
+    Column("name", String(500)),
+    Column("vm_display_name", String(500)),
+    Column("vm_name", String(500)),
+    Column("creation_time_utc", UTCDateTime),
+    Column("algorithm", String(50)),
+    Column("point_type", String(50)),
+    Column("placeholder", Boolean, nullable=False, default=False),
+    *_load_metadata(),
+)
+Index(None, vm_replica_points.c.creation_time_utc)
+Index(None, vm_replica_points.c.vm_display_name, vm_replica_points.c.creation_time_utc)
+Index(None, vm_replica_points.c.backup_server_uid)
+
+replica_task_sessions = Table(
+    "replica_task_sessions",
+    metadata,
+    _uid(),
+    Column("href", Text),
+    Column("job_session_uid", String(200), ForeignKey("replica_job_sessions.uid"), nullable=False),
+    Column("backup_server_uid", String(200), ForeignKey("backup_servers.uid")),
+    Column("replica_point_uid", String(200), ForeignKey("vm_replica_points.uid")),
+    Column("name", String(500)),
+    Column("vm_display_name", String(500)),
+    Column("creation_time_utc", UTCDateTime),
+    Column("end_time_utc", UTCDateTime),
+    Column("state", String(50)),
+    Column("result", String(50)),
+    Column("reason", Text),
+    Column("total_size", BigInteger),
+    *_load_metadata(),
+)
+Index(None, replica_task_sessions.c.job_session_uid)
+Index(None, replica_task_sessions.c.vm_display_name, replica_task_sessions.c.creation_time_utc)
+Index(None, replica_task_sessions.c.creation_time_utc)
+Index(None, replica_task_sessions.c.backup_server_uid)
+Index(None, replica_task_sessions.c.replica_point_uid)
+Index(None, replica_task_sessions.c.source, replica_task_sessions.c.end_time_utc)
+
+etl_watermarks = Table(
+    "etl_watermarks",
+    metadata,
+    Column("source", String(500), primary_key=True),
+    Column("entity_type", String(100), primary_key=True),
+    Column("watermark_utc", UTCDateTime, nullable=False),
+    Column("run_id", Integer, ForeignKey("etl_runs.id"), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+etl_locks = Table(
+    "etl_locks",
+    metadata,
+    Column("source", String(500), primary_key=True),
+    Column("run_id", Integer),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+)
+
+etl_quarantine = Table(
+    "etl_quarantine",
+    metadata,
+    Column("source", String(500), primary_key=True),
+    Column("href", String(2000), primary_key=True),
+    Column("entity_type", String(100), nullable=False),
+    Column("uid", String(200)),
+    Column("error", Text, nullable=False),
+    Column("excerpt", Text),
+    Column("run_id", Integer, ForeignKey("etl_runs.id"), nullable=False),
+    Column("quarantined_at", UTCDateTime, nullable=False),
+)
+
+etl_settings = Table(
+    "etl_settings",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# Entity tables in load order: parents before children.
+ENTITY_TABLES = [backup_servers, replica_job_sessions, vm_replica_points, replica_task_sessions]
+META_COLUMNS = frozenset({"source", "first_loaded_at", "last_loaded_at", "run_id"})

@@ -1,0 +1,151 @@
+"""Pure: one small function per EM entity type turning an lxml element into a warehouse row.
+
+A row is a plain dict keyed by the table's columns (without the load metadata). Alongside it we
+return the links to the row's parents, so the crawl can fetch or record a parent it has not seen.
+Unreadable fields raise DataError (the entity is quarantined, never half-written). No I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from lxml import etree
+
+from . import parse
+from .errors import DataError
+from .parse import Link
+
+JOB_STATES = frozenset({"Starting", "Working", "Stopping", "Pausing", "Resuming", "Stopped", "Postprocessing"})
+TASK_STATES = frozenset({"Pending", "InProgress", "Completed"})
+RESULTS = frozenset({"Success", "Warning", "Failed", "None"})
+ALGORITHMS = frozenset({"Full", "Incremental", "ReversedIncremental", "SyntheticFull"})
+POINT_TYPES = frozenset({"Full", "Increment", "ReverseIncrement", "Snapshot"})
+
+
+class Entity(NamedTuple):
+    table: str
+    row: dict
+    parents: dict[str, Link]  # foreign-key column -> the link that names the parent
+
+
+def _enum(value: str | None, allowed: frozenset[str], field: str, url: str | None) -> str | None:
+    if value is not None and value not in allowed:
+        raise DataError(f"unknown {field} {value[:60]!r}", url)
+    return value
+
+
+def _head(el: etree._Element) -> tuple[dict, dict[str, str | None], list[Link], str | None]:
+    url = el.get("Href")
+    uid = el.get("UID")
+    if not uid or not uid.startswith("urn:veeam:"):
+        raise DataError(f"{parse.local(el)} without a valid UID attribute", url)
+    return {"uid": uid, "href": url, "name": el.get("Name")}, parse.fields(el), parse.links(el), url
+
+
+def _up(links: list[Link], link_type: str, rel: str = "Up") -> Link | None:
+    return next((ln for ln in links if ln.rel == rel and ln.type == link_type), None)
+
+
+def _parent(parents: dict[str, Link], column: str, link: Link | None, type_name: str) -> str | None:
+    if link is None:
+        return None
+    parents[column] = link
+    return parse.uid_from_href(link.href, type_name)
+
+
+def backup_server(el: etree._Element) -> Entity:
+    row, f, _, url = _head(el)
+    row.update(
+        description=f.get("Description"),
+        port=parse.integer(f.get("Port"), url, 32),
+        version=f.get("Version"),
+        wcf_port=parse.integer(f.get("WcfPort"), url, 32),
+        vbr_certificate_thumbprint=f.get("VbrCertificateThumbprint"),
+        placeholder=False,
+    )
+    return Entity("backup_servers", row, {})
+
+
+def replica_job_session(el: etree._Element) -> Entity:
+    row, f, links, url = _head(el)
+    parents: dict[str, Link] = {}
+    job_link = _up(links, "JobReference")
+    row.update(
+        backup_server_uid=_parent(parents, "backup_server_uid", _up(links, "BackupServerReference"), "BackupServer"),
+        job_uid=f.get("JobUid") or (job_link and parse.uid_from_href(job_link.href, "Job")),
+        job_name=f.get("JobName"),
+        job_type=f.get("JobType"),
+        creation_time_utc=parse.utc(f.get("CreationTimeUTC"), url),
+        end_time_utc=parse.utc(f.get("EndTimeUTC"), url),
+        state=_enum(f.get("State"), JOB_STATES, "State", url),
+        result=_enum(f.get("Result"), RESULTS, "Result", url),
+        progress=parse.integer(f.get("Progress"), url, 32),
+        is_retry=parse.boolean(f.get("IsRetry"), url),
+        failure_message=f.get("FailureMessage"),
+        placeholder=False,
+    )
+    return Entity("replica_job_sessions", row, parents)
+
+
+def replica_task_session(el: etree._Element) -> Entity:
+    row, f, links, url = _head(el)
+    parents: dict[str, Link] = {}
+    job_link = _up(links, "ReplicaJobSessionReference")
+    job_uid = _parent(parents, "job_session_uid", job_link, "ReplicaJobSession")
+    row.update(
+        job_session_uid=f.get("JobSessionUid") or job_uid,
+        backup_server_uid=_parent(parents, "backup_server_uid", _up(links, "BackupServerReference"), "BackupServer"),
+        replica_point_uid=_parent(parents, "replica_point_uid", _up(links, "VmReplicaPoint", "Related"), "VmReplicaPoint"),
+        vm_display_name=el.get("VmDisplayName"),
+        creation_time_utc=parse.utc(f.get("CreationTimeUTC"), url),
+        end_time_utc=parse.utc(f.get("EndTimeUTC"), url),
+        state=_enum(f.get("State"), TASK_STATES, "State", url),
+        result=_enum(f.get("Result"), RESULTS, "Result", url),
+        reason=f.get("Reason"),
+        total_size=parse.integer(f.get("TotalSize"), url),
+    )
+    if row["job_session_uid"] is None:
+        raise DataError("ReplicaTaskSession without JobSessionUid or an Up link to its job session", url)
+    return Entity("replica_task_sessions", row, parents)
+
+
+def vm_replica_point(el: etree._Element) -> Entity:
+    row, f, links, url = _head(el)
+    parents: dict[str, Link] = {}
+    replica = _up(links, "ReplicaReference")
+    row.update(
+        backup_server_uid=_parent(parents, "backup_server_uid", _up(links, "BackupServerReference"), "BackupServer"),
+        replica_uid=replica and parse.uid_from_href(replica.href, "Replica"),
+        vm_display_name=el.get("VmDisplayName"),
+        vm_name=f.get("VmName"),
+        creation_time_utc=parse.utc(f.get("CreationTimeUTC"), url),
+        algorithm=_enum(f.get("Algorithm"), ALGORITHMS, "Algorithm", url),
+        point_type=_enum(f.get("PointType"), POINT_TYPES, "PointType", url),
+        placeholder=False,
+    )
+    return Entity("vm_replica_points", row, parents)
+
+
+# EM type name -> (table, row function). The crawl queries these types in this order.
+ENTITY_TYPES: dict[str, tuple[str, Callable[[etree._Element], Entity]]] = {
+    "BackupServer": ("backup_servers", backup_server),
+    "ReplicaJobSession": ("replica_job_sessions", replica_job_session),
+    "VmReplicaPoint": ("vm_replica_points", vm_replica_point),
+    "ReplicaTaskSession": ("replica_task_sessions", replica_task_session),
+}
+TYPE_OF_TABLE = {table: type_name for type_name, (table, _) in ENTITY_TYPES.items()}
+
+
+def entity(type_name: str, el: etree._Element) -> Entity:
+    return ENTITY_TYPES[type_name][1](el)
+
+
+def placeholder(table: str, link: Link) -> dict:
+    """A parent EM would not give us, recorded from what the child's link says."""
+    return {
+        "uid": parse.uid_from_href(link.href, TYPE_OF_TABLE[table]),
+        "href": link.href,
+        "name": link.name,
+        "placeholder": True,
+    }
