@@ -1,0 +1,309 @@
+"""The `/api/query` service: filter language (parse + evaluate), sorting and paging.
+
+Grammar: `expr := and (',' and)*`, `and := term (';' term)*`, `term := '(' expr ')' | Name OP value`;
+so `;` (AND) binds tighter than `,` (OR). See `FILTER_DOC` for value semantics.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from .world import World, to_ticks
+
+FILTER_DOC = """\
+Values are bare tokens (no spaces or ;,()"=!<>) or double-quoted strings ("" for a quote).
+Strings compare case-insensitively for every operator. Numbers compare numerically, booleans are
+true/false (false < true). Date-times must be UTC ISO instants ending in Z with 0-7 fraction digits
+and compare at 100 ns precision. Enums compare by documented index (Result: None=-1 < Success <
+Warning < Failed). A missing value (e.g. EndTime of a running session) satisfies only `!=`.
+Unknown parameters, operators, enum names or malformed values are rejected with 400."""
+
+JS_STATES = ("Starting", "Working", "Stopping", "Pausing", "Resuming", "Stopped")
+TASK_STATES = ("Pending", "InProgress", "Completed")
+RESULT_ENUM = ("Success", "Warning", "Failed")
+ALGORITHMS = ("Full", "Incremental", "ReversedIncremental", "SyntheticFull")
+POINT_TYPES = ("Full", "Increment", "ReverseIncrement", "Snapshot")
+DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?Z$")
+TOKEN_RE = re.compile(r'\s*(?:(?P<op>==|!=|<=|>=|<|>)|(?P<punct>[();,])|"(?P<str>(?:[^"]|"")*)"'
+                      r'|(?P<word>[^\s;,()"=!<>]+))')
+
+
+class QueryError(ValueError):
+    """Malformed query: the server answers 400 with this message."""
+
+
+def _enum(names):
+    return ("enum", {n.lower(): i for i, n in enumerate(names)})
+
+
+def _server(o):
+    kind = o.kind
+    if kind == "ReplicaJobSession":
+        return o.job.server
+    if kind == "ReplicaTaskSession":
+        return o.js.job.server
+    return o.task.js.job.server
+
+
+def _job(o):
+    return o.job if o.kind == "ReplicaJobSession" else o.js.job
+
+
+def _common() -> dict:
+    return {"uid": ("UID", ("str",), lambda o: o.uid), "name": ("Name", ("str",), lambda o: o.name)}
+
+
+def params_for(kind: str, w: World) -> dict:
+    """{lower-case filter name: (canonical name, kind, getter(obj) -> comparable | None)}."""
+    p = _common()
+    srv = {"backupserveruid": ("BackupServerUid", ("str",), lambda o: _server(o).uid),
+           "backupservername": ("BackupServerName", ("str",), lambda o: _server(o).name)}
+    if kind == "BackupServer":
+        p.update({"description": ("Description", ("str",), lambda o: o.description),
+                  "ipordnsname": ("IpOrDnsName", ("str",), lambda o: o.name),
+                  "port": ("Port", ("int",), lambda o: o.port),
+                  "version": ("Version", ("str",), lambda o: o.version)})
+    elif kind == "ReplicaJobSession":
+        p.update(srv)
+        p.update({"jobtype": ("JobType", ("str",), lambda o: "Replica"),
+                  "jobuid": ("JobUid", ("str",), lambda o: f"urn:veeam:Job:{o.job.guid}"),
+                  "jobname": ("JobName", ("str",), lambda o: o.job.name),
+                  "creationtime": ("CreationTime", ("date",), lambda o: o.start),
+                  "endtime": ("EndTime", ("date",), lambda o: w.js_state(o)[3]),
+                  "state": ("State", _enum(JS_STATES), lambda o: JS_STATES.index(w.js_state(o)[0])),
+                  "result": ("Result", _enum(RESULT_ENUM), lambda o: _res(w.js_state(o)[1])),
+                  "isretry": ("IsRetry", ("bool",), lambda o: o.is_retry)})
+    elif kind == "ReplicaTaskSession":
+        p.update(srv)
+        p.update({"creationtime": ("CreationTime", ("date",), lambda o: o.created),
+                  "endtime": ("EndTime", ("date",), lambda o: w.task_state(o)[2]),
+                  "state": ("State", _enum(TASK_STATES), lambda o: TASK_STATES.index(w.task_state(o)[0])),
+                  "result": ("Result", _enum(RESULT_ENUM), lambda o: _res(w.task_state(o)[1])),
+                  "reason": ("Reason", ("str",), lambda o: o.reason if o.end <= w.now_ticks else ""),
+                  "totalsize": ("TotalSize", ("int",), lambda o: o.js.job.vms[o.vm][2]),
+                  "jobsessionuid": ("JobSessionUid", ("str",), lambda o: o.js.uid),
+                  "jobuid": ("JobUid", ("str",), lambda o: f"urn:veeam:Job:{o.js.job.guid}"),
+                  "jobname": ("JobName", ("str",), lambda o: o.js.job.name),
+                  "vmdisplayname": ("VmDisplayName", ("str",), lambda o: o.vm_name)})
+    elif kind == "VmReplicaPoint":
+        p.update(srv)
+        p.update({"creationtime": ("CreationTime", ("date",), lambda o: o.created),
+                  "type": ("Type", _enum(POINT_TYPES), lambda o: POINT_TYPES.index(o.point_type)),
+                  "algorithm": ("Algorithm", _enum(ALGORITHMS), lambda o: ALGORITHMS.index(o.algorithm)),
+                  "replicauid": ("ReplicaUid", ("str",), lambda o: f"urn:veeam:Replica:{o.task.js.job.vms[o.task.vm][1]}"),
+                  "replicaname": ("ReplicaName", ("str",), lambda o: o.task.vm_name),
+                  "vmdisplayname": ("VmDisplayName", ("str",), lambda o: o.task.vm_name)})
+    return p
+
+
+def _res(r):
+    return -1 if r is None else r
+
+
+def parse_date(text: str) -> int:
+    m = DATE_RE.match(text)
+    if not m:
+        raise QueryError(f"Invalid date-time {text!r}: expected UTC like 2025-08-15T06:00:00Z")
+    y, mo, d, h, mi, s, frac = m.groups()
+    try:
+        dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=UTC)
+    except ValueError as e:
+        raise QueryError(f"Invalid date-time {text!r}: {e}") from None
+    return to_ticks(dt) + (int(frac.ljust(7, "0")) if frac else 0)
+
+
+def _coerce(kind: tuple, name: str, raw: str):
+    k = kind[0]
+    if k == "str":
+        return raw.casefold()
+    if k == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise QueryError(f"{name}: {raw!r} is not an integer") from None
+    if k == "bool":
+        if raw.lower() not in ("true", "false"):
+            raise QueryError(f"{name}: {raw!r} is not true/false")
+        return raw.lower() == "true"
+    if k == "date":
+        return parse_date(raw)
+    if raw.lower() == "none" and name == "Result":
+        return -1
+    try:
+        return kind[1][raw.lower()]
+    except KeyError:
+        raise QueryError(f"{name}: unknown value {raw!r}") from None
+
+
+_OPS = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+        ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b}
+
+
+def tokenize(text: str) -> list[tuple[str, str]]:
+    out, pos = [], 0
+    text = text.rstrip()
+    while pos < len(text):
+        m = TOKEN_RE.match(text, pos)
+        if not m or m.end() == pos:
+            raise QueryError(f"Unexpected character {text[pos:pos + 10]!r} at {pos}")
+        pos = m.end()
+        for kind in ("op", "punct", "str", "word"):
+            if m.group(kind) is not None:
+                val = m.group(kind)
+                out.append((kind, val.replace('""', '"') if kind == "str" else val))
+                break
+    return out
+
+
+def parse_filter(text: str, params: dict):
+    """Compile a filter to a predicate `f(obj) -> bool`; raises QueryError."""
+    toks = tokenize(text)
+    pos = 0
+
+    def peek():
+        return toks[pos] if pos < len(toks) else ("end", "")
+
+    def expr():
+        nonlocal pos
+        terms = [conj()]
+        while peek() == ("punct", ","):
+            pos += 1
+            terms.append(conj())
+        return terms[0] if len(terms) == 1 else (lambda o: any(t(o) for t in terms))
+
+    def conj():
+        nonlocal pos
+        terms = [term()]
+        while peek() == ("punct", ";"):
+            pos += 1
+            terms.append(term())
+        return terms[0] if len(terms) == 1 else (lambda o: all(t(o) for t in terms))
+
+    def term():
+        nonlocal pos
+        tok = peek()
+        if tok == ("punct", "("):
+            pos += 1
+            inner = expr()
+            if peek() != ("punct", ")"):
+                raise QueryError("Missing ')' in filter")
+            pos += 1
+            return inner
+        if tok[0] != "word":
+            raise QueryError(f"Expected a filter parameter, got {tok[1]!r}")
+        spec = params.get(tok[1].lower())
+        if spec is None:
+            raise QueryError(f"Unknown filter parameter {tok[1]!r}")
+        pos += 1
+        op = peek()
+        if op[0] != "op":
+            raise QueryError(f"Expected an operator after {tok[1]}")
+        pos += 1
+        val = peek()
+        if val[0] not in ("word", "str"):
+            raise QueryError(f"Expected a value after {tok[1]}{op[1]}")
+        pos += 1
+        name, kind, get = spec
+        want, fn = _coerce(kind, name, val[1]), _OPS[op[1]]
+        is_str, is_ne = kind[0] == "str", op[1] == "!="
+
+        def pred(o):
+            v = get(o)
+            if v is None:
+                return is_ne
+            return fn(v.casefold() if is_str else v, want)
+
+        return pred
+
+    if not toks:
+        return None
+    pred = expr()
+    if pos != len(toks):
+        raise QueryError(f"Unexpected {toks[pos][1]!r} in filter")
+    return pred
+
+
+def sort_key(get, kind):
+    if kind[0] == "str":
+        return lambda o: (0, "", o.guid) if get(o) is None else (1, get(o).casefold(), o.guid)
+    return lambda o: (0, 0, o.guid) if get(o) is None else (1, get(o), o.guid)
+
+
+class QueryEngine:
+    """Runs queries against a world; caches the filtered+sorted list per (type, filter, sort)."""
+
+    TYPES = {"backupserver": "BackupServer", "replicajobsession": "ReplicaJobSession",
+             "replicatasksession": "ReplicaTaskSession", "vmreplicapoint": "VmReplicaPoint"}
+
+    def __init__(self, world: World, max_cached: int = 256):
+        self.w = world
+        self._params = {k: params_for(k, world) for k in self.TYPES.values()}
+        self._cache: dict[tuple, list] = {}
+        self._gen = world.generation
+        self.max_cached = max_cached
+
+    def source(self, kind: str) -> list:
+        w = self.w
+        if kind == "BackupServer":
+            return w.visible_servers()
+        if kind == "ReplicaJobSession":
+            return w.queryable_job_sessions()
+        return w.tasks if kind == "ReplicaTaskSession" else w.points
+
+    def select(self, kind: str, flt: str, sort_by: str | None, desc: bool) -> list:
+        if self._gen != self.w.generation:
+            self._cache.clear()
+            self._gen = self.w.generation
+        key = (kind, flt, (sort_by or "").lower(), desc)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        params = self._params[kind]
+        pred = parse_filter(flt, params)
+        objs = self.source(kind)
+        objs = [o for o in objs if pred(o)] if pred else list(objs)
+        if sort_by:
+            spec = params.get(sort_by.lower())
+            if spec is None:
+                raise QueryError(f"Unknown sort parameter {sort_by!r}")
+            objs.sort(key=sort_key(spec[2], spec[1]), reverse=desc)
+        if len(self._cache) >= self.max_cached:
+            self._cache.clear()
+        self._cache[key] = objs
+        return objs
+
+    def run(self, q: dict[str, str], api: str):
+        """Parse query-string params (lower-case keys); returns (kind, page objs, entity?, page, size,
+        pages_count, [(rel, href)])."""
+        raw_type = q.get("type")
+        if not raw_type:
+            raise QueryError("Query parameter 'type' is required")
+        kind = self.TYPES.get(raw_type.lower())
+        if kind is None:
+            raise QueryError(f"Unsupported query type {raw_type!r}")
+        fmt = (q.get("format") or "References").lower()
+        if fmt not in ("entities", "references"):
+            raise QueryError(f"Unknown format {q.get('format')!r}")
+        try:
+            size = int(q.get("pagesize") or 100)
+            page = int(q.get("page") or 1)
+        except ValueError:
+            raise QueryError("pageSize and page must be integers") from None
+        if size <= 0 or page <= 0:
+            raise QueryError("pageSize and page must be positive")
+        if q.get("sortasc") and q.get("sortdesc"):
+            raise QueryError("Use either sortAsc or sortDesc")
+        sort_by, desc = (q["sortdesc"], True) if q.get("sortdesc") else (q.get("sortasc"), False)
+        flt = q.get("filter") or ""
+        objs = self.select(kind, flt, sort_by, desc)
+        count = max(1, -(-len(objs) // size))
+        base = f"{api}/query?type={kind}&format={'Entities' if fmt == 'entities' else 'References'}&pageSize={size}"
+        tail = (f"&filter={quote(flt, safe='')}" if flt else "") + (
+            f"&{'sortDesc' if desc else 'sortAsc'}={quote(sort_by, safe='')}" if sort_by else "")
+        links = [("First", f"{base}&page=1{tail}")]
+        if page < count:
+            links.append(("Next", f"{base}&page={page + 1}{tail}"))
+        links.append(("Last", f"{base}&page={count}{tail}"))
+        return kind, objs[(page - 1) * size: page * size], fmt == "entities", page, size, count, links

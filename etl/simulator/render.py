@@ -1,0 +1,230 @@
+"""XML rendering of EM entities, references, collections and query results.
+
+Each object's entity/reference form is rendered once into bytes (without the namespace declaration)
+and cached; the world's advance listener drops only the objects whose state changed.
+"""
+
+from __future__ import annotations
+
+import random
+from xml.sax.saxutils import escape
+
+from .world import NS, RESULTS, World, fmt_ts
+
+_ATTR = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
+PLURAL = {"BackupServer": "BackupServers", "ReplicaJobSession": "ReplicaJobSessions",
+          "ReplicaTaskSession": "ReplicaTaskSessions", "VmReplicaPoint": "VmReplicaPoints"}
+
+
+def attrs(pairs: list[tuple[str, str]], rng: random.Random | None = None) -> str:
+    if rng is not None:
+        pairs = list(pairs)
+        rng.shuffle(pairs)
+    return "".join(f' {k}="{escape(v, _ATTR)}"' for k, v in pairs)
+
+
+class Renderer:
+    """Renders one world for one origin (`http://host:port`); thread-safe under `world.lock`."""
+
+    def __init__(self, world: World, origin: str):
+        self.w, self.q = world, world.quirks
+        self.origin = (self.q.public_origin or origin).rstrip("/")
+        self.api = self.origin + "/api"
+        self.p = "v:" if self.q.prefixed_namespace else ""
+        self.nsdecl = f' xmlns:v="{NS}"' if self.q.prefixed_namespace else f' xmlns="{NS}"'
+        self._ent: dict[str, bytes] = {}
+        self._ref: dict[str, bytes] = {}
+        self._shuffle = random.Random(f"{world.seed}:shuffle")
+        world.add_listener(self.invalidate)
+
+    def invalidate(self, guids) -> None:
+        for g in guids:
+            self._ent.pop(g, None)
+            self._ref.pop(g, None)
+
+    # ------------------------------------------------------------------ helpers
+    def _rng(self, guid: str) -> random.Random | None:
+        return random.Random(guid) if self.q.shuffle_attributes else None
+
+    def doc(self, body: str | bytes) -> bytes:
+        if isinstance(body, str):
+            body = body.encode()
+        head = b'<?xml version="1.0" encoding="utf-8"?>\n' if self.q.xml_declaration else b""
+        return (b"\xef\xbb\xbf" if self.q.bom else b"") + head + body
+
+    def el(self, name: str, value: str | None) -> str:
+        if value is None:
+            return ""
+        if value == "":
+            return f"<{self.p}{name} />"
+        return f"<{self.p}{name}>{escape(value)}</{self.p}{name}>"
+
+    def link(self, rel: str, typ: str, href: str, name: str | None = None, rng=None) -> str:
+        pairs = [("Rel", rel), ("Type", typ), ("Href", href)]
+        if name is not None:
+            pairs.append(("Name", name))
+        return f"<{self.p}Link{attrs(pairs, rng)} />"
+
+    def links(self, items: list[str]) -> str:
+        return f"<{self.p}Links>{''.join(items)}</{self.p}Links>"
+
+    def href(self, kind: str, guid: str, entity: bool) -> str:
+        return self.w.href(kind, guid, entity, self.origin)
+
+    def _extra(self, guid: str) -> str:
+        if self.q.unknown_elements and int(guid[:2], 16) % 3 == 0:
+            return f"<{self.p}Extra>x</{self.p}Extra>"
+        return ""
+
+    # ------------------------------------------------------------------ per-type pieces
+    def _up_links(self, obj, rng) -> list[str]:
+        kind = obj.kind
+        if kind == "BackupServer":
+            return []
+        if kind == "ReplicaJobSession":
+            job = obj.job
+            return [self.link("Up", "BackupServerReference", self.href("BackupServer", job.server.guid, False),
+                              job.server.name, rng),
+                    self.link("Up", "JobReference", f"{self.api}/jobs/{job.guid}", job.name, rng),
+                    self.link("Down", "ReplicaTaskSessionReferenceList",
+                              f"{self.api}/replicaSessions/{obj.guid}/replicaTaskSessions", obj.name, rng)]
+        if kind == "ReplicaTaskSession":
+            js = obj.js
+            return [self.link("Up", "BackupServerReference", self.href("BackupServer", js.job.server.guid, False),
+                              js.job.server.name, rng),
+                    self.link("Up", "ReplicaJobSessionReference", self.href("ReplicaJobSession", js.guid, False),
+                              js.name, rng)]
+        job = obj.task.js.job
+        vm = job.vms[obj.task.vm]
+        return [self.link("Up", "BackupServerReference", self.href("BackupServer", job.server.guid, False),
+                          job.server.name, rng),
+                self.link("Up", "ReplicaReference", f"{self.api}/replicas/{vm[1]}", vm[0], rng)]
+
+    def _root_attrs(self, obj, entity: bool, rng) -> str:
+        kind = obj.kind
+        pairs = [("Type", kind if entity else kind + "Reference"), ("Href", self.href(kind, obj.guid, entity)),
+                 ("Name", obj.name), ("UID", obj.uid)]
+        if entity and kind == "ReplicaTaskSession":
+            pairs.append(("VmDisplayName", obj.vm_name))
+        elif entity and kind == "VmReplicaPoint":
+            pairs.append(("VmDisplayName", obj.task.vm_name))
+        return attrs(pairs, rng)
+
+    def _fields(self, obj) -> str:
+        kind, w, el = obj.kind, self.w, self.el
+        if kind == "BackupServer":
+            return (el("Description", obj.description) + el("Port", str(obj.port)) + el("Version", obj.version)
+                    + el("WcfPort", None if obj.wcf_port is None else str(obj.wcf_port))
+                    + el("VbrCertificateThumbprint", obj.thumbprint))
+        if kind == "ReplicaJobSession":
+            state, result, progress, end = w.js_state(obj)
+            return (el("JobUid", f"urn:veeam:Job:{obj.job.guid}") + el("JobName", obj.job.name)
+                    + el("JobType", "Replica") + el("CreationTimeUTC", fmt_ts(obj.start, obj.prec))
+                    + el("EndTimeUTC", None if end is None else fmt_ts(end, obj.prec)) + el("State", state)
+                    + el("Result", "None" if result is None else RESULTS[result]) + el("Progress", str(progress))
+                    + el("FailureMessage", obj.failure if end is not None else None)
+                    + el("IsRetry", "true" if obj.is_retry else "false"))
+        if kind == "ReplicaTaskSession":
+            state, result, end = w.task_state(obj)
+            return (el("JobSessionUid", obj.js.uid) + el("CreationTimeUTC", fmt_ts(obj.created, obj.prec))
+                    + el("EndTimeUTC", None if end is None else fmt_ts(end, obj.prec)) + el("State", state)
+                    + el("Result", "None" if result is None else RESULTS[result])
+                    + el("Reason", obj.reason if end is not None else "")
+                    + el("TotalSize", str(obj.js.job.vms[obj.vm][2])))
+        vm = obj.task.vm_name
+        return (el("CreationTimeUTC", fmt_ts(obj.created, obj.prec)) + el("VmName", vm if self.q.vm_name else None)
+                + el("Algorithm", obj.algorithm) + el("PointType", obj.point_type))
+
+    def entity_piece(self, obj) -> bytes:
+        """`' attrs><Links>…</Links>fields'` — wrap as `<Name` + piece + `</Name>`."""
+        b = self._ent.get(obj.guid)
+        if b is None:
+            rng = self._rng(obj.guid)
+            kind = obj.kind
+            items = self._up_links(obj, rng)
+            items.append(self.link("Alternate", kind + "Reference", self.href(kind, obj.guid, False), obj.name, rng))
+            if kind == "ReplicaTaskSession":
+                p = self.w.related_point(obj)
+                if p is not None:
+                    items.append(self.link("Related", "VmReplicaPoint", self.href("VmReplicaPoint", p.guid, True),
+                                           p.name, rng))
+            extra = self._extra(obj.guid)
+            b = (self._root_attrs(obj, True, rng) + ">" + self.links(items) + self._fields(obj) + extra).encode()
+            self._ent[obj.guid] = b
+        return b
+
+    def ref_piece(self, obj) -> bytes:
+        b = self._ref.get(obj.guid)
+        if b is None:
+            rng = self._rng(obj.guid)
+            kind = obj.kind
+            items = self._up_links(obj, rng)
+            items.append(self.link("Alternate", kind, self.href(kind, obj.guid, True), obj.name, rng))
+            b = (self._root_attrs(obj, False, rng) + ">" + self.links(items)).encode()
+            self._ref[obj.guid] = b
+        return b
+
+    # ------------------------------------------------------------------ documents
+    def _wrap(self, name: str, piece: bytes, ns: bool) -> bytes:
+        tag = (self.p + name).encode()
+        return b"<" + tag + (self.nsdecl.encode() if ns else b"") + piece + b"</" + tag + b">"
+
+    def entity_doc(self, obj) -> bytes:
+        return self.doc(self._wrap(obj.kind, self.entity_piece(obj), True))
+
+    def ref_doc(self, obj) -> bytes:
+        return self.doc(self._wrap("EntityRef", self.ref_piece(obj), True))
+
+    def _entities(self, kind: str, objs) -> bytes:
+        tag = (self.p + kind).encode()
+        op, cl = b"<" + tag, b"</" + tag + b">"
+        ep = self.entity_piece
+        return b"".join([op + ep(o) + cl for o in objs])
+
+    def _refs(self, objs) -> bytes:
+        op, cl = f"<{self.p}Ref".encode(), f"</{self.p}Ref>".encode()
+        rp = self.ref_piece
+        return b"".join([op + rp(o) + cl for o in objs])
+
+    def collection_doc(self, kind: str, objs, entity: bool) -> bytes:
+        if entity:
+            return self.doc(self._wrap(PLURAL[kind], b">" + self._entities(kind, objs), True))
+        return self.doc(self._wrap("EntityReferences", b">" + self._refs(objs), True))
+
+    def query_doc(self, kind: str, objs, entity: bool, page: int, size: int, count: int,
+                  link_hrefs: list[tuple[str, str]]) -> bytes:
+        p = self.p
+        if entity:
+            body = (f"><{p}Entities><{p}{PLURAL[kind]}>".encode() + self._entities(kind, objs)
+                    + f"</{p}{PLURAL[kind]}></{p}Entities>".encode())
+        else:
+            body = f"><{p}Refs>".encode() + self._refs(objs) + f"</{p}Refs>".encode()
+        rng = random.Random(f"{page}:{size}") if self.q.shuffle_attributes else None
+        items = [f"<{p}Link{attrs([('Rel', rel), ('Href', href)], rng)} />" for rel, href in link_hrefs]
+        info = (f"<{p}PagingInfo{attrs([('PageNum', str(page)), ('PageSize', str(size)), ('PagesCount', str(count))], rng)}>"
+                + self.links(items) + f"</{p}PagingInfo>")
+        return self.doc(self._wrap("QueryResult", body + info.encode(), True))
+
+    def error_doc(self, status: int, message: str) -> bytes:
+        a = attrs([("Message", message), ("StatusCode", str(status))])
+        return self.doc(f"<{self.p}Error{self.nsdecl}{a} />")
+
+    def root_doc(self) -> bytes:
+        p = self.p
+        link = self.link("Create", "LogonSession", f"{self.api}/sessionMngr/?v=latest")
+        vers = "".join(f'<{p}SupportedVersion Name="v1_{i}" />' for i in (5, 6, 7))
+        return self.doc(f'<{p}EnterpriseManager{self.nsdecl}>{self.links([link])}'
+                        f"<{p}SupportedVersions>{vers}</{p}SupportedVersions></{p}EnterpriseManager>")
+
+    def logon_doc(self, session_id: str, user: str) -> bytes:
+        p, api = self.p, self.api
+        me = f"{api}/logonSessions/{session_id}"
+        items = [self.link("Down", "QueryService", f"{api}/query"),
+                 self.link("Down", "BackupServerReferenceList", f"{api}/backupServers"),
+                 self.link("Down", "ReplicaJobSessionReferenceList", f"{api}/replicaSessions"),
+                 self.link("Down", "ReplicaTaskSessionReferenceList", f"{api}/replicaTaskSessions"),
+                 self.link("Down", "VmReplicaPointReferenceList", f"{api}/vmReplicaPoints"),
+                 self.link("Delete", "LogonSession", me)]
+        return self.doc(f'<{p}LogonSession{self.nsdecl}{attrs([("Type", "LogonSession"), ("Href", me)])}>'
+                        f"{self.links(items)}{self.el('UserName', user)}{self.el('SessionId', session_id)}"
+                        f"</{p}LogonSession>")

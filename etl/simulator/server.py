@@ -1,0 +1,356 @@
+"""The threaded HTTP server speaking the EM REST (XML) dialect for one `World`.
+
+Routing, logon tokens, request accounting and the fault hook live here; bodies come from
+`render.Renderer` and `query.QueryEngine`, built under the world's lock.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+from .faults import HANDLED, Faults
+from .query import QueryEngine, QueryError
+from .render import Renderer
+from .world import T, World
+
+XML = "application/xml; charset=utf-8"
+COLLECTIONS = {"backupservers": "BackupServer", "replicasessions": "ReplicaJobSession",
+               "replicatasksessions": "ReplicaTaskSession", "repicatasksessions": "ReplicaTaskSession",
+               "vmreplicapoints": "VmReplicaPoint"}
+Response = tuple[int, dict[str, str], bytes]
+
+
+@dataclass
+class RequestContext:
+    """What the fault hook sees about one request."""
+
+    sim: Simulator
+    handler: BaseHTTPRequestHandler
+    method: str
+    path: str
+    raw_query: str
+    query: dict[str, str]
+    segments: list[str]
+    kind: str
+    token: str | None
+    extra: dict = field(default_factory=dict)
+
+
+def classify(method: str, segs: list[str], query: dict[str, str]) -> str:
+    low = [s.lower() for s in segs]
+    if low[:1] == ["admin"]:
+        return "admin"
+    if low[:1] != ["api"]:
+        return "other"
+    rest = low[1:]
+    if not rest:
+        return "root"
+    if rest[0] == "sessionmngr":
+        return "logon"
+    if rest[0] == "logonsessions":
+        return "logoff" if method == "DELETE" else "other"
+    if rest[0] == "query":
+        return "query"
+    if rest[0] in COLLECTIONS:
+        if len(rest) == 1:
+            return "collection"
+        if len(rest) == 2:
+            return "entity" if query.get("format", "").lower() == "entity" else "reference"
+        return "children"
+    return "other"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "Microsoft-HTTPAPI/2.0"
+    sys_version = ""
+    disable_nagle_algorithm = True
+    wbufsize = 1 << 16  # headers and small bodies leave in one segment (flushed per request)
+
+    def log_message(self, format, *args):  # noqa: A002 - signature fixed by the base class
+        pass
+
+    def do_GET(self):
+        self.server.sim._handle(self, "GET")
+
+    def do_POST(self):
+        self.server.sim._handle(self, "POST")
+
+    def do_DELETE(self):
+        self.server.sim._handle(self, "DELETE")
+
+    def do_PUT(self):
+        self.server.sim._handle(self, "PUT")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def handle_error(self, request, client_address):  # clients that hang up are not errors
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class Simulator:
+    """A fake EM at `.url` (`http://host:port/api`); `start()`/`stop()` or use as a context manager."""
+
+    def __init__(self, world: World, host: str = "127.0.0.1", port: int = 0, user: str = "demo",
+                 password: str = "demo", faults: Faults | None = None,  # noqa: S107 - demo account
+                 token_idle_timeout: float = 900.0):
+        self.world, self.host, self.port = world, host, port
+        self.user, self.password = user, password
+        self.faults = faults or Faults()
+        self.token_idle_timeout = token_idle_timeout
+        self.queries = QueryEngine(world)
+        self.renderer: Renderer | None = None
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._count = 0
+        self._kinds: Counter = Counter()
+        self.tokens: dict[str, list] = {}  # token -> [session id, last use (monotonic)]
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> Simulator:
+        if self._httpd is not None:
+            return self
+        self._httpd = _Server((self.host, self.port), _Handler)
+        self._httpd.sim = self
+        self.port = self._httpd.server_address[1]
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.origin = f"http://{host}:{self.port}"
+        self.world.origin = self.world.quirks.public_origin or self.origin
+        self.renderer = Renderer(self.world, self.origin)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name=f"em-simulator:{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def serve_forever(self) -> None:
+        """Start (if needed) and block until interrupted (Ctrl-C)."""
+        self.start()
+        try:
+            while self._thread is not None and self._thread.is_alive():
+                self._thread.join(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"{(self.origin if self._httpd else f'http://{self.host}:{self.port}')}/api"
+
+    @property
+    def requests(self) -> int:
+        with self._lock:
+            return self._count
+
+    @property
+    def requests_by_kind(self) -> Counter:
+        with self._lock:
+            return Counter(self._kinds)
+
+    # ------------------------------------------------------------------ tokens
+    def check_token(self, token: str | None) -> bool:
+        """True (and refreshes idle time) if the token is live."""
+        if not token:
+            return False
+        with self._lock:
+            entry = self.tokens.get(token)
+            now = time.monotonic()
+            if entry is None or now - entry[1] > self.token_idle_timeout:
+                self.tokens.pop(token, None)
+                return False
+            entry[1] = now
+            return True
+
+    def expire_token(self, token: str | None = None) -> None:
+        """Kill one token, or every token when None (for fault injection)."""
+        with self._lock:
+            if token is None:
+                self.tokens.clear()
+            else:
+                self.tokens.pop(token, None)
+
+    # ------------------------------------------------------------------ responses
+    def error(self, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+        return status, {"Content-Type": XML, **(headers or {})}, self.renderer.error_doc(status, message)
+
+    def _ok(self, body: bytes, status: int = 200) -> Response:
+        return status, {"Content-Type": XML}, body
+
+    def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        if length:
+            h.rfile.read(length)
+        split = urlsplit(h.path)
+        query = {k.lower(): v for k, v in parse_qsl(split.query, keep_blank_values=True)}
+        segs = [s for s in split.path.split("/") if s]
+        kind = classify(method, segs, query)
+        ctx = RequestContext(self, h, method, split.path, split.query, query, segs, kind,
+                             h.headers.get("X-RestSvcSessionId"))
+        with self._lock:
+            self._count += 1
+            self._kinds[kind] += 1
+        res = self.faults.intercept(ctx)
+        if res is HANDLED:
+            return
+        if res is None:
+            try:
+                res = self._dispatch(ctx)
+            except QueryError as e:
+                res = self.error(400, str(e))
+            except Exception as e:  # the simulator must answer like EM, not drop the connection
+                res = self.error(500, f"{type(e).__name__}: {e}")
+        status, headers, body = self.faults.transform(ctx, *res)
+        try:
+            h.send_response(status)
+            for k, v in headers.items():
+                h.send_header(k, v)
+            if "Content-Length" not in headers:
+                h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            if body and method != "HEAD" and status not in (204, 304):
+                h.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            h.close_connection = True
+
+    def _dispatch(self, ctx: RequestContext) -> Response:
+        kind, method, r, w = ctx.kind, ctx.method, self.renderer, self.world
+        if kind == "admin":
+            return self._admin(ctx)
+        if kind == "root":
+            return self._ok(r.root_doc()) if method == "GET" else self.error(405, "Method not allowed")
+        if kind == "logon":
+            return self._logon(ctx)
+        if kind == "other" and ctx.segments[:1] != ["api"] and ctx.segments[:1] != ["API"]:
+            return self.error(404, f"No resource at {ctx.path}")
+        if not self.check_token(ctx.token):
+            return self.error(401, "Authentication required: missing or expired X-RestSvcSessionId")
+        if kind == "logoff":
+            return self._logoff(ctx)
+        if method != "GET":
+            return self.error(405, f"Method {method} not allowed on {ctx.path}")
+        segs = ctx.segments
+        with w.lock:
+            if kind == "query":
+                qk, objs, entity, page, size, count, links = self.queries.run(ctx.query, r.api)
+                return self._ok(r.query_doc(qk, objs, entity, page, size, count, links))
+            if kind in ("entity", "reference", "children"):
+                okind = COLLECTIONS[segs[1].lower()]
+                obj = w.index[okind].get(segs[2].lower())
+                if obj is None:
+                    return self.error(404, f"{okind} {segs[2]} was not found")
+                if kind == "entity":
+                    return self._ok(r.entity_doc(obj))
+                if kind == "reference":
+                    return self._ok(r.ref_doc(obj))
+                if okind == "ReplicaJobSession" and len(segs) == 4 and segs[3].lower() == "replicatasksessions":
+                    tasks = [t for t in obj.tasks if t.guid in w.index["ReplicaTaskSession"]]
+                    return self._ok(r.collection_doc("ReplicaTaskSession", tasks, self._entity_format(ctx)))
+                return self.error(404, f"No resource at {ctx.path}")
+            if kind == "collection":
+                okind = COLLECTIONS[segs[1].lower()]
+                return self._ok(r.collection_doc(okind, self._last_30_days(okind), self._entity_format(ctx)))
+        return self.error(404, f"No resource at {ctx.path}")
+
+    @staticmethod
+    def _entity_format(ctx: RequestContext) -> bool:
+        return ctx.query.get("format", "").lower() in ("entity", "entities")
+
+    def _last_30_days(self, kind: str) -> list:
+        w = self.world
+        since = w.now_ticks - 30 * 86400 * T
+        if kind == "BackupServer":
+            return w.visible_servers()
+        if kind == "ReplicaJobSession":
+            return [o for o in w.queryable_job_sessions() if o.start >= since]
+        if kind == "ReplicaTaskSession":
+            return [o for o in w.tasks if o.created >= since]
+        return [o for o in w.points if o.created >= since]
+
+    def _logon(self, ctx: RequestContext) -> Response:
+        if ctx.method != "POST":
+            return self.error(405, "Use POST to create a logon session")
+        auth = ctx.handler.headers.get("Authorization") or ""
+        user = password = None
+        if auth[:6].lower() == "basic ":
+            try:
+                user, _, password = base64.b64decode(auth[6:].strip()).decode("utf-8").partition(":")
+            except (ValueError, UnicodeDecodeError):
+                user = None
+        if not (user == self.user and password == self.password):
+            return self.error(401, "Authentication failed: invalid user name or password",
+                              {"WWW-Authenticate": "Basic Realm=RestSvc"})
+        session_id = str(uuid.uuid4())
+        token = base64.b64encode(secrets.token_bytes(24)).decode()
+        with self._lock:
+            self.tokens[token] = [session_id, time.monotonic()]
+        headers = {"Content-Type": XML, "x-restsvcsessionid": token,
+                   "Set-Cookie": f"X-RestSvcSessionId={token}; path=/; HttpOnly"}
+        return 201, headers, self.renderer.logon_doc(session_id, user)
+
+    def _logoff(self, ctx: RequestContext) -> Response:
+        sid = ctx.segments[2].lower() if len(ctx.segments) > 2 else ""
+        with self._lock:
+            dead = [t for t, (s, _) in self.tokens.items() if s == sid]
+            for t in dead:
+                del self.tokens[t]
+        if not dead:
+            return self.error(404, f"Logon session {sid} was not found")
+        return 204, {}, b""
+
+    def _admin(self, ctx: RequestContext) -> Response:
+        host = ctx.handler.client_address[0]
+        if not (host.startswith("127.") or host == "::1"):
+            return self.error(403, "Admin endpoints are loopback-only")
+        action = ctx.segments[1].lower() if len(ctx.segments) > 1 else ""
+        if action == "advance" and ctx.method == "POST":
+            try:
+                hours = float(ctx.query.get("hours") or 0) + float(ctx.query.get("minutes") or 0) / 60
+            except ValueError:
+                return self.error(400, "hours/minutes must be numbers")
+            if hours < 0:
+                return self.error(400, "Time only moves forward")
+            self.world.advance(timedelta(hours=hours))
+            return 204, {}, b""
+        if action == "truth" and ctx.method == "GET":
+            body = json.dumps(self.world.truth(self.origin), default=_json_default, indent=1).encode()
+            return 200, {"Content-Type": "application/json"}, body
+        return self.error(404, f"No admin action {ctx.path}")
+
+
+def _json_default(o):
+    if isinstance(o, datetime):
+        return o.isoformat()
+    raise TypeError(type(o).__name__)

@@ -1,0 +1,390 @@
+"""The seeded fake Enterprise Manager estate and its ground truth.
+
+Every session is drawn from `random.Random(f"{seed}:{job}:{run}")`, so advancing time only adds the
+future; `World.truth()` is exactly what a complete crawl should leave in the warehouse.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+T = 10_000_000  # .NET ticks (100 ns) per second; every instant is held as ticks since the Unix epoch
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+NS = "http://www.veeam.com/ent/v1.0"
+RESULTS = ("Success", "Warning", "Failed")
+SUCCESS, WARNING, FAILED = 0, 1, 2
+PRECS = (0, 3, 6, 7, 7)
+
+SEGMENT = {"BackupServer": "backupServers", "ReplicaJobSession": "replicaSessions",
+           "ReplicaTaskSession": "replicaTaskSessions", "VmReplicaPoint": "vmReplicaPoints"}
+
+JOB_PREFIXES = ("Fileserver", "SQL", "Exchange", "Web Farm ", "Domain Controllers ", "R&D Lab ", "ERP",
+                "Citrix", "File & Print ", "Dev")
+VM_PATTERNS = ("srv{:02d}", "sql-{:02d}", "web{:02d}", "dc{:02d}", "app-{:02d}", "exch{:02d}", "fs{:02d}",
+               "vm-{:03d}")
+VERSIONS = ("12.1.2.172", "12.0.0.1420", "11.0.1.1261", "12.2.0.334", "10.0.1.4854")
+DESCRIPTIONS = ("", "", "Primary site backup server", "DR site (Amsterdam)", "Branch office <B1> & lab")
+SIZES_GIB = (3, 16, 40, 60, 60, 80, 100, 127, 250, 500, 1024, 2048)
+FAIL_REASONS = (
+    "Error: Failed to create VM snapshot. Timed out waiting for snapshot creation",
+    "Error: Cannot connect to host esx03.lab.local: The operation has timed out",
+    "Error: Not enough storage on datastore 'Speicher-Ü1' to complete replica",
+    "Error: Exception from HRESULT: 0x80070057 (E_INVALIDARG) <retry 3/3>",
+)
+WARN_REASONS = (
+    "Changed block tracking cannot be enabled: one or more VM snapshots exist",
+    "Guest processing skipped: credentials for 'LAB\\svc_veeam' & domain not found",
+    "Unable to truncate Microsoft SQL Server transaction logs",
+    "VM is running on a snapshot; replica consistency is crash-consistent only",
+)
+
+
+def to_ticks(dt: datetime) -> int:
+    d = dt - EPOCH
+    return (d.days * 86400 + d.seconds) * T + d.microseconds * 10
+
+
+def from_ticks(ticks: int) -> datetime:
+    return EPOCH + timedelta(microseconds=ticks // 10)
+
+
+def trunc(ticks: int, prec: int) -> int:
+    unit = 10 ** (7 - prec)
+    return ticks - ticks % unit
+
+
+def fmt_ts(ticks: int, prec: int) -> str:
+    """ISO instant ending in Z with `prec` (0-7) fractional digits."""
+    secs, frac = divmod(ticks, T)
+    tm = time.gmtime(secs)
+    base = f"{tm.tm_year:04d}-{tm.tm_mon:02d}-{tm.tm_mday:02d}T{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}"
+    return base + "Z" if prec == 0 else f"{base}.{frac:07d}"[: len(base) + 1 + prec] + "Z"
+
+
+def fmt_name_ts(ticks: int, frac: bool) -> str:
+    secs, rem = divmod(ticks, T)
+    tm = time.gmtime(secs)
+    s = f"{tm.tm_year:04d}-{tm.tm_mon:02d}-{tm.tm_mday:02d} {tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}"
+    return f"{s}.{rem // 10:06d}" if frac else s
+
+
+def new_guid(rng: random.Random) -> str:
+    n = rng.getrandbits(128)
+    n = (n & ~(0xF000 << 64)) | (0x4000 << 64)  # version 4
+    n = (n & ~(0xC000 << 48)) | (0x8000 << 48)  # RFC 4122 variant
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@dataclass
+class Quirks:
+    """Switchable EM behaviours (see the module docs in __init__)."""
+
+    misspelled_hrefs: bool = True
+    related_links: bool = True
+    bom: bool = False
+    xml_declaration: bool = True
+    shuffle_attributes: bool = False
+    prefixed_namespace: bool = False
+    unknown_elements: bool = False
+    vm_name: bool = True
+    parents_only_by_link: bool = False
+    deleted_server: bool = False
+    deleted_point: bool = False
+    public_origin: str | None = None
+
+
+class Server:
+    __slots__ = ("idx", "guid", "name", "description", "port", "version", "wcf_port", "thumbprint", "deleted")
+    kind = "BackupServer"
+
+    @property
+    def uid(self) -> str:
+        return f"urn:veeam:BackupServer:{self.guid}"
+
+
+class Job:
+    __slots__ = ("idx", "server", "guid", "name", "vms", "offset", "next_k", "pointed")
+
+
+class JobSession:
+    __slots__ = ("guid", "job", "k", "is_retry", "start", "end", "result", "failure", "prec", "name", "tasks",
+                 "visible_at", "hidden")
+    kind = "ReplicaJobSession"
+
+    @property
+    def uid(self) -> str:
+        return f"urn:veeam:ReplicaJobSession:{self.guid}"
+
+
+class Task:
+    __slots__ = ("guid", "js", "vm", "created", "work_start", "end", "result", "reason", "prec", "name", "point")
+    kind = "ReplicaTaskSession"
+
+    @property
+    def uid(self) -> str:
+        return f"urn:veeam:ReplicaTaskSession:{self.guid}"
+
+    @property
+    def vm_name(self) -> str:
+        return self.js.job.vms[self.vm][0]
+
+
+class Point:
+    __slots__ = ("guid", "task", "created", "algorithm", "point_type", "prec", "name", "deleted")
+    kind = "VmReplicaPoint"
+
+    @property
+    def uid(self) -> str:
+        return f"urn:veeam:VmReplicaPoint:{self.guid}"
+
+
+class World:
+    """The estate at instant `now`; `advance()` moves time forward under `lock`."""
+
+    def __init__(self, seed: int = 1, servers: int = 2, jobs: int = 6, vms_per_job: int = 10, days: int = 14,
+                 runs_per_day: int = 2, now: datetime = datetime(2025, 8, 15, 12, 0, tzinfo=UTC),
+                 quirks: Quirks | None = None):
+        self.seed, self.quirks = seed, quirks or Quirks()
+        self.lock = threading.RLock()
+        self.origin = "http://localhost:9399"  # set by the Simulator serving this world; used by truth()
+        self.generation = 0
+        self._listeners: list = []
+        self._now = to_ticks(now)
+        self.period = int(86400 * T / max(1, runs_per_day))
+        self.t0 = self._now - days * 86400 * T
+        waves = -(-vms_per_job // 4)
+        self.scale = min(1.0, 0.5 * self.period / (waves * 25 * 60 * T + 1))
+        self.servers = [self._make_server(i) for i in range(max(1, servers))]
+        if self.quirks.deleted_server:
+            self.servers[-1].deleted = True
+        self.jobs = [self._make_job(j, vms_per_job) for j in range(jobs)]
+        self.job_sessions: list[JobSession] = []
+        self.tasks: list[Task] = []
+        self.points: list[Point] = []
+        self.index: dict[str, dict] = {k: {} for k in SEGMENT}
+        for s in self.servers:
+            if not s.deleted:
+                self.index["BackupServer"][s.guid] = s
+        self._heap: list = []
+        self._seq = 0
+        self._active: list[JobSession] = []
+        self._generate(self._now)
+        self._reveal(self._now)
+
+    # ---------------------------------------------------------------- construction
+    def _make_server(self, i: int) -> Server:
+        rng = random.Random(f"{self.seed}:server:{i}")
+        s = Server()
+        s.idx, s.guid, s.deleted = i, new_guid(rng), False
+        s.name = f"vbr{i + 1:02d}.lab.local"
+        s.description = "" if i % 3 == 1 else rng.choice(DESCRIPTIONS[2:])
+        s.port, s.version = 9392, rng.choice(VERSIONS)
+        s.wcf_port = 9401 if i % 2 == 0 else None
+        s.thumbprint = f"{rng.getrandbits(160):040X}" if i % 2 == 0 else None
+        return s
+
+    def _make_job(self, j: int, nvms: int) -> Job:
+        rng = random.Random(f"{self.seed}:job:{j}")
+        job = Job()
+        job.idx, job.server, job.guid = j, self.servers[j % len(self.servers)], new_guid(rng)
+        job.name = f"{rng.choice(JOB_PREFIXES)}{j + 1:02d} Replication"
+        names: set[str] = set()
+        vms = []
+        while len(vms) < nvms:
+            name = rng.choice(VM_PATTERNS).format(rng.randrange(1, 100 if len(names) < 60 else 1000))
+            if name not in names:
+                names.add(name)
+                vms.append((name, new_guid(rng), rng.choice(SIZES_GIB) * 2**30))
+        job.vms = tuple(vms)
+        running = j == 0 or rng.random() < 0.3
+        if running:  # newest run started a few minutes before the initial now: still working
+            last = self._now - int(rng.uniform(2.0, 4.0) * 60 * T * self.scale) - 45 * T
+            job.offset = (last - self.t0) % self.period
+        else:
+            job.offset = rng.randrange(self.period)
+        job.next_k, job.pointed = 0, set()
+        return job
+
+    def _sched(self, job: Job, k: int) -> int:
+        return self.t0 + job.offset + k * self.period
+
+    def _generate(self, upto: int) -> None:
+        for job in self.jobs:
+            while self._sched(job, job.next_k) <= upto:
+                for js in self._gen_run(job, job.next_k):
+                    self._push(js.visible_at, js)
+                job.next_k += 1
+
+    def _gen_run(self, job: Job, k: int) -> list[JobSession]:
+        rng = random.Random(f"{self.seed}:{job.idx}:{k}")
+        start = self._sched(job, k) + rng.randrange(45 * T)
+        js = self._gen_session(job, k, rng, start, list(range(len(job.vms))), False)
+        failed = [t.vm for t in js.tasks if t.result == FAILED]
+        if not failed:
+            return [js]
+        rstart = js.end + int(rng.uniform(5, 15) * 60 * T * self.scale)
+        return [js, self._gen_session(job, k, rng, rstart, failed, True)]
+
+    def _gen_session(self, job, k, rng, start, vms, retry) -> JobSession:
+        js = JobSession()
+        js.guid, js.job, js.k, js.is_retry = new_guid(rng), job, k, retry
+        js.prec = rng.choice(PRECS)
+        js.start = trunc(start, js.prec)
+        js.name = f"{job.name}@{fmt_name_ts(js.start, rng.random() < 0.2)}"
+        js.hidden = rng.random() < 0.08 and self.quirks.parents_only_by_link
+        fail_p, warn_p = (0.10, 0.15) if retry else (0.03, 0.07)
+        slots = [js.start + rng.randrange(20 * T, 60 * T) for _ in range(4)]
+        created, tasks = js.start, []
+        for vm in vms:
+            t = Task()
+            t.guid, t.js, t.vm, t.prec = new_guid(rng), js, vm, rng.choice(PRECS)
+            created += rng.randrange(T // 5, 2 * T)
+            t.created = trunc(created, t.prec)
+            slot = min(range(4), key=slots.__getitem__)
+            t.work_start = max(slots[slot], created) + rng.randrange(T, 10 * T)
+            r = rng.random()
+            t.result = FAILED if r < fail_p else WARNING if r < warn_p else SUCCESS
+            dur = rng.randrange(8 * 60 * T, 25 * 60 * T) // (3 if t.result == FAILED else 1)
+            t.end = trunc(t.work_start + int(dur * self.scale), t.prec)
+            slots[slot] = t.end + rng.randrange(T, 5 * T)
+            t.reason = (rng.choice(FAIL_REASONS) if t.result == FAILED
+                        else rng.choice(WARN_REASONS) if t.result == WARNING else "")
+            t.name = f"{job.vms[vm][0]}@{fmt_name_ts(t.created, False)}"
+            t.point = None
+            deleted = rng.random() < 0.04
+            if t.result != FAILED:
+                p = Point()
+                p.guid, p.task, p.prec = new_guid(rng), t, rng.choice(PRECS)
+                p.created = trunc(t.end - rng.randrange(T, 20 * T), p.prec)
+                p.algorithm, p.point_type = ("Incremental", "Increment") if vm in job.pointed else ("Full", "Full")
+                job.pointed.add(vm)
+                p.name = f"{job.vms[vm][0]}@{fmt_name_ts(p.created, False)}"
+                p.deleted = deleted and self.quirks.deleted_point
+                t.point = p
+            tasks.append(t)
+        js.tasks = tasks
+        js.visible_at = max(js.start, created)
+        js.end = trunc(max(t.end for t in tasks) + rng.randrange(5 * T, 30 * T), js.prec)
+        js.result = max(t.result for t in tasks)
+        nbad = sum(1 for t in tasks if t.result != SUCCESS)
+        js.failure = None
+        if js.result != SUCCESS and rng.random() < 0.7:
+            bad = next(t for t in tasks if t.result == js.result)
+            js.failure = (f"Processing {job.vms[bad.vm][0]} {bad.reason}" if rng.random() < 0.5
+                          else f"{nbad} of {len(tasks)} VMs processed with {RESULTS[js.result].lower()}s")
+        return js
+
+    # ---------------------------------------------------------------- time
+    def _push(self, when: int, obj) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (when, self._seq, obj))
+
+    def _reveal(self, upto: int) -> None:
+        heap = self._heap
+        while heap and heap[0][0] <= upto:
+            _, _, obj = heapq.heappop(heap)
+            if isinstance(obj, JobSession):
+                self.job_sessions.append(obj)
+                self.index["ReplicaJobSession"][obj.guid] = obj
+                idx = self.index["ReplicaTaskSession"]
+                for t in obj.tasks:
+                    self.tasks.append(t)
+                    idx[t.guid] = t
+                    if t.point is not None and not t.point.deleted:
+                        self._push(t.end, t.point)
+                if obj.end > upto:
+                    self._active.append(obj)
+            else:
+                self.points.append(obj)
+                self.index["VmReplicaPoint"][obj.guid] = obj
+
+    @property
+    def now(self) -> datetime:
+        return from_ticks(self._now)
+
+    @property
+    def now_ticks(self) -> int:
+        return self._now
+
+    def add_listener(self, callback) -> None:
+        """`callback(changed_guids: set[str])` runs (under the lock) after every advance."""
+        self._listeners.append(callback)
+
+    def advance(self, delta: timedelta) -> set[str]:
+        """Move `now` forward; returns the guids of already-visible entities whose rendering changed."""
+        with self.lock:
+            new = self._now + to_ticks(EPOCH + delta)
+            changed: set[str] = set()
+            for js in self._active:
+                changed.add(js.guid)
+                changed.update(t.guid for t in js.tasks)
+            self._now = new
+            self._generate(new)
+            self._reveal(new)
+            self._active = [js for js in self._active if js.end > new]
+            self.generation += 1
+            for cb in self._listeners:
+                cb(changed)
+            return changed
+
+    # ---------------------------------------------------------------- state at now
+    def js_state(self, js: JobSession) -> tuple[str, int | None, int, int | None]:
+        """(State, result index or None, progress, end ticks or None) of a job session at now."""
+        if js.end <= self._now:
+            return "Stopped", js.result, 100, js.end
+        done = sum(1 for t in js.tasks if t.end <= self._now)
+        return "Working", None, min(99, done * 100 // len(js.tasks)), None
+
+    def task_state(self, t: Task) -> tuple[str, int | None, int | None]:
+        """(State, result index or None, end ticks or None) of a task session at now."""
+        if t.end <= self._now:
+            return "Completed", t.result, t.end
+        return ("InProgress" if t.work_start <= self._now else "Pending"), None, None
+
+    def related_point(self, t: Task) -> Point | None:
+        """The point a task links to with Rel="Related" (None when the quirk is off or not yet made)."""
+        if self.quirks.related_links and t.point is not None and t.end <= self._now:
+            return t.point
+        return None
+
+    def visible_servers(self) -> list[Server]:
+        return [s for s in self.servers if not s.deleted]
+
+    def queryable_job_sessions(self) -> list[JobSession]:
+        if self.quirks.parents_only_by_link:
+            return [js for js in self.job_sessions if not js.hidden]
+        return self.job_sessions
+
+    # ---------------------------------------------------------------- hrefs, truth, stats
+    def href(self, kind: str, guid: str, entity: bool, origin: str | None = None) -> str:
+        seg = SEGMENT[kind]
+        if kind == "ReplicaTaskSession" and self.quirks.misspelled_hrefs:
+            seg = "repicaTaskSessions"
+        base = (self.quirks.public_origin or origin or self.origin).rstrip("/")
+        return f"{base}/api/{seg}/{guid}" + ("?format=Entity" if entity else "")
+
+    def truth(self, origin: str | None = None) -> dict[str, dict[str, dict]]:
+        """Warehouse rows after a complete crawl, keyed by UID per table (hrefs use `origin`)."""
+        from .truth import build_truth
+
+        with self.lock:
+            return build_truth(self, origin)
+
+    def stats(self) -> dict[str, int]:
+        with self.lock:
+            return {
+                "backup_servers": len(self.visible_servers()),
+                "replica_job_sessions": len(self.job_sessions),
+                "replica_task_sessions": len(self.tasks),
+                "vm_replica_points": len(self.points),
+                "running_job_sessions": sum(1 for js in self.job_sessions if js.end > self._now),
+                "retry_job_sessions": sum(1 for js in self.job_sessions if js.is_retry),
+                "hidden_job_sessions": sum(1 for js in self.job_sessions if js.hidden),
+                "deleted_points": sum(1 for t in self.tasks if self.related_point(t) and t.point.deleted),
+            }
