@@ -115,7 +115,7 @@ def finish_run(conn, run_id: int, status: str, stats: dict, error: str | None = 
 def watermarks(conn, source: str) -> dict[str, datetime]:
     rows = conn.execute(select(etl_watermarks.c.entity_type, etl_watermarks.c.watermark_utc)
                         .where(etl_watermarks.c.source == source))
-    return dict(rows.tuples().all())
+    return {entity_type: mark for entity_type, mark in rows}
 
 
 def advance_watermarks(conn, source: str, run_id: int, marks: dict[str, datetime]) -> None:

@@ -1,0 +1,132 @@
+"""etl.client against an in-process transport: logon, token header, paging URLs, 401, retries, link safety."""
+
+import httpx
+import pytest
+
+from etl.client import EMClient, RetryPolicy, redact_url
+from etl.errors import AuthError, ForeignLink, HostileDocument, NotFound, SourceError
+
+NS = 'xmlns="http://www.veeam.com/ent/v1.0"'
+ROOT = (f'<EnterpriseManager {NS}><Links><Link Href="http://em01.lab:9399/api/sessionMngr/?v=latest" '
+        f'Type="LogonSession" Rel="Create"/></Links></EnterpriseManager>').encode()
+SESSION = (f'<LogonSession {NS} Type="LogonSession" Href="http://em01.lab:9399/api/logonSessions/s1"><Links>'
+           f'<Link Href="http://em01.lab:9399/api/query" Type="QueryService" Rel="Down"/>'
+           f'<Link Href="http://em01.lab:9399/api/logonSessions/s1" Type="LogonSession" Rel="Delete"/></Links>'
+           f"<UserName>demo</UserName><SessionId>s1</SessionId></LogonSession>").encode()
+SERVER = f'<BackupServer {NS} UID="urn:veeam:BackupServer:1" Name="vbr"/>'.encode()
+FAST = RetryPolicy(attempts=4, base=0.001, cap=0.01, total=5)
+
+
+class FakeEM:
+    """Answers like EM; `script` maps a path to a list of (status, body, headers) served in turn."""
+
+    def __init__(self, password="pw", script=None):
+        self.password, self.script, self.seen = password, script or {}, []
+        self.tokens = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        path = request.url.path
+        if path == "/api/" and request.method == "GET":
+            return httpx.Response(200, content=ROOT)
+        if path == "/api/sessionMngr/" and request.method == "POST":
+            if request.headers.get("authorization") != httpx.BasicAuth("demo", self.password)._auth_header:
+                return httpx.Response(401, content=f'<Error {NS} Message="bad" StatusCode="401"/>'.encode(),
+                                      headers={"WWW-Authenticate": "Basic Realm=RestSvc"})
+            self.tokens += 1
+            return httpx.Response(201, content=SESSION, headers={"x-restsvcsessionid": f"tok{self.tokens}"})
+        if path == "/api/logonSessions/s1" and request.method == "DELETE":
+            return httpx.Response(204)
+        if request.headers.get("X-RestSvcSessionId") != f"tok{self.tokens}":
+            return httpx.Response(401, content=f'<Error {NS} Message="expired" StatusCode="401"/>'.encode())
+        if path in self.script and self.script[path]:
+            status, body, headers = self.script[path].pop(0)
+            return httpx.Response(status, content=body, headers=headers)
+        return httpx.Response(404, content=f'<Error {NS} Message="nope" StatusCode="404"/>'.encode())
+
+
+def client(em: FakeEM, **kw) -> EMClient:
+    return EMClient("http://127.0.0.1:9399/api", "demo", "pw", transport=httpx.MockTransport(em), retry=FAST, **kw)
+
+
+def test_logon_uses_advertised_link_and_rebases_em_host():
+    em = FakeEM(script={"/api/backupServers/1": [(200, SERVER, {})]})
+    with client(em) as c:
+        assert c.query_href == "http://127.0.0.1:9399/api/query"
+        root = c.get("http://em01.lab:9399/api/backupServers/1")  # EM's own name, connected by IP
+        assert root.get("UID") == "urn:veeam:BackupServer:1"
+    hosts = {r.url.host for r in em.seen}
+    assert hosts == {"127.0.0.1"}
+    assert em.seen[-1].method == "DELETE"  # logged off
+    assert em.seen[2].headers["X-RestSvcSessionId"] == "tok1"  # case-insensitive header read
+
+
+def test_bad_credentials():
+    with pytest.raises(AuthError, match="refused the logon") as info:
+        with client(FakeEM(password="other")):
+            pass
+    assert "pw" not in str(info.value)
+
+
+def test_401_relogon_once_and_repeat():
+    em = FakeEM(script={"/api/backupServers/1": [(200, SERVER, {})]})
+    with client(em) as c:
+        em.tokens += 1  # the server forgets our token (idle expiry)
+        assert c.get("/api/backupServers/1").get("UID")
+        assert em.tokens == 3  # one new logon
+
+
+def test_retries_503_and_truncated_then_succeeds():
+    em = FakeEM(script={"/api/backupServers/1": [(503, b"busy", {"Retry-After": "0"}), (200, SERVER[:20], {}),
+                                                 (500, b"", {}), (200, SERVER, {})]})
+    with client(em) as c:
+        assert c.get("/api/backupServers/1").get("UID")
+        assert c.retries == 3
+
+
+def test_gives_up_after_bounded_attempts():
+    em = FakeEM(script={"/api/backupServers/1": [(503, b"", {})] * 10})
+    with client(em) as c, pytest.raises(SourceError, match="giving up after 4 attempts"):
+        c.get("/api/backupServers/1")
+
+
+def test_404_and_other_4xx_are_final():
+    em = FakeEM(script={"/api/x": [(400, f'<Error {NS} Message="bad filter" StatusCode="400"/>'.encode(), {})]})
+    with client(em) as c:
+        with pytest.raises(NotFound):
+            c.get("/api/backupServers/404")
+        with pytest.raises(SourceError, match="bad filter"):
+            c.get("/api/x")
+        assert c.retries == 0
+
+
+def test_hostile_document_not_retried():
+    evil = b'<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>'
+    em = FakeEM(script={"/api/x": [(200, evil, {})]})
+    with client(em) as c, pytest.raises(HostileDocument, match="/api/x"):
+        c.get("/api/x")
+
+
+def test_foreign_origin_never_requested():
+    em = FakeEM()
+    with client(em) as c:
+        with pytest.raises(ForeignLink):
+            c.get("http://attacker.example/api/backupServers/1")
+        assert c.foreign_links == 1
+    assert all(r.url.host == "127.0.0.1" for r in em.seen)
+
+
+def test_query_url_has_explicit_page_size_and_encoded_filter():
+    with client(FakeEM(), page_size=250) as c:
+        url = c.query_url("ReplicaTaskSession", filter='CreationTime>="2025-08-15T06:00:00Z"', sort_asc="CreationTime",
+                          page=3)
+    parsed = httpx.URL(url)
+    assert parsed.params["pageSize"] == "250" and parsed.params["page"] == "3"
+    assert parsed.params["filter"] == 'CreationTime>="2025-08-15T06:00:00Z"'
+    assert parsed.params["format"] == "Entities" and parsed.params["sortAsc"] == "CreationTime"
+
+
+def test_repr_and_errors_hide_password():
+    c = EMClient("https://user:secret@em:9398/api", "demo", "hunter22")
+    assert "hunter22" not in repr(c) and "secret" not in repr(c)
+    assert redact_url("https://user:secret@em:9398/api") == "https://em:9398/api"
