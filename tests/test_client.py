@@ -62,9 +62,8 @@ def test_logon_uses_advertised_link_and_rebases_em_host():
 
 
 def test_bad_credentials():
-    with pytest.raises(AuthError, match="refused the logon") as info:
-        with client(FakeEM(password="other")):
-            pass
+    with pytest.raises(AuthError, match="refused the logon") as info, client(FakeEM(password="other")):
+        pass
     assert "pw" not in str(info.value)
 
 
