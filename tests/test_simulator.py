@@ -200,8 +200,10 @@ def test_running_sessions_at_now(world):
         assert (js["state"], js["result"], js["failure_message"]) == ("Working", "None", None)
         assert 0 <= js["progress"] < 100 and js["creation_time_utc"] <= NOW
         tasks = [r for r in t["replica_task_sessions"].values() if r["job_session_uid"] == js["uid"]]
-        assert tasks and all(r["end_time_utc"] is None and r["result"] == "None" for r in tasks)
-        assert all(r["state"] in ("Pending", "InProgress") and r["replica_point_uid"] is None for r in tasks)
+        open_ = [r for r in tasks if r["end_time_utc"] is None]
+        assert open_ and all(r["result"] == "None" and r["reason"] is None for r in open_)
+        assert all(r["state"] in ("Pending", "InProgress") and r["replica_point_uid"] is None for r in open_)
+        assert all(r["state"] == "Completed" for r in tasks if r["end_time_utc"] is not None)
     finished = [r for r in t["replica_job_sessions"].values() if r["end_time_utc"] is not None]
     assert all(r["state"] == "Stopped" and r["progress"] == 100 for r in finished)
     for table in t.values():
@@ -232,6 +234,18 @@ def test_advance_finishes_running_and_keeps_the_past():
     for _ in range(13):
         stepped.advance(timedelta(hours=1))
     assert stepped.truth() == after
+
+
+def test_plain_collections_only_last_30_days():
+    w = World(seed=9, jobs=2, vms_per_job=2, days=40)
+    with Simulator(w) as s:
+        api = Api(s)
+        t = s.truth()
+        recent = {u for u, r in t["replica_job_sessions"].items()
+                  if r["creation_time_utc"] >= NOW - timedelta(days=30)}
+        assert recent and len(recent) < len(t["replica_job_sessions"])
+        assert {r.get("UID") for r in api.xml("/replicaSessions")} == recent
+        assert len(api.query_all("ReplicaJobSession")) == len(t["replica_job_sessions"])
 
 
 def test_size_options_scale():

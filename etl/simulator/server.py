@@ -117,6 +117,7 @@ class Simulator:
         self.token_idle_timeout = token_idle_timeout
         self.queries = QueryEngine(world)
         self.renderer: Renderer | None = None
+        self.origin = f"http://{host}:{port}"  # the real address once started
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -141,6 +142,8 @@ class Simulator:
         return self
 
     def stop(self) -> None:
+        if self.renderer is not None:
+            self.world.remove_listener(self.renderer.invalidate)
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -168,7 +171,11 @@ class Simulator:
 
     @property
     def url(self) -> str:
-        return f"{(self.origin if self._httpd else f'http://{self.host}:{self.port}')}/api"
+        return f"{self.origin}/api"
+
+    def truth(self) -> dict[str, dict[str, dict]]:
+        """`world.truth()` with the hrefs this simulator serves."""
+        return self.world.truth(self.origin)
 
     @property
     def requests(self) -> int:

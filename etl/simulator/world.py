@@ -83,20 +83,20 @@ def new_guid(rng: random.Random) -> str:
 
 @dataclass
 class Quirks:
-    """Switchable EM behaviours (see the module docs in __init__)."""
+    """Switchable EM behaviours; the defaults look like a current EM with its documented oddities."""
 
-    misspelled_hrefs: bool = True
-    related_links: bool = True
-    bom: bool = False
-    xml_declaration: bool = True
-    shuffle_attributes: bool = False
-    prefixed_namespace: bool = False
-    unknown_elements: bool = False
-    vm_name: bool = True
-    parents_only_by_link: bool = False
-    deleted_server: bool = False
-    deleted_point: bool = False
-    public_origin: str | None = None
+    misspelled_hrefs: bool = True  # task-session Hrefs use Veeam's `/api/repicaTaskSessions/{id}`
+    related_links: bool = True  # task sessions link `Related` to their VmReplicaPoint
+    bom: bool = False  # bodies start with a UTF-8 byte-order mark
+    xml_declaration: bool = True  # bodies start with `<?xml version="1.0" encoding="utf-8"?>`
+    shuffle_attributes: bool = False  # attribute order varies per entity (seeded)
+    prefixed_namespace: bool = False  # `<v:Root xmlns:v=...>` instead of a default namespace
+    unknown_elements: bool = False  # some entities carry an unknown `<Extra>x</Extra>` element
+    vm_name: bool = True  # points carry `VmName` (newer servers)
+    parents_only_by_link: bool = False  # ~8% of job sessions only reachable through their `Up` link
+    deleted_server: bool = False  # the last backup server is gone (404) but its sessions remain
+    deleted_point: bool = False  # ~4% of replica points are gone (404) but tasks still link them
+    public_origin: str | None = None  # origin written into every Href, e.g. "http://em01.lab.local:9399"
 
 
 class Server:
@@ -229,7 +229,12 @@ class World:
         if not failed:
             return [js]
         rstart = js.end + int(rng.uniform(5, 15) * 60 * T * self.scale)
-        return [js, self._gen_session(job, k, rng, rstart, failed, True)]
+        pointed = set(job.pointed)
+        retry = self._gen_session(job, k, rng, rstart, failed, True)
+        if retry.end >= self._sched(job, k + 1):  # no time left before the next run: no retry
+            job.pointed = pointed
+            return [js]
+        return [js, retry]
 
     def _gen_session(self, job, k, rng, start, vms, retry) -> JobSession:
         js = JobSession()
@@ -245,7 +250,7 @@ class World:
             t = Task()
             t.guid, t.js, t.vm, t.prec = new_guid(rng), js, vm, rng.choice(PRECS)
             created += rng.randrange(T // 5, 2 * T)
-            t.created = trunc(created, t.prec)
+            t.created = -(-created // 10 ** (7 - t.prec)) * 10 ** (7 - t.prec)  # rounded up: never before js
             slot = min(range(4), key=slots.__getitem__)
             t.work_start = max(slots[slot], created) + rng.randrange(T, 10 * T)
             r = rng.random()
@@ -269,7 +274,7 @@ class World:
                 t.point = p
             tasks.append(t)
         js.tasks = tasks
-        js.visible_at = max(js.start, created)
+        js.visible_at = max(t.created for t in tasks)
         js.end = trunc(max(t.end for t in tasks) + rng.randrange(5 * T, 30 * T), js.prec)
         js.result = max(t.result for t in tasks)
         nbad = sum(1 for t in tasks if t.result != SUCCESS)
@@ -315,6 +320,10 @@ class World:
     def add_listener(self, callback) -> None:
         """`callback(changed_guids: set[str])` runs (under the lock) after every advance."""
         self._listeners.append(callback)
+
+    def remove_listener(self, callback) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
 
     def advance(self, delta: timedelta) -> set[str]:
         """Move `now` forward; returns the guids of already-visible entities whose rendering changed."""
