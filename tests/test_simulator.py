@@ -542,3 +542,12 @@ def test_fault_hook_can_answer():
         api = Api(s)
         assert api.get("/query", type="BackupServer").status_code == 503
         assert api.get("/backupServers").status_code == 200
+
+
+def test_stop_drops_keep_alive_connections():
+    s = Simulator(World(seed=2, jobs=1, days=1)).start()
+    c = httpx.Client(timeout=2)
+    assert c.get(s.url + "/").status_code == 200
+    s.stop()
+    with pytest.raises(httpx.TransportError):
+        c.get(s.url + "/")

@@ -10,7 +10,13 @@ HANDLED = object()  # returned by intercept() when the fault already wrote (or d
 
 
 class Faults:
-    """No faults. `ctx` is a `server.RequestContext` (method, path, query, kind, token, sim, handler)."""
+    """No faults. `ctx` is a `server.RequestContext`: method, path, raw_query, query (lower-case keys),
+    segments, kind (root/logon/logoff/query/entity/reference/collection/children/admin/other), token,
+    sim (the Simulator: check_token, expire_token, error(status, msg), drop_connections, world) and
+    handler (the BaseHTTPRequestHandler; its wfile is buffered, so flush after raw writes and set
+    `handler.close_connection = True` before returning HANDLED on a broken response). `ctx.extra` is
+    free for the fault's own bookkeeping.
+    """
 
     def intercept(self, ctx) -> None | tuple[int, dict[str, str], bytes] | object:
         """Return None to serve normally, `(status, headers, body)` to answer instead, or HANDLED."""

@@ -7,8 +7,11 @@ Routing, logon tokens, request accounting and the fault hook live here; bodies c
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import secrets
+import socket
+import sys
 import threading
 import time
 import uuid
@@ -98,10 +101,31 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def handle_error(self, request, client_address):  # clients that hang up are not errors
-        import sys
+    def __init__(self, *args, **kwargs):
+        self.open_connections: set[socket.socket] = set()
+        self._conn_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
 
-        if not isinstance(sys.exc_info()[1], ConnectionError):
+    def process_request(self, request, client_address):
+        with self._conn_lock:
+            self.open_connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self._conn_lock:
+            self.open_connections.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        """Reset every open keep-alive connection (stop() does this; faults may too)."""
+        with self._conn_lock:
+            conns = list(self.open_connections)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request, client_address):  # clients that hang up are not errors
+        if not isinstance(sys.exc_info()[1], ConnectionError | OSError):
             super().handle_error(request, client_address)
 
 
@@ -146,6 +170,7 @@ class Simulator:
             self.world.remove_listener(self.renderer.invalidate)
         if self._httpd is not None:
             self._httpd.shutdown()
+            self._httpd.drop_connections()
             self._httpd.server_close()
             self._httpd = None
         if self._thread is not None:
@@ -172,6 +197,11 @@ class Simulator:
     @property
     def url(self) -> str:
         return f"{self.origin}/api"
+
+    def drop_connections(self) -> None:
+        """Reset every open client connection (the listener keeps accepting new ones)."""
+        if self._httpd is not None:
+            self._httpd.drop_connections()
 
     def truth(self) -> dict[str, dict[str, dict]]:
         """`world.truth()` with the hrefs this simulator serves."""
