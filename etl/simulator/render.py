@@ -34,7 +34,6 @@ class Renderer:
         self.nsdecl = f' xmlns:v="{NS}"' if self.q.prefixed_namespace else f' xmlns="{NS}"'
         self._ent: dict[str, bytes] = {}
         self._ref: dict[str, bytes] = {}
-        self._shuffle = random.Random(f"{world.seed}:shuffle")
         world.add_listener(self.invalidate)
 
     def invalidate(self, guids) -> None:
