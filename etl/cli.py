@@ -102,6 +102,25 @@ def _since(value: str | None) -> datetime | None:
     return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 
+class _Progress:
+    """One self-overwriting status line on a terminal; silent when stderr is not a TTY."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, summary: pipeline.Summary, type_name: str) -> None:
+        if not self.enabled:
+            return
+        rows = sum(c["inserted"] + c["updated"] for c in summary.tables.values())
+        click.echo(f"\r  {type_name:<20} {rows:>9} rows written  {summary.requests:>6} requests ", nl=False, err=True)
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            click.echo("\r" + " " * 70 + "\r", nl=False, err=True)
+
+
 def print_summary(summary: pipeline.Summary) -> None:
     click.echo(f"run {summary.run_id} {summary.status}: {summary.mode} load of {summary.source} "
                f"in {summary.duration_s:.1f} s")
@@ -152,7 +171,12 @@ def run(url, user, password_file, db_url, db_schema, ca_bundle, insecure, full_r
                                since=_since(since), lookback=timedelta(hours=lookback), timeout=timeout,
                                retry=RetryPolicy(), source=source_name)
     eng = db.engine(db_url, db_schema)
-    summary = pipeline.run(eng, url, user, password, verify=_verify(ca_bundle, insecure), options=options)
+    progress = _Progress()
+    try:
+        summary = pipeline.run(eng, url, user, password, verify=_verify(ca_bundle, insecure), options=options,
+                               progress=progress)
+    finally:
+        progress.done()
     print_summary(summary)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -75,15 +76,23 @@ class Summary:
                 "retries": self.retries, "quarantined": self.quarantined, "foreign_links": self.foreign_links}
 
 
+Progress = Callable[[Summary, str], None]
+
+
 class _Run:
-    def __init__(self, eng: Engine, client: EMClient, summary: Summary, pool: ThreadPoolExecutor, ahead: int):
+    def __init__(self, eng: Engine, client: EMClient, summary: Summary, pool: ThreadPoolExecutor, ahead: int,
+                 progress: Progress | None):
         self.eng, self.client, self.summary, self.pool, self.ahead = eng, client, summary, pool, ahead
+        self.progress = progress
         self.marks: dict[str, datetime] = {}
         self.now = schema.now_utc()
 
     def load_pages(self, type_name: str, filter: str | None = None) -> None:
         for page in crawl.pages(self.client, self.pool, type_name, filter, self.ahead):
             self.commit(page)
+            if self.progress:
+                self.summary.requests = self.client.requests
+                self.progress(self.summary, type_name)
 
     def commit(self, page: Page) -> None:
         s = self.summary
@@ -193,8 +202,11 @@ def plan(opts: Options, marks: dict[str, datetime]) -> tuple[str, dict[str, date
 
 
 def run(eng: Engine, url: str, user: str, password: str, *, verify: bool | str = True,
-        options: Options | None = None, transport=None) -> Summary:
-    """Crawl one Enterprise Manager into the warehouse. Raises a VeeamEtlError on failure."""
+        options: Options | None = None, transport=None, progress: Progress | None = None) -> Summary:
+    """Crawl one Enterprise Manager into the warehouse. Raises a VeeamEtlError on failure.
+
+    `progress(summary, type_name)` is called after every committed page (for a display).
+    """
     opts = options or Options()
     source = opts.source or source_name(url)
     started = time.monotonic()
@@ -211,7 +223,7 @@ def run(eng: Engine, url: str, user: str, password: str, *, verify: bool | str =
                           retry=opts.retry, transport=transport, pool_size=opts.concurrency + 1)
         try:
             with client, ThreadPoolExecutor(opts.concurrency, thread_name_prefix="em") as pool:
-                job = _Run(eng, client, summary, pool, opts.concurrency)
+                job = _Run(eng, client, summary, pool, opts.concurrency, progress)
                 job.load_pages("BackupServer")
                 for type_name in crawl.SESSION_TYPES:
                     window = windows[type_name]
