@@ -1,0 +1,11 @@
+-- Helper (SQLite): job sessions that are not placeholders, with the dialect-specific parts done once:
+-- instants as Unix epoch seconds, the UTC day of the start, is_retry as 0/1.
+CREATE VIEW v__job_sessions AS
+SELECT s.uid, s.backup_server_uid, s.job_uid, s.job_name, s.name, s.creation_time_utc, s.end_time_utc,
+       s.state, s.result, s.progress, s.failure_message,
+       CASE WHEN s.is_retry THEN 1 ELSE 0 END AS is_retry,
+       (julianday(s.creation_time_utc) - 2440587.5) * 86400.0 AS start_epoch,
+       (julianday(s.end_time_utc) - 2440587.5) * 86400.0 AS end_epoch,
+       date(s.creation_time_utc) AS start_day_utc
+FROM replica_job_sessions s
+WHERE NOT s.placeholder

@@ -1,0 +1,71 @@
+-- Per replication job per UTC day, with automatic retries folded in. A run group is one scheduled
+-- (non-retry) session plus the retry sessions of the same job that start after it and before the
+-- job's next non-retry session; it belongs to the UTC day its first session started, and its final
+-- outcome is the result of its latest session. runs/successes/warnings/failures count run groups by
+-- final outcome; recovered counts groups whose first session Failed and whose final outcome is
+-- Success or Warning; success_rate = (successes + warnings) / finished groups. final_result is the
+-- final outcome of the day's latest group. Placeholder sessions are left out.
+CREATE VIEW v_replica_job_daily AS
+WITH ordered AS (
+    SELECT s.job_uid, s.uid, s.creation_time_utc, s.start_day_utc, s.result, s.is_retry,
+           FIRST_VALUE(s.job_name) OVER (PARTITION BY s.job_uid
+                                         ORDER BY s.creation_time_utc DESC, s.uid DESC) AS latest_job_name,
+           FIRST_VALUE(s.backup_server_uid) OVER (PARTITION BY s.job_uid
+                                                  ORDER BY s.creation_time_utc DESC, s.uid DESC) AS latest_server,
+           SUM(1 - s.is_retry) OVER (PARTITION BY s.job_uid ORDER BY s.creation_time_utc, s.uid
+                                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS grp
+    FROM v__job_sessions s
+    WHERE s.job_uid IS NOT NULL AND s.creation_time_utc IS NOT NULL
+),
+numbered AS (
+    SELECT o.*,
+           ROW_NUMBER() OVER (PARTITION BY o.job_uid, o.grp ORDER BY o.creation_time_utc, o.uid) AS rn_first,
+           ROW_NUMBER() OVER (PARTITION BY o.job_uid, o.grp
+                              ORDER BY o.creation_time_utc DESC, o.uid DESC) AS rn_last
+    FROM ordered o
+),
+run_groups AS (
+    SELECT job_uid, grp,
+           MAX(latest_job_name) AS job_name,
+           MAX(latest_server) AS backup_server_uid,
+           MAX(CASE WHEN rn_first = 1 THEN start_day_utc END) AS day_utc,
+           MAX(CASE WHEN rn_first = 1 THEN creation_time_utc END) AS group_start_utc,
+           MAX(CASE WHEN rn_first = 1 THEN result END) AS first_result,
+           MAX(CASE WHEN rn_last = 1 THEN result END) AS final_result,
+           COUNT(*) AS sessions,
+           SUM(is_retry) AS retries
+    FROM numbered
+    GROUP BY job_uid, grp
+),
+ranked AS (
+    SELECT g.*,
+           ROW_NUMBER() OVER (PARTITION BY g.job_uid, g.day_utc ORDER BY g.group_start_utc DESC) AS rn_day_last
+    FROM run_groups g
+),
+daily AS (
+    SELECT job_uid,
+           MAX(job_name) AS job_name,
+           MAX(backup_server_uid) AS backup_server_uid,
+           day_utc,
+           COUNT(*) AS runs,
+           CAST(SUM(sessions) AS BIGINT) AS sessions,
+           CAST(SUM(retries) AS BIGINT) AS retries,
+           SUM(CASE WHEN final_result = 'Success' THEN 1 ELSE 0 END) AS successes,
+           SUM(CASE WHEN final_result = 'Warning' THEN 1 ELSE 0 END) AS warnings,
+           SUM(CASE WHEN final_result = 'Failed' THEN 1 ELSE 0 END) AS failures,
+           SUM(CASE WHEN first_result = 'Failed' AND final_result IN ('Success', 'Warning') THEN 1 ELSE 0 END)
+               AS recovered,
+           SUM(CASE WHEN final_result IN ('Success', 'Warning', 'Failed') THEN 0 ELSE 1 END) AS running,
+           MAX(CASE WHEN rn_day_last = 1 THEN final_result END) AS final_result
+    FROM ranked
+    GROUP BY job_uid, day_utc
+)
+SELECT d.job_uid, d.job_name, d.backup_server_uid, b.name AS backup_server_name, d.day_utc,
+       d.runs, d.sessions, d.retries, d.successes, d.warnings, d.failures, d.recovered, d.running,
+       d.final_result,
+       CASE WHEN d.successes + d.warnings + d.failures = 0 THEN NULL
+            ELSE CAST(ROUND(CAST(CAST(d.successes + d.warnings AS DOUBLE PRECISION)
+                                 / (d.successes + d.warnings + d.failures) AS NUMERIC), 4) AS DOUBLE PRECISION)
+       END AS success_rate
+FROM daily d
+LEFT JOIN backup_servers b ON b.uid = d.backup_server_uid

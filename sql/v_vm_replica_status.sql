@@ -1,0 +1,75 @@
+-- Per VM (vm_display_name on its backup server, as seen in task sessions): its newest task, its
+-- newest finished result, the end of its newest Success/Warning task, its newest replica point, and
+-- the RPO check against etl_settings 'rpo_hours' (default 24). "Now" is the database's current time
+-- (CURRENT_TIMESTAMP) when the query runs. rpo_status: red = rpo_breach (no success within the
+-- RPO, or never); amber = last success older than half the RPO, or the newest finished task ended
+-- Warning or Failed; green otherwise.
+CREATE VIEW v_vm_replica_status AS
+WITH tasks AS (
+    SELECT t.*,
+           ROW_NUMBER() OVER (PARTITION BY t.backup_server_uid, t.vm_display_name
+                              ORDER BY t.creation_time_utc DESC, t.uid DESC) AS rn_any,
+           ROW_NUMBER() OVER (PARTITION BY t.backup_server_uid, t.vm_display_name
+                              ORDER BY CASE WHEN t.end_epoch IS NULL OR t.result = 'None' THEN 1 ELSE 0 END,
+                                       t.creation_time_utc DESC, t.uid DESC) AS rn_finished
+    FROM v__task_sessions t
+    WHERE t.vm_display_name IS NOT NULL
+),
+vms AS (
+    SELECT backup_server_uid, vm_display_name,
+           COUNT(*) AS tasks,
+           MAX(CASE WHEN rn_any = 1 THEN creation_time_utc END) AS last_task_start_utc,
+           MAX(CASE WHEN rn_any = 1 THEN state END) AS last_task_state,
+           MAX(CASE WHEN rn_any = 1 THEN result END) AS last_task_result,
+           MAX(CASE WHEN rn_finished = 1 AND end_epoch IS NOT NULL AND result <> 'None' THEN result END)
+               AS last_result,
+           MAX(CASE WHEN rn_finished = 1 AND end_epoch IS NOT NULL AND result <> 'None' THEN end_time_utc END)
+               AS last_result_utc,
+           MAX(CASE WHEN result IN ('Success', 'Warning') THEN end_time_utc END) AS last_success_utc,
+           MAX(CASE WHEN result IN ('Success', 'Warning') THEN end_epoch END) AS last_success_epoch
+    FROM tasks
+    GROUP BY backup_server_uid, vm_display_name
+),
+points AS (
+    SELECT backup_server_uid, vm_display_name,
+           COUNT(*) AS replica_points,
+           MAX(creation_time_utc) AS newest_point_utc
+    FROM vm_replica_points
+    WHERE NOT placeholder AND vm_display_name IS NOT NULL
+    GROUP BY backup_server_uid, vm_display_name
+),
+settings AS (
+    SELECT COALESCE((SELECT CAST(value AS DOUBLE PRECISION) FROM etl_settings WHERE key = 'rpo_hours'),
+                    24.0) AS rpo_hours
+),
+checked AS (
+    SELECT v.*, p.replica_points, p.newest_point_utc, st.rpo_hours,
+           (c.now_epoch - v.last_success_epoch) / 3600.0 AS hours_raw
+    FROM vms v
+    CROSS JOIN v__clock c
+    CROSS JOIN settings st
+    LEFT JOIN points p ON p.vm_display_name = v.vm_display_name
+                      AND (p.backup_server_uid = v.backup_server_uid
+                           OR (p.backup_server_uid IS NULL AND v.backup_server_uid IS NULL))
+)
+SELECT k.backup_server_uid,
+       b.name AS backup_server_name,
+       k.vm_display_name,
+       k.tasks,
+       k.last_task_start_utc,
+       k.last_task_state,
+       k.last_task_result,
+       k.last_result,
+       k.last_result_utc,
+       k.last_success_utc,
+       COALESCE(k.replica_points, 0) AS replica_points,
+       k.newest_point_utc,
+       k.rpo_hours,
+       CAST(ROUND(CAST(k.hours_raw AS NUMERIC), 2) AS DOUBLE PRECISION) AS hours_since_success,
+       CASE WHEN k.hours_raw IS NULL OR k.hours_raw > k.rpo_hours THEN 1 ELSE 0 END AS rpo_breach,
+       CASE WHEN k.hours_raw IS NULL OR k.hours_raw > k.rpo_hours THEN 'red'
+            WHEN k.hours_raw > k.rpo_hours / 2 OR k.last_result IN ('Warning', 'Failed') THEN 'amber'
+            ELSE 'green'
+       END AS rpo_status
+FROM checked k
+LEFT JOIN backup_servers b ON b.uid = k.backup_server_uid
