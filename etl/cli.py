@@ -216,7 +216,9 @@ def simulate(host, port, seed, servers, jobs, vms_per_job, days, runs_per_day, u
 @main.command()
 @click.option("--db", "db_url", default=DEMO_DB, show_default=True, help="Warehouse to load into.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the simulated estate.")
-def demo(db_url, seed) -> None:
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default="veeam-report.html",
+              show_default=True, help="Write the HTML report of the loaded warehouse here.")
+def demo(db_url, seed, report_path) -> None:
     """The whole job on embedded defaults: start a simulated EM, load it into a local SQLite file
     and print the summary. Reads no environment variables.
     """
@@ -228,6 +230,9 @@ def demo(db_url, seed) -> None:
         eng = db.engine(db_url)
         summary = pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(source="demo"))
     print_summary(summary)
+    from . import report
+
+    click.echo(f"report: {report.write(eng, 'html', report_path)}")
     click.echo(f"warehouse: {db.masked(db_url)}")
 
 
@@ -246,6 +251,32 @@ def status(db_url, db_schema, limit, as_json) -> None:
         click.echo(json.dumps(data, indent=2, default=str))
     else:
         click.echo(status_mod.render(data))
+
+
+@main.command()
+@db_option
+@schema_option
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "html"]), default="table",
+              show_default=True, help="Terminal tables, CSV, JSON, or one self-contained HTML page.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write to this file (required for html).")
+@click.option("--view", type=click.Choice(["v_replica_job_runs", "v_replica_job_daily", "v_vm_replica_status",
+                                           "v_replica_transfer_daily", "v_replica_failures"]),
+              help="One reporting view in full (table, csv, json); default: a summary.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many rows of --view.")
+def report(db_url, db_schema, fmt, out, view, limit) -> None:
+    """The reporting views as tables, CSV, JSON, or an HTML page with charts. Reads VEEAM_ETL_DB.
+
+    Without --view: the summary (headline figures, jobs, VMs needing attention, newest failures).
+    """
+    from . import report as report_mod
+
+    if fmt == "html" and not out:
+        raise ConfigError("--format html needs --out FILE")
+    eng = db.engine(db_url, db_schema)
+    if out:
+        click.echo(f"report: {report_mod.write(eng, fmt, out, view, limit)}", err=True)
+    else:
+        click.echo(report_mod.render(eng, fmt, view, limit), nl=False)
 
 
 if __name__ == "__main__":
