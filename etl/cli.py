@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import db, logs, pipeline
 from .client import RetryPolicy
@@ -38,6 +39,11 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except VeeamEtlError as exc:
             _fail(exc)
+        except SQLAlchemyError as exc:  # e.g. the warehouse is unreachable: a message, not a traceback
+            detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            click.echo(f"veeam-etl: error: the warehouse failed: {type(exc).__name__}: "
+                       f"{logs.redact(detail[0] if detail else '')}", err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             click.echo("veeam-etl: interrupted", err=True)
             sys.exit(130)
@@ -155,8 +161,10 @@ def print_summary(summary: pipeline.Summary) -> None:
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="Seconds to wait for EM on one request.")
 @click.option("--source-name", help="Name of this EM in the warehouse (default: its URL).")
+@click.option("--retries", type=click.IntRange(1, 20), default=6, show_default=True,
+              help="Attempts per request before the run fails (backoff from 0.5 s doubling to 30 s, 5 min at most).")
 def run(url, user, password_file, db_url, db_schema, ca_bundle, insecure, full_refresh, since, lookback, page_size,
-        concurrency, timeout, source_name) -> None:
+        concurrency, timeout, source_name, retries) -> None:
     """Crawl one Enterprise Manager and upsert into the warehouse (migrates an empty one first).
 
     Reads VEEAM_EM_URL, VEEAM_EM_USER, VEEAM_EM_PASSWORD, VEEAM_EM_CA_BUNDLE, VEEAM_ETL_DB and
@@ -169,7 +177,7 @@ def run(url, user, password_file, db_url, db_schema, ca_bundle, insecure, full_r
     logs.secret(password)
     options = pipeline.Options(page_size=page_size, concurrency=concurrency, full_refresh=full_refresh,
                                since=_since(since), lookback=timedelta(hours=lookback), timeout=timeout,
-                               retry=RetryPolicy(), source=source_name)
+                               retry=RetryPolicy(attempts=retries), source=source_name)
     eng = db.engine(db_url, db_schema)
     progress = _Progress()
     try:
