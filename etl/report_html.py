@@ -11,7 +11,8 @@ from html import escape
 
 from . import charts
 
-MAX_CHIPS = 150
+MAX_CHIPS = 120  # red and amber VMs shown by name
+MAX_GREEN_CHIPS = 80  # green VMs are named only in estates up to this size
 CSS = """
 :root { color-scheme: dark; --bg:#0d1117; --panel:#161b22; --line:#30363d; --text:#e6edf3; --muted:#8b949e;
   --green:#3fb950; --amber:#d29922; --red:#f85149; --blue:#58a6ff; }
@@ -50,7 +51,7 @@ svg text.empty { fill:var(--muted); font-size:18px; }
 .rpo { display:flex; gap:18px; align-items:center; }
 .rpo svg { width:200px; flex:none; }
 .counts div { font-size:18px; margin:6px 0; } .counts b { font-size:26px; margin-right:8px; }
-.chips { display:flex; flex-wrap:wrap; gap:6px; margin-top:12px; max-height:420px; overflow:hidden; }
+.chips { display:flex; flex-wrap:wrap; gap:6px; margin-top:12px; }
 .chip { border-radius:6px; padding:4px 9px; font-size:13px; background:#0d1117; border:1px solid var(--line);
   border-left:5px solid var(--green); white-space:nowrap; }
 .chip.red { border-left-color:var(--red); background:#2d1214; } .chip.amber { border-left-color:var(--amber); }
@@ -142,16 +143,21 @@ def _rpo_section(s: dict) -> str:
                                                        ("attention", count["amber"], charts.AMBER),
                                                        ("ok", count["green"], charts.GREEN)],
                         f"{len(vms):,}", "VMs")
+    # every VM needing attention first; green ones only while they fit on a wall screen
+    shown = [v for v in vms if v["rpo_status"] != "green"][:MAX_CHIPS]
+    if len(vms) <= MAX_GREEN_CHIPS:
+        shown += [v for v in vms if v["rpo_status"] == "green"]
     chips = []
-    for v in vms[:MAX_CHIPS]:
+    for v in shown:
         hours = v["hours_since_success"]
         since = "never" if hours is None else f"{hours:.0f} h" if hours >= 10 else f"{hours:.1f} h"
         tip = (f"{v['vm_display_name']} on {v['backup_server_name'] or v['backup_server_uid']}: last result "
                f"{v['last_result'] or '-'}, last success {_when(v['last_success_utc'])} UTC")
         chips.append(f'<span class="chip {_e(v["rpo_status"])}" title="{_e(tip)}">{_e(v["vm_display_name"])}'
                      f'<small>{_e(since)}</small></span>')
-    if len(vms) > MAX_CHIPS:
-        chips.append(f'<span class="more">+{len(vms) - MAX_CHIPS:,} more (all green or amber)</span>')
+    if len(shown) < len(vms):
+        chips.append(f'<span class="more">+{len(vms) - len(shown):,} more within RPO (v_vm_replica_status lists '
+                     'them all)</span>')
     rpo = s["rpo_hours"]
     return (f'<section id="rpo"><h2>VM RPO status <small>RPO {rpo:g} h; amber: last success older than '
             f'{rpo / 2:g} h or last result Warning/Failed</small></h2>'
@@ -221,7 +227,7 @@ def page(s: dict) -> str:
 </head>
 <body>
 <header><h1>Veeam replication <span>status</span></h1>
-<div class="meta">generated {generated} UTC · last load {_e(_when(s["last_load_utc"]))} UTC · RPO {s["rpo_hours"]:g} h</div>
+<div class="meta">generated {generated} UTC · last load {_e(_when(s["last_load_utc"]) + (" UTC" if s["last_load_utc"] else ""))} · RPO {s["rpo_hours"]:g} h</div>
 </header>
 <main>
 {_tiles(s)}

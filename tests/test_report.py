@@ -242,3 +242,30 @@ def test_html_report_renders_in_headless_chromium(sqlite_warehouse, tmp_path):
     tags, attributes = _markup(dom)
     assert not tags & {"script", "img", "link"} and not attributes & {"src", "href", "onerror"}
     assert '<table id="failures-table">' in dom and "later success" in dom
+
+
+def test_an_empty_warehouse_reports_without_errors(tmp_path):
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    eng = db.engine(url)
+    db.migrate(eng)
+    html = report.render(eng, "html")
+    for chart_id in CHART_IDS:
+        assert f'id="{chart_id}"' in html
+    assert "no failed or warning tasks" in html and "last load never" in html
+    s = json.loads(report.render(eng, "json"))
+    assert s["tiles"] == {"vms_protected": 0, "rpo_breaches": 0, "rpo_amber": 0, "success_rate_7d": None,
+                          "gb_last_24h": 0.0}
+    assert "(no rows)" in report.render(eng, "table")
+    assert report.render(eng, "csv", "v_replica_failures").startswith("task_uid,occurred_utc,")
+    eng.dispose()
+
+
+def test_demo_writes_the_html_report(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["demo", "--db", f"sqlite:///{tmp_path / 'demo.db'}", "--report", "wall.html"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("report: "))
+    path = Path(line.removeprefix("report: "))
+    assert path.is_absolute() and path == (tmp_path / "wall.html").resolve()
+    assert 'id="chart-transfer"' in path.read_text(encoding="utf-8")
