@@ -329,10 +329,7 @@ def render() -> str:
                 key = f"PK, FK → {fks[c.name]}"
             out.append(f"| `{c.name}` | {_type(c)} | {'yes' if c.nullable else 'no'} | {key} | "
                        f"{_cell(meaning(table.name, c.name))} |")
-        indexes = sorted(", ".join(c.name for c in ix.columns) for ix in table.indexes)
-        if indexes:
-            out += ["", "Indexes: " + "; ".join(f"({ix})" for ix in indexes) + "."]
-        out.append("")
+        out.append("")  # indexes are left out: they change with tuning, not with meaning
     out += ["## Views", ""]
     for name, columns in view_columns().items():
         out += [f"### {name}", "", _view_summary(name), ""]
