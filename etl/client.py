@@ -9,16 +9,18 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import ssl
 import threading
 import time
 from datetime import UTC, datetime
+from typing import NamedTuple
 from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
 from lxml import etree
 
 from . import parse
-from .errors import AuthError, ForeignLink, NotFound, ParseError, SourceError
+from .errors import AuthError, ConfigError, ForeignLink, HostileDocument, NotFound, ParseError, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +45,18 @@ def redact_url(url: str) -> str:
 
 
 class RetryPolicy:
-    """Bounded exponential backoff with full jitter; `Retry-After` honoured up to the cap."""
+    """Bounded exponential backoff with full jitter; `Retry-After` honoured up to the cap.
+
+    One logical request (a page, an entity, the logon) gets at most `attempts` tries and stops
+    retrying once `total` seconds have passed since its first try; transport, HTTP and parse
+    failures draw on the same budget.
+    """
 
     def __init__(self, attempts: int = 6, base: float = 0.5, cap: float = 30.0, total: float = 300.0):
         self.attempts, self.base, self.cap, self.total = attempts, base, cap, total
+
+    def __repr__(self) -> str:
+        return f"RetryPolicy(attempts={self.attempts}, base={self.base}, cap={self.cap}, total={self.total})"
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -54,17 +64,45 @@ class RetryPolicy:
         return random.uniform(0, min(self.cap, self.base * 2**attempt))  # noqa: S311 - jitter
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+class _Budget:
+    """Attempts and time spent on one logical request."""
+
+    __slots__ = ("attempts", "started", "tries")
+
+    def __init__(self, attempts: int):
+        self.attempts, self.started, self.tries = attempts, time.monotonic(), 0
+
+
+class _Reply(NamedTuple):
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    reason: str
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date), None when absent or unreadable."""
+    value = (headers.get("Retry-After") or "").strip()
     if not value:
         return None
-    if value.strip().isdigit():
-        return float(value)
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return max(float(value), 0.0) if value.replace(".", "", 1).isdigit() else \
+            (email.utils.parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return (when - datetime.now(UTC)).total_seconds()
+
+
+def _certificate_problem(exc: BaseException) -> str | None:
+    """The reason when a transport error is a refused TLS certificate (never retried), else None."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return exc.verify_message or str(exc)
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return str(exc).split("certificate verify failed:", 1)[-1].split("(_ssl", 1)[0].strip() or str(exc)
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 class EMClient:
@@ -92,9 +130,15 @@ class EMClient:
         self.base = url.rstrip("/") + "/"
         self.page_size = page_size
         self.retry = retry or RetryPolicy()
+        self.timeout = timeout
         self._user, self._password = user, password
         self._origin = origin(self.base)
         self._em_origins = {self._origin}  # origins EM writes into its own links
+        if isinstance(verify, str):  # a CA bundle: trust exactly it (plus nothing else)
+            try:
+                verify = ssl.create_default_context(cafile=verify)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(f"cannot use the CA bundle {verify}: {exc}") from None
         self._http = httpx.Client(
             verify=verify,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
@@ -138,16 +182,24 @@ class EMClient:
 
     def _logon(self, href: str) -> None:
         url = self.resolve(href)
-        response = self._send("POST", url, auth=False, basic=True)
-        if response.status_code in (401, 403):
-            raise AuthError(f"Enterprise Manager refused the logon of user {self._user!r} (HTTP {response.status_code})", url,
-                            response.status_code)
-        if response.status_code not in (200, 201):
-            raise SourceError(f"logon answered HTTP {response.status_code}", url, response.status_code)
-        token = response.headers.get(TOKEN_HEADER)  # httpx headers are case-insensitive
-        if not token:
-            raise SourceError(f"logon answered without a {TOKEN_HEADER} header", url)
-        root = self._parse(response.content, url)
+        budget = _Budget(self.retry.attempts)
+        while True:
+            reply = self._send("POST", url, auth=False, basic=True, budget=budget)
+            if reply.status in (401, 403):
+                raise AuthError(f"Enterprise Manager refused the logon of user {self._user!r} (HTTP {reply.status})",
+                                url, reply.status)
+            if reply.status not in (200, 201):
+                raise SourceError(f"logon answered HTTP {reply.status}", url, reply.status)
+            token = reply.headers.get(TOKEN_HEADER)  # httpx headers are case-insensitive
+            if not token:
+                raise SourceError(f"logon answered without a {TOKEN_HEADER} header", url)
+            try:
+                root = self._parse(reply.body, url)
+                break
+            except ParseError as exc:
+                if not exc.retriable:
+                    raise
+                self._pause(budget, None, exc)
         self._http.cookies.clear()  # the header is the one credential we send
         session_links = parse.links(root)
         if root.get("Href"):
@@ -165,8 +217,8 @@ class EMClient:
         """Log off (best effort) and close connections."""
         try:
             if self._token and self._logoff_href:
-                try:
-                    self._send("DELETE", self.resolve(self._logoff_href), relogon=False)
+                try:  # one try: a dead EM must not hold the exit up for a whole retry budget
+                    self._send("DELETE", self.resolve(self._logoff_href), relogon=False, budget=_Budget(1))
                 except (SourceError, httpx.HTTPError) as exc:
                     log.warning("logoff failed: %s", exc)
         finally:
@@ -181,11 +233,17 @@ class EMClient:
         EM writes its own host name into hrefs; when the user connects by another name or IP,
         hrefs on an origin EM itself used (root links, logon session) are moved to the configured one.
         """
-        url = urljoin(self.base, href)
-        parts = urlsplit(url)
-        if origin(url) == self._origin:
+        try:
+            url = urljoin(self.base, href)
+            parts = urlsplit(url)
+            where = origin(url)
+        except ValueError:  # e.g. a bad port or bracketed host: not a link we can follow
+            with self._lock:
+                self.foreign_links += 1
+            raise ForeignLink("unreadable link refused", redact_url(href[:200])) from None
+        if where == self._origin:
             return url
-        if origin(url) in self._em_origins:
+        if where in self._em_origins:
             base = urlsplit(self.base)
             return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
         with self._lock:
@@ -208,33 +266,35 @@ class EMClient:
         return self._document("GET", self.resolve(href))
 
     def _document(self, method: str, url: str, auth: bool = True) -> etree._Element:
-        attempt = 0
-        started = time.monotonic()
+        budget = _Budget(self.retry.attempts)
         while True:
-            response = self._send(method, url, auth=auth)
+            reply = self._send(method, url, auth=auth, budget=budget)
             try:
-                if response.status_code == 401:
+                if reply.status == 401:
                     raise AuthError("Enterprise Manager answered 401 after a fresh logon", url, 401)
-                if response.status_code == 404:
+                if reply.status == 404:
                     raise NotFound("not found (HTTP 404)", url, 404)
-                if response.status_code >= 400:
-                    message = parse.error_message(response.content) or response.reason_phrase
-                    raise SourceError(f"HTTP {response.status_code}: {message[:300]}", url, response.status_code)
-                return self._parse(response.content, url)
+                if reply.status >= 400:
+                    message = parse.error_message(reply.body) or reply.reason
+                    raise SourceError(f"HTTP {reply.status}: {message[:300]}", url, reply.status)
+                root = self._parse(reply.body, url)
+                if parse.local(root) == "Error":
+                    raise ParseError(f"EM answered an Error document with HTTP {reply.status}: "
+                                     f"{(root.get('Message') or '')[:300]}", url)
+                return root
             except ParseError as exc:
                 if not exc.retriable:
                     raise
-                attempt += 1
-                self._pause(attempt, None, started, exc)
+                self._pause(budget, None, exc)
 
     def _parse(self, body: bytes, url: str) -> etree._Element:
         return parse.document(body, url)
 
-    def _send(self, method: str, url: str, auth: bool = True, basic: bool = False,
-              relogon: bool = True) -> httpx.Response:
+    def _send(self, method: str, url: str, *, auth: bool = True, basic: bool = False, relogon: bool = True,
+              budget: _Budget | None = None) -> _Reply:
         """One logical request: transport retries, 429/5xx retries, one re-logon on 401."""
-        attempt = 0
-        started = time.monotonic()
+        budget = budget or _Budget(self.retry.attempts)
+        stale = 0  # 401s for a token another thread has already replaced
         while True:
             with self._lock:
                 token, generation = self._token, self._generation
@@ -243,50 +303,87 @@ class EMClient:
             if auth and token:
                 headers[TOKEN_HEADER] = token
             try:
-                response = self._http.request(
-                    method, url, headers=headers, auth=(self._user, self._password) if basic else None
-                )
+                reply = self._exchange(method, url, headers, (self._user, self._password) if basic else None)
             except httpx.TransportError as exc:
-                attempt += 1
-                self._pause(attempt, None, started, SourceError(f"{type(exc).__name__}: {exc}", url))
+                if self._verdict(None, False, exc) == "fatal":
+                    raise SourceError(f"the TLS certificate of {urlsplit(url).netloc} was not accepted: "
+                                      f"{_certificate_problem(exc)}; trust EM's certificate or its CA with a CA "
+                                      f"bundle (--ca-bundle)", redact_url(url)) from None
+                self._pause(budget, None, SourceError(f"{type(exc).__name__}: {exc}", url))
                 continue
-            verdict = self._verdict(response.status_code, auth and relogon)
+            verdict = self._verdict(reply.status, auth and relogon)
             if verdict == "ok":
-                return response
+                return reply
             if verdict == "relogon":
-                relogon = False  # once per request
-                self._relogon(generation)
+                if self._relogon(generation):
+                    relogon = False  # once per request
+                else:
+                    stale += 1  # another thread logged on meanwhile: repeat with its token
+                    if stale > self.retry.attempts:
+                        relogon = False
                 continue
-            attempt += 1
-            self._pause(attempt, _retry_after(response),
-                        started, SourceError(f"HTTP {response.status_code}", url, response.status_code))
+            message = parse.error_message(reply.body) or reply.reason
+            self._pause(budget, _retry_after(reply.headers),
+                        SourceError(f"HTTP {reply.status} {message[:200]}", url, reply.status))
+
+    def _exchange(self, method: str, url: str, headers: dict[str, str], auth) -> _Reply:
+        """Send one request and read the body, refusing more than MAX_BODY_BYTES and bodies that
+        keep dripping in for longer than the timeout (httpx's timeout bounds each read, not the sum)."""
+        limit = parse.MAX_BODY_BYTES
+        request = self._http.build_request(method, url, headers=headers)
+        response = self._http.send(request, auth=auth, stream=True)
+        try:
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise HostileDocument(f"response of {declared} bytes exceeds the {limit}-byte limit; "
+                                      f"lower the page size", redact_url(url))
+            chunks, size = [], 0
+            deadline = time.monotonic() + self.timeout
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise HostileDocument(f"response body exceeds the {limit}-byte limit; lower the page size",
+                                          redact_url(url))
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(f"response body still arriving after {self.timeout:g} s", request=request)
+            return _Reply(response.status_code, response.headers, b"".join(chunks), response.reason_phrase)
+        finally:
+            response.close()
 
     @staticmethod
-    def _verdict(status: int, may_relogon: bool) -> str:
-        """The retry policy in one place: 'ok' (hand the response back), 'retry' (back off), 'relogon'.
+    def _verdict(status: int | None, may_relogon: bool, exc: BaseException | None = None) -> str:
+        """The retry policy in one place: 'ok' (hand the response back), 'retry' (back off), 'relogon',
+        or 'fatal' (a transport error retrying cannot cure).
 
-        Retried: transport errors (in `_send`), 429 and 5xx, and bodies that do not parse (in
+        Retried: transport errors (connect/read timeouts, resets, cut-off bodies) except a refused TLS
+        certificate, 429 and 5xx, and bodies that do not parse (`ParseError.retriable`, in
         `_document`). A 401 on an authenticated request logs on again once. Everything else is final.
         """
+        if exc is not None:
+            return "fatal" if _certificate_problem(exc) else "retry"
         if status in RETRY_STATUSES:
             return "retry"
         if status == 401 and may_relogon:
             return "relogon"
         return "ok"
 
-    def _pause(self, attempt: int, retry_after: float | None, started: float, error: SourceError) -> None:
-        elapsed = time.monotonic() - started
-        delay = self.retry.delay(attempt - 1, retry_after)
-        if attempt >= self.retry.attempts or elapsed + delay > self.retry.total:
-            raise SourceError(f"giving up after {attempt} attempts in {elapsed:.0f} s: {error}") from None
+    def _pause(self, budget: _Budget, retry_after: float | None, error: SourceError) -> None:
+        budget.tries += 1
+        elapsed = time.monotonic() - budget.started
+        delay = self.retry.delay(budget.tries - 1, retry_after)
+        if budget.tries >= budget.attempts or elapsed + delay > self.retry.total:
+            raise SourceError(f"giving up after {budget.tries} attempts in {elapsed:.0f} s: {error}") from None
         with self._lock:
             self.retries += 1
-        log.warning("retrying in %.1f s (attempt %d): %s", delay, attempt, error)
+        log.warning("retrying in %.1f s (attempt %d): %s", delay, budget.tries, error)
         time.sleep(delay)
 
-    def _relogon(self, generation: int) -> None:
+    def _relogon(self, generation: int) -> bool:
+        """Log on again unless another thread already did since `generation`; True if this call did."""
         with self._logon_lock:
             if generation != self._generation:
-                return  # another thread already logged on again
+                return False  # another thread already logged on again
             log.info("session token rejected; logging on again")
             self._logon(self._create_href)
+            return True

@@ -18,6 +18,12 @@ from .errors import DataError, HostileDocument, ParseError
 
 NS = "http://www.veeam.com/ent/v1.0"
 MAX_BODY_BYTES = 64 * 1024 * 1024
+# Roots EM documents have. A body outside EM's namespace is accepted only with one of these roots,
+# so a proxy's or load balancer's HTML page answered with 200 is not read as an empty result.
+_TYPES = ("BackupServer", "ReplicaJobSession", "ReplicaTaskSession", "VmReplicaPoint", "Replica", "Job",
+          "BackupJobSession", "BackupTaskSession", "VmRestorePoint")
+EM_ROOTS = frozenset({"QueryResult", "EntityReferences", "EntityRef", "Error", "EnterpriseManager", "LogonSession",
+                      *_TYPES, *(t + "s" for t in _TYPES)})
 
 _local = threading.local()  # lxml parsers must not be shared between threads
 
@@ -39,7 +45,14 @@ def _parser() -> etree.XMLParser:
 
 
 def document(body: bytes, url: str) -> etree._Element:
-    """Parse an EM response body (bytes: it may carry a BOM or an XML declaration)."""
+    """Parse an EM response body (bytes: it may carry a BOM or an XML declaration).
+
+    HostileDocument (never retried): over MAX_BODY_BYTES, or any DOCTYPE / entity declaration, in
+    any encoding. ParseError (retried: it may be a cut-off transfer): not well-formed, too deep
+    (libxml2's limit of 256 levels), not an EM document.
+    """
+    if not isinstance(body, bytes | bytearray):
+        raise ParseError(f"response body is {type(body).__name__}, not bytes", url)
     if len(body) > MAX_BODY_BYTES:
         raise HostileDocument(f"response body of {len(body)} bytes exceeds the {MAX_BODY_BYTES}-byte limit", url)
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
@@ -49,12 +62,19 @@ def document(body: bytes, url: str) -> etree._Element:
     try:
         root = etree.fromstring(body, _parser())
     except etree.XMLSyntaxError as exc:
-        raise ParseError(f"malformed XML: {exc}", url) from None
+        raise ParseError(f"malformed XML: {str(exc)[:300]}", url) from None
     if root is None:
         raise ParseError("empty document", url)
-    ns = etree.QName(root).namespace
-    if ns not in (NS, None):
-        raise ParseError(f"unexpected XML namespace {ns!r}", url)
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        # the byte check above misses a DOCTYPE in UTF-16 and other encodings; the parser has
+        # neither loaded nor expanded it, but such a document is hostile all the same
+        raise HostileDocument("document declares a DOCTYPE or entities; refused", url)
+    qname = etree.QName(root)
+    if qname.namespace not in (NS, None):
+        raise ParseError(f"unexpected XML namespace {qname.namespace!r}", url)
+    if qname.namespace is None and qname.localname not in EM_ROOTS:
+        raise ParseError(f"not an Enterprise Manager document (root <{qname.localname[:60]}>)", url)
     return root
 
 
@@ -132,8 +152,9 @@ def error_message(body: bytes) -> str | None:
 # --- typed readers -------------------------------------------------------------------------------
 
 _DT = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?(Z|[+-]\d{2}:\d{2})"
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?(Z|[+-]\d{2}:\d{2})", re.ASCII
 )
+_INT = re.compile(r"[+-]?[0-9]{1,20}", re.ASCII)
 
 
 def utc(text: str | None, url: str | None = None) -> datetime | None:
@@ -149,17 +170,16 @@ def utc(text: str | None, url: str | None = None) -> datetime | None:
         if tz == "Z":
             return datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), micro, tzinfo=UTC)
         return datetime.fromisoformat(f"{y}-{mo}-{d}T{h}:{mi}:{s}.{micro:06d}{tz}").astimezone(UTC)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise DataError(f"impossible date-time {text[:60]!r}: {exc}", url) from None
 
 
 def integer(text: str | None, url: str | None = None, bits: int = 64) -> int | None:
     if text is None:
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise DataError(f"not an integer: {text[:60]!r}", url) from None
+    if not _INT.fullmatch(text):
+        raise DataError(f"not an integer: {text[:60]!r}", url)
+    value = int(text)
     if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
         raise DataError(f"integer out of {bits}-bit range: {text[:60]!r}", url)
     return value
@@ -185,5 +205,10 @@ def boolean(text: str | None, url: str | None = None) -> bool | None:
 
 def uid_from_href(href: str, type_name: str) -> str:
     """EM UIDs are `urn:veeam:<Type>:<guid>` where the guid is the Href's last path segment."""
-    segment = urlsplit(href).path.rstrip("/").rsplit("/", 1)[-1]
+    try:
+        segment = urlsplit(href).path.rstrip("/").rsplit("/", 1)[-1]
+    except ValueError:
+        raise DataError(f"unreadable {type_name} link {href[:100]!r}") from None
+    if not segment:
+        raise DataError(f"{type_name} link {href[:100]!r} names no object")
     return f"urn:veeam:{type_name}:{segment}"

@@ -11,6 +11,7 @@ import contextlib
 import json
 import secrets
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -130,18 +131,25 @@ class _Server(ThreadingHTTPServer):
 
 
 class Simulator:
-    """A fake EM at `.url` (`http://host:port/api`); `start()`/`stop()` or use as a context manager."""
+    """A fake EM at `.url` (`http://host:port/api`); `start()`/`stop()` or use as a context manager.
+
+    With `ssl_context` (a server-side `ssl.SSLContext` holding a certificate) it serves HTTPS; the
+    TLS handshake happens in the connection's own thread, so a client refusing the certificate
+    does not stall the listener.
+    """
 
     def __init__(self, world: World, host: str = "127.0.0.1", port: int = 0, user: str = "demo",
                  password: str = "demo", faults: Faults | None = None,  # noqa: S107 - demo account
-                 token_idle_timeout: float = 900.0):
+                 token_idle_timeout: float = 900.0, ssl_context: ssl.SSLContext | None = None):
         self.world, self.host, self.port = world, host, port
+        self.ssl_context = ssl_context
         self.user, self.password = user, password
         self.faults = faults or Faults()
         self.token_idle_timeout = token_idle_timeout
         self.queries = QueryEngine(world)
         self.renderer: Renderer | None = None
-        self.origin = f"http://{host}:{port}"  # the real address once started
+        self.scheme = "https" if ssl_context is not None else "http"
+        self.origin = f"{self.scheme}://{host}:{port}"  # the real address once started
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -155,9 +163,12 @@ class Simulator:
             return self
         self._httpd = _Server((self.host, self.port), _Handler)
         self._httpd.sim = self
+        if self.ssl_context is not None:
+            self._httpd.socket = self.ssl_context.wrap_socket(self._httpd.socket, server_side=True,
+                                                              do_handshake_on_connect=False)
         self.port = self._httpd.server_address[1]
         host = f"[{self.host}]" if ":" in self.host else self.host
-        self.origin = f"http://{host}:{self.port}"
+        self.origin = f"{self.scheme}://{host}:{self.port}"
         self.world.origin = self.world.quirks.public_origin or self.origin
         self.renderer = Renderer(self.world, self.origin)
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
@@ -263,12 +274,7 @@ class Simulator:
         if res is HANDLED:
             return
         if res is None:
-            try:
-                res = self._dispatch(ctx)
-            except QueryError as e:
-                res = self.error(400, str(e))
-            except Exception as e:  # the simulator must answer like EM, not drop the connection
-                res = self.error(500, f"{type(e).__name__}: {e}")
+            res = self.serve(ctx)
         status, headers, body = self.faults.transform(ctx, *res)
         try:
             h.send_response(status)
@@ -281,6 +287,15 @@ class Simulator:
                 h.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             h.close_connection = True
+
+    def serve(self, ctx: RequestContext) -> Response:
+        """The response EM would give (faults call this to break a real answer on the wire)."""
+        try:
+            return self._dispatch(ctx)
+        except QueryError as e:
+            return self.error(400, str(e))
+        except Exception as e:  # the simulator must answer like EM, not drop the connection
+            return self.error(500, f"{type(e).__name__}: {e}")
 
     def _dispatch(self, ctx: RequestContext) -> Response:
         kind, method, r, w = ctx.kind, ctx.method, self.renderer, self.world
