@@ -1,94 +1,126 @@
-"""Upsert rows into the warehouse keyed by uid: SQLAlchemy Core, dialect-aware, parents first.
+"""Upsert rows into the warehouse keyed by uid, parents first; SQLite and PostgreSQL.
 
-Compares each batch with what the warehouse holds and writes only new or changed rows, so a rerun
-over unchanged data writes nothing and `updated` means "a value changed". Knows no HTTP.
+Each batch is compared with what the warehouse holds and only new or changed rows are written, so
+a rerun over unchanged data writes nothing and `updated` means "a value changed". The write is one
+`INSERT … ON CONFLICT (uid) DO UPDATE` executemany of flat tuples in the driver's own types (the
+bulk path: no per-row ORM or Core processing). Knows no HTTP.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Boolean, Connection, Table
 
 from . import schema
 from .errors import ConfigError
 
 CHUNK = 500  # uids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
+KEEP_ON_UPDATE = frozenset({"uid", "first_loaded_at"})
 
 
 def data_columns(table: Table) -> list[str]:
     return [c.name for c in table.columns if c.name not in schema.META_COLUMNS]
 
 
-def _insert(conn: Connection, table: Table):
-    name = conn.dialect.name
-    if name == "sqlite":
-        return sqlite.insert(table)
-    if name == "postgresql":
-        return postgresql.insert(table)
-    raise ConfigError(f"unsupported warehouse dialect {name!r}: use SQLite or PostgreSQL")
+def _sqlite_value(value):
+    """What SQLAlchemy's SQLite DateTime stores (UTC text with microseconds); booleans as 0/1."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+class _Statements:
+    """SQL text for one table in one dialect, built once."""
+
+    def __init__(self, table: Table, dialect: str, paramstyle: str):
+        if dialect not in ("sqlite", "postgresql"):
+            raise ConfigError(f"unsupported warehouse dialect {dialect!r}: use SQLite or PostgreSQL")
+        self.mark = "?" if paramstyle == "qmark" else "%s"
+        self.table = table
+        self.data = data_columns(table)
+        # columns whose Python values SQLite stores differently (instants, booleans)
+        self.typed = [i for i, name in enumerate(self.data)
+                      if isinstance(table.c[name].type, (schema.UTCDateTime, Boolean))]
+        self.columns = self.data + ["source", "first_loaded_at", "last_loaded_at", "run_id"]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in self.columns if c not in KEEP_ON_UPDATE)
+        self.upsert = (f"INSERT INTO {table.name} ({', '.join(self.columns)}) "
+                       f"VALUES ({', '.join([self.mark] * len(self.columns))}) "
+                       f"ON CONFLICT (uid) DO UPDATE SET {updates}")
+
+    def select_in(self, columns: list[str], count: int) -> str:
+        return (f"SELECT {', '.join(columns)} FROM {self.table.name} "
+                f"WHERE uid IN ({', '.join([self.mark] * count)})")
+
+
+@functools.cache
+def _statements(table: Table, dialect: str, paramstyle: str) -> _Statements:
+    return _Statements(table, dialect, paramstyle)
 
 
 class Loader:
     """Writes batches for one run; the caller owns the transaction."""
 
-    def __init__(self, conn: Connection, source: str, run_id: int, now: datetime):
-        self.conn, self.source, self.run_id, self.now = conn, source, run_id, now
-        self._statements: dict[str, object] = {}
+    def __init__(self, conn: Connection, source: str, run_id: int, now: datetime, fresh: frozenset[str] = frozenset()):
+        """`fresh` names tables that were empty when the run started: their rows need no comparison."""
+        self.conn, self.source, self.run_id, self.fresh = conn, source, run_id, fresh
+        self._convert = _sqlite_value if conn.dialect.name == "sqlite" else None
+        meta = (source, now, now, run_id)
+        self._meta = tuple(map(self._convert, meta)) if self._convert else meta
 
-    def existing(self, table: Table, uids: Iterable[str]) -> dict[str, tuple]:
-        """{uid: row of data columns} for those uids the warehouse already holds."""
-        cols = [table.c[name] for name in data_columns(table)]
-        found: dict[str, tuple] = {}
-        uids = list(uids)
+    def _statements(self, table: Table) -> _Statements:
+        return _statements(table, self.conn.dialect.name, self.conn.dialect.paramstyle)
+
+    def _select(self, st: _Statements, columns: list[str], uids: list[str]) -> list[tuple]:
+        found: list[tuple] = []
         for i in range(0, len(uids), CHUNK):
             chunk = uids[i : i + CHUNK]
-            for row in self.conn.execute(select(*cols).where(table.c.uid.in_(chunk))):
-                found[row[0]] = tuple(row)
+            found.extend(self.conn.exec_driver_sql(st.select_in(columns, len(chunk)), tuple(chunk)).all())
         return found
 
     def present(self, table: Table, uids: Iterable[str]) -> set[str]:
-        uids = list(uids)
-        found: set[str] = set()
-        for i in range(0, len(uids), CHUNK):
-            chunk = uids[i : i + CHUNK]
-            found.update(self.conn.scalars(select(table.c.uid).where(table.c.uid.in_(chunk))))
-        return found
+        """Those of `uids` the warehouse already holds."""
+        return {row[0] for row in self._select(self._statements(table), ["uid"], list(uids))}
 
     def upsert(self, table: Table, rows: list[dict]) -> tuple[int, int]:
-        """Insert new uids, update changed ones; returns (inserted, updated)."""
+        """Insert new uids, update changed ones; returns (inserted, updated).
+
+        A placeholder (a parent recorded only from a link) is inserted when the uid is new and
+        never overwrites a row; a real row replaces a placeholder.
+        """
         if not rows:
             return 0, 0
-        names = data_columns(table)
-        batch = {row["uid"]: row for row in rows}  # one statement never carries a key twice
-        old = self.existing(table, batch)
+        st = self._statements(table)
+        names, typed, convert = st.data, st.typed if self._convert else (), self._convert
+        batch: dict[str, tuple] = {}
+        placeholders: set[str] = set()
+        for row in rows:  # one statement never carries a key twice: the last version wins
+            values = [row.get(name) for name in names]
+            for i in typed:
+                values[i] = convert(values[i])
+            batch[row["uid"]] = tuple(values)
+            if row.get("placeholder"):
+                placeholders.add(row["uid"])
+            else:
+                placeholders.discard(row["uid"])
+        # In a table that was empty at the start of the run every uid is new (placeholders are
+        # only written for uids found absent), so the comparison can be skipped.
+        fresh = table.name in self.fresh
+        old = {} if fresh else {r[0]: tuple(r) for r in self._select(st, st.data, list(batch))}
         writes, inserted, updated = [], 0, 0
-        for uid, row in batch.items():
-            values = tuple(row.get(name) for name in names)
+        for uid, values in batch.items():
             before = old.get(uid)
             if before is None:
                 inserted += 1
-            elif row.get("placeholder") or before == values:
-                continue  # unchanged, or a link-only record never overwrites what we know
+            elif uid in placeholders or before == values:
+                continue
             else:
                 updated += 1
-            record = dict(zip(names, values, strict=True))
-            record.update(source=self.source, first_loaded_at=self.now, last_loaded_at=self.now, run_id=self.run_id)
-            writes.append(record)
+            writes.append(values + self._meta)
         if writes:
-            self.conn.execute(self._upsert_statement(table), writes)
+            self.conn.exec_driver_sql(st.upsert, writes)
         return inserted, updated
-
-    def _upsert_statement(self, table: Table):
-        stmt = self._statements.get(table.name)
-        if stmt is None:
-            ins = _insert(self.conn, table)
-            keep = {"uid", "first_loaded_at"}
-            stmt = ins.on_conflict_do_update(
-                index_elements=[table.c.uid],
-                set_={c.name: ins.excluded[c.name] for c in table.columns if c.name not in keep},
-            )
-            self._statements[table.name] = stmt
-        return stmt

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import crawl, db, runs, schema, transform
@@ -86,6 +86,9 @@ class _Run:
         self.progress = progress
         self.marks: dict[str, datetime] = {}
         self.now = schema.now_utc()
+        with eng.connect() as conn:  # tables empty at the start: a first load needs no comparisons
+            self.fresh = frozenset(t.name for t in schema.ENTITY_TABLES
+                                   if conn.execute(select(t.c.uid).limit(1)).first() is None)
 
     def load_pages(self, type_name: str, filter: str | None = None) -> None:
         for page in crawl.pages(self.client, self.pool, type_name, filter, self.ahead):
@@ -98,7 +101,7 @@ class _Run:
         s = self.summary
         try:
             with self.eng.begin() as conn:
-                loader = Loader(conn, s.source, s.run_id, self.now)
+                loader = Loader(conn, s.source, s.run_id, self.now, self.fresh)
                 self._store(loader, page.entities)
                 for reject in page.rejects:
                     self._quarantine(conn, reject)

@@ -133,10 +133,9 @@ replica_job_sessions = Table(
     Column("placeholder", Boolean, nullable=False, default=False),
     *_load_metadata(),
 )
+# Indexes serve the reporting views and the incremental queries; every extra index slows the load.
 Index(None, replica_job_sessions.c.creation_time_utc)
-Index(None, replica_job_sessions.c.backup_server_uid)
 Index(None, replica_job_sessions.c.job_uid, replica_job_sessions.c.creation_time_utc)
-Index(None, replica_job_sessions.c.source, replica_job_sessions.c.end_time_utc)
 
 vm_replica_points = Table(
     "vm_replica_points",
@@ -156,7 +155,6 @@ vm_replica_points = Table(
 )
 Index(None, vm_replica_points.c.creation_time_utc)
 Index(None, vm_replica_points.c.vm_display_name, vm_replica_points.c.creation_time_utc)
-Index(None, vm_replica_points.c.backup_server_uid)
 
 replica_task_sessions = Table(
     "replica_task_sessions",
@@ -179,9 +177,6 @@ replica_task_sessions = Table(
 Index(None, replica_task_sessions.c.job_session_uid)
 Index(None, replica_task_sessions.c.vm_display_name, replica_task_sessions.c.creation_time_utc)
 Index(None, replica_task_sessions.c.creation_time_utc)
-Index(None, replica_task_sessions.c.backup_server_uid)
-Index(None, replica_task_sessions.c.replica_point_uid)
-Index(None, replica_task_sessions.c.source, replica_task_sessions.c.end_time_utc)
 
 etl_watermarks = Table(
     "etl_watermarks",

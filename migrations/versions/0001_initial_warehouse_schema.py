@@ -139,19 +139,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("replica_job_sessions", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_replica_job_sessions_backup_server_uid"), ["backup_server_uid"], unique=False
-        )
-        batch_op.create_index(
             batch_op.f("ix_replica_job_sessions_creation_time_utc"), ["creation_time_utc"], unique=False
         )
         batch_op.create_index(
             batch_op.f("ix_replica_job_sessions_job_uid_creation_time_utc"),
             ["job_uid", "creation_time_utc"],
-            unique=False,
-        )
-        batch_op.create_index(
-            batch_op.f("ix_replica_job_sessions_source_end_time_utc"),
-            ["source", "end_time_utc"],
             unique=False,
         )
 
@@ -179,9 +171,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("uid", name=op.f("pk_vm_replica_points")),
     )
     with op.batch_alter_table("vm_replica_points", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_vm_replica_points_backup_server_uid"), ["backup_server_uid"], unique=False
-        )
         batch_op.create_index(
             batch_op.f("ix_vm_replica_points_creation_time_utc"), ["creation_time_utc"], unique=False
         )
@@ -230,21 +219,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("replica_task_sessions", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_replica_task_sessions_backup_server_uid"), ["backup_server_uid"], unique=False
-        )
-        batch_op.create_index(
             batch_op.f("ix_replica_task_sessions_creation_time_utc"), ["creation_time_utc"], unique=False
         )
         batch_op.create_index(
             batch_op.f("ix_replica_task_sessions_job_session_uid"), ["job_session_uid"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_replica_task_sessions_replica_point_uid"), ["replica_point_uid"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_replica_task_sessions_source_end_time_utc"),
-            ["source", "end_time_utc"],
-            unique=False,
         )
         batch_op.create_index(
             batch_op.f("ix_replica_task_sessions_vm_display_name_creation_time_utc"),
@@ -258,24 +236,18 @@ def downgrade() -> None:
 
     with op.batch_alter_table("replica_task_sessions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_replica_task_sessions_vm_display_name_creation_time_utc"))
-        batch_op.drop_index(batch_op.f("ix_replica_task_sessions_source_end_time_utc"))
-        batch_op.drop_index(batch_op.f("ix_replica_task_sessions_replica_point_uid"))
         batch_op.drop_index(batch_op.f("ix_replica_task_sessions_job_session_uid"))
         batch_op.drop_index(batch_op.f("ix_replica_task_sessions_creation_time_utc"))
-        batch_op.drop_index(batch_op.f("ix_replica_task_sessions_backup_server_uid"))
 
     op.drop_table("replica_task_sessions")
     with op.batch_alter_table("vm_replica_points", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_vm_replica_points_vm_display_name_creation_time_utc"))
         batch_op.drop_index(batch_op.f("ix_vm_replica_points_creation_time_utc"))
-        batch_op.drop_index(batch_op.f("ix_vm_replica_points_backup_server_uid"))
 
     op.drop_table("vm_replica_points")
     with op.batch_alter_table("replica_job_sessions", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_replica_job_sessions_source_end_time_utc"))
         batch_op.drop_index(batch_op.f("ix_replica_job_sessions_job_uid_creation_time_utc"))
         batch_op.drop_index(batch_op.f("ix_replica_job_sessions_creation_time_utc"))
-        batch_op.drop_index(batch_op.f("ix_replica_job_sessions_backup_server_uid"))
 
     op.drop_table("replica_job_sessions")
     op.drop_table("etl_watermarks")
