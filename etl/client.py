@@ -232,23 +232,32 @@ class EMClient:
 
         EM writes its own host name into hrefs; when the user connects by another name or IP,
         hrefs on an origin EM itself used (root links, logon session) are moved to the configured one.
+        Links to any other origin, and links that cannot be read as a URL, are refused and counted.
         """
         try:
             url = urljoin(self.base, href)
             parts = urlsplit(url)
             where = origin(url)
-        except ValueError:  # e.g. a bad port or bracketed host: not a link we can follow
-            with self._lock:
-                self.foreign_links += 1
-            raise ForeignLink("unreadable link refused", redact_url(href[:200])) from None
-        if where == self._origin:
-            return url
-        if where in self._em_origins:
-            base = urlsplit(self.base)
-            return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
+            if where == self._origin:
+                final = url
+            elif where in self._em_origins:
+                base = urlsplit(self.base)
+                final = urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
+            else:
+                final = None
+            if final is not None:
+                httpx.URL(final)  # control characters and the like: httpx would refuse to send it
+        except (ValueError, httpx.InvalidURL):
+            self._refuse()
+            raise ForeignLink(f"unreadable link refused: {href[:100]!r}") from None
+        if final is None:
+            self._refuse()
+            raise ForeignLink(f"link to another origin refused: {parts.scheme}://{parts.netloc}", redact_url(url))
+        return final
+
+    def _refuse(self) -> None:
         with self._lock:
             self.foreign_links += 1
-        raise ForeignLink(f"link to another origin refused: {parts.scheme}://{parts.netloc}", redact_url(url))
 
     def query_url(self, type_name: str, *, filter: str | None = None, sort_asc: str | None = None,
                   page: int = 1) -> str:
@@ -302,8 +311,11 @@ class EMClient:
             headers = {"Accept": "application/xml"}
             if auth and token:
                 headers[TOKEN_HEADER] = token
+            sent = time.monotonic()
             try:
                 reply = self._exchange(method, url, headers, (self._user, self._password) if basic else None)
+                log.debug("%s %s -> HTTP %d, %d bytes in %.3f s", method, redact_url(url), reply.status,
+                          len(reply.body), time.monotonic() - sent)
             except httpx.TransportError as exc:
                 if self._verdict(None, False, exc) == "fatal":
                     raise SourceError(f"the TLS certificate of {urlsplit(url).netloc} was not accepted: "
