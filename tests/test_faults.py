@@ -465,3 +465,44 @@ def test_a_body_that_drips_in_slower_than_the_timeout_is_abandoned():
         with pytest.raises(SourceError, match="still arriving after 1 s"):
             client.get(client.query_url("BackupServer"))
         assert time.monotonic() - started < 4
+
+
+# --- unreadable entities ------------------------------------------------------------------------------
+
+
+def test_corrupt_entities_are_quarantined_and_their_children_still_load(db_url):
+    faults = Faults(seed=18, corrupt=0.08)  # a seed that also corrupts one of the two servers
+    with Simulator(small_world(1, Quirks()), faults=faults) as sim:
+        eng = db.engine(db_url)
+        summary = run_and_check(eng, sim, faults)  # warehouse == truth minus the corrupted, as placeholders
+        w = sim.world
+        bad = {o.uid: (o, faults.corruption(o.kind, o.guid))
+               for o in [*w.servers, *w.job_sessions, *w.tasks, *w.points] if faults.corruption(o.kind, o.guid)}
+        assert {o.kind for o, _ in bad.values()} == {"BackupServer", "ReplicaJobSession", "ReplicaTaskSession",
+                                                       "VmReplicaPoint"}
+        assert len({mode for _, mode in bad.values()}) >= 4  # port, date, enum, size, missing UID ...
+        got = dump(eng)
+        rows = quarantine_rows(eng)
+        with eng.connect() as conn:
+            recorded = conn.scalar(select(schema.etl_runs.c.quarantined).where(schema.etl_runs.c.id == summary.run_id))
+        assert recorded == summary.quarantined > 0
+        table_of = {"BackupServer": "backup_servers", "ReplicaJobSession": "replica_job_sessions",
+                    "ReplicaTaskSession": "replica_task_sessions", "VmReplicaPoint": "vm_replica_points"}
+        children = 0
+        for uid, (obj, mode) in bad.items():
+            href = w.href(obj.kind, obj.guid, True, sim.origin)
+            assert rows[href]["entity_type"] == obj.kind and rows[href]["uid"] == (None if mode == "uid" else uid)
+            row = got[table_of[obj.kind]].get(uid)
+            if row is not None:  # never half-written: only a placeholder from a child's link
+                assert row["placeholder"] is True and row["name"] == obj.name
+                assert all(v is None for k, v in row.items() if k not in ("uid", "href", "name", "placeholder"))
+            if obj.kind == "ReplicaJobSession":
+                kids = [t for t in obj.tasks if t.uid in got["replica_task_sessions"]]
+                assert kids and all(got["replica_task_sessions"][t.uid]["job_session_uid"] == uid for t in kids)
+                children += len(kids)
+            if obj.kind == "BackupServer":
+                kids = [r for r in got["replica_job_sessions"].values() if r["backup_server_uid"] == uid]
+                assert kids
+                children += len(kids)
+        assert children > 0
+        eng.dispose()
