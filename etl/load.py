@@ -13,9 +13,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import Boolean, Connection, Table
+from sqlalchemy.exc import DBAPIError
 
 from . import schema
-from .errors import ConfigError
+from .errors import ConfigError, LoadError
 
 CHUNK = 500  # uids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 KEEP_ON_UPDATE = frozenset({"uid", "first_loaded_at"})
@@ -48,13 +49,29 @@ class _Statements:
                       if isinstance(table.c[name].type, (schema.UTCDateTime, Boolean))]
         self.columns = self.data + ["source", "first_loaded_at", "last_loaded_at", "run_id"]
         updates = ", ".join(f"{c} = excluded.{c}" for c in self.columns if c not in KEEP_ON_UPDATE)
-        self.upsert = (f"INSERT INTO {table.name} ({', '.join(self.columns)}) "
-                       f"VALUES ({', '.join([self.mark] * len(self.columns))}) "
+        names = ", ".join(self.columns)
+        self.upsert = (f"INSERT INTO {table.name} ({names}) VALUES ({', '.join([self.mark] * len(self.columns))}) "
                        f"ON CONFLICT (uid) DO UPDATE SET {updates}")
+        # PostgreSQL bulk path: COPY into a per-session staging table, then one merge statement.
+        self.stage = f"veeam_etl_stage_{table.name}"
+        self.create_stage = (f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.stage} "
+                             f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        self.copy = f"COPY {self.stage} ({names}) FROM STDIN"
+        self.merge = (f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {self.stage} "
+                      f"ON CONFLICT (uid) DO UPDATE SET {updates}")
 
     def select_in(self, columns: list[str], count: int) -> str:
         return (f"SELECT {', '.join(columns)} FROM {self.table.name} "
                 f"WHERE uid IN ({', '.join([self.mark] * count)})")
+
+
+def _driver_errors() -> tuple[type[Exception], ...]:
+    """Errors the PostgreSQL bulk path raises from the driver directly (outside SQLAlchemy)."""
+    try:
+        import psycopg
+    except ImportError:
+        return ()
+    return (psycopg.Error,)
 
 
 @functools.cache
@@ -122,5 +139,25 @@ class Loader:
                 updated += 1
             writes.append(values + self._meta)
         if writes:
-            self.conn.exec_driver_sql(st.upsert, writes)
+            try:
+                self._write(st, writes)
+            except (DBAPIError, *_driver_errors()) as exc:
+                cause = getattr(exc, "orig", None) or exc
+                raise LoadError(f"writing {len(writes)} rows to {table.name} failed: "
+                                f"{type(cause).__name__}: {str(cause).strip()[:500]}") from None
         return inserted, updated
+
+    def _write(self, st: _Statements, writes: list[tuple]) -> None:
+        if self.conn.dialect.name != "postgresql":
+            self.conn.exec_driver_sql(st.upsert, writes)
+            return
+        made = self.conn.connection.info.setdefault("veeam_etl_stages", set())
+        if st.stage not in made:
+            self.conn.exec_driver_sql(st.create_stage)
+            made.add(st.stage)
+        with self.conn.connection.dbapi_connection.cursor() as cur:
+            with cur.copy(st.copy) as copy:
+                for row in writes:
+                    copy.write_row(row)
+            cur.execute(st.merge)
+            cur.execute(f"TRUNCATE {st.stage}")  # the next batch in this transaction starts empty

@@ -71,7 +71,9 @@ def _load_metadata() -> list[Column]:
         Column("source", String(500), nullable=False),
         Column("first_loaded_at", UTCDateTime, nullable=False),
         Column("last_loaded_at", UTCDateTime, nullable=False),
-        Column("run_id", Integer, ForeignKey("etl_runs.id"), nullable=False),
+        # the etl_runs.id of the run that last changed the row; not a declared foreign key: a
+        # per-row check against etl_runs on every insert would cost more than it protects
+        Column("run_id", Integer, nullable=False),
     ]
 
 

@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from etl import db, runs, schema
+from etl.errors import LoadError
 from etl.load import Loader
 
 T0 = datetime(2025, 8, 15, 6, 0, tzinfo=UTC)
@@ -88,5 +88,5 @@ def test_placeholder_never_overwrites_and_is_replaced_by_real(eng):
 
 
 def test_foreign_keys_enforced(eng):
-    with pytest.raises(IntegrityError), eng.begin() as conn:
+    with pytest.raises(LoadError, match="replica_job_sessions.*(FOREIGN KEY|foreign key)"), eng.begin() as conn:
         loader(conn, eng).upsert(schema.replica_job_sessions, [job(backup_server_uid="urn:veeam:BackupServer:nope")])

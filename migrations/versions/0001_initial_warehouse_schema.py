@@ -82,7 +82,6 @@ def upgrade() -> None:
         sa.Column("first_loaded_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_loaded_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("run_id", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(["run_id"], ["etl_runs.id"], name=op.f("fk_backup_servers_run_id")),
         sa.PrimaryKeyConstraint("uid", name=op.f("pk_backup_servers")),
     )
     op.create_table(
@@ -134,7 +133,6 @@ def upgrade() -> None:
             ["backup_servers.uid"],
             name=op.f("fk_replica_job_sessions_backup_server_uid"),
         ),
-        sa.ForeignKeyConstraint(["run_id"], ["etl_runs.id"], name=op.f("fk_replica_job_sessions_run_id")),
         sa.PrimaryKeyConstraint("uid", name=op.f("pk_replica_job_sessions")),
     )
     with op.batch_alter_table("replica_job_sessions", schema=None) as batch_op:
@@ -167,7 +165,6 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["backup_server_uid"], ["backup_servers.uid"], name=op.f("fk_vm_replica_points_backup_server_uid")
         ),
-        sa.ForeignKeyConstraint(["run_id"], ["etl_runs.id"], name=op.f("fk_vm_replica_points_run_id")),
         sa.PrimaryKeyConstraint("uid", name=op.f("pk_vm_replica_points")),
     )
     with op.batch_alter_table("vm_replica_points", schema=None) as batch_op:
@@ -214,7 +211,6 @@ def upgrade() -> None:
             ["vm_replica_points.uid"],
             name=op.f("fk_replica_task_sessions_replica_point_uid"),
         ),
-        sa.ForeignKeyConstraint(["run_id"], ["etl_runs.id"], name=op.f("fk_replica_task_sessions_run_id")),
         sa.PrimaryKeyConstraint("uid", name=op.f("pk_replica_task_sessions")),
     )
     with op.batch_alter_table("replica_task_sessions", schema=None) as batch_op:
