@@ -1,0 +1,80 @@
+"""etl.crawl: paging by PagesCount or by Next links, UID filters, parents through Alternate links."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from test_client import NS, FakeEM, client
+
+from etl import crawl
+
+
+def _page(uids, page, pages=None, next_href=None):
+    info = f' PagesCount="{pages}"' if pages else ""
+    nxt = f'<Link Rel="Next" Href="{next_href}"/>' if next_href else ""
+    body = "".join(f'<BackupServer UID="urn:veeam:BackupServer:{u}" Href="/api/backupServers/{u}?format=Entity"/>'
+                   for u in uids)
+    return (f'<QueryResult {NS}><Entities><BackupServers>{body}</BackupServers></Entities>'
+            f'<PagingInfo PageNum="{page}"{info}><Links>{nxt}</Links></PagingInfo></QueryResult>').encode()
+
+
+class QueryEM(FakeEM):
+    """Serves /api/query pages keyed by the `page` parameter."""
+
+    def __init__(self, pages):
+        super().__init__()
+        self.pages = pages
+
+    def __call__(self, request):
+        if request.url.path == "/api/query" and request.headers.get("X-RestSvcSessionId") == f"tok{self.tokens}":
+            self.seen.append(request)
+            return httpx.Response(200, content=self.pages[request.url.params.get("page", "1")])
+        return super().__call__(request)
+
+
+def test_pages_by_count_in_order_with_prefetch():
+    em = QueryEM({str(k): _page([f"{k}a", f"{k}b"], k, pages=5) for k in range(1, 6)})
+    with client(em) as c, ThreadPoolExecutor(3) as pool:
+        got = [e.row["uid"] for p in crawl.pages(c, pool, "BackupServer", ahead=3) for e in p.entities]
+    assert got == [f"urn:veeam:BackupServer:{k}{x}" for k in range(1, 6) for x in "ab"]
+    queries = [r for r in em.seen if r.url.path == "/api/query"]
+    assert len(queries) == 5 and all(r.url.params["pageSize"] == "500" for r in queries)
+
+
+def test_pages_by_next_links_when_no_count_and_no_loops():
+    em = QueryEM({"1": _page(["a"], 1, next_href="/api/query?type=BackupServer&amp;page=2"),
+                  "2": _page(["b"], 2, next_href="/api/query?type=BackupServer&amp;page=2")})  # links to itself
+    with client(em) as c, ThreadPoolExecutor(2) as pool:
+        got = [e.row["uid"] for p in crawl.pages(c, pool, "BackupServer") for e in p.entities]
+    assert got == ["urn:veeam:BackupServer:a", "urn:veeam:BackupServer:b"]
+
+
+def test_unreadable_entity_becomes_a_reject_not_a_row():
+    body = (f'<QueryResult {NS}><Entities><BackupServers><BackupServer UID="urn:veeam:BackupServer:1"/>'
+            f'<BackupServer UID="urn:veeam:BackupServer:2" Href="/api/backupServers/2"><Port>many</Port>'
+            f"</BackupServer></BackupServers></Entities></QueryResult>").encode()
+    from etl import parse
+
+    entities, rejects = crawl.read(parse.document(body, "u"), "BackupServer", "u")
+    assert [e.row["uid"] for e in entities] == ["urn:veeam:BackupServer:1"]
+    assert rejects[0].href == "/api/backupServers/2" and "many" in rejects[0].error and "<" in rejects[0].excerpt
+
+
+def test_uid_filters_chunk_and_quote():
+    uids = [f'urn:veeam:X:{i}"' for i in range(85)]
+    filters = list(crawl.uid_filters("UID", uids))
+    assert len(filters) == 3 and filters[0].count(",") == crawl.UIDS_PER_QUERY - 1
+    assert filters[0].startswith('UID=="urn:veeam:X:0"""')
+
+
+def test_fetch_parent_follows_alternate_and_404_gives_none():
+    ref = (f'<EntityRef {NS} Type="BackupServerReference" UID="urn:veeam:BackupServer:7" Href="/api/backupServers/7">'
+           f'<Links><Link Rel="Alternate" Type="BackupServer" Href="/api/backupServers/7?format=Entity"/></Links>'
+           f"</EntityRef>").encode()
+    ent = (f'<BackupServer {NS} UID="urn:veeam:BackupServer:7" Name="vbr07" Href="/api/backupServers/7?format=Entity">'
+           f"<Port>9392</Port></BackupServer>").encode()
+    em = FakeEM(script={"/api/backupServers/7": [(200, ref, {}), (200, ent, {})]})
+    link = crawl.Link("Up", "BackupServerReference", "/api/backupServers/7", "vbr07")
+    with client(em) as c:
+        got = crawl.fetch_parent(c, link, "BackupServer")
+        assert got.row["name"] == "vbr07" and got.row["port"] == 9392
+        assert crawl.fetch_parent(c, link._replace(href="/api/backupServers/8"), "BackupServer") is None
