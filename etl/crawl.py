@@ -99,8 +99,22 @@ def pages(client: EMClient, executor: Executor, type_name: str, filter: str | No
             yield page
 
 
+FINAL_STATE = {"ReplicaJobSession": "Stopped", "ReplicaTaskSession": "Completed"}
+
+
+def _instant(instant: datetime) -> str:
+    return f'"{instant:%Y-%m-%dT%H:%M:%SZ}"'  # filters take UTC date-times, quoted
+
+
 def since_filter(instant: datetime) -> str:
-    return f'CreationTime>="{instant:%Y-%m-%dT%H:%M:%SZ}"'
+    """Sessions created at or after `instant`."""
+    return f"CreationTime>={_instant(instant)}"
+
+
+def changed_filter(type_name: str, instant: datetime) -> str:
+    """Sessions created before `instant` that ended at or after it or are still running."""
+    at = _instant(instant)
+    return f'CreationTime<{at};(EndTime>={at},State!="{FINAL_STATE[type_name]}")'
 
 
 def uid_filters(name: str, uids: list[str]) -> Iterator[str]:

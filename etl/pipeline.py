@@ -90,9 +90,11 @@ class _Run:
             self.fresh = frozenset(t.name for t in schema.ENTITY_TABLES
                                    if conn.execute(select(t.c.uid).limit(1)).first() is None)
 
-    def load_pages(self, type_name: str, filter: str | None = None) -> None:
+    def load_pages(self, type_name: str, filter: str | None = None, seen: set[str] | None = None) -> None:
         for page in crawl.pages(self.client, self.pool, type_name, filter, self.ahead):
             self.commit(page)
+            if seen is not None:
+                seen.update(e.row["uid"] for e in page.entities)
             if self.progress:
                 self.summary.requests = self.client.requests
                 self.progress(self.summary, type_name)
@@ -171,20 +173,22 @@ class _Run:
             inserted, _ = loader.upsert(TABLES[parent_table], placeholders)
             self.summary.tables[parent_table]["inserted"] += inserted
 
-    def reread_unfinished(self, jobs_before: datetime | None, tasks_before: datetime | None) -> None:
-        """Re-read sessions that were running at an earlier load (and not just re-read), until they finish."""
+    def reconcile(self, windows: dict[str, datetime | None]) -> None:
+        """Finish sessions created before the window: one query per type for those still running
+        or ended since the window start, then (rarely) a UID re-read of any we last saw running
+        that EM reported in neither way (collected late, or removed)."""
+        seen: set[str] = set()
+        for type_name in crawl.FINAL_STATE:
+            if windows[type_name] is not None:
+                self.load_pages(type_name, crawl.changed_filter(type_name, windows[type_name]), seen)
         with self.eng.connect() as conn:
-            jobs = runs.unfinished(conn, self.summary.source, schema.replica_job_sessions, jobs_before)
-            tasks = runs.unfinished(conn, self.summary.source, schema.replica_task_sessions, tasks_before)
-            parents = set(jobs)
-            if tasks:
-                for chunk in range(0, len(tasks), 500):
-                    rows = conn.execute(schema.replica_task_sessions.select()
-                                        .with_only_columns(schema.replica_task_sessions.c.job_session_uid)
-                                        .where(schema.replica_task_sessions.c.uid.in_(tasks[chunk:chunk + 500])))
-                    parents.update(r[0] for r in rows)
-        if jobs:
-            log.info("re-reading %d unfinished job sessions", len(jobs))
+            jobs = [uid for uid in runs.unfinished(conn, self.summary.source, schema.replica_job_sessions,
+                                                   windows["ReplicaJobSession"]) if uid not in seen]
+            tasks = [uid for uid in runs.unfinished(conn, self.summary.source, schema.replica_task_sessions,
+                                                    windows["ReplicaTaskSession"]) if uid not in seen]
+            parents = set(jobs) | runs.job_sessions_of(conn, tasks)
+        if jobs or tasks:
+            log.info("re-reading %d job and %d task sessions by UID", len(jobs), len(tasks))
         for f in crawl.uid_filters("UID", jobs):
             self.load_pages("ReplicaJobSession", f)
         for f in crawl.uid_filters("JobSessionUid", sorted(parents)):
@@ -232,7 +236,7 @@ def run(eng: Engine, url: str, user: str, password: str, *, verify: bool | str =
                     window = windows[type_name]
                     job.load_pages(type_name, crawl.since_filter(window) if window else None)
                 if mode != "full":
-                    job.reread_unfinished(windows["ReplicaJobSession"], windows["ReplicaTaskSession"])
+                    job.reconcile(windows)
             summary.requests, summary.retries = client.requests, client.retries
             summary.foreign_links = client.foreign_links
             summary.status = "succeeded"

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from . import schema
 from .errors import LockHeld
 from .schema import etl_locks, etl_quarantine, etl_runs, etl_watermarks, now_utc
 
@@ -141,6 +142,15 @@ def quarantine(conn, source: str, run_id: int, entity_type: str, href: str, uid:
     conn.execute(insert(etl_quarantine).values(source=source, href=href, entity_type=entity_type, uid=uid,
                                                error=error[:2000], excerpt=excerpt[:2000], run_id=run_id,
                                                quarantined_at=now_utc()))
+
+
+def job_sessions_of(conn, task_uids: list[str]) -> set[str]:
+    """The job sessions the given task sessions belong to."""
+    tasks = schema.replica_task_sessions
+    found: set[str] = set()
+    for i in range(0, len(task_uids), 500):
+        found.update(conn.scalars(select(tasks.c.job_session_uid).where(tasks.c.uid.in_(task_uids[i:i + 500]))))
+    return found
 
 
 def unfinished(conn, source: str, table, before: datetime | None) -> list[str]:

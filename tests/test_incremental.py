@@ -172,3 +172,24 @@ def test_json_logs(tmp_path):
     assert done.returncode == 0
     lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
     assert lines and all({"time", "level", "logger", "message"} <= set(entry) for entry in lines)
+
+
+def test_no_change_incremental_is_a_handful_of_requests_and_uid_fallback_finishes_stragglers(db_url):
+    world = small_world(8, days=10)
+    with Simulator(world) as sim:
+        eng = db.engine(db_url)
+        pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(page_size=50))
+        nochange = pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(page_size=50))
+        # logon (2) + logoff + servers + one window query per session type + one reconcile query per session type
+        assert nochange.requests <= 3 + 1 + 3 + 2 + 2
+        # a session we last saw running, which EM now reports as ended long ago (collected late)
+        tasks = schema.replica_task_sessions
+        with eng.begin() as conn:
+            old = conn.execute(select(tasks.c.uid, tasks.c.job_session_uid).where(tasks.c.state == "Completed")
+                               .order_by(tasks.c.creation_time_utc).limit(1)).one()
+            conn.execute(tasks.update().where(tasks.c.uid == old.uid)
+                         .values(end_time_utc=None, state="InProgress", result="None"))
+        fixed = pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(page_size=50))
+        assert fixed.tables["replica_task_sessions"]["updated"] == 1
+        assert_equal_to_truth(eng, world.truth())
+        eng.dispose()
