@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import crawl, db, runs, schema, transform
+from . import crawl, db, parse, runs, schema, transform
 from .client import EMClient, RetryPolicy, redact_url
 from .crawl import Page, Reject
-from .errors import LoadError
+from .errors import DataError, LoadError
 from .load import Loader
 from .transform import Entity
 
@@ -35,6 +35,14 @@ def source_name(url: str) -> str:
     """The identity of an Enterprise Manager in the warehouse: its API URL, lower-cased, no credentials."""
     parts = urlsplit(redact_url(url))
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+
+
+def _uid_or_href(href: str, type_name: str) -> str:
+    """The uid an href names (EM's rule: the guid is its last path segment), or the href itself."""
+    try:
+        return parse.uid_from_href(href, type_name)
+    except DataError:
+        return href
 
 
 def _parent_columns(table) -> list[tuple[str, str]]:
@@ -71,6 +79,12 @@ class Summary:
     foreign_links: int = 0
     duration_s: float = 0.0
 
+    def finish(self, status: str, client: EMClient | None, started: float) -> None:
+        self.status = status
+        self.duration_s = time.monotonic() - started
+        if client is not None:
+            self.requests, self.retries, self.foreign_links = client.requests, client.retries, client.foreign_links
+
     def stats(self) -> dict:
         return {"tables": self.tables, "parents_from_links": self.parents_from_links, "requests": self.requests,
                 "retries": self.retries, "quarantined": self.quarantined, "foreign_links": self.foreign_links}
@@ -85,6 +99,7 @@ class _Run:
         self.eng, self.client, self.summary, self.pool, self.ahead = eng, client, summary, pool, ahead
         self.progress = progress
         self.marks: dict[str, datetime] = {}
+        self.rejected: set[str] = set()  # uids/hrefs quarantined in this run (few)
         self.now = schema.now_utc()
         with eng.connect() as conn:  # tables empty at the start: a first load needs no comparisons
             self.fresh = frozenset(t.name for t in schema.ENTITY_TABLES
@@ -122,7 +137,10 @@ class _Run:
         log.warning("quarantined %s %s: %s", reject.type_name, reject.href, reject.error)
         runs.quarantine(conn, self.summary.source, self.summary.run_id, reject.type_name, reject.href, reject.uid,
                         reject.error, reject.excerpt)
-        self.summary.quarantined += 1
+        key = reject.uid or _uid_or_href(reject.href, reject.type_name)
+        if key not in self.rejected:  # one entity, counted once however often we met it
+            self.rejected.add(key)
+            self.summary.quarantined += 1
 
     def _store(self, loader: Loader, entities: list[Entity]) -> None:
         """Upsert entities of one table, after making sure every parent they name is in the warehouse."""
@@ -149,7 +167,8 @@ class _Run:
     def _add_parents(self, loader: Loader, parent_table: str, links: dict) -> None:
         """Fetch missing parents by their links (in parallel); record those EM cannot give from the link."""
         type_name = transform.TYPE_OF_TABLE[parent_table]
-        with_link = [(uid, link) for uid, link in links.items() if link is not None]
+        # a parent quarantined earlier in this run is not asked for again: it would be rejected again
+        with_link = [(uid, link) for uid, link in links.items() if link is not None and uid not in self.rejected]
         fetched = self.pool.map(lambda item: crawl.fetch_parent(self.client, item[1], type_name), with_link)
         found: list[Entity] = []
         placeholders: list[dict] = []
@@ -162,8 +181,9 @@ class _Run:
             row = transform.placeholder(parent_table, link)
             row["uid"] = uid  # the child's own reference wins over the href's last segment
             placeholders.append(row)
-        placeholders += [{"uid": uid, "href": None, "name": None, "placeholder": True}
-                         for uid, link in links.items() if link is None]
+        placeholders += [transform.placeholder(parent_table, link) | {"uid": uid} if link else
+                         {"uid": uid, "href": None, "name": None, "placeholder": True}
+                         for uid, link in links.items() if link is None or uid in self.rejected]
         self.summary.parents_by_link += len(found)
         self.summary.parents_from_links += len(placeholders)
         for p in placeholders:
@@ -226,9 +246,10 @@ def run(eng: Engine, url: str, user: str, password: str, *, verify: bool | str =
         run_id = runs.start_run(eng, source, mode)
         summary = Summary(run_id, source, mode)
         log.info("run %d: %s load of %s", run_id, mode, source)
-        client = EMClient(url, user, password, verify=verify, timeout=opts.timeout, page_size=opts.page_size,
-                          retry=opts.retry, transport=transport, pool_size=opts.concurrency + 1)
+        client: EMClient | None = None
         try:
+            client = EMClient(url, user, password, verify=verify, timeout=opts.timeout, page_size=opts.page_size,
+                              retry=opts.retry, transport=transport, pool_size=opts.concurrency + 1)
             with client, ThreadPoolExecutor(opts.concurrency, thread_name_prefix="em") as pool:
                 job = _Run(eng, client, summary, pool, opts.concurrency, progress)
                 job.load_pages("BackupServer")
@@ -237,19 +258,13 @@ def run(eng: Engine, url: str, user: str, password: str, *, verify: bool | str =
                     job.load_pages(type_name, crawl.since_filter(window) if window else None)
                 if mode != "full":
                     job.reconcile(windows)
-            summary.requests, summary.retries = client.requests, client.retries
-            summary.foreign_links = client.foreign_links
-            summary.status = "succeeded"
-            summary.duration_s = time.monotonic() - started
+            summary.finish("succeeded", client, started)
             with eng.begin() as conn:
                 runs.advance_watermarks(conn, source, run_id, job.marks)
                 runs.finish_run(conn, run_id, "succeeded", summary.stats())
             return summary
         except BaseException as exc:
-            summary.requests, summary.retries = client.requests, client.retries
-            summary.foreign_links = client.foreign_links
-            summary.status = "failed"
-            summary.duration_s = time.monotonic() - started
+            summary.finish("failed", client, started)
             try:
                 with eng.begin() as conn:
                     runs.finish_run(conn, run_id, "failed", summary.stats(), error=str(exc) or type(exc).__name__)

@@ -193,3 +193,13 @@ def test_no_change_incremental_is_a_handful_of_requests_and_uid_fallback_finishe
         assert fixed.tables["replica_task_sessions"]["updated"] == 1
         assert_equal_to_truth(eng, world.truth())
         eng.dispose()
+
+
+def test_a_run_that_cannot_start_its_client_is_recorded_failed(tmp_path):
+    eng = db.engine(f"sqlite:///{tmp_path}/w.db")
+    with pytest.raises(SourceError, match="not an http"):
+        pipeline.run(eng, "ftp://em01/api", "demo", "demo")
+    with eng.connect() as conn:
+        assert conn.execute(select(schema.etl_runs.c.status)).scalars().all() == ["failed"]
+        assert conn.execute(select(schema.etl_locks)).all() == []
+    eng.dispose()
