@@ -6,7 +6,9 @@ Every test that takes `db_url` runs on both databases. A missing PostgreSQL fail
 
 from __future__ import annotations
 
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -43,3 +45,44 @@ def payload():
         return (PAYLOADS / name).read_bytes()
 
     return read
+
+
+class Trap:
+    """An HTTP listener standing in for another origin or any host a hostile document names.
+
+    It records every request that reaches it (a passing test leaves `hits` empty) and answers with
+    an entity declaration, so a parser that did fetch it would visibly expand TRAP-WAS-READ.
+    """
+
+    BODY = b'<!ENTITY leaked "TRAP-WAS-READ">'
+
+    def __init__(self):
+        hits = self.hits = []
+        body = self.BODY
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - fixed by the base class
+                hits.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.origin = f"http://{self.host}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def trap():
+    t = Trap()
+    yield t
+    t.close()

@@ -9,10 +9,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -51,38 +49,6 @@ MATRIX = {
 
 def small_world(seed: int, quirks: Quirks = QUIRKS) -> World:
     return World(seed=seed, servers=2, jobs=3, vms_per_job=4, days=3, quirks=quirks)
-
-
-class Trap:
-    """An HTTP listener standing in for another origin: it records every request that reaches it."""
-
-    def __init__(self):
-        hits = self.hits = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - fixed by the base class
-                hits.append(self.path)
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture(scope="module")
-def trap():
-    t = Trap()
-    yield t
-    t.close()
 
 
 def expected(sim: Simulator, faults: Faults):

@@ -10,8 +10,6 @@ show the parser itself reads no file and opens no connection.
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -27,38 +25,7 @@ EXPECTED = json.loads((CORPUS / "expected.json").read_text())
 PASSWD_MARKERS = (b"root:", "root:")
 
 
-class Trap:
-    """Stands in for any host a hostile document points at; records what reaches it."""
-
-    def __init__(self):
-        hits = self.hits = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - fixed by the base class
-                hits.append(self.path)
-                body = b'<!ENTITY leaked "TRAP-WAS-READ">'
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-@pytest.fixture(scope="module")
-def trap():
-    t = Trap()
-    yield t
-    t.server.shutdown()
-    t.server.server_close()
-
-
-def body_of(name: str, trap: Trap) -> bytes:
+def body_of(name: str, trap) -> bytes:
     return (CORPUS / name).read_bytes().replace(b"TRAP", trap.host.encode())
 
 
