@@ -91,3 +91,28 @@ def test_missing_password_is_usage_error(tmp_path):
     done = cli("run", "--url", "http://127.0.0.1:9/api", "--user", "demo", "--db", f"sqlite:///{tmp_path}/w.db",
                password=None)
     assert done.returncode == 2 and "VEEAM_EM_PASSWORD" in done.stderr
+
+
+def test_simulate_command_in_one_process_run_in_another(tmp_path):
+    """The README's two-shell walk-through: `veeam-etl simulate --port P`, then `veeam-etl run`."""
+    import json
+    import urllib.request
+    from datetime import datetime
+
+    sim = subprocess.Popen([sys.executable, "-m", "etl", "simulate", "--port", "0", "--jobs", "3", "--days", "3"],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        url = sim.stdout.readline().split(" at ", 1)[1].split()[0]
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/api")
+        db_url = f"sqlite:///{tmp_path}/w.db"
+        done = cli("run", "--url", url, "--user", "demo", "--db", db_url)
+        assert done.returncode == 0, done.stderr
+        with urllib.request.urlopen(url.removesuffix("/api") + "/admin/truth") as answer:  # noqa: S310 - loopback
+            raw = json.load(answer)
+        instants = {"creation_time_utc", "end_time_utc"}
+        truth = {t: {uid: {k: datetime.fromisoformat(v) if k in instants and v else v for k, v in row.items()}
+                     for uid, row in rows.items()} for t, rows in raw.items()}
+        assert_equal_to_truth(db.engine(db_url), truth)
+    finally:
+        sim.terminate()
+        sim.wait(timeout=30)
