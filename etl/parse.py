@@ -10,7 +10,6 @@ import re
 import threading
 from datetime import UTC, datetime
 from typing import NamedTuple
-from urllib.parse import urlsplit
 
 from lxml import etree
 
@@ -78,9 +77,20 @@ def document(body: bytes, url: str) -> etree._Element:
     return root
 
 
+_LOCAL: dict[str, str] = {}  # qualified tag -> local name; EM documents use a few dozen tags
+
+
+def _local_name(tag) -> str:
+    name = _LOCAL.get(tag)
+    if name is None:
+        name = tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+        if isinstance(tag, str) and len(_LOCAL) < 10_000:  # bounded: hostile documents invent tags
+            _LOCAL[tag] = name
+    return name
+
+
 def local(el: etree._Element) -> str:
-    tag = el.tag
-    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+    return _local_name(el.tag)
 
 
 def q(el: etree._Element, name: str) -> str:
@@ -100,22 +110,45 @@ def links(el: etree._Element) -> list[Link]:
     box = el.find(q(el, "Links"))
     if box is None:
         return []
-    return [
-        Link(ln.get("Rel", ""), ln.get("Type", ""), ln.get("Href", ""), ln.get("Name"))
-        for ln in box
-        if local(ln) == "Link" and ln.get("Href")
-    ]
+    out = []
+    for ln in box:
+        if _local_name(ln.tag) != "Link":
+            continue
+        href = ln.get("Href")
+        if href:
+            out.append(Link(ln.get("Rel", ""), ln.get("Type", ""), href, ln.get("Name")))
+    return out
 
 
 def fields(el: etree._Element) -> dict[str, str | None]:
     """Child elements other than Links as {local name: stripped text, None when empty}."""
     out: dict[str, str | None] = {}
     for child in el:
-        name = local(child)
+        name = _local_name(child.tag)
         if name == "Links" or not name:
             continue
-        text = child.text.strip() if child.text else ""
-        out[name] = text or None
+        text = child.text
+        out[name] = (text.strip() or None) if text else None
+    return out
+
+
+def parent_links(el: etree._Element) -> dict[tuple[str, str], Link]:
+    """{(Rel, Type): first such link} of the `Up` and `Related` links: the ones naming other objects.
+
+    The transform's hot path: Alternate, Down and mount links are skipped before their other
+    attributes are read.
+    """
+    box = el.find(q(el, "Links"))
+    out: dict[tuple[str, str], Link] = {}
+    if box is None:
+        return out
+    for ln in box:
+        rel = ln.get("Rel")
+        if rel not in ("Up", "Related") or _local_name(ln.tag) != "Link":
+            continue
+        href, kind = ln.get("Href"), ln.get("Type", "")
+        if href and (rel, kind) not in out:
+            out[(rel, kind)] = Link(rel, kind, href, ln.get("Name"))
     return out
 
 
@@ -164,12 +197,9 @@ def utc(text: str | None, url: str | None = None) -> datetime | None:
     m = _DT.fullmatch(text)
     if not m:
         raise DataError(f"not an ISO 8601 date-time: {text[:60]!r}", url)
-    y, mo, d, h, mi, s, frac, tz = m.groups()
-    micro = int((frac or "0")[:6].ljust(6, "0"))
-    try:
-        if tz == "Z":
-            return datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), micro, tzinfo=UTC)
-        return datetime.fromisoformat(f"{y}-{mo}-{d}T{h}:{mi}:{s}.{micro:06d}{tz}").astimezone(UTC)
+    try:  # the shape is checked above; fromisoformat reads it (fractions past 6 digits are dropped)
+        value = datetime.fromisoformat(text)
+        return value if m.group(8) == "Z" else value.astimezone(UTC)
     except (ValueError, OverflowError) as exc:
         raise DataError(f"impossible date-time {text[:60]!r}: {exc}", url) from None
 
@@ -205,10 +235,11 @@ def boolean(text: str | None, url: str | None = None) -> bool | None:
 
 def uid_from_href(href: str, type_name: str) -> str:
     """EM UIDs are `urn:veeam:<Type>:<guid>` where the guid is the Href's last path segment."""
-    try:
-        segment = urlsplit(href).path.rstrip("/").rsplit("/", 1)[-1]
-    except ValueError:
-        raise DataError(f"unreadable {type_name} link {href[:100]!r}") from None
-    if not segment:
+    path = href.split("#", 1)[0].split("?", 1)[0]
+    if "://" in path:  # an absolute URL: the path starts at the first slash after the host
+        rest = path.split("://", 1)[1]
+        path = rest[rest.find("/"):] if "/" in rest else ""
+    segment = path.rstrip("/").rsplit("/", 1)[-1]
+    if not segment or not segment.isprintable() or " " in segment:
         raise DataError(f"{type_name} link {href[:100]!r} names no object")
     return f"urn:veeam:{type_name}:{segment}"

@@ -35,16 +35,17 @@ def _enum(value: str | None, allowed: frozenset[str], field: str, url: str | Non
     return value
 
 
-def _head(el: etree._Element) -> tuple[dict, dict[str, str | None], list[Link], str | None]:
+def _head(el: etree._Element) -> tuple[dict, dict[str, str | None], dict[tuple[str, str], Link], str | None]:
+    """(row with uid/href/name, fields, {(Rel, Type): first such link}, href) of an entity."""
     url = el.get("Href")
     uid = el.get("UID")
     if not uid or not uid.startswith("urn:veeam:"):
         raise DataError(f"{parse.local(el)} without a valid UID attribute", url)
-    return {"uid": uid, "href": url, "name": el.get("Name")}, parse.fields(el), parse.links(el), url
+    return {"uid": uid, "href": url, "name": el.get("Name")}, parse.fields(el), parse.parent_links(el), url
 
 
-def _up(links: list[Link], link_type: str, rel: str = "Up") -> Link | None:
-    return next((ln for ln in links if ln.rel == rel and ln.type == link_type), None)
+def _up(links: dict[tuple[str, str], Link], link_type: str, rel: str = "Up") -> Link | None:
+    return links.get((rel, link_type))
 
 
 def _parent(parents: dict[str, Link], column: str, link: Link | None, type_name: str) -> str | None:
