@@ -50,8 +50,13 @@ class _Statements:
         self.columns = self.data + ["source", "first_loaded_at", "last_loaded_at", "run_id"]
         updates = ", ".join(f"{c} = excluded.{c}" for c in self.columns if c not in KEEP_ON_UPDATE)
         names = ", ".join(self.columns)
-        self.upsert = (f"INSERT INTO {table.name} ({names}) VALUES ({', '.join([self.mark] * len(self.columns))}) "
-                       f"ON CONFLICT (uid) DO UPDATE SET {updates}")
+        self._group = f"({', '.join([self.mark] * len(self.columns))})"
+        self._insert = f"INSERT INTO {table.name} ({names}) VALUES "
+        self._conflict = f" ON CONFLICT (uid) DO UPDATE SET {updates}"
+        self.upsert = self.upsert_rows(1)
+        # SQLite bulk path: one multi-row INSERT per chunk (SQLite allows 32766 parameters).
+        # executemany would step once per row and hand the GIL back and forth each time.
+        self.rows_per_statement = 32766 // len(self.columns)
         # PostgreSQL bulk path: COPY into a per-session staging table, then one merge statement.
         self.stage = f"veeam_etl_stage_{table.name}"
         self.create_stage = (f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.stage} "
@@ -59,6 +64,10 @@ class _Statements:
         self.copy = f"COPY {self.stage} ({names}) FROM STDIN"
         self.merge = (f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {self.stage} "
                       f"ON CONFLICT (uid) DO UPDATE SET {updates}")
+
+    def upsert_rows(self, count: int) -> str:
+        """`INSERT … VALUES (…), (…) … ON CONFLICT (uid) DO UPDATE …` for `count` rows."""
+        return self._insert + ", ".join([self._group] * count) + self._conflict
 
     def select_in(self, columns: list[str], count: int) -> str:
         return (f"SELECT {', '.join(columns)} FROM {self.table.name} "
@@ -149,7 +158,10 @@ class Loader:
 
     def _write(self, st: _Statements, writes: list[tuple]) -> None:
         if self.conn.dialect.name != "postgresql":
-            self.conn.exec_driver_sql(st.upsert, writes)
+            step = st.rows_per_statement
+            for i in range(0, len(writes), step):
+                chunk = writes[i : i + step]
+                self.conn.exec_driver_sql(st.upsert_rows(len(chunk)), tuple(v for row in chunk for v in row))
             return
         made = self.conn.connection.info.setdefault("veeam_etl_stages", set())
         if st.stage not in made:

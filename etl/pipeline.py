@@ -29,6 +29,7 @@ from .transform import Entity
 log = logging.getLogger(__name__)
 
 TABLES = {t.name: t for t in schema.ENTITY_TABLES}
+KNOWN_LIMIT = 200_000  # uids remembered per parent table: a few MB, whatever the estate
 
 
 def source_name(url: str) -> str:
@@ -100,6 +101,8 @@ class _Run:
         self.progress = progress
         self.marks: dict[str, datetime] = {}
         self.rejected: set[str] = set()  # uids/hrefs quarantined in this run (few)
+        # parents confirmed in the warehouse during this run, for the parent tables every page asks about
+        self.known: dict[str, set[str]] = {"backup_servers": set(), "replica_job_sessions": set()}
         self.now = schema.now_utc()
         with eng.connect() as conn:  # tables empty at the start: a first load needs no comparisons
             self.fresh = frozenset(t.name for t in schema.ENTITY_TABLES
@@ -149,6 +152,7 @@ class _Run:
         table = TABLES[entities[0].table]
         self._ensure_parents(loader, table, entities)
         inserted, updated = loader.upsert(table, [e.row for e in entities])
+        self._remember(table.name, (e.row["uid"] for e in entities))
         counts = self.summary.tables[table.name]
         counts["inserted"] += inserted
         counts["updated"] += updated
@@ -160,9 +164,23 @@ class _Run:
                 uid = e.row.get(column)
                 if uid is not None and uid not in wanted:
                     wanted[uid] = e.parents.get(column)
-            missing = set(wanted) - loader.present(TABLES[parent_table], wanted)
+            known = self.known.get(parent_table, set())
+            unsure = [uid for uid in wanted if uid not in known]
+            if not unsure:
+                continue
+            present = loader.present(TABLES[parent_table], unsure)
+            self._remember(parent_table, present)
+            missing = set(unsure) - present
             if missing:
                 self._add_parents(loader, parent_table, {uid: wanted[uid] for uid in sorted(missing)})
+
+    def _remember(self, table: str, uids) -> None:
+        """Note parents known to be in the warehouse, so the next page need not ask (few tables, bounded)."""
+        known = self.known.get(table)
+        if known is not None:
+            if len(known) > KNOWN_LIMIT:
+                known.clear()
+            known.update(uids)
 
     def _add_parents(self, loader: Loader, parent_table: str, links: dict) -> None:
         """Fetch missing parents by their links (in parallel); record those EM cannot give from the link."""
