@@ -106,15 +106,15 @@ def _instant(instant: datetime) -> str:
     return f'"{instant:%Y-%m-%dT%H:%M:%SZ}"'  # filters take UTC date-times, quoted
 
 
-def since_filter(instant: datetime) -> str:
-    """Sessions created at or after `instant`."""
-    return f"CreationTime>={_instant(instant)}"
-
-
-def changed_filter(type_name: str, instant: datetime) -> str:
-    """Sessions created before `instant` that ended at or after it or are still running."""
+def window_filter(type_name: str, instant: datetime | None) -> str | None:
+    """What an incremental run asks for: sessions created at or after `instant`; for job and task
+    sessions also older ones that ended at or after it or are still running (None: everything)."""
+    if instant is None:
+        return None
     at = _instant(instant)
-    return f'CreationTime<{at};(EndTime>={at},State!="{FINAL_STATE[type_name]}")'
+    if type_name not in FINAL_STATE:
+        return f"CreationTime>={at}"
+    return f'CreationTime>={at},EndTime>={at},State!="{FINAL_STATE[type_name]}"'
 
 
 def uid_filters(name: str, uids: list[str]) -> Iterator[str]:

@@ -101,6 +101,7 @@ class _Run:
         self.progress = progress
         self.marks: dict[str, datetime] = {}
         self.rejected: set[str] = set()  # uids/hrefs quarantined in this run (few)
+        self.running: set[str] = set()  # sessions EM reported as still running in this run
         # parents confirmed in the warehouse during this run, for the parent tables every page asks about
         self.known: dict[str, set[str]] = {"backup_servers": set(), "replica_job_sessions": set()}
         self.now = schema.now_utc()
@@ -108,11 +109,11 @@ class _Run:
             self.fresh = frozenset(t.name for t in schema.ENTITY_TABLES
                                    if conn.execute(select(t.c.uid).limit(1)).first() is None)
 
-    def load_pages(self, type_name: str, filter: str | None = None, seen: set[str] | None = None) -> None:
+    def load_pages(self, type_name: str, filter: str | None = None) -> None:
         for page in crawl.pages(self.client, self.pool, type_name, filter, self.ahead):
             self.commit(page)
-            if seen is not None:
-                seen.update(e.row["uid"] for e in page.entities)
+            if type_name in crawl.FINAL_STATE:
+                self.running.update(e.row["uid"] for e in page.entities if e.row["end_time_utc"] is None)
             if self.progress:
                 self.summary.requests = self.client.requests
                 self.progress(self.summary, type_name)
@@ -211,19 +212,14 @@ class _Run:
             inserted, _ = loader.upsert(TABLES[parent_table], placeholders)
             self.summary.tables[parent_table]["inserted"] += inserted
 
-    def reconcile(self, windows: dict[str, datetime | None]) -> None:
-        """Finish sessions created before the window: one query per type for those still running
-        or ended since the window start, then (rarely) a UID re-read of any we last saw running
-        that EM reported in neither way (collected late, or removed)."""
-        seen: set[str] = set()
-        for type_name in crawl.FINAL_STATE:
-            if windows[type_name] is not None:
-                self.load_pages(type_name, crawl.changed_filter(type_name, windows[type_name]), seen)
+    def finish_stragglers(self) -> None:
+        """Sessions the warehouse last saw running that EM now reports neither running nor ended
+        since the window start (collected late, or removed): read by UID until they finish."""
         with self.eng.connect() as conn:
-            jobs = [uid for uid in runs.unfinished(conn, self.summary.source, schema.replica_job_sessions,
-                                                   windows["ReplicaJobSession"]) if uid not in seen]
-            tasks = [uid for uid in runs.unfinished(conn, self.summary.source, schema.replica_task_sessions,
-                                                    windows["ReplicaTaskSession"]) if uid not in seen]
+            jobs = [uid for uid in runs.unfinished(conn, self.summary.source, schema.replica_job_sessions)
+                    if uid not in self.running]
+            tasks = [uid for uid in runs.unfinished(conn, self.summary.source, schema.replica_task_sessions)
+                     if uid not in self.running]
             parents = set(jobs) | runs.job_sessions_of(conn, tasks)
         if jobs or tasks:
             log.info("re-reading %d job and %d task sessions by UID", len(jobs), len(tasks))
@@ -272,10 +268,9 @@ def run(eng: Engine, url: str, user: str, password: str, *, verify: bool | str =
                 job = _Run(eng, client, summary, pool, opts.concurrency, progress)
                 job.load_pages("BackupServer")
                 for type_name in crawl.SESSION_TYPES:
-                    window = windows[type_name]
-                    job.load_pages(type_name, crawl.since_filter(window) if window else None)
+                    job.load_pages(type_name, crawl.window_filter(type_name, windows[type_name]))
                 if mode != "full":
-                    job.reconcile(windows)
+                    job.finish_stragglers()
             summary.finish("succeeded", client, started)
             with eng.begin() as conn:
                 runs.advance_watermarks(conn, source, run_id, job.marks)

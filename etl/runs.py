@@ -153,12 +153,9 @@ def job_sessions_of(conn, task_uids: list[str]) -> set[str]:
     return found
 
 
-def unfinished(conn, source: str, table, before: datetime | None) -> list[str]:
+def unfinished(conn, source: str, table) -> list[str]:
     """UIDs of sessions of `source` that were still running at their last load."""
     query = select(table.c.uid).where(and_(table.c.source == source, table.c.end_time_utc.is_(None)))
     if "placeholder" in table.c:
         query = query.where(table.c.placeholder.is_(False))
-    if before is not None:
-        query = query.where(table.c.creation_time_utc < before)
     return list(conn.scalars(query))
-
