@@ -45,9 +45,10 @@ def log(msg: str) -> None:
 class Sim:
     """bench/serve.py in its own process, sized for about `tasks` task sessions."""
 
-    def __init__(self, tasks: int):
+    def __init__(self, tasks: int, running_share: float):
         jobs = max(1, round(tasks / 200))  # 20 VMs x 10 days x 1 run a day ≈ 200 task sessions a job
-        args = ["--servers", "10", "--jobs", str(jobs), "--vms-per-job", "20", "--days", "10", "--runs-per-day", "1"]
+        args = ["--servers", "10", "--jobs", str(jobs), "--vms-per-job", "20", "--days", "10", "--runs-per-day", "1",
+                "--running-share", str(running_share)]
         self.proc = subprocess.Popen([sys.executable, str(BENCH / "serve.py"), *args],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         info = json.loads(self.proc.stdout.readline())
@@ -191,7 +192,7 @@ def run(args) -> dict:
     r: dict = {"args": args, "command": "python " + " ".join(sys.argv), "revision": revision(),
                "load_before": os.getloadavg()[0]}
     n = args.repeat
-    sim = Sim(args.tasks)
+    sim = Sim(args.tasks, args.running_share)
     tmp = tempfile.TemporaryDirectory(prefix="veeam-etl-bench-")
     base = Path(tmp.name)
     try:
@@ -242,7 +243,7 @@ def run(args) -> dict:
             if tasks == args.tasks:
                 r["scale"][tasks] = {**r["sqlite"]["full"], "estate": r["estate"]}
                 continue
-            big = Sim(tasks)
+            big = Sim(tasks, args.running_share)
             try:
                 log(f"simulator of {tasks} tasks built in {big.build_s:.0f} s")
                 full = load(f"sqlite:///{base / f'scale{tasks}.db'}", big, args, incremental=False)
@@ -263,6 +264,9 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=100_000, help="task sessions in the estate (about)")
     ap.add_argument("--latency-ms", type=float, default=0, help="also load SQLite with this delay on every request")
     ap.add_argument("--page-size", type=int, default=500)
+    ap.add_argument("--running-share", type=float, default=0.0,
+                    help="share of jobs whose newest run is still running at the estate's clock (0: a steady estate; "
+                         "the tests use 0.3)")
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--skip-pg", action="store_true", help="no PostgreSQL load")
     ap.add_argument("--rss-scale", action="store_true", help="also SQLite peak RSS at 100k and 1M tasks")

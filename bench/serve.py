@@ -41,10 +41,11 @@ def main() -> None:
                           ("runs-per-day", 1)):
         ap.add_argument(f"--{name}", type=int, default=default)
     ap.add_argument("--latency-ms", type=float, default=0.0)
+    ap.add_argument("--running-share", type=float, default=0.3)
     a = ap.parse_args()
     started = time.perf_counter()
     world = World(seed=a.seed, servers=a.servers, jobs=a.jobs, vms_per_job=a.vms_per_job, days=a.days,
-                  runs_per_day=a.runs_per_day)  # the default fixed `now`: the same estate on every run
+                  runs_per_day=a.runs_per_day, running_share=a.running_share)  # the default fixed `now`: the same estate on every run
     built = time.perf_counter() - started
     sim = Simulator(world, faults=Latency(a.latency_ms)).start()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

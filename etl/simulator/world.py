@@ -149,8 +149,12 @@ class World:
 
     def __init__(self, seed: int = 1, servers: int = 2, jobs: int = 6, vms_per_job: int = 10, days: int = 14,
                  runs_per_day: int = 2, now: datetime = datetime(2025, 8, 15, 12, 0, tzinfo=UTC),
-                 quirks: Quirks | None = None):
+                 quirks: Quirks | None = None, running_share: float = 0.3):
+        """`running_share`: the share of jobs whose newest run started minutes before `now` and is
+        still running (the first job always is), on top of the runs that happen to overlap `now`;
+        0.3 gives tests plenty of running sessions, 0 is a steady estate."""
         self.seed, self.quirks = seed, quirks or Quirks()
+        self.running_share = running_share
         self.lock = threading.RLock()
         self.origin = "http://localhost:9399"  # set by the Simulator serving this world; used by truth()
         self.generation = 0
@@ -202,7 +206,7 @@ class World:
                 names.add(name)
                 vms.append((name, new_guid(rng), rng.choice(SIZES_GIB) * 2**30))
         job.vms = tuple(vms)
-        running = j == 0 or rng.random() < 0.3
+        running = j == 0 or rng.random() < self.running_share
         if running:  # newest run started a few minutes before the initial now: still working
             last = self._now - int(rng.uniform(2.0, 4.0) * 60 * T * self.scale) - 45 * T
             job.offset = (last - self.t0) % self.period
