@@ -173,7 +173,7 @@ class EMClient:
         self.close()
 
     def logon(self) -> None:
-        root = self._document("GET", self.base, auth=False)
+        root, _ = self._document("GET", self.base, auth=False)
         create = next((ln for ln in parse.links(root) if ln.rel == "Create" and ln.type == "LogonSession"), None)
         if create is None:
             raise SourceError("EM root advertises no LogonSession link; is this an Enterprise Manager API URL?", self.base)
@@ -272,9 +272,13 @@ class EMClient:
 
     def get(self, href: str) -> etree._Element:
         """GET an href EM gave us (or a query URL) and return the parsed document."""
+        return self._document("GET", self.resolve(href))[0]
+
+    def fetch(self, href: str) -> tuple[etree._Element, bytes]:
+        """Like get(), with the body's bytes too (for readers in another process)."""
         return self._document("GET", self.resolve(href))
 
-    def _document(self, method: str, url: str, auth: bool = True) -> etree._Element:
+    def _document(self, method: str, url: str, auth: bool = True) -> tuple[etree._Element, bytes]:
         budget = _Budget(self.retry.attempts)
         while True:
             reply = self._send(method, url, auth=auth, budget=budget)
@@ -290,7 +294,7 @@ class EMClient:
                 if parse.local(root) == "Error":
                     raise ParseError(f"EM answered an Error document with HTTP {reply.status}: "
                                      f"{(root.get('Message') or '')[:300]}", url)
-                return root
+                return root, reply.body
             except ParseError as exc:
                 if not exc.retriable:
                     raise

@@ -23,6 +23,7 @@ from .transform import Entity
 TYPES = ["BackupServer", "ReplicaJobSession", "VmReplicaPoint", "ReplicaTaskSession"]
 SESSION_TYPES = ["ReplicaJobSession", "VmReplicaPoint", "ReplicaTaskSession"]  # have CreationTime
 SORT = {name: "CreationTime" for name in SESSION_TYPES}  # stable paging while EM keeps adding sessions
+READER_PAGES = 8  # a query longer than this is transformed in reader processes (start-up ~0.5 s)
 UIDS_PER_QUERY = 40  # OR-ed UID terms per query: keeps the URL well under common 8 KB limits
 EXCERPT = 1000
 
@@ -56,9 +57,19 @@ def read(root: etree._Element, type_name: str, url: str) -> tuple[list[Entity], 
     return entities, rejects
 
 
-def fetch_page(client: EMClient, url: str, type_name: str) -> Page:
-    root = client.get(url)
-    entities, rejects = read(root, type_name, url)
+def read_body(body: bytes, type_name: str, url: str) -> tuple[list[Entity], list[Reject]]:
+    """read() of a body the client has already checked: what a reader process runs."""
+    return read(parse.document(body, url), type_name, url)
+
+
+def fetch_page(client: EMClient, url: str, type_name: str, readers: Executor | None = None) -> Page:
+    """One page, transformed here or, for long queries, in a reader process (off this process's GIL)."""
+    if readers is None:
+        root = client.get(url)
+        entities, rejects = read(root, type_name, url)
+    else:
+        root, body = client.fetch(url)
+        entities, rejects = readers.submit(read_body, body, type_name, url).result()
     return Page(url, entities, rejects, parse.paging(root, url))
 
 
@@ -79,15 +90,19 @@ def _in_order(executor: Executor, fn: Callable[[str], Page], urls: Iterable[str]
 
 
 def pages(client: EMClient, executor: Executor, type_name: str, filter: str | None = None,
-          ahead: int = 4) -> Iterator[Page]:
-    """Every page of a query: page 1, then the rest in parallel when EM tells PagesCount, else by Next links."""
+          ahead: int = 4, readers: Callable[[], Executor | None] | None = None) -> Iterator[Page]:
+    """Every page of a query: page 1, then the rest in parallel when EM tells PagesCount, else by Next links.
+
+    `readers()` gives a process pool for queries of more than READER_PAGES pages (None: read here).
+    """
     sort = SORT.get(type_name)
     first = fetch_page(client, client.query_url(type_name, filter=filter, sort_asc=sort), type_name)
     yield first
     count = first.paging.pages
     if count is not None and count > 1:
+        pool = readers() if readers is not None and count > READER_PAGES else None
         urls = (client.query_url(type_name, filter=filter, sort_asc=sort, page=k) for k in range(2, count + 1))
-        yield from _in_order(executor, lambda u: fetch_page(client, u, type_name), urls, ahead)
+        yield from _in_order(executor, lambda u: fetch_page(client, u, type_name, pool), urls, ahead)
     elif count is None:
         page, seen = first, {first.url}
         while page.paging.next_href and page.entities:

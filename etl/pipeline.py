@@ -9,9 +9,11 @@ when the whole run has committed.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -60,6 +62,8 @@ class Options:
     since: datetime | None = None
     lookback: timedelta = timedelta(hours=1)  # running sessions are re-read by UID; this covers late collection
     timeout: float = 60.0
+    # processes that parse and transform the pages of long queries, beside the one that loads
+    reader_processes: int = field(default_factory=lambda: min(2, max(1, (os.cpu_count() or 1) - 1)))
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     source: str | None = None  # defaults to source_name(url)
 
@@ -96,21 +100,34 @@ Progress = Callable[[Summary, str], None]
 
 class _Run:
     def __init__(self, eng: Engine, client: EMClient, summary: Summary, pool: ThreadPoolExecutor, ahead: int,
-                 progress: Progress | None):
+                 progress: Progress | None, reader_processes: int = 0):
         self.eng, self.client, self.summary, self.pool, self.ahead = eng, client, summary, pool, ahead
         self.progress = progress
+        self.reader_processes = reader_processes
+        self._readers: ProcessPoolExecutor | None = None
         self.marks: dict[str, datetime] = {}
         self.rejected: set[str] = set()  # uids/hrefs quarantined in this run (few)
         self.running: set[str] = set()  # sessions EM reported as still running in this run
         # parents confirmed in the warehouse during this run, for the parent tables every page asks about
-        self.known: dict[str, set[str]] = {"backup_servers": set(), "replica_job_sessions": set()}
+        self.known: dict[str, set[str]] = {name: set() for name in ("backup_servers", "replica_job_sessions",
+                                                                    "vm_replica_points")}
         self.now = schema.now_utc()
         with eng.connect() as conn:  # tables empty at the start: a first load needs no comparisons
             self.fresh = frozenset(t.name for t in schema.ENTITY_TABLES
                                    if conn.execute(select(t.c.uid).limit(1)).first() is None)
 
+    def readers(self) -> ProcessPoolExecutor | None:
+        """Reader processes for long queries, started on first need (None when configured off)."""
+        if self._readers is None and self.reader_processes > 0:
+            self._readers = ProcessPoolExecutor(self.reader_processes, mp_context=multiprocessing.get_context("spawn"))
+        return self._readers
+
+    def close(self) -> None:
+        if self._readers is not None:
+            self._readers.shutdown(cancel_futures=True)
+
     def load_pages(self, type_name: str, filter: str | None = None) -> None:
-        for page in crawl.pages(self.client, self.pool, type_name, filter, self.ahead):
+        for page in crawl.pages(self.client, self.pool, type_name, filter, self.ahead, self.readers):
             self.commit(page)
             if type_name in crawl.FINAL_STATE:
                 self.running.update(e.row["uid"] for e in page.entities if e.row["end_time_utc"] is None)
@@ -265,12 +282,15 @@ def run(eng: Engine, url: str, user: str, password: str, *, verify: bool | str =
             client = EMClient(url, user, password, verify=verify, timeout=opts.timeout, page_size=opts.page_size,
                               retry=opts.retry, transport=transport, pool_size=opts.concurrency + 1)
             with client, ThreadPoolExecutor(opts.concurrency, thread_name_prefix="em") as pool:
-                job = _Run(eng, client, summary, pool, opts.concurrency, progress)
-                job.load_pages("BackupServer")
-                for type_name in crawl.SESSION_TYPES:
-                    job.load_pages(type_name, crawl.window_filter(type_name, windows[type_name]))
-                if mode != "full":
-                    job.finish_stragglers()
+                job = _Run(eng, client, summary, pool, opts.concurrency, progress, opts.reader_processes)
+                try:
+                    job.load_pages("BackupServer")
+                    for type_name in crawl.SESSION_TYPES:
+                        job.load_pages(type_name, crawl.window_filter(type_name, windows[type_name]))
+                    if mode != "full":
+                        job.finish_stragglers()
+                finally:
+                    job.close()
             summary.finish("succeeded", client, started)
             with eng.begin() as conn:
                 runs.advance_watermarks(conn, source, run_id, job.marks)

@@ -1,6 +1,9 @@
 """etl.crawl: paging by PagesCount or by Next links, UID filters, parents through Alternate links."""
 
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import httpx
 from test_client import NS, FakeEM, client
@@ -78,3 +81,39 @@ def test_fetch_parent_follows_alternate_and_404_gives_none():
         got = crawl.fetch_parent(c, link, "BackupServer")
         assert got.row["name"] == "vbr07" and got.row["port"] == 9392
         assert crawl.fetch_parent(c, link._replace(href="/api/backupServers/8"), "BackupServer") is None
+
+
+def test_long_queries_are_read_in_reader_processes_and_short_ones_here():
+    em = QueryEM({str(k): _page([f"{k}a"], k, pages=crawl.READER_PAGES + 1) for k in range(1, crawl.READER_PAGES + 2)})
+    asked = []
+
+    def readers():
+        asked.append(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")))
+        return asked[-1]
+
+    with client(em) as c, ThreadPoolExecutor(2) as pool:
+        got = [e.row["uid"] for p in crawl.pages(c, pool, "BackupServer", readers=readers) for e in p.entities]
+        assert len(got) == crawl.READER_PAGES + 1 and len(asked) == 1
+        short = QueryEM({"1": _page(["x"], 1, pages=2), "2": _page(["y"], 2, pages=2)})
+    with client(short) as c, ThreadPoolExecutor(2) as pool:
+        assert len([p for p in crawl.pages(c, pool, "BackupServer", readers=readers)]) == 2
+    assert len(asked) == 1  # two pages: read in this process, no reader started
+    asked[0].shutdown()
+
+
+def test_prefetch_keeps_at_most_ahead_pages_in_flight():
+    in_flight, peak = [0], [0]
+    lock = threading.Lock()
+
+    def slow(url):
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        time.sleep(0.01)
+        with lock:
+            in_flight[0] -= 1
+        return url
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(crawl._in_order(pool, slow, [str(i) for i in range(30)], ahead=3)) == [str(i) for i in range(30)]
+    assert peak[0] <= 3
