@@ -203,3 +203,31 @@ def test_a_run_that_cannot_start_its_client_is_recorded_failed(tmp_path):
         assert conn.execute(select(schema.etl_runs.c.status)).scalars().all() == ["failed"]
         assert conn.execute(select(schema.etl_locks)).all() == []
     eng.dispose()
+
+
+def test_progress_line_on_a_terminal_only(tmp_path):
+    import pty
+
+    with Simulator(small_world(3)) as sim:
+        primary, secondary = pty.openpty()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VEEAM_")}
+        env["VEEAM_EM_PASSWORD"] = "demo"
+        done = subprocess.run([sys.executable, "-m", "etl", "run", "--url", sim.url, "--user", "demo", "--db",
+                               f"sqlite:///{tmp_path}/tty.db"], stdout=subprocess.PIPE, stderr=secondary,
+                              stdin=subprocess.DEVNULL, env=env, timeout=300)
+        os.close(secondary)
+        chunks = []
+        while True:
+            try:
+                data = os.read(primary, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        os.close(primary)
+        on_tty = b"".join(chunks).decode(errors="replace")
+        piped = _cli(["run", "--url", sim.url, "--user", "demo", "--db", f"sqlite:///{tmp_path}/pipe.db"])
+    assert done.returncode == 0 and piped.returncode == 0
+    assert "rows written" in on_tty and "\r" in on_tty
+    assert "rows written" not in piped.stderr
