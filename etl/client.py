@@ -12,8 +12,9 @@ import random
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -23,6 +24,7 @@ from . import parse
 from .errors import AuthError, ConfigError, ForeignLink, HostileDocument, NotFound, ParseError, SourceError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TOKEN_HEADER = "X-RestSvcSessionId"  # noqa: S105 - a header name, not a secret
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -173,7 +175,7 @@ class EMClient:
         self.close()
 
     def logon(self) -> None:
-        root, _ = self._document("GET", self.base, auth=False)
+        root = self._document("GET", self.base, auth=False)
         create = next((ln for ln in parse.links(root) if ln.rel == "Create" and ln.type == "LogonSession"), None)
         if create is None:
             raise SourceError("EM root advertises no LogonSession link; is this an Enterprise Manager API URL?", self.base)
@@ -270,15 +272,13 @@ class EMClient:
         assert self.query_href is not None, "log on first"
         return f"{self.query_href}?{urlencode(params, quote_via=quote)}"
 
-    def get(self, href: str) -> etree._Element:
-        """GET an href EM gave us (or a query URL) and return the parsed document."""
-        return self._document("GET", self.resolve(href))[0]
+    def get(self, href: str, read: Callable[[bytes, str], T] = parse.em_document) -> T:
+        """GET an href EM gave us (or a query URL) and return `read(body, url)`, by default the parsed
+        document. A ParseError that `read` raises counts as a failed attempt when it is retriable."""
+        return self._document("GET", self.resolve(href), read=read)
 
-    def fetch(self, href: str) -> tuple[etree._Element, bytes]:
-        """Like get(), with the body's bytes too (for readers in another process)."""
-        return self._document("GET", self.resolve(href))
-
-    def _document(self, method: str, url: str, auth: bool = True) -> tuple[etree._Element, bytes]:
+    def _document(self, method: str, url: str, auth: bool = True,
+                  read: Callable[[bytes, str], T] = parse.em_document) -> T:
         budget = _Budget(self.retry.attempts)
         while True:
             reply = self._send(method, url, auth=auth, budget=budget)
@@ -290,11 +290,7 @@ class EMClient:
                 if reply.status >= 400:
                     message = parse.error_message(reply.body) or reply.reason
                     raise SourceError(f"HTTP {reply.status}: {message[:300]}", url, reply.status)
-                root = self._parse(reply.body, url)
-                if parse.local(root) == "Error":
-                    raise ParseError(f"EM answered an Error document with HTTP {reply.status}: "
-                                     f"{(root.get('Message') or '')[:300]}", url)
-                return root, reply.body
+                return read(reply.body, url)
             except ParseError as exc:
                 if not exc.retriable:
                     raise

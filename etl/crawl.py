@@ -57,20 +57,19 @@ def read(root: etree._Element, type_name: str, url: str) -> tuple[list[Entity], 
     return entities, rejects
 
 
-def read_body(body: bytes, type_name: str, url: str) -> tuple[list[Entity], list[Reject]]:
-    """read() of a body the client has already checked: what a reader process runs."""
-    return read(parse.document(body, url), type_name, url)
+def read_page(body: bytes, type_name: str, url: str) -> tuple[list[Entity], list[Reject], parse.Paging]:
+    """A query page's body in, its entities, rejects and paging out. Picklable: reader processes run it."""
+    root = parse.em_document(body, url)
+    entities, rejects = read(root, type_name, url)
+    return entities, rejects, parse.paging(root, url)
 
 
 def fetch_page(client: EMClient, url: str, type_name: str, readers: Executor | None = None) -> Page:
-    """One page, transformed here or, for long queries, in a reader process (off this process's GIL)."""
+    """One page, parsed and transformed here or, for long queries, in a reader process (off this
+    process's GIL). Either way a body that does not parse is fetched again under the client's budget."""
     if readers is None:
-        root = client.get(url)
-        entities, rejects = read(root, type_name, url)
-    else:
-        root, body = client.fetch(url)
-        entities, rejects = readers.submit(read_body, body, type_name, url).result()
-    return Page(url, entities, rejects, parse.paging(root, url))
+        return Page(url, *client.get(url, lambda body, u: read_page(body, type_name, u)))
+    return Page(url, *client.get(url, lambda body, u: readers.submit(read_page, body, type_name, u).result()))
 
 
 def _in_order(executor: Executor, fn: Callable[[str], Page], urls: Iterable[str], ahead: int) -> Iterator[Page]:

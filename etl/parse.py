@@ -89,6 +89,15 @@ def _local_name(tag) -> str:
     return name
 
 
+def em_document(body: bytes, url: str) -> etree._Element:
+    """document(), and an `<Error>` root (EM answering an error with a 2xx status) is a ParseError too:
+    retried like any page that did not come through."""
+    root = document(body, url)
+    if local(root) == "Error":
+        raise ParseError(f"EM answered an Error document: {(root.get('Message') or '')[:300]}", url)
+    return root
+
+
 def local(el: etree._Element) -> str:
     return _local_name(el.tag)
 

@@ -31,7 +31,7 @@ from .transform import Entity
 log = logging.getLogger(__name__)
 
 TABLES = {t.name: t for t in schema.ENTITY_TABLES}
-KNOWN_LIMIT = 200_000  # uids remembered per parent table: a few MB, whatever the estate
+KNOWN_LIMIT = 50_000  # uids remembered per parent table: a few MB, whatever the estate
 
 
 def source_name(url: str) -> str:
