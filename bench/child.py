@@ -29,6 +29,7 @@ from etl.load import Loader
 STAGES: dict[str, float] = defaultdict(float)  # wall seconds per stage
 CPU: dict[str, float] = defaultdict(float)  # CPU seconds of the thread that ran the stage
 REQUESTS: Counter = Counter()  # logical requests by what they ask for
+READER_RSS: list[float] = []  # peak RSS of each reader process of the last load
 _lock = threading.Lock()
 
 
@@ -94,12 +95,22 @@ def instrument() -> None:
     _timed(client.EMClient, "_exchange", "threads: HTTP request + body")
     _timed(parse, "document", "threads: XML parse (parse.document)")
     _timed(crawl, "read", "threads: transform (crawl.read)")
+    # reader processes (long queries are parsed and transformed there): their peak RSS before they stop
+    close = pipeline._Run.close
+
+    def closing(self):
+        readers = getattr(self, "_readers", None)
+        for proc in list(getattr(readers, "_processes", {}).values()) if readers else []:
+            READER_RSS.append(rss_mb(proc.pid))
+        close(self)
+
+    pipeline._Run.close = closing
 
 
-def rss_mb() -> float:
-    """Peak RSS of this process image: VmHWM. (ru_maxrss is no good here: Linux carries the parent's
+def rss_mb(pid: int | str = "self") -> float:
+    """Peak RSS of a process image: VmHWM. (ru_maxrss is no good here: Linux carries the parent's
     peak across fork + exec, so a child of a big benchmark process would report the parent's.)"""
-    with open("/proc/self/status") as fh:
+    with open(f"/proc/{pid}/status") as fh:
         hwm = re.search(r"VmHWM:\s*(\d+) kB", fh.read())
     return int(hwm[1]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -109,6 +120,7 @@ def load(eng, cfg: dict, mode: str) -> dict:
     STAGES.clear()
     CPU.clear()
     REQUESTS.clear()
+    READER_RSS.clear()
     before = resource.getrusage(resource.RUSAGE_SELF)
     prof = cProfile.Profile() if cfg.get("profile") and mode == "full" else None
     t = time.perf_counter()
@@ -121,7 +133,8 @@ def load(eng, cfg: dict, mode: str) -> dict:
     after = resource.getrusage(resource.RUSAGE_SELF)
     out = {"wall_s": wall, "requests": summary.requests, "retries": summary.retries, "mode": summary.mode,
            "tables": summary.tables, "entities": sum(c["inserted"] + c["updated"] for c in summary.tables.values()),
-           "stages": dict(STAGES), "cpu": dict(CPU), "rss_mb": rss_mb(),
+           "stages": dict(STAGES), "cpu": dict(CPU), "rss_mb": rss_mb() + sum(READER_RSS),
+           "loader_rss_mb": rss_mb(), "reader_rss_mb": list(READER_RSS),
            "cpu_s": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
            "requests_by_kind": dict(REQUESTS)}
     if prof:

@@ -73,7 +73,10 @@ def markdown(r: dict) -> str:
                      f"entities/s", f"fetch + parse + upsert floors = {_s(floor)}", f"{ratio:.2f}×"))
         rows.append((f"{label} full load, requests", _n(full["requests"]),
                      f"{pages} pages + {3} = {min_requests}", f"{full['requests'] / min_requests:.3f}×"))
-        rows.append((f"{label} full load, peak RSS", f"{full['rss_mb']:.0f} MB", "", ""))
+        readers = full.get("reader_rss_mb") or []
+        rows.append((f"{label} full load, peak RSS", f"{full['rss_mb']:.0f} MB",
+                     f"loading process {full.get('loader_rss_mb', full['rss_mb']):.0f} MB"
+                     + "".join(f" + reader process {mb:.0f} MB" for mb in readers), ""))
         rows.append((f"{label} full load, CPU time of the loader process", _s(full["cpu_s"]),
                      f"{full['cpu_s'] / full['wall_s']:.0%} of the wall", ""))
         rows.append((f"{label} migrate (before the load, not in its wall)", _s(r[key]["migrate_s"]), "", ""))
