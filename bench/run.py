@@ -168,8 +168,9 @@ def machine(pg_version: str | None) -> dict:
 
 
 def revision() -> str:
+    """The commit that last changed etl/ (and any uncommitted changes there): the code measured."""
     git = ["git", "-C", str(BENCH.parent)]
-    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    head = subprocess.run([*git, "log", "-1", "--format=%h", "--", "etl"], capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run([*git, "status", "--porcelain", "--", "etl"], capture_output=True, text=True).stdout
     return f"{head}" + (" with uncommitted changes in etl/ (" + ", ".join(
         line[3:] for line in dirty.splitlines()) + ")" if dirty.strip() else "")

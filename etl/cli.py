@@ -158,13 +158,15 @@ def print_summary(summary: pipeline.Summary) -> None:
               help="Entities per query page.")
 @click.option("--concurrency", type=click.IntRange(1, 32), default=4, show_default=True,
               help="Requests in flight at once against EM.")
+@click.option("--batch-rows", type=click.IntRange(1, 100000), default=2000, show_default=True,
+              help="Rows per warehouse transaction (whole query pages); a killed run loses at most one batch.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="Seconds to wait for EM on one request.")
 @click.option("--source-name", help="Name of this EM in the warehouse (default: its URL).")
 @click.option("--retries", type=click.IntRange(1, 20), default=6, show_default=True,
               help="Attempts per request before the run fails (backoff from 0.5 s doubling to 30 s, 5 min at most).")
 def run(url, user, password_file, db_url, db_schema, ca_bundle, insecure, full_refresh, since, lookback, page_size,
-        concurrency, timeout, source_name, retries) -> None:
+        concurrency, batch_rows, timeout, source_name, retries) -> None:
     """Crawl one Enterprise Manager and upsert into the warehouse (migrates an empty one first).
 
     Reads VEEAM_EM_URL, VEEAM_EM_USER, VEEAM_EM_PASSWORD, VEEAM_EM_CA_BUNDLE, VEEAM_ETL_DB and
@@ -177,7 +179,7 @@ def run(url, user, password_file, db_url, db_schema, ca_bundle, insecure, full_r
     logs.secret(password)
     options = pipeline.Options(page_size=page_size, concurrency=concurrency, full_refresh=full_refresh,
                                since=_since(since), lookback=timedelta(hours=lookback), timeout=timeout,
-                               retry=RetryPolicy(attempts=retries), source=source_name)
+                               retry=RetryPolicy(attempts=retries), source=source_name, batch_rows=batch_rows)
     eng = db.engine(db_url, db_schema)
     progress = _Progress()
     try:

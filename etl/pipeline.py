@@ -1,9 +1,9 @@
 """run(): the one place that knows every stage — crawl → transform → load — plus the run record.
 
-Each query page is one transaction: its missing parents (fetched by link, or recorded from the link
-when EM cannot give them), then its rows, then the lock heartbeat. So every commit leaves the
-warehouse consistent, and a killed run loses at most the page in flight. Watermarks advance only
-when the whole run has committed.
+A batch of whole query pages (about 2,000 rows) is one transaction: per page its missing parents
+(fetched by link, or recorded from the link when EM cannot give them), then its rows; then the lock
+heartbeat. So every commit leaves the warehouse consistent, and a killed run loses at most the
+batch in flight. Watermarks advance only when the whole run has committed.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ class Options:
     since: datetime | None = None
     lookback: timedelta = timedelta(hours=1)  # running sessions are re-read by UID; this covers late collection
     timeout: float = 60.0
+    batch_rows: int = 2000  # rows per transaction (whole pages): fewer commits, bounded loss on a kill
     # processes that parse and transform the pages of long queries, beside the one that loads
     reader_processes: int = field(default_factory=lambda: min(2, max(1, (os.cpu_count() or 1) - 1)))
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -100,10 +101,11 @@ Progress = Callable[[Summary, str], None]
 
 class _Run:
     def __init__(self, eng: Engine, client: EMClient, summary: Summary, pool: ThreadPoolExecutor, ahead: int,
-                 progress: Progress | None, reader_processes: int = 0):
+                 progress: Progress | None, reader_processes: int = 0, batch_rows: int = 1):
         self.eng, self.client, self.summary, self.pool, self.ahead = eng, client, summary, pool, ahead
         self.progress = progress
         self.reader_processes = reader_processes
+        self.batch_rows = batch_rows
         self._readers: ProcessPoolExecutor | None = None
         self.marks: dict[str, datetime] = {}
         self.rejected: set[str] = set()  # uids/hrefs quarantined in this run (few)
@@ -127,32 +129,43 @@ class _Run:
             self._readers.shutdown(cancel_futures=True)
 
     def load_pages(self, type_name: str, filter: str | None = None) -> None:
+        """Every page of a query, committed a batch of pages (about `batch_rows` rows) at a time."""
+        batch: list[Page] = []
+        rows = 0
         for page in crawl.pages(self.client, self.pool, type_name, filter, self.ahead, self.readers):
-            self.commit(page)
-            if type_name in crawl.FINAL_STATE:
-                self.running.update(e.row["uid"] for e in page.entities if e.row["end_time_utc"] is None)
-            if self.progress:
-                self.summary.requests = self.client.requests
-                self.progress(self.summary, type_name)
+            batch.append(page)
+            rows += len(page.entities)
+            if rows >= self.batch_rows:
+                self.commit(batch, type_name)
+                batch, rows = [], 0
+        if batch:
+            self.commit(batch, type_name)
 
-    def commit(self, page: Page) -> None:
+    def commit(self, pages: list[Page], type_name: str) -> None:
+        """One transaction: each page's missing parents, then its rows and quarantined entities, then
+        the lock heartbeat. A failure rolls the whole batch back and names the table and a page."""
         s = self.summary
         try:
             with self.eng.begin() as conn:
                 loader = Loader(conn, s.source, s.run_id, self.now, self.fresh)
-                self._store(loader, page.entities)
-                for reject in page.rejects:
-                    self._quarantine(conn, reject)
+                for page in pages:
+                    self._store(loader, page.entities)
+                    for reject in page.rejects:
+                        self._quarantine(conn, reject)
                 runs.heartbeat(conn, s.source, s.run_id)
         except SQLAlchemyError as exc:
-            table = page.entities[0].table if page.entities else "?"
-            raise LoadError(f"loading a page into {table} failed and was rolled back: "
-                            f"{type(exc).__name__}: {getattr(exc, 'orig', None) or exc} (page {page.url})") from None
-        for e in page.entities:
-            created = e.row.get("creation_time_utc")
-            type_name = transform.TYPE_OF_TABLE[e.table]
-            if created is not None and (type_name not in self.marks or created > self.marks[type_name]):
-                self.marks[type_name] = created
+            raise LoadError(f"loading {type_name} pages failed and was rolled back: {type(exc).__name__}: "
+                            f"{getattr(exc, 'orig', None) or exc} (first page {pages[0].url})") from None
+        for page in pages:
+            for e in page.entities:
+                created = e.row.get("creation_time_utc")
+                if created is not None and (type_name not in self.marks or created > self.marks[type_name]):
+                    self.marks[type_name] = created
+                if type_name in crawl.FINAL_STATE and e.row["end_time_utc"] is None:
+                    self.running.add(e.row["uid"])
+        if self.progress:
+            self.summary.requests = self.client.requests
+            self.progress(self.summary, type_name)
 
     def _quarantine(self, conn, reject: Reject) -> None:
         log.warning("quarantined %s %s: %s", reject.type_name, reject.href, reject.error)
@@ -282,7 +295,8 @@ def run(eng: Engine, url: str, user: str, password: str, *, verify: bool | str =
             client = EMClient(url, user, password, verify=verify, timeout=opts.timeout, page_size=opts.page_size,
                               retry=opts.retry, transport=transport, pool_size=opts.concurrency + 1)
             with client, ThreadPoolExecutor(opts.concurrency, thread_name_prefix="em") as pool:
-                job = _Run(eng, client, summary, pool, opts.concurrency, progress, opts.reader_processes)
+                job = _Run(eng, client, summary, pool, opts.concurrency, progress, opts.reader_processes,
+                           opts.batch_rows)
                 try:
                     job.load_pages("BackupServer")
                     for type_name in crawl.SESSION_TYPES:

@@ -63,7 +63,7 @@ def _env():
 
 
 def _run(sim, db_url, *killer):
-    args = ["run", "--url", sim.url, "--user", "demo", "--db", db_url, "--page-size", "25"]
+    args = ["run", "--url", sim.url, "--user", "demo", "--db", db_url, "--page-size", "25", "--batch-rows", "25"]
     cmd = [sys.executable, "-c", KILLER, *killer, *args] if killer else [sys.executable, "-m", "etl", *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300, stdin=subprocess.DEVNULL)
 
