@@ -1,7 +1,8 @@
 """What to ask Enterprise Manager for: query pages per type, UID batches, and parents by link.
 
-Pages are fetched, parsed and transformed on a small thread pool a few pages ahead of the loader,
-and handed back in order. Knows the EM dialect (types, filters, links), not the warehouse.
+Pages are fetched on a small thread pool a few pages ahead of the loader and handed back in order;
+long queries are parsed and transformed in a reader process, short ones on the fetching thread.
+Knows the EM dialect (types, filters, links), not the warehouse.
 """
 
 from __future__ import annotations
