@@ -212,7 +212,10 @@ def simulate(host, port, seed, servers, jobs, vms_per_job, days, runs_per_day, u
     world = World(seed=seed, servers=servers, jobs=jobs, vms_per_job=vms_per_job, days=days,
                   runs_per_day=runs_per_day, now=datetime.now(UTC).replace(microsecond=0))
     sim = Simulator(world, host=host, port=port, user=user, password=password)
-    sim.start()
+    try:
+        sim.start()
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (try --port 0 for any free port)") from None
     click.echo(f"simulated Enterprise Manager at {sim.url} (user {user}); Ctrl-C to stop", err=False)
     try:
         while True:
