@@ -51,7 +51,8 @@ def test_sessions_running_before_the_lookback_are_reread(tmp_path):
         eng = db.engine(f"sqlite:///{tmp_path}/w.db")
         pipeline.run(eng, sim.url, "demo", "demo")
         world.advance(timedelta(hours=30))
-        # a lookback of zero: only the UID re-reads can finish the sessions that were running at T1
+        # a lookback of zero: the sessions running at T1 were created before the window; the query
+        # for sessions ended since the window start (or still running) must finish them
         inc = pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(lookback=timedelta(0)))
         assert_equal_to_truth(eng, world.truth())
         assert inc.tables["replica_task_sessions"]["updated"] > 0
