@@ -18,7 +18,7 @@ from . import parse, transform
 from .client import EMClient
 from .errors import DataError, ForeignLink, NotFound
 from .parse import Link
-from .transform import Entity
+from .transform import Entity, Rows
 
 # Query order: parents before children, so that most parents are in the warehouse before a child needs them.
 TYPES = ["BackupServer", "ReplicaJobSession", "VmReplicaPoint", "ReplicaTaskSession"]
@@ -41,7 +41,7 @@ class Reject(NamedTuple):
 
 class Page(NamedTuple):
     url: str
-    entities: list[Entity]
+    rows: Rows
     rejects: list[Reject]
     paging: parse.Paging
 
@@ -58,11 +58,12 @@ def read(root: etree._Element, type_name: str, url: str) -> tuple[list[Entity], 
     return entities, rejects
 
 
-def read_page(body: bytes, type_name: str, url: str) -> tuple[list[Entity], list[Reject], parse.Paging]:
-    """A query page's body in, its entities, rejects and paging out. Picklable: reader processes run it."""
+def read_page(body: bytes, type_name: str, url: str) -> tuple[Rows, list[Reject], parse.Paging]:
+    """A query page's body in, its rows, rejects and paging out. Reader processes run it: what it
+    returns is compact, because pickling it back is part of the price of every page."""
     root = parse.em_document(body, url)
     entities, rejects = read(root, type_name, url)
-    return entities, rejects, parse.paging(root, url)
+    return transform.rows_of(transform.ENTITY_TYPES[type_name][0], entities), rejects, parse.paging(root, url)
 
 
 def fetch_page(client: EMClient, url: str, type_name: str, readers: Executor | None = None) -> Page:
@@ -105,7 +106,7 @@ def pages(client: EMClient, executor: Executor, type_name: str, filter: str | No
         yield from _in_order(executor, lambda u: fetch_page(client, u, type_name, pool), urls, ahead)
     elif count is None:
         page, seen = first, {first.url}
-        while page.paging.next_href and page.entities:
+        while page.paging.next_href and page.rows.values:
             url = client.resolve(page.paging.next_href)
             if url in seen:
                 break  # a server that links a page to itself would loop forever

@@ -1,14 +1,17 @@
 """Upsert rows into the warehouse keyed by uid, parents first; SQLite and PostgreSQL.
 
 Each batch is compared with what the warehouse holds and only new or changed rows are written, so
-a rerun over unchanged data writes nothing and `updated` means "a value changed". The write is one
-`INSERT … ON CONFLICT (uid) DO UPDATE` executemany of flat tuples in the driver's own types (the
-bulk path: no per-row ORM or Core processing). Knows no HTTP.
+a rerun over unchanged data writes nothing and `updated` means "a value changed". Rows arrive as
+`transform.Rows` (flat tuples, matched to the table's columns by name) and are written in the
+driver's own types, with no per-row ORM or Core processing: on SQLite multi-row
+`INSERT … ON CONFLICT (uid) DO UPDATE` statements, on PostgreSQL COPY into a staging table and one
+merge. Knows no HTTP.
 """
 
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -17,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from . import schema
 from .errors import ConfigError, LoadError
+from .transform import Rows
 
 CHUNK = 500  # uids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 KEEP_ON_UPDATE = frozenset({"uid", "first_loaded_at"})
@@ -44,6 +48,7 @@ class _Statements:
         self.mark = "?" if paramstyle == "qmark" else "%s"
         self.table = table
         self.data = data_columns(table)
+        self.key = self.data.index("uid")
         # columns whose Python values SQLite stores differently (instants, booleans)
         self.typed = [i for i, name in enumerate(self.data)
                       if isinstance(table.c[name].type, (schema.UTCDateTime, Boolean))]
@@ -112,31 +117,43 @@ class Loader:
         """Those of `uids` the warehouse already holds."""
         return {row[0] for row in self._select(self._statements(table), ["uid"], list(uids))}
 
-    def upsert(self, table: Table, rows: list[dict]) -> tuple[int, int]:
+    def upsert(self, rows: Rows) -> tuple[int, int]:
         """Insert new uids, update changed ones; returns (inserted, updated).
 
         A placeholder (a parent recorded only from a link) is inserted when the uid is new and
         never overwrites a row; a real row replaces a placeholder.
         """
-        if not rows:
+        if not rows.values:
             return 0, 0
+        table = schema.metadata.tables[rows.table]
         st = self._statements(table)
-        names, typed, convert = st.data, st.typed if self._convert else (), self._convert
+        typed, convert = st.typed if self._convert else (), self._convert
+        where = [rows.columns.index(c) if c in rows.columns else None for c in st.data]
+        if None not in where:  # the statement's column order, in C
+            pick = operator.itemgetter(*where)
+            ordered = [pick(v) for v in rows.values]
+        else:  # placeholders: the columns they lack are NULL
+            ordered = [tuple(None if i is None else v[i] for i in where) for v in rows.values]
+        flags = rows.column("placeholder")
         batch: dict[str, tuple] = {}
         placeholders: set[str] = set()
-        for row in rows:  # one statement never carries a key twice: the last version wins
-            values = [row.get(name) for name in names]
-            for i in typed:
-                values[i] = convert(values[i])
-            batch[row["uid"]] = tuple(values)
-            if row.get("placeholder"):
-                placeholders.add(row["uid"])
+        for values, placeholder in zip(ordered, flags, strict=True):
+            # one statement never carries a key twice: the last version wins
+            if typed:
+                values = list(values)
+                for i in typed:
+                    values[i] = convert(values[i])
+                values = tuple(values)
+            uid = values[st.key]
+            batch[uid] = values
+            if placeholder:
+                placeholders.add(uid)
             else:
-                placeholders.discard(row["uid"])
+                placeholders.discard(uid)
         # In a table that was empty at the start of the run every uid is new (placeholders are
         # only written for uids found absent), so the comparison can be skipped.
         fresh = table.name in self.fresh
-        old = {} if fresh else {r[0]: tuple(r) for r in self._select(st, st.data, list(batch))}
+        old = {} if fresh else {r[st.key]: tuple(r) for r in self._select(st, st.data, list(batch))}
         writes, inserted, updated = [], 0, 0
         for uid, values in batch.items():
             before = old.get(uid)

@@ -26,7 +26,7 @@ from .client import EMClient, RetryPolicy, redact_url
 from .crawl import Page, Reject
 from .errors import DataError, LoadError
 from .load import Loader
-from .transform import Entity
+from .transform import Entity, Rows
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class _Run:
         rows = 0
         for page in crawl.pages(self.client, self.pool, type_name, filter, self.ahead, self.readers):
             batch.append(page)
-            rows += len(page.entities)
+            rows += len(page.rows.values)
             if rows >= self.batch_rows:
                 self.commit(batch, type_name)
                 batch, rows = [], 0
@@ -149,7 +149,7 @@ class _Run:
             with self.eng.begin() as conn:
                 loader = Loader(conn, s.source, s.run_id, self.now, self.fresh)
                 for page in pages:
-                    self._store(loader, page.entities)
+                    self._store(loader, page.rows)
                     for reject in page.rejects:
                         self._quarantine(conn, reject)
                 runs.heartbeat(conn, s.source, s.run_id)
@@ -157,12 +157,12 @@ class _Run:
             raise LoadError(f"loading {type_name} pages failed and was rolled back: {type(exc).__name__}: "
                             f"{getattr(exc, 'orig', None) or exc} (first page {pages[0].url})") from None
         for page in pages:
-            for e in page.entities:
-                created = e.row.get("creation_time_utc")
-                if created is not None and (type_name not in self.marks or created > self.marks[type_name]):
-                    self.marks[type_name] = created
-                if type_name in crawl.FINAL_STATE and e.row["end_time_utc"] is None:
-                    self.running.add(e.row["uid"])
+            created = max(filter(None, page.rows.column("creation_time_utc")), default=None)
+            if created is not None and (type_name not in self.marks or created > self.marks[type_name]):
+                self.marks[type_name] = created
+            if type_name in crawl.FINAL_STATE:
+                self.running.update(uid for uid, end in zip(page.rows.column("uid"), page.rows.column("end_time_utc"),
+                                                            strict=True) if end is None)
         if self.progress:
             self.summary.requests = self.client.requests
             self.progress(self.summary, type_name)
@@ -176,34 +176,29 @@ class _Run:
             self.rejected.add(key)
             self.summary.quarantined += 1
 
-    def _store(self, loader: Loader, entities: list[Entity]) -> None:
-        """Upsert entities of one table, after making sure every parent they name is in the warehouse."""
-        if not entities:
+    def _store(self, loader: Loader, rows: Rows) -> None:
+        """Upsert rows of one table, after making sure every parent they name is in the warehouse."""
+        if not rows.values:
             return
-        table = TABLES[entities[0].table]
-        self._ensure_parents(loader, table, entities)
-        inserted, updated = loader.upsert(table, [e.row for e in entities])
-        self._remember(table.name, (e.row["uid"] for e in entities))
-        counts = self.summary.tables[table.name]
+        self._ensure_parents(loader, rows)
+        inserted, updated = loader.upsert(rows)
+        self._remember(rows.table, rows.column("uid"))
+        counts = self.summary.tables[rows.table]
         counts["inserted"] += inserted
         counts["updated"] += updated
 
-    def _ensure_parents(self, loader: Loader, table, entities: list[Entity]) -> None:
-        for column, parent_table in _parent_columns(table):
-            wanted: dict[str, object] = {}
-            for e in entities:
-                uid = e.row.get(column)
-                if uid is not None and uid not in wanted:
-                    wanted[uid] = e.parents.get(column)
+    def _ensure_parents(self, loader: Loader, rows: Rows) -> None:
+        for column, parent_table in _parent_columns(TABLES[rows.table]):
+            links = rows.links.get(column, {})
             known = self.known.get(parent_table, set())
-            unsure = [uid for uid in wanted if uid not in known]
+            unsure = [uid for uid in dict.fromkeys(rows.column(column)) if uid is not None and uid not in known]
             if not unsure:
                 continue
             present = loader.present(TABLES[parent_table], unsure)
             self._remember(parent_table, present)
             missing = set(unsure) - present
             if missing:
-                self._add_parents(loader, parent_table, {uid: wanted[uid] for uid in sorted(missing)})
+                self._add_parents(loader, parent_table, {uid: links.get(uid) for uid in sorted(missing)})
 
     def _remember(self, table: str, uids) -> None:
         """Note parents known to be in the warehouse, so the next page need not ask (few tables, bounded)."""
@@ -237,9 +232,9 @@ class _Run:
         self.summary.parents_from_links += len(placeholders)
         for p in placeholders:
             log.warning("recorded %s %s from a link only: EM did not return it", parent_table, p["uid"])
-        self._store(loader, found)
+        self._store(loader, transform.rows_of(parent_table, found))
         if placeholders:
-            inserted, _ = loader.upsert(TABLES[parent_table], placeholders)
+            inserted, _ = loader.upsert(transform.rows(parent_table, placeholders))
             self.summary.tables[parent_table]["inserted"] += inserted
 
     def finish_stragglers(self) -> None:

@@ -37,7 +37,7 @@ class QueryEM(FakeEM):
 def test_pages_by_count_in_order_with_prefetch():
     em = QueryEM({str(k): _page([f"{k}a", f"{k}b"], k, pages=5) for k in range(1, 6)})
     with client(em) as c, ThreadPoolExecutor(3) as pool:
-        got = [e.row["uid"] for p in crawl.pages(c, pool, "BackupServer", ahead=3) for e in p.entities]
+        got = [uid for p in crawl.pages(c, pool, "BackupServer", ahead=3) for uid in p.rows.column("uid")]
     assert got == [f"urn:veeam:BackupServer:{k}{x}" for k in range(1, 6) for x in "ab"]
     queries = [r for r in em.seen if r.url.path == "/api/query"]
     assert len(queries) == 5 and all(r.url.params["pageSize"] == "500" for r in queries)
@@ -47,7 +47,7 @@ def test_pages_by_next_links_when_no_count_and_no_loops():
     em = QueryEM({"1": _page(["a"], 1, next_href="/api/query?type=BackupServer&amp;page=2"),
                   "2": _page(["b"], 2, next_href="/api/query?type=BackupServer&amp;page=2")})  # links to itself
     with client(em) as c, ThreadPoolExecutor(2) as pool:
-        got = [e.row["uid"] for p in crawl.pages(c, pool, "BackupServer") for e in p.entities]
+        got = [uid for p in crawl.pages(c, pool, "BackupServer") for uid in p.rows.column("uid")]
     assert got == ["urn:veeam:BackupServer:a", "urn:veeam:BackupServer:b"]
 
 
@@ -92,7 +92,7 @@ def test_long_queries_are_read_in_reader_processes_and_short_ones_here():
         return asked[-1]
 
     with client(em) as c, ThreadPoolExecutor(2) as pool:
-        got = [e.row["uid"] for p in crawl.pages(c, pool, "BackupServer", readers=readers) for e in p.entities]
+        got = [uid for p in crawl.pages(c, pool, "BackupServer", readers=readers) for uid in p.rows.column("uid")]
         assert len(got) == crawl.READER_PAGES + 1 and len(asked) == 1
         short = QueryEM({"1": _page(["x"], 1, pages=2), "2": _page(["y"], 2, pages=2)})
     with client(short) as c, ThreadPoolExecutor(2) as pool:

@@ -99,3 +99,19 @@ def test_placeholder_from_link():
     link = parse.Link("Up", "BackupServerReference", "http://em:9399/api/backupServers/ce15", "srv02")
     assert transform.placeholder("backup_servers", link) == {
         "uid": "urn:veeam:BackupServer:ce15", "href": link.href, "name": "srv02", "placeholder": True}
+
+
+def test_rows_are_flat_tuples_with_the_first_link_per_parent():
+    def link(n):
+        return parse.Link("Up", "ReplicaJobSessionReference", f"/api/replicaSessions/{n}", f"job {n}")
+
+    entities = [transform.Entity("replica_task_sessions", {"uid": f"t{i}", "job_session_uid": job},
+                                 {"job_session_uid": link(f"{job}-{i}")})
+                for i, job in enumerate(["j1", "j1", "j2"])]
+    rows = transform.rows_of("replica_task_sessions", entities)
+    assert rows.columns == ("uid", "job_session_uid")
+    assert rows.values == [("t0", "j1"), ("t1", "j1"), ("t2", "j2")]
+    assert rows.column("job_session_uid") == ["j1", "j1", "j2"] and rows.column("absent") == [None] * 3
+    # keyed by the row's own parent uid; the first link met for it is the one kept
+    assert rows.links == {"job_session_uid": {"j1": link("j1-0"), "j2": link("j2-2")}}
+    assert transform.rows("backup_servers", []) == transform.Rows("backup_servers", (), [], {})
