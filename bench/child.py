@@ -14,6 +14,7 @@ from __future__ import annotations
 import cProfile
 import io
 import json
+import os
 import pstats
 import re
 import resource
@@ -30,6 +31,7 @@ STAGES: dict[str, float] = defaultdict(float)  # wall seconds per stage
 CPU: dict[str, float] = defaultdict(float)  # CPU seconds of the thread that ran the stage
 REQUESTS: Counter = Counter()  # logical requests by what they ask for
 READER_RSS: list[float] = []  # peak RSS of each reader process of the last load
+READER_CPU: list[float] = []  # CPU seconds of each reader process of the last load
 _lock = threading.Lock()
 
 
@@ -85,9 +87,8 @@ def _counted(send):
 
 def instrument() -> None:
     client.EMClient._send = _counted(client.EMClient._send)
-    # main thread, per page: wait → transaction (parents check, upsert, heartbeat, commit)
+    # main thread, per page: wait → parents check → upsert; per batch of pages: heartbeat → commit
     crawl.pages = _timed_pages(crawl.pages)
-    _timed(pipeline._Run, "commit", "main: page transaction (all)")
     _timed(Loader, "present", "main: parents check (Loader.present)")
     _timed(Loader, "upsert", "main: upsert (Loader.upsert: rows, compare, write)")
     _timed(runs, "heartbeat", "main: lock heartbeat")
@@ -102,6 +103,7 @@ def instrument() -> None:
         readers = getattr(self, "_readers", None)
         for proc in list(getattr(readers, "_processes", {}).values()) if readers else []:
             READER_RSS.append(rss_mb(proc.pid))
+            READER_CPU.append(cpu_s(proc.pid))
         close(self)
 
     pipeline._Run.close = closing
@@ -115,12 +117,20 @@ def rss_mb(pid: int | str = "self") -> float:
     return int(hwm[1]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (/proc/PID/stat fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def load(eng, cfg: dict, mode: str) -> dict:
     opts = pipeline.Options(page_size=cfg["page_size"], concurrency=cfg["concurrency"], source="bench")
     STAGES.clear()
     CPU.clear()
     REQUESTS.clear()
     READER_RSS.clear()
+    READER_CPU.clear()
     before = resource.getrusage(resource.RUSAGE_SELF)
     prof = cProfile.Profile() if cfg.get("profile") and mode == "full" else None
     t = time.perf_counter()
@@ -135,6 +145,7 @@ def load(eng, cfg: dict, mode: str) -> dict:
            "tables": summary.tables, "entities": sum(c["inserted"] + c["updated"] for c in summary.tables.values()),
            "stages": dict(STAGES), "cpu": dict(CPU), "rss_mb": rss_mb() + sum(READER_RSS),
            "loader_rss_mb": rss_mb(), "reader_rss_mb": list(READER_RSS),
+           "reader_cpu_s": list(READER_CPU),
            "cpu_s": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
            "requests_by_kind": dict(REQUESTS)}
     if prof:
@@ -148,6 +159,7 @@ def main() -> None:
     cfg = json.loads(sys.argv[1])
     instrument()
     eng = db.engine(cfg["db"])
+    _timed(eng.dialect, "do_commit", "main: commit (the database's own)")
     t = time.perf_counter()
     db.migrate(eng)
     result = {"migrate_s": time.perf_counter() - t, "full": load(eng, cfg, "full")}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 MAIN_STAGES = ["main: waiting for the next page", "main: parents check (Loader.present)",
-               "main: upsert (Loader.upsert: rows, compare, write)", "main: lock heartbeat"]
+               "main: upsert (Loader.upsert: rows, compare, write)", "main: lock heartbeat",
+               "main: commit (the database's own)"]
 THREAD_STAGES = ["threads: HTTP request + body", "threads: XML parse (parse.document)",
                  "threads: transform (crawl.read)"]
 
@@ -24,14 +25,10 @@ def _stages(full: dict) -> dict[str, tuple[float, float | None]]:
     """(wall, CPU of the thread) per stage: main-thread walls sum to the load's wall; `threads:` rows
     are summed over every thread."""
     s, cpu, wall = full["stages"], full["cpu"], full["wall_s"]
-    txn = "main: page transaction (all)"
     out = {k: (s.get(k, 0.0), cpu.get(k, 0.0)) for k in MAIN_STAGES}
     out[MAIN_STAGES[0]] = (s.get(MAIN_STAGES[0], 0.0), None)
-    out["main: commit + rest of the page transaction"] = (
-        s.get(txn, 0.0) - sum(s.get(k, 0.0) for k in MAIN_STAGES[1:]),
-        cpu.get(txn, 0.0) - sum(cpu.get(k, 0.0) for k in MAIN_STAGES[1:]))
-    out["main: outside page transactions (lock, run record, logon, …)"] = (
-        wall - s.get(txn, 0.0) - s.get(MAIN_STAGES[0], 0.0), None)
+    out["main: the rest (lock, run record, logon, quarantine, progress, …)"] = (
+        wall - sum(s.get(k, 0.0) for k in MAIN_STAGES), None)
     out.update({k: (s.get(k, 0.0), cpu.get(k, 0.0)) for k in THREAD_STAGES})
     out["**wall** (CPU: the whole process)"] = (wall, full["cpu_s"])
     return out
@@ -67,7 +64,7 @@ def markdown(r: dict) -> str:
         full, inc = r[key]["full"], r[key]["incremental"]
         floor = r["fetch_s"] + r["parse_s"] + r[floor_key]
         ratio = full["wall_s"] / floor
-        rows.append((f"Upsert floor, {label} (executemany, commit per page)", _s(r[floor_key]),
+        rows.append((f"Upsert floor, {label} (executemany per page, commit per batch)", _s(r[floor_key]),
                      f"{entities / r[floor_key]:,.0f} rows/s", ""))
         rows.append((f"**{label} full load**", f"{_s(full['wall_s'])}: {full['entities'] / full['wall_s']:,.0f} "
                      f"entities/s", f"fetch + parse + upsert floors = {_s(floor)}", f"{ratio:.2f}×"))
@@ -79,6 +76,9 @@ def markdown(r: dict) -> str:
                      + "".join(f" + reader process {mb:.0f} MB" for mb in readers), ""))
         rows.append((f"{label} full load, CPU time of the loader process", _s(full["cpu_s"]),
                      f"{full['cpu_s'] / full['wall_s']:.0%} of the wall", ""))
+        for cpu in full.get("reader_cpu_s") or []:
+            rows.append((f"{label} full load, CPU time of the reader process", _s(cpu),
+                         f"{cpu / full['wall_s']:.0%} of the wall (parse, transform, pickling)", ""))
         rows.append((f"{label} migrate (before the load, not in its wall)", _s(r[key]["migrate_s"]), "", ""))
         inc_share = (inc["requests"] - 3) / full["requests"]
         rows.append((f"{label} no-change incremental run", f"{_s(inc['wall_s'])}, {inc['requests']} requests, "

@@ -26,7 +26,7 @@ import httpx
 import psycopg
 from lxml import etree
 
-from etl import crawl, db, schema
+from etl import crawl, db, pipeline, schema
 from etl.load import _statements
 
 BENCH = Path(__file__).resolve().parent
@@ -108,16 +108,25 @@ def load(db_url: str, sim: Sim, args, incremental: bool = True, profile: bool = 
     return json.loads(out.stdout.splitlines()[-1])
 
 
+BATCH_ROWS = pipeline.Options().batch_rows  # what the loads commit at: the floor commits as often
+
+
 def replay(conn, dialect: str, paramstyle: str, rows: dict[str, list[tuple]], page_size: int) -> float:
-    """The upsert floor: the loader's own INSERT … ON CONFLICT text, executemany per page, commit per page."""
+    """The upsert floor: the loader's own INSERT … ON CONFLICT text, executemany per page, a commit
+    every BATCH_ROWS rows (whole pages) and after each table, as the loader's transactions."""
     cur = conn.cursor()
     started = time.perf_counter()
     for name in TABLES:
         sql = _statements(schema.metadata.tables[name], dialect, paramstyle).upsert
         data = rows[name]
+        pending = 0
         for i in range(0, len(data), page_size):
             cur.executemany(sql, data[i:i + page_size])
-            conn.commit()
+            pending += len(data[i:i + page_size])
+            if pending >= BATCH_ROWS:
+                conn.commit()
+                pending = 0
+        conn.commit()
     return time.perf_counter() - started
 
 

@@ -158,7 +158,7 @@ def print_summary(summary: pipeline.Summary) -> None:
               help="Entities per query page.")
 @click.option("--concurrency", type=click.IntRange(1, 32), default=4, show_default=True,
               help="Requests in flight at once against EM.")
-@click.option("--batch-rows", type=click.IntRange(1, 100000), default=2000, show_default=True,
+@click.option("--batch-rows", type=click.IntRange(1, 1_000_000), default=10_000, show_default=True,
               help="Rows per warehouse transaction (whole query pages); a killed run loses at most one batch.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="Seconds to wait for EM on one request.")

@@ -11,7 +11,7 @@ merge. Knows no HTTP.
 from __future__ import annotations
 
 import functools
-import operator
+import itertools
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -33,6 +33,8 @@ def data_columns(table: Table) -> list[str]:
 def _sqlite_value(value):
     """What SQLAlchemy's SQLite DateTime stores (UTC text with microseconds); booleans as 0/1."""
     if isinstance(value, datetime):
+        if value.tzinfo is UTC:  # what the transform gives: "YYYY-MM-DD HH:MM:SS.ffffff+00:00"
+            return value.isoformat(" ", "microseconds")[:26]
         return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
     if isinstance(value, bool):
         return int(value)
@@ -127,29 +129,11 @@ class Loader:
             return 0, 0
         table = schema.metadata.tables[rows.table]
         st = self._statements(table)
-        typed, convert = st.typed if self._convert else (), self._convert
-        where = [rows.columns.index(c) if c in rows.columns else None for c in st.data]
-        if None not in where:  # the statement's column order, in C
-            pick = operator.itemgetter(*where)
-            ordered = [pick(v) for v in rows.values]
-        else:  # placeholders: the columns they lack are NULL
-            ordered = [tuple(None if i is None else v[i] for i in where) for v in rows.values]
-        flags = rows.column("placeholder")
-        batch: dict[str, tuple] = {}
-        placeholders: set[str] = set()
-        for values, placeholder in zip(ordered, flags, strict=True):
-            # one statement never carries a key twice: the last version wins
-            if typed:
-                values = list(values)
-                for i in typed:
-                    values[i] = convert(values[i])
-                values = tuple(values)
-            uid = values[st.key]
-            batch[uid] = values
-            if placeholder:
-                placeholders.add(uid)
-            else:
-                placeholders.discard(uid)
+        ordered = self._driver_rows(st, rows)
+        uids = [values[st.key] for values in ordered]
+        batch = dict(zip(uids, ordered, strict=True))  # one statement never carries a key twice: the last version wins
+        flags = dict(zip(uids, rows.column("placeholder"), strict=True))  # here too
+        placeholders = {uid for uid, flag in flags.items() if flag}
         # In a table that was empty at the start of the run every uid is new (placeholders are
         # only written for uids found absent), so the comparison can be skipped.
         fresh = table.name in self.fresh
@@ -173,12 +157,23 @@ class Loader:
                                 f"{type(cause).__name__}: {str(cause).strip()[:500]}") from None
         return inserted, updated
 
+    def _driver_rows(self, st: _Statements, rows: Rows) -> list[tuple]:
+        """rows.values in the statement's column order and the driver's types; columns the rows
+        lack are NULL. Column by column, so that the loops run in C rather than once per row."""
+        columns = list(zip(*rows.values, strict=True))
+        nulls = (None,) * len(rows.values)
+        out = [columns[rows.columns.index(c)] if c in rows.columns else nulls for c in st.data]
+        if self._convert:
+            for i in st.typed:
+                out[i] = map(self._convert, out[i])
+        return list(zip(*out, strict=True))
+
     def _write(self, st: _Statements, writes: list[tuple]) -> None:
         if self.conn.dialect.name != "postgresql":
             step = st.rows_per_statement
             for i in range(0, len(writes), step):
                 chunk = writes[i : i + step]
-                self.conn.exec_driver_sql(st.upsert_rows(len(chunk)), tuple(v for row in chunk for v in row))
+                self.conn.exec_driver_sql(st.upsert_rows(len(chunk)), tuple(itertools.chain.from_iterable(chunk)))
             return
         made = self.conn.connection.info.setdefault("veeam_etl_stages", set())
         if st.stage not in made:

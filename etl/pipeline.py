@@ -1,9 +1,9 @@
 """run(): the one place that knows every stage — crawl → transform → load — plus the run record.
 
-A batch of whole query pages (about 2,000 rows) is one transaction: per page its missing parents
-(fetched by link, or recorded from the link when EM cannot give them), then its rows; then the lock
-heartbeat. So every commit leaves the warehouse consistent, and a killed run loses at most the
-batch in flight. Watermarks advance only when the whole run has committed.
+A batch of whole query pages (about 10,000 rows) is one transaction: each page, as it arrives, its
+missing parents (fetched by link, or recorded from the link when EM cannot give them), then its
+rows; then the lock heartbeat. So every commit leaves the warehouse consistent, and a killed run
+loses at most the batch in flight. Watermarks advance only when the whole run has committed.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -62,7 +62,7 @@ class Options:
     since: datetime | None = None
     lookback: timedelta = timedelta(hours=1)  # running sessions are re-read by UID; this covers late collection
     timeout: float = 60.0
-    batch_rows: int = 2000  # rows per transaction (whole pages): fewer commits, bounded loss on a kill
+    batch_rows: int = 10_000  # rows per transaction (whole pages): fewer commits, bounded loss on a kill
     # processes that parse and transform the pages of long queries, beside the one that loads
     reader_processes: int = field(default_factory=lambda: min(2, max(1, (os.cpu_count() or 1) - 1)))
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -130,42 +130,48 @@ class _Run:
 
     def load_pages(self, type_name: str, filter: str | None = None) -> None:
         """Every page of a query, committed a batch of pages (about `batch_rows` rows) at a time."""
-        batch: list[Page] = []
-        rows = 0
-        for page in crawl.pages(self.client, self.pool, type_name, filter, self.ahead, self.readers):
-            batch.append(page)
-            rows += len(page.rows.values)
-            if rows >= self.batch_rows:
-                self.commit(batch, type_name)
-                batch, rows = [], 0
-        if batch:
-            self.commit(batch, type_name)
+        pages = crawl.pages(self.client, self.pool, type_name, filter, self.ahead, self.readers)
+        while self._load_batch(type_name, pages):
+            pass
 
-    def commit(self, pages: list[Page], type_name: str) -> None:
-        """One transaction: each page's missing parents, then its rows and quarantined entities, then
-        the lock heartbeat. A failure rolls the whole batch back and names the table and a page."""
+    def _load_batch(self, type_name: str, pages: Iterator[Page]) -> bool:
+        """One transaction: pages stored as they arrive (each page's missing parents, then its rows and
+        quarantined entities) until about `batch_rows` rows, then the lock heartbeat. Storing a page
+        while the next ones are fetched keeps both busy. A failure rolls the whole batch back and
+        names the table and a page. False when the pages have run out."""
         s = self.summary
+        first, rows, more = None, 0, True
+        newest: datetime | None = None
+        running: list[str] = []
         try:
             with self.eng.begin() as conn:
                 loader = Loader(conn, s.source, s.run_id, self.now, self.fresh)
                 for page in pages:
+                    first = first or page.url
                     self._store(loader, page.rows)
                     for reject in page.rejects:
                         self._quarantine(conn, reject)
+                    newest = max(filter(None, [newest, *page.rows.column("creation_time_utc")]), default=None)
+                    if type_name in crawl.FINAL_STATE:
+                        running += [uid for uid, end in zip(page.rows.column("uid"), page.rows.column("end_time_utc"),
+                                                            strict=True) if end is None]
+                    rows += len(page.rows.values)
+                    if rows >= self.batch_rows:
+                        break
+                else:
+                    more = False
                 runs.heartbeat(conn, s.source, s.run_id)
         except SQLAlchemyError as exc:
             raise LoadError(f"loading {type_name} pages failed and was rolled back: {type(exc).__name__}: "
-                            f"{getattr(exc, 'orig', None) or exc} (first page {pages[0].url})") from None
-        for page in pages:
-            created = max(filter(None, page.rows.column("creation_time_utc")), default=None)
-            if created is not None and (type_name not in self.marks or created > self.marks[type_name]):
-                self.marks[type_name] = created
-            if type_name in crawl.FINAL_STATE:
-                self.running.update(uid for uid, end in zip(page.rows.column("uid"), page.rows.column("end_time_utc"),
-                                                            strict=True) if end is None)
-        if self.progress:
+                            f"{getattr(exc, 'orig', None) or exc} (first page {first})") from None
+        # what the run learnt from this batch counts once it is committed
+        if newest is not None and (type_name not in self.marks or newest > self.marks[type_name]):
+            self.marks[type_name] = newest
+        self.running.update(running)
+        if self.progress and first is not None:
             self.summary.requests = self.client.requests
             self.progress(self.summary, type_name)
+        return more
 
     def _quarantine(self, conn, reject: Reject) -> None:
         log.warning("quarantined %s %s: %s", reject.type_name, reject.href, reject.error)

@@ -110,3 +110,14 @@ def test_rows_in_any_column_order_and_shape(eng):
         got = conn.execute(select(schema.backup_servers.c.uid, schema.backup_servers.c.port,
                                   schema.backup_servers.c.name).order_by("uid")).all()
     assert got == [("urn:veeam:BackupServer:1", 9392, "vbr01"), ("urn:veeam:BackupServer:2", None, None)]
+
+
+def test_sqlite_instants_are_utc_text_whatever_the_zone():
+    from datetime import timedelta, timezone
+
+    from etl.load import _sqlite_value
+
+    at = datetime(2025, 8, 15, 6, 0, 1, 20, tzinfo=UTC)
+    assert _sqlite_value(at) == "2025-08-15 06:00:01.000020"
+    assert _sqlite_value(at.astimezone(timezone(timedelta(hours=2)))) == _sqlite_value(at)
+    assert (_sqlite_value(True), _sqlite_value(None), _sqlite_value(7)) == (1, None, 7)

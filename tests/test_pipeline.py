@@ -1,0 +1,52 @@
+"""etl.pipeline: how pages become transactions (the shape that lets fetching and loading overlap)."""
+
+from __future__ import annotations
+
+from etl import crawl, db, pipeline, runs
+from etl.load import Loader
+from etl.simulator import Simulator, World
+
+
+def test_pages_are_stored_as_they_arrive_and_committed_in_batches_of_about_batch_rows(tmp_path, monkeypatch):
+    events: list[tuple[str, object]] = []
+    pages, upsert, heartbeat = crawl.pages, Loader.upsert, runs.heartbeat
+
+    def logged_pages(*args, **kwargs):
+        for page in pages(*args, **kwargs):
+            events.append(("page", page.rows.table))
+            yield page
+
+    def logged_upsert(self, rows):
+        events.append(("rows", len(rows.values)))
+        return upsert(self, rows)
+
+    def logged_heartbeat(*args):
+        events.append(("commit", None))
+        return heartbeat(*args)
+
+    monkeypatch.setattr(crawl, "pages", logged_pages)
+    monkeypatch.setattr(Loader, "upsert", logged_upsert)
+    monkeypatch.setattr(runs, "heartbeat", logged_heartbeat)
+    world = World(seed=5, servers=2, jobs=4, vms_per_job=5, days=4)
+    with Simulator(world) as sim:
+        eng = db.engine(f"sqlite:///{tmp_path}/w.db")
+        pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(page_size=20, batch_rows=50))
+        eng.dispose()
+
+    # every page is written before the next one is taken from the crawl
+    kinds = [kind for kind, _ in events if kind != "commit"]
+    assert kinds[:2] == ["page", "rows"] and "page,page" not in ",".join(kinds)
+    # a transaction is whole pages: at least batch_rows rows, less than one page more (the last of a query: fewer)
+    batches, rows = [], 0
+    for kind, value in events[events.index(("page", "backup_servers")):]:  # (starting the run beats once)
+        if kind == "rows":
+            rows += value
+        elif kind == "commit":
+            batches.append(rows)
+            rows = 0
+    # three pages of 20 reach 50 rows; the last batch of each query holds what is left
+    expected = []
+    for name in ("backup_servers", "replica_job_sessions", "vm_replica_points", "replica_task_sessions"):
+        n = world.stats()[name]
+        expected += [60] * (n // 60) + ([n % 60] if n % 60 else [])
+    assert batches == expected and world.stats()["replica_task_sessions"] > 120
