@@ -102,10 +102,19 @@ def local(el: etree._Element) -> str:
     return _local_name(el.tag)
 
 
+_QUALIFIED: dict[tuple[str, str], str] = {}  # (tag, name) -> qualified name; bounded like _LOCAL
+
+
 def q(el: etree._Element, name: str) -> str:
     """Qualified tag for `name` in the namespace `el` is in."""
     tag = el.tag
-    return tag[: tag.index("}") + 1] + name if tag.startswith("{") else name
+    key = (tag, name)
+    out = _QUALIFIED.get(key)
+    if out is None:
+        out = tag[: tag.index("}") + 1] + name if isinstance(tag, str) and tag.startswith("{") else name
+        if len(_QUALIFIED) < 10_000:
+            _QUALIFIED[key] = out
+    return out
 
 
 class Link(NamedTuple):
@@ -151,9 +160,9 @@ def parent_links(el: etree._Element) -> dict[tuple[str, str], Link]:
     out: dict[tuple[str, str], Link] = {}
     if box is None:
         return out
-    for ln in box:
+    for ln in box.iterchildren(q(el, "Link")):
         rel = ln.get("Rel")
-        if rel not in ("Up", "Related") or _local_name(ln.tag) != "Link":
+        if rel != "Up" and rel != "Related":
             continue
         href, kind = ln.get("Href"), ln.get("Type", "")
         if href and (rel, kind) not in out:
@@ -242,8 +251,22 @@ def boolean(text: str | None, url: str | None = None) -> bool | None:
     raise DataError(f"not a boolean: {text[:60]!r}", url)
 
 
+_UIDS: dict[tuple[str, str], str] = {}  # parents recur on every page (servers, job sessions): read once
+
+
 def uid_from_href(href: str, type_name: str) -> str:
     """EM UIDs are `urn:veeam:<Type>:<guid>` where the guid is the Href's last path segment."""
+    key = (href, type_name)
+    uid = _UIDS.get(key)
+    if uid is None:
+        uid = _uid_from_href(href, type_name)
+        if len(_UIDS) >= 10_000:
+            _UIDS.clear()
+        _UIDS[key] = uid
+    return uid
+
+
+def _uid_from_href(href: str, type_name: str) -> str:
     path = href.split("#", 1)[0].split("?", 1)[0]
     if "://" in path:  # an absolute URL: the path starts at the first slash after the host
         rest = path.split("://", 1)[1]
