@@ -125,8 +125,9 @@ class EMClient:
         page_size: int = 500,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
-        pool_size: int = 8,
+        concurrency: int = 8,
     ):
+        """`concurrency`: requests in flight at once, however many threads use the client."""
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
             raise SourceError(f"not an http(s) URL: {redact_url(url)!r}")
         self.base = url.rstrip("/") + "/"
@@ -145,9 +146,10 @@ class EMClient:
             verify=verify,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
             transport=transport,
-            limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             follow_redirects=False,
         )
+        self._in_flight = threading.BoundedSemaphore(concurrency)
         self._lock = threading.Lock()
         self._logon_lock = threading.Lock()
         self._token: str | None = None
@@ -341,6 +343,10 @@ class EMClient:
     def _exchange(self, method: str, url: str, headers: dict[str, str], auth) -> _Reply:
         """Send one request and read the body, refusing more than MAX_BODY_BYTES and bodies that
         keep dripping in for longer than the timeout (httpx's timeout bounds each read, not the sum)."""
+        with self._in_flight:
+            return self._exchange_now(method, url, headers, auth)
+
+    def _exchange_now(self, method: str, url: str, headers: dict[str, str], auth) -> _Reply:
         limit = parse.MAX_BODY_BYTES
         request = self._http.build_request(method, url, headers=headers)
         response = self._http.send(request, auth=auth, stream=True)

@@ -58,6 +58,9 @@ def _parent_columns(table) -> list[tuple[str, str]]:
 class Options:
     page_size: int = 500
     concurrency: int = 4  # requests in flight: gentle enough for a production EM
+    # pages fetched or being read ahead of the loader (None: 2 x concurrency). More than
+    # `concurrency`, so that requests keep going out while fetched pages wait for a reader process.
+    ahead: int | None = None
     full_refresh: bool = False
     since: datetime | None = None
     lookback: timedelta = timedelta(hours=1)  # running sessions are re-read by UID; this covers late collection
@@ -294,9 +297,10 @@ def run(eng: Engine, url: str, user: str, password: str, *, verify: bool | str =
         client: EMClient | None = None
         try:
             client = EMClient(url, user, password, verify=verify, timeout=opts.timeout, page_size=opts.page_size,
-                              retry=opts.retry, transport=transport, pool_size=opts.concurrency + 1)
-            with client, ThreadPoolExecutor(opts.concurrency, thread_name_prefix="em") as pool:
-                job = _Run(eng, client, summary, pool, opts.concurrency, progress, opts.reader_processes,
+                              retry=opts.retry, transport=transport, concurrency=opts.concurrency)
+            ahead = opts.ahead or 2 * opts.concurrency
+            with client, ThreadPoolExecutor(ahead, thread_name_prefix="em") as pool:
+                job = _Run(eng, client, summary, pool, ahead, progress, opts.reader_processes,
                            opts.batch_rows)
                 try:
                     job.load_pages("BackupServer")

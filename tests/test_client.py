@@ -129,3 +129,29 @@ def test_repr_and_errors_hide_password():
     c = EMClient("https://user:secret@em:9398/api", "demo", "hunter22")
     assert "hunter22" not in repr(c) and "secret" not in repr(c)
     assert redact_url("https://user:secret@em:9398/api") == "https://em:9398/api"
+
+
+def test_requests_in_flight_never_exceed_concurrency_whatever_the_threads():
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    lock, in_flight, peak = threading.Lock(), [0], [0]
+
+    class SlowEM(FakeEM):
+        def __call__(self, request):
+            with lock:
+                in_flight[0] += 1
+                peak[0] = max(peak[0], in_flight[0])
+            time.sleep(0.02)
+            try:
+                return super().__call__(request)
+            finally:
+                with lock:
+                    in_flight[0] -= 1
+
+    em = SlowEM(script={"/api/backupServers/1": [(200, SERVER, {})] * 24})
+    with client(em, concurrency=3) as c, ThreadPoolExecutor(8) as pool:
+        uids = list(pool.map(lambda _: c.get("/api/backupServers/1").get("UID"), range(24)))
+    assert uids == ["urn:veeam:BackupServer:1"] * 24
+    assert peak[0] == 3  # eight threads, three requests at a time

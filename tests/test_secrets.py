@@ -81,7 +81,7 @@ def assert_absent(secrets: list[str], *texts: str) -> None:
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_successful_debug_run_leaks_nothing(db_url, tmp_path, log_format):
     password = f"pw-{uuid.uuid4().hex}"
-    spy = TokenSpy(token_requests=5)  # a re-logon mid-run too (5 > 2 x concurrency 2)
+    spy = TokenSpy(token_requests=9)  # a re-logon mid-run too (9 > 2 x threads, 2 x concurrency 2)
     with Simulator(world(), password=password, faults=spy) as sim:
         done = run_cli("-vv", "--log-format", log_format, "run", "--url", sim.url, "--user", "demo", "--db", db_url,
                        "--page-size", "5", "--concurrency", "2", password=password)

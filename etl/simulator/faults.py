@@ -60,8 +60,9 @@ class Faults:
 
     Sessions and availability:
       token_requests     a logon token expires after this many data requests (then 401); keep it
-                         well above the client's concurrency, or a fresh token can be used up before
-                         the thread that logged on repeats its request (one re-logon per request)
+                         above twice the client's threads (veeam-etl: 2 x concurrency), or a fresh
+                         token can be used up before the thread that logged on repeats its request
+                         (one re-logon per request)
       token_idle         a logon token expires after this many idle seconds (then 401)
       logon_unavailable  the first N logon POSTs answer 503 (the only fault that touches logon)
       down               every data request answers 503 (a source that stays down)
