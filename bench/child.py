@@ -6,7 +6,8 @@
 Migrates the warehouse (timed apart), runs the full load, then (optionally) a no-change incremental
 run, and prints one JSON line. Stage times come from thin timers wrapped around etl functions from
 outside (a few clock reads per page, not per row); with "profile" the full load runs under cProfile
-(main thread only) and the top 10 functions by own time are returned as text.
+(main thread only) and the top 10 functions by own time are returned as text. Optional keys
+"reader_processes", "ahead" and "batch_rows" override those pipeline options (for experiments).
 """
 
 from __future__ import annotations
@@ -125,7 +126,8 @@ def cpu_s(pid: int) -> float:
 
 
 def load(eng, cfg: dict, mode: str) -> dict:
-    opts = pipeline.Options(page_size=cfg["page_size"], concurrency=cfg["concurrency"], source="bench")
+    opts = pipeline.Options(page_size=cfg["page_size"], concurrency=cfg["concurrency"], source="bench",
+                            **{k: cfg[k] for k in ("reader_processes", "ahead", "batch_rows") if k in cfg})
     STAGES.clear()
     CPU.clear()
     REQUESTS.clear()
