@@ -124,7 +124,7 @@ def markdown(r: dict) -> str:
     splits = [_stages(full) for _, full in loads]
     out += ["", "## Where the time goes, per stage", "",
             "Main-thread rows add up to the wall time; `threads:` rows are work summed over all threads "
-            "(the pool fetches, parses and transforms up to `--concurrency` pages ahead; the first page of each "
+            "(the pool fetches, parses and transforms up to 2 × `--concurrency` pages ahead, with at most `--concurrency` requests in flight; the first page of each "
             "type is fetched by the main thread), so they overlap the main thread. In brackets: CPU seconds of "
             "the thread(s) that ran the stage; wall minus CPU is waiting (for the GIL, the disk, the network).", "",
             "| stage | " + " | ".join(name for name, _ in loads) + " |", "|---" * (len(loads) + 1) + "|"]
