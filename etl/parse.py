@@ -138,36 +138,28 @@ def links(el: etree._Element) -> list[Link]:
     return out
 
 
-def fields(el: etree._Element) -> dict[str, str | None]:
-    """Child elements other than Links as {local name: stripped text, None when empty}."""
-    out: dict[str, str | None] = {}
+def content(el: etree._Element) -> tuple[dict[str, str | None], dict[tuple[str, str], Link]]:
+    """An entity's fields and the links naming other objects, in one pass over its children.
+
+    Fields: child elements other than Links as {local name: stripped text, None when empty}.
+    Links: {(Rel, Type): first such link} of the `Up` and `Related` links. The transform's hot
+    path: Alternate, Down and mount links are skipped before their other attributes are read.
+    """
+    fields: dict[str, str | None] = {}
+    links: dict[tuple[str, str], Link] = {}
     for child in el:
         name = _local_name(child.tag)
-        if name == "Links" or not name:
-            continue
-        text = child.text
-        out[name] = (text.strip() or None) if text else None
-    return out
-
-
-def parent_links(el: etree._Element) -> dict[tuple[str, str], Link]:
-    """{(Rel, Type): first such link} of the `Up` and `Related` links: the ones naming other objects.
-
-    The transform's hot path: Alternate, Down and mount links are skipped before their other
-    attributes are read.
-    """
-    box = el.find(q(el, "Links"))
-    out: dict[tuple[str, str], Link] = {}
-    if box is None:
-        return out
-    for ln in box.iterchildren(q(el, "Link")):
-        rel = ln.get("Rel")
-        if rel != "Up" and rel != "Related":
-            continue
-        href, kind = ln.get("Href"), ln.get("Type", "")
-        if href and (rel, kind) not in out:
-            out[(rel, kind)] = Link(rel, kind, href, ln.get("Name"))
-    return out
+        if name == "Links":
+            for ln in child:
+                rel = ln.get("Rel")
+                if (rel == "Up" or rel == "Related") and _local_name(ln.tag) == "Link":
+                    href, kind = ln.get("Href"), ln.get("Type", "")
+                    if href and (rel, kind) not in links:
+                        links[(rel, kind)] = Link(rel, kind, href, ln.get("Name"))
+        elif name:
+            text = child.text
+            fields[name] = (text.strip() or None) if text else None
+    return fields, links
 
 
 class Paging(NamedTuple):

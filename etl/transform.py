@@ -85,7 +85,7 @@ def _head(el: etree._Element) -> tuple[dict, dict[str, str | None], dict[tuple[s
     uid = el.get("UID")
     if not uid or not uid.startswith("urn:veeam:"):
         raise DataError(f"{parse.local(el)} without a valid UID attribute", url)
-    return {"uid": uid, "href": url, "name": el.get("Name")}, parse.fields(el), parse.parent_links(el), url
+    return ({"uid": uid, "href": url, "name": el.get("Name")}, *parse.content(el), url)
 
 
 def _up(links: dict[tuple[str, str], Link], link_type: str, rel: str = "Up") -> Link | None:

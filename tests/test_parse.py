@@ -19,9 +19,9 @@ def test_bom_and_declaration_parse(payload):
 def test_prefixed_namespace_and_no_namespace():
     root = parse.document(b'<v:BackupServer xmlns:v="http://www.veeam.com/ent/v1.0" UID="urn:veeam:BackupServer:1">'
                           b"<v:Port>9392</v:Port></v:BackupServer>", "u")
-    assert parse.fields(root) == {"Port": "9392"}
+    assert parse.content(root)[0] == {"Port": "9392"}
     bare = parse.document(b"<BackupServer><Port>1</Port></BackupServer>", "u")
-    assert parse.fields(bare) == {"Port": "1"}
+    assert parse.content(bare)[0] == {"Port": "1"}
 
 
 def test_wrong_namespace_is_an_error():
@@ -46,7 +46,7 @@ def test_malformed_names_the_url():
 
 def test_fields_strip_and_empty_is_none(payload):
     root = parse.document(payload("seed_task_session_entity.xml"), "u")
-    f = parse.fields(root)
+    f = parse.content(root)[0]
     assert f["Reason"] is None
     assert f["State"] == "Completed"
     assert "Links" not in f
