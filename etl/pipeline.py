@@ -198,7 +198,6 @@ class _Run:
 
     def _ensure_parents(self, loader: Loader, rows: Rows) -> None:
         for column, parent_table in _parent_columns(TABLES[rows.table]):
-            links = rows.links.get(column, {})
             known = self.known.get(parent_table, set())
             unsure = [uid for uid in dict.fromkeys(rows.column(column)) if uid is not None and uid not in known]
             if not unsure:
@@ -207,7 +206,7 @@ class _Run:
             self._remember(parent_table, present)
             missing = set(unsure) - present
             if missing:
-                self._add_parents(loader, parent_table, {uid: links.get(uid) for uid in sorted(missing)})
+                self._add_parents(loader, parent_table, {uid: rows.link(column, uid) for uid in sorted(missing)})
 
     def _remember(self, table: str, uids) -> None:
         """Note parents known to be in the warehouse, so the next page need not ask (few tables, bounded)."""

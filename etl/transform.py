@@ -41,7 +41,14 @@ class Rows(NamedTuple):
     table: str
     columns: tuple[str, ...]
     values: list[tuple]
-    links: dict[str, dict[str, Link]]  # foreign-key column -> {parent uid in that column: a link naming it}
+    # foreign-key column -> {parent uid in that column: a link naming it, as a plain tuple (a tenth
+    # of the pickling cost of a Link; most are never needed)}
+    links: dict[str, dict[str, tuple]]
+
+    def link(self, column: str, uid: str) -> Link | None:
+        """The link naming parent `uid` of `column`, if the rows carry one."""
+        fields = self.links.get(column, {}).get(uid)
+        return None if fields is None else Link(*fields)
 
     def column(self, name: str) -> list:
         """Every row's value of `name` (all None when the rows lack that column)."""
@@ -62,10 +69,10 @@ def rows(table: str, dicts: list[dict], links: Iterable[dict[str, Link]] = ()) -
     else:
         get = operator.itemgetter(*columns)
         values = [get(d) for d in dicts]
-    named: dict[str, dict[str, Link]] = {}
+    named: dict[str, dict[str, tuple]] = {}
     for d, parents in zip(dicts, links, strict=False):
         for column, link in parents.items():
-            named.setdefault(column, {}).setdefault(d[column], link)
+            named.setdefault(column, {}).setdefault(d[column], tuple(link))
     return Rows(table, columns, values, named)
 
 

@@ -113,5 +113,6 @@ def test_rows_are_flat_tuples_with_the_first_link_per_parent():
     assert rows.values == [("t0", "j1"), ("t1", "j1"), ("t2", "j2")]
     assert rows.column("job_session_uid") == ["j1", "j1", "j2"] and rows.column("absent") == [None] * 3
     # keyed by the row's own parent uid; the first link met for it is the one kept
-    assert rows.links == {"job_session_uid": {"j1": link("j1-0"), "j2": link("j2-2")}}
+    assert rows.link("job_session_uid", "j1") == link("j1-0") and rows.link("job_session_uid", "j2") == link("j2-2")
+    assert isinstance(rows.link("job_session_uid", "j1"), parse.Link) and rows.link("job_session_uid", "j9") is None
     assert transform.rows("backup_servers", []) == transform.Rows("backup_servers", (), [], {})
