@@ -25,7 +25,7 @@ import time
 from collections import Counter, defaultdict
 from urllib.parse import parse_qs, urlsplit
 
-from etl import client, crawl, db, parse, pipeline, runs
+from etl import client, crawl, db, parse, pipeline, reader, runs
 from etl.load import Loader
 
 STAGES: dict[str, float] = defaultdict(float)  # wall seconds per stage
@@ -96,15 +96,15 @@ def instrument() -> None:
     # every thread (the pool fetches ahead; the first page of each type is fetched by the main thread)
     _timed(client.EMClient, "_exchange", "threads: HTTP request + body")
     _timed(parse, "document", "threads: XML parse (parse.document)")
-    _timed(crawl, "read", "threads: transform (crawl.read)")
+    _timed(reader, "read", "threads: transform (reader.read)")
     # reader processes (long queries are parsed and transformed there): their peak RSS before they stop
     close = pipeline._Run.close
 
     def closing(self):
         readers = getattr(self, "_readers", None)
-        for proc in list(getattr(readers, "_processes", {}).values()) if readers else []:
-            READER_RSS.append(rss_mb(proc.pid))
-            READER_CPU.append(cpu_s(proc.pid))
+        for pid in readers.pids if readers else []:
+            READER_RSS.append(rss_mb(pid))
+            READER_CPU.append(cpu_s(pid))
         close(self)
 
     pipeline._Run.close = closing

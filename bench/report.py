@@ -6,7 +6,7 @@ MAIN_STAGES = ["main: waiting for the next page", "main: parents check (Loader.p
                "main: upsert (Loader.upsert: rows, compare, write)", "main: lock heartbeat",
                "main: commit (the database's own)"]
 THREAD_STAGES = ["threads: HTTP request + body", "threads: XML parse (parse.document)",
-                 "threads: transform (crawl.read)"]
+                 "threads: transform (reader.read)"]
 
 
 def _s(x: float) -> str:

@@ -2,5 +2,5 @@
 
 from .cli import main
 
-if __name__ == "__main__":  # reader processes import this module again under another name
+if __name__ == "__main__":
     main()

@@ -1,7 +1,8 @@
 """What to ask Enterprise Manager for: query pages per type, UID batches, and parents by link.
 
 Pages are fetched on a small thread pool a few pages ahead of the loader and handed back in order;
-long queries are parsed and transformed in a reader process, short ones on the fetching thread.
+long queries are parsed and transformed in reader processes (etl.reader), short ones on the
+fetching thread.
 Knows the EM dialect (types, filters, links), not the warehouse.
 """
 
@@ -12,31 +13,19 @@ from concurrent.futures import Executor, Future
 from datetime import datetime
 from typing import NamedTuple
 
-from lxml import etree
-
-from . import parse, transform
+from . import parse
 from .client import EMClient
-from .errors import DataError, ForeignLink, NotFound
+from .errors import ForeignLink, NotFound
 from .parse import Link
+from .reader import Readers, Reject, read, read_page
 from .transform import Entity, Rows
 
 # Query order: parents before children, so that most parents are in the warehouse before a child needs them.
 TYPES = ["BackupServer", "ReplicaJobSession", "VmReplicaPoint", "ReplicaTaskSession"]
 SESSION_TYPES = ["ReplicaJobSession", "VmReplicaPoint", "ReplicaTaskSession"]  # have CreationTime
 SORT = {name: "CreationTime" for name in SESSION_TYPES}  # stable paging while EM keeps adding sessions
-READER_PAGES = 8  # a query longer than this is transformed in reader processes (start-up ~0.5 s)
+READER_PAGES = 8  # a query longer than this is transformed in reader processes (start-up ~0.1 s)
 UIDS_PER_QUERY = 40  # OR-ed UID terms per query: keeps the URL well under common 8 KB limits
-EXCERPT = 1000
-
-
-class Reject(NamedTuple):
-    """An entity whose fields could not be read: quarantined, counted, never half-written."""
-
-    type_name: str
-    href: str
-    uid: str | None
-    error: str
-    excerpt: str
 
 
 class Page(NamedTuple):
@@ -46,32 +35,11 @@ class Page(NamedTuple):
     paging: parse.Paging
 
 
-def read(root: etree._Element, type_name: str, url: str) -> tuple[list[Entity], list[Reject]]:
-    """Every `type_name` entity in a document, transformed; unreadable ones become Rejects."""
-    entities, rejects = [], []
-    for el in parse.entities(root, type_name):
-        try:
-            entities.append(transform.entity(type_name, el))
-        except DataError as exc:
-            excerpt = etree.tostring(el, encoding="unicode")[:EXCERPT]
-            rejects.append(Reject(type_name, el.get("Href") or url, el.get("UID"), str(exc), excerpt))
-    return entities, rejects
-
-
-def read_page(body: bytes, type_name: str, url: str) -> tuple[Rows, list[Reject], parse.Paging]:
-    """A query page's body in, its rows, rejects and paging out. Reader processes run it: what it
-    returns is compact, because pickling it back is part of the price of every page."""
-    root = parse.em_document(body, url)
-    entities, rejects = read(root, type_name, url)
-    return transform.rows_of(transform.ENTITY_TYPES[type_name][0], entities), rejects, parse.paging(root, url)
-
-
-def fetch_page(client: EMClient, url: str, type_name: str, readers: Executor | None = None) -> Page:
+def fetch_page(client: EMClient, url: str, type_name: str, readers: Readers | None = None) -> Page:
     """One page, parsed and transformed here or, for long queries, in a reader process (off this
     process's GIL). Either way a body that does not parse is fetched again under the client's budget."""
-    if readers is None:
-        return Page(url, *client.get(url, lambda body, u: read_page(body, type_name, u)))
-    return Page(url, *client.get(url, lambda body, u: readers.submit(read_page, body, type_name, u).result()))
+    read_here_or_there = read_page if readers is None else readers.read_page
+    return Page(url, *client.get(url, lambda body, u: read_here_or_there(body, type_name, u)))
 
 
 def _in_order(executor: Executor, fn: Callable[[str], Page], urls: Iterable[str], ahead: int) -> Iterator[Page]:
@@ -91,10 +59,10 @@ def _in_order(executor: Executor, fn: Callable[[str], Page], urls: Iterable[str]
 
 
 def pages(client: EMClient, executor: Executor, type_name: str, filter: str | None = None,
-          ahead: int = 4, readers: Callable[[], Executor | None] | None = None) -> Iterator[Page]:
+          ahead: int = 4, readers: Callable[[], Readers | None] | None = None) -> Iterator[Page]:
     """Every page of a query: page 1, then the rest in parallel when EM tells PagesCount, else by Next links.
 
-    `readers()` gives a process pool for queries of more than READER_PAGES pages (None: read here).
+    `readers()` gives reader processes for queries of more than READER_PAGES pages (None: read here).
     """
     sort = SORT.get(type_name)
     first = fetch_page(client, client.query_url(type_name, filter=filter, sort_asc=sort), type_name)

@@ -9,11 +9,10 @@ loses at most the batch in flight. Watermarks advance only when the whole run ha
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -26,6 +25,7 @@ from .client import EMClient, RetryPolicy, redact_url
 from .crawl import Page, Reject
 from .errors import DataError, LoadError
 from .load import Loader
+from .reader import Readers
 from .transform import Entity, Rows
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class _Run:
         self.progress = progress
         self.reader_processes = reader_processes
         self.batch_rows = batch_rows
-        self._readers: ProcessPoolExecutor | None = None
+        self._readers: Readers | None = None
         self.marks: dict[str, datetime] = {}
         self.rejected: set[str] = set()  # uids/hrefs quarantined in this run (few)
         self.running: set[str] = set()  # sessions EM reported as still running in this run
@@ -121,15 +121,15 @@ class _Run:
             self.fresh = frozenset(t.name for t in schema.ENTITY_TABLES
                                    if conn.execute(select(t.c.uid).limit(1)).first() is None)
 
-    def readers(self) -> ProcessPoolExecutor | None:
+    def readers(self) -> Readers | None:
         """Reader processes for long queries, started on first need (None when configured off)."""
         if self._readers is None and self.reader_processes > 0:
-            self._readers = ProcessPoolExecutor(self.reader_processes, mp_context=multiprocessing.get_context("spawn"))
+            self._readers = Readers(self.reader_processes)
         return self._readers
 
     def close(self) -> None:
         if self._readers is not None:
-            self._readers.shutdown(cancel_futures=True)
+            self._readers.close()
 
     def load_pages(self, type_name: str, filter: str | None = None) -> None:
         """Every page of a query, committed a batch of pages (about `batch_rows` rows) at a time."""

@@ -1,14 +1,16 @@
 """etl.crawl: paging by PagesCount or by Next links, UID filters, parents through Alternate links."""
 
-import multiprocessing
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 from test_client import NS, FakeEM, client
 
 from etl import crawl
+from etl.errors import ParseError
+from etl.reader import ReaderError, Readers
 
 
 def _page(uids, page, pages=None, next_href=None):
@@ -88,17 +90,39 @@ def test_long_queries_are_read_in_reader_processes_and_short_ones_here():
     asked = []
 
     def readers():
-        asked.append(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")))
+        asked.append(Readers(1))
         return asked[-1]
 
-    with client(em) as c, ThreadPoolExecutor(2) as pool:
-        got = [uid for p in crawl.pages(c, pool, "BackupServer", readers=readers) for uid in p.rows.column("uid")]
-        assert len(got) == crawl.READER_PAGES + 1 and len(asked) == 1
-        short = QueryEM({"1": _page(["x"], 1, pages=2), "2": _page(["y"], 2, pages=2)})
-    with client(short) as c, ThreadPoolExecutor(2) as pool:
-        assert len([p for p in crawl.pages(c, pool, "BackupServer", readers=readers)]) == 2
-    assert len(asked) == 1  # two pages: read in this process, no reader started
-    asked[0].shutdown()
+    calls = []
+    read_page = crawl.read_page
+    try:
+        crawl.read_page = lambda *args: calls.append(args) or read_page(*args)  # in this process only
+        with client(em) as c, ThreadPoolExecutor(2) as pool:
+            got = [uid for p in crawl.pages(c, pool, "BackupServer", readers=readers) for uid in p.rows.column("uid")]
+            assert got == [f"urn:veeam:BackupServer:{k}a" for k in range(1, crawl.READER_PAGES + 2)]
+            assert len(asked) == 1 and len(calls) == 1  # page 1 read here (it tells the page count), the rest there
+            short = QueryEM({"1": _page(["x"], 1, pages=2), "2": _page(["y"], 2, pages=2)})
+        with client(short) as c, ThreadPoolExecutor(2) as pool:
+            assert len([p for p in crawl.pages(c, pool, "BackupServer", readers=readers)]) == 2
+        assert len(asked) == 1 and len(calls) == 3  # two pages: read in this process, no reader started
+    finally:
+        crawl.read_page = read_page
+        for r in asked:
+            r.close()
+    assert all(r.proc.poll() == 0 for r in asked[0]._all)  # the readers ended when their input closed
+
+
+def test_a_reader_hands_back_the_error_of_a_page_and_a_dead_reader_is_a_clear_error():
+    readers = Readers(1)
+    try:
+        with pytest.raises(ParseError, match="http://em/api/q"):
+            readers.read_page(b"<QueryResult><Entities>", "BackupServer", "http://em/api/q")
+        readers._all[0].proc.kill()
+        readers._all[0].proc.wait()
+        with pytest.raises(ReaderError, match="reader process"):
+            readers.read_page(b"<QueryResult/>", "BackupServer", "http://em/api/q")
+    finally:
+        readers.close()
 
 
 def test_prefetch_keeps_at_most_ahead_pages_in_flight():
