@@ -10,7 +10,8 @@
     │   └── ParseError       a body that is not a readable EM document (retried)
     │       ├── HostileDocument  DOCTYPE / entities / oversized: refused at once
     │       └── DataError    one entity whose fields cannot be read (quarantined, not fatal)
-    └── LoadError            the warehouse refused a batch (rolled back)    exit 1
+    ├── LoadError            the warehouse refused a batch (rolled back)    exit 1
+    └── ReaderError          a reader process died or answered nonsense     exit 1
 
 Messages name what failed and where (URL, table) and never contain a secret.
 """
@@ -77,3 +78,7 @@ class DataError(ParseError):
 
 class LoadError(VeeamEtlError):
     """The warehouse refused a batch; the batch was rolled back."""
+
+
+class ReaderError(VeeamEtlError):
+    """A reader process (etl.reader) died or answered nonsense: not a problem of the page, never retried."""

@@ -25,7 +25,7 @@ from typing import NamedTuple
 from lxml import etree
 
 from . import parse, transform
-from .errors import DataError, VeeamEtlError
+from .errors import DataError, ReaderError
 from .transform import Entity, Rows
 
 EXCERPT = 1000
@@ -60,10 +60,6 @@ def read_page(body: bytes, type_name: str, url: str) -> tuple[Rows, list[Reject]
     root = parse.em_document(body, url)
     entities, rejects = read(root, type_name, url)
     return transform.rows_of(transform.ENTITY_TYPES[type_name][0], entities), rejects, parse.paging(root, url)
-
-
-class ReaderError(VeeamEtlError):
-    """A reader process died or answered nonsense (not a problem of the page: never retried)."""
 
 
 class _Process:

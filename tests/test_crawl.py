@@ -9,8 +9,8 @@ import pytest
 from test_client import NS, FakeEM, client
 
 from etl import crawl
-from etl.errors import ParseError
-from etl.reader import ReaderError, Readers
+from etl.errors import ParseError, ReaderError
+from etl.reader import Readers
 
 
 def _page(uids, page, pages=None, next_href=None):
