@@ -34,7 +34,7 @@ class Rows(NamedTuple):
     """Rows of one table as tuples in `columns` order, with the links naming their parents.
 
     The form a page's entities travel in, from a reader process to the loader: a list of flat
-    tuples pickles about ten times cheaper than a list of dicts, and the loader writes such tuples
+    tuples pickles several times cheaper than a list of dicts, and the loader writes such tuples
     as they are. Only the first link per parent uid is kept: it is all a missing parent needs.
     """
 
