@@ -5,11 +5,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import pytest
 from test_client import NS, FakeEM, client
 
 from etl import crawl
-from etl.errors import ParseError, ReaderError
 from etl.reader import Readers
 
 
@@ -110,19 +108,6 @@ def test_long_queries_are_read_in_reader_processes_and_short_ones_here():
         for r in asked:
             r.close()
     assert all(r.proc.poll() == 0 for r in asked[0]._all)  # the readers ended when their input closed
-
-
-def test_a_reader_hands_back_the_error_of_a_page_and_a_dead_reader_is_a_clear_error():
-    readers = Readers(1)
-    try:
-        with pytest.raises(ParseError, match="http://em/api/q"):
-            readers.read_page(b"<QueryResult><Entities>", "BackupServer", "http://em/api/q")
-        readers._all[0].proc.kill()
-        readers._all[0].proc.wait()
-        with pytest.raises(ReaderError, match="reader process"):
-            readers.read_page(b"<QueryResult/>", "BackupServer", "http://em/api/q")
-    finally:
-        readers.close()
 
 
 def test_prefetch_keeps_at_most_ahead_pages_in_flight():
