@@ -56,6 +56,7 @@ def _timed(owner, attr: str, stage: str) -> None:
 
 def _timed_pages(fn):
     """crawl.pages, timing how long the main thread waits for each next page."""
+
     def pages(*args, **kwargs):
         it = fn(*args, **kwargs)
         while True:
@@ -65,6 +66,7 @@ def _timed_pages(fn):
             if page is None:
                 return
             yield page
+
     return pages
 
 
@@ -74,7 +76,9 @@ def _what(method: str, url: str) -> str:
     q = parse_qs(parts.query)
     if "type" in q:
         flt = q.get("filter", [""])[0]
-        return f"{method} query {q['type'][0]}" + (f" filter {re.match(r'[A-Za-z]*[<>=!]*', flt)[0]}…" if flt else "")
+        return f"{method} query {q['type'][0]}" + (
+            f" filter {re.match(r'[A-Za-z]*[<>=!]*', flt)[0]}…" if flt else ""
+        )
     return f"{method} {parts.path.split('/api', 1)[-1].strip('/').split('/')[0] or '(root)'}"
 
 
@@ -83,6 +87,7 @@ def _counted(send):
         with _lock:
             REQUESTS[_what(method, url)] += 1
         return send(self, method, url, *args, **kwargs)
+
     return wrapper
 
 
@@ -126,8 +131,12 @@ def cpu_s(pid: int) -> float:
 
 
 def load(eng, cfg: dict, mode: str) -> dict:
-    opts = pipeline.Options(page_size=cfg["page_size"], concurrency=cfg["concurrency"], source="bench",
-                            **{k: cfg[k] for k in ("reader_processes", "ahead", "batch_rows") if k in cfg})
+    opts = pipeline.Options(
+        page_size=cfg["page_size"],
+        concurrency=cfg["concurrency"],
+        source="bench",
+        **{k: cfg[k] for k in ("reader_processes", "ahead", "batch_rows") if k in cfg},
+    )
     STAGES.clear()
     CPU.clear()
     REQUESTS.clear()
@@ -143,13 +152,22 @@ def load(eng, cfg: dict, mode: str) -> dict:
         prof.disable()
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_SELF)
-    out = {"wall_s": wall, "requests": summary.requests, "retries": summary.retries, "mode": summary.mode,
-           "tables": summary.tables, "entities": sum(c["inserted"] + c["updated"] for c in summary.tables.values()),
-           "stages": dict(STAGES), "cpu": dict(CPU), "rss_mb": rss_mb() + sum(READER_RSS),
-           "loader_rss_mb": rss_mb(), "reader_rss_mb": list(READER_RSS),
-           "reader_cpu_s": list(READER_CPU),
-           "cpu_s": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
-           "requests_by_kind": dict(REQUESTS)}
+    out = {
+        "wall_s": wall,
+        "requests": summary.requests,
+        "retries": summary.retries,
+        "mode": summary.mode,
+        "tables": summary.tables,
+        "entities": sum(c["inserted"] + c["updated"] for c in summary.tables.values()),
+        "stages": dict(STAGES),
+        "cpu": dict(CPU),
+        "rss_mb": rss_mb() + sum(READER_RSS),
+        "loader_rss_mb": rss_mb(),
+        "reader_rss_mb": list(READER_RSS),
+        "reader_cpu_s": list(READER_CPU),
+        "cpu_s": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
+        "requests_by_kind": dict(REQUESTS),
+    }
     if prof:
         text = io.StringIO()
         pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(10)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-MAIN_STAGES = ["main: waiting for the next page", "main: parents check (Loader.present)",
-               "main: upsert (Loader.upsert: rows, compare, write)", "main: lock heartbeat",
-               "main: commit (the database's own)"]
-THREAD_STAGES = ["threads: HTTP request + body", "threads: XML parse (parse.document)",
-                 "threads: transform (reader.read)"]
+MAIN_STAGES = [
+    "main: waiting for the next page",
+    "main: parents check (Loader.present)",
+    "main: upsert (Loader.upsert: rows, compare, write)",
+    "main: lock heartbeat",
+    "main: commit (the database's own)",
+]
+THREAD_STAGES = [
+    "threads: HTTP request + body",
+    "threads: XML parse (parse.document)",
+    "threads: transform (reader.read)",
+]
 
 
 def _s(x: float) -> str:
@@ -28,7 +35,9 @@ def _stages(full: dict) -> dict[str, tuple[float, float | None]]:
     out = {k: (s.get(k, 0.0), cpu.get(k, 0.0)) for k in MAIN_STAGES}
     out[MAIN_STAGES[0]] = (s.get(MAIN_STAGES[0], 0.0), None)
     out["main: the rest (lock, run record, logon, quarantine, progress, …)"] = (
-        wall - sum(s.get(k, 0.0) for k in MAIN_STAGES), None)
+        wall - sum(s.get(k, 0.0) for k in MAIN_STAGES),
+        None,
+    )
     out.update({k: (s.get(k, 0.0), cpu.get(k, 0.0)) for k in THREAD_STAGES})
     out["**wall** (CPU: the whole process)"] = (wall, full["cpu_s"])
     return out
@@ -48,97 +57,239 @@ def markdown(r: dict) -> str:
     rerun_min = 3 + 1 + 1 + sum(max(1, -(-n // a.page_size)) for n in running.values())
     rows: list[tuple[str, str, str, str]] = []  # figure, value, floor, ratio
     targets: list[tuple[str, str, str, bool]] = []  # target, measured, limit, ok
-    rows.append(("Estate", f"{est['backup_servers']} servers, {_n(est['replica_job_sessions'])} job sessions, "
-                 f"{_n(est['vm_replica_points'])} replica points, {_n(est['replica_task_sessions'])} task sessions "
-                 f"= {_n(entities)} entities in {pages} query pages of {a.page_size}",
-                 f"simulator built in {_s(r['sim_build_s'])}", ""))
-    rows.append(("Simulator, first (cold) pass", f"{_s(r['cold_s'])}: {pages / r['cold_s']:,.0f} pages/s, "
-                 f"{entities / r['cold_s']:,.0f} entities/s", "renders and caches every entity", ""))
-    rows.append(("Fetch floor (warm, 1 connection, sequential)", f"{_s(r['fetch_s'])}: {pages / r['fetch_s']:,.0f} "
-                 f"pages/s, {entities / r['fetch_s']:,.0f} entities/s, {r['bytes'] / 2**20:,.0f} MiB",
-                 "= the simulator's serve rate", ""))
-    rows.append(("Parse floor (lxml.etree.fromstring)", _s(r["parse_s"]), f"{r['bytes'] / 2**20 / r['parse_s']:,.0f} MiB/s", ""))
+    rows.append(
+        (
+            "Estate",
+            f"{est['backup_servers']} servers, {_n(est['replica_job_sessions'])} job sessions, "
+            f"{_n(est['vm_replica_points'])} replica points, {_n(est['replica_task_sessions'])} task sessions "
+            f"= {_n(entities)} entities in {pages} query pages of {a.page_size}",
+            f"simulator built in {_s(r['sim_build_s'])}",
+            "",
+        )
+    )
+    rows.append(
+        (
+            "Simulator, first (cold) pass",
+            f"{_s(r['cold_s'])}: {pages / r['cold_s']:,.0f} pages/s, "
+            f"{entities / r['cold_s']:,.0f} entities/s",
+            "renders and caches every entity",
+            "",
+        )
+    )
+    rows.append(
+        (
+            "Fetch floor (warm, 1 connection, sequential)",
+            f"{_s(r['fetch_s'])}: {pages / r['fetch_s']:,.0f} "
+            f"pages/s, {entities / r['fetch_s']:,.0f} entities/s, {r['bytes'] / 2**20:,.0f} MiB",
+            "= the simulator's serve rate",
+            "",
+        )
+    )
+    rows.append(
+        (
+            "Parse floor (lxml.etree.fromstring)",
+            _s(r["parse_s"]),
+            f"{r['bytes'] / 2**20 / r['parse_s']:,.0f} MiB/s",
+            "",
+        )
+    )
     for key, label, floor_key in (("sqlite", "SQLite", "sqlite_floor_s"), ("pg", "PostgreSQL", "pg_floor_s")):
         if key not in r:
             continue
         full, inc = r[key]["full"], r[key]["incremental"]
         floor = r["fetch_s"] + r["parse_s"] + r[floor_key]
         ratio = full["wall_s"] / floor
-        rows.append((f"Upsert floor, {label} (executemany per page, commit per batch)", _s(r[floor_key]),
-                     f"{entities / r[floor_key]:,.0f} rows/s", ""))
-        rows.append((f"**{label} full load**", f"{_s(full['wall_s'])}: {full['entities'] / full['wall_s']:,.0f} "
-                     f"entities/s", f"fetch + parse + upsert floors = {_s(floor)}", f"{ratio:.2f}×"))
-        rows.append((f"{label} full load, requests", _n(full["requests"]),
-                     f"{pages} pages + {3} = {min_requests}", f"{full['requests'] / min_requests:.3f}×"))
+        rows.append(
+            (
+                f"Upsert floor, {label} (executemany per page, commit per batch)",
+                _s(r[floor_key]),
+                f"{entities / r[floor_key]:,.0f} rows/s",
+                "",
+            )
+        )
+        rows.append(
+            (
+                f"**{label} full load**",
+                f"{_s(full['wall_s'])}: {full['entities'] / full['wall_s']:,.0f} entities/s",
+                f"fetch + parse + upsert floors = {_s(floor)}",
+                f"{ratio:.2f}×",
+            )
+        )
+        rows.append(
+            (
+                f"{label} full load, requests",
+                _n(full["requests"]),
+                f"{pages} pages + {3} = {min_requests}",
+                f"{full['requests'] / min_requests:.3f}×",
+            )
+        )
         readers = full.get("reader_rss_mb") or []
-        rows.append((f"{label} full load, peak RSS", f"{full['rss_mb']:.0f} MB",
-                     f"loading process {full.get('loader_rss_mb', full['rss_mb']):.0f} MB"
-                     + "".join(f" + reader process {mb:.0f} MB" for mb in readers), ""))
-        rows.append((f"{label} full load, CPU time of the loader process", _s(full["cpu_s"]),
-                     f"{full['cpu_s'] / full['wall_s']:.0%} of the wall", ""))
+        rows.append(
+            (
+                f"{label} full load, peak RSS",
+                f"{full['rss_mb']:.0f} MB",
+                f"loading process {full.get('loader_rss_mb', full['rss_mb']):.0f} MB"
+                + "".join(f" + reader process {mb:.0f} MB" for mb in readers),
+                "",
+            )
+        )
+        rows.append(
+            (
+                f"{label} full load, CPU time of the loader process",
+                _s(full["cpu_s"]),
+                f"{full['cpu_s'] / full['wall_s']:.0%} of the wall",
+                "",
+            )
+        )
         for cpu in full.get("reader_cpu_s") or []:
-            rows.append((f"{label} full load, CPU time of the reader process", _s(cpu),
-                         f"{cpu / full['wall_s']:.0%} of the wall (parse, transform, pickling)", ""))
+            rows.append(
+                (
+                    f"{label} full load, CPU time of the reader process",
+                    _s(cpu),
+                    f"{cpu / full['wall_s']:.0%} of the wall (parse, transform, pickling)",
+                    "",
+                )
+            )
         rows.append((f"{label} migrate (before the load, not in its wall)", _s(r[key]["migrate_s"]), "", ""))
         inc_share = (inc["requests"] - 3) / full["requests"]
-        rows.append((f"{label} no-change incremental run", f"{_s(inc['wall_s'])}, {inc['requests']} requests, "
-                     f"{inc['entities']} rows written", f"{running['replica_job_sessions']} job and "
-                     f"{_n(running['replica_task_sessions'])} task sessions are running: a correct rerun reads them "
-                     f"again, ≥ {rerun_min} requests", f"{inc['requests'] / full['requests']:.1%} of the full "
-                     f"load's requests ({inc_share:.1%} without logon/logoff)"))
-        targets.append((f"{label} full load ≤ 1.5× (fetch + parse + upsert floors)",
-                        f"{_s(full['wall_s'])} / {_s(floor)} = {ratio:.2f}×", "1.5×", ratio <= 1.5))
+        rows.append(
+            (
+                f"{label} no-change incremental run",
+                f"{_s(inc['wall_s'])}, {inc['requests']} requests, {inc['entities']} rows written",
+                f"{running['replica_job_sessions']} job and "
+                f"{_n(running['replica_task_sessions'])} task sessions are running: a correct rerun reads them "
+                f"again, ≥ {rerun_min} requests",
+                f"{inc['requests'] / full['requests']:.1%} of the full "
+                f"load's requests ({inc_share:.1%} without logon/logoff)",
+            )
+        )
+        targets.append(
+            (
+                f"{label} full load ≤ 1.5× (fetch + parse + upsert floors)",
+                f"{_s(full['wall_s'])} / {_s(floor)} = {ratio:.2f}×",
+                "1.5×",
+                ratio <= 1.5,
+            )
+        )
         limit = 1.05 * pages + 3
-        targets.append((f"{label} requests ≤ 1.05 × minimum pages + 3", _n(full["requests"]), f"{limit:.0f}",
-                        full["requests"] <= limit))
-        targets.append((f"{label} no-change incremental requests ≤ 2% of the full load's + 3",
-                        f"{inc['requests']} ({inc['requests'] - 3} + 3)", f"{0.02 * full['requests']:.1f} + 3",
-                        inc["requests"] - 3 <= 0.02 * full["requests"]))
+        targets.append(
+            (
+                f"{label} requests ≤ 1.05 × minimum pages + 3",
+                _n(full["requests"]),
+                f"{limit:.0f}",
+                full["requests"] <= limit,
+            )
+        )
+        targets.append(
+            (
+                f"{label} no-change incremental requests ≤ 2% of the full load's + 3",
+                f"{inc['requests']} ({inc['requests'] - 3} + 3)",
+                f"{0.02 * full['requests']:.1f} + 3",
+                inc["requests"] - 3 <= 0.02 * full["requests"],
+            )
+        )
     if "latency" in r:
         lat, zero = r["latency"]["wall_s"], r["sqlite"]["full"]["wall_s"]
-        rows.append((f"SQLite full load at {a.latency_ms:g} ms per request", f"{_s(lat)}, "
-                     f"{r['latency']['requests']} requests", f"zero-latency wall {_s(zero)}", f"{lat / zero:.2f}×"))
-        targets.append((f"wall at {a.latency_ms:g} ms ≤ 1.3× wall at 0 ms (SQLite)", f"{lat / zero:.2f}×", "1.3×",
-                        lat / zero <= 1.3))
+        rows.append(
+            (
+                f"SQLite full load at {a.latency_ms:g} ms per request",
+                f"{_s(lat)}, {r['latency']['requests']} requests",
+                f"zero-latency wall {_s(zero)}",
+                f"{lat / zero:.2f}×",
+            )
+        )
+        targets.append(
+            (
+                f"wall at {a.latency_ms:g} ms ≤ 1.3× wall at 0 ms (SQLite)",
+                f"{lat / zero:.2f}×",
+                "1.3×",
+                lat / zero <= 1.3,
+            )
+        )
     if "scale" in r:
         small, big = r["scale"][100_000], r["scale"][1_000_000]
         for n, s in r["scale"].items():
-            rows.append((f"SQLite full load at {n:,} tasks, peak RSS", f"{s['rss_mb']:.0f} MB",
-                         f"{_n(s['estate']['replica_task_sessions'])} tasks, {_n(s['entities'])} entities, "
-                         f"{_s(s['wall_s'])}, {s['entities'] / s['wall_s']:,.0f} entities/s",
-                         f"{s['rss_mb'] / small['rss_mb']:.2f}× the 100k figure"))
+            rows.append(
+                (
+                    f"SQLite full load at {n:,} tasks, peak RSS",
+                    f"{s['rss_mb']:.0f} MB",
+                    f"{_n(s['estate']['replica_task_sessions'])} tasks, {_n(s['entities'])} entities, "
+                    f"{_s(s['wall_s'])}, {s['entities'] / s['wall_s']:,.0f} entities/s",
+                    f"{s['rss_mb'] / small['rss_mb']:.2f}× the 100k figure",
+                )
+            )
         targets.append(("peak RSS at 1M ≤ 300 MB", f"{big['rss_mb']:.0f} MB", "300 MB", big["rss_mb"] <= 300))
-        targets.append(("peak RSS at 1M ≤ 1.5× at 100k", f"{big['rss_mb'] / small['rss_mb']:.2f}×", "1.5×",
-                        big["rss_mb"] <= 1.5 * small["rss_mb"]))
+        targets.append(
+            (
+                "peak RSS at 1M ≤ 1.5× at 100k",
+                f"{big['rss_mb'] / small['rss_mb']:.2f}×",
+                "1.5×",
+                big["rss_mb"] <= 1.5 * small["rss_mb"],
+            )
+        )
 
-    out = ["# veeam-etl load benchmark: results", "",
-           f"`{r['command']}` — the whole run took {r['bench_s'] / 60:.1f} min. Code measured: {r['revision']}.", "",
-           "Machine: " + ", ".join(f"{k} {v}" for k, v in r["machine"].items()) + f"; load average "
-           f"{r['load_before']:.1f} before, {r['load_after']:.1f} after (other work on the machine adds noise).", "",
-           "## Figures", "", "| figure | value | floor / context | ratio |", "|---|---|---|---|"]
+    out = [
+        "# veeam-etl load benchmark: results",
+        "",
+        f"`{r['command']}` — the whole run took {r['bench_s'] / 60:.1f} min. Code measured: {r['revision']}.",
+        "",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in r["machine"].items()) + f"; load average "
+        f"{r['load_before']:.1f} before, {r['load_after']:.1f} after (other work on the machine adds noise).",
+        "",
+        "## Figures",
+        "",
+        "| figure | value | floor / context | ratio |",
+        "|---|---|---|---|",
+    ]
     out += [f"| {f} | {v} | {fl} | {ra} |" for f, v, fl, ra in rows]
     out += ["", "## Targets", "", "| target | measured | limit | verdict |", "|---|---|---|---|"]
     out += [f"| {t} | {m} | {lim} | {_verdict(ok)} |" for t, m, lim, ok in targets]
-    loads = [(f"{label} {mode}", r[key][mode]) for key, label in (("sqlite", "SQLite"), ("pg", "PostgreSQL"))
-             if key in r for mode in ("full", "incremental")]
+    loads = [
+        (f"{label} {mode}", r[key][mode])
+        for key, label in (("sqlite", "SQLite"), ("pg", "PostgreSQL"))
+        if key in r
+        for mode in ("full", "incremental")
+    ]
     splits = [_stages(full) for _, full in loads]
-    out += ["", "## Where the time goes, per stage", "",
-            "Main-thread rows add up to the wall time; `threads:` rows are work summed over all threads "
-            "(the pool fetches, parses and transforms up to 2 × `--concurrency` pages ahead, with at most `--concurrency` requests in flight; the first page of each "
-            "type is fetched by the main thread), so they overlap the main thread. In brackets: CPU seconds of "
-            "the thread(s) that ran the stage; wall minus CPU is waiting (for the GIL, the disk, the network).", "",
-            "| stage | " + " | ".join(name for name, _ in loads) + " |", "|---" * (len(loads) + 1) + "|"]
+    out += [
+        "",
+        "## Where the time goes, per stage",
+        "",
+        "Main-thread rows add up to the wall time; `threads:` rows are work summed over all threads "
+        "(the pool fetches, parses and transforms up to 2 × `--concurrency` pages ahead, with at most `--concurrency` requests in flight; the first page of each "
+        "type is fetched by the main thread), so they overlap the main thread. In brackets: CPU seconds of "
+        "the thread(s) that ran the stage; wall minus CPU is waiting (for the GIL, the disk, the network).",
+        "",
+        "| stage | " + " | ".join(name for name, _ in loads) + " |",
+        "|---" * (len(loads) + 1) + "|",
+    ]
     for stage in splits[0]:
         out.append(f"| {stage} | " + " | ".join(_cell(*s[stage]) for s in splits) + " |")
-    out += ["", "## Requests of each run, by what they ask for", "",
-            "| request | " + " | ".join(name for name, _ in loads) + " |", "|---" * (len(loads) + 1) + "|"]
+    out += [
+        "",
+        "## Requests of each run, by what they ask for",
+        "",
+        "| request | " + " | ".join(name for name, _ in loads) + " |",
+        "|---" * (len(loads) + 1) + "|",
+    ]
     kinds = sorted({k for _, full in loads for k in full["requests_by_kind"]})
-    out += [f"| {k} | " + " | ".join(str(full["requests_by_kind"].get(k, 0)) for _, full in loads) + " |"
-            for k in kinds]
+    out += [
+        f"| {k} | " + " | ".join(str(full["requests_by_kind"].get(k, 0)) for _, full in loads) + " |"
+        for k in kinds
+    ]
     prof = r["profile"]
     text = prof["profile"].split("Ordered by", 1)[-1]
-    out += ["", "## Where the remaining time goes: cProfile of one SQLite full load (main thread)", "",
-            f"A separate load under cProfile ({_s(prof['wall_s'])} with the profiler on). Only the main thread "
-            "is profiled: it runs the page transactions; the pool threads that fetch and transform appear here "
-            "only as waits.", "", "```", "Ordered by" + text.rstrip(), "```", ""]
+    out += [
+        "",
+        "## Where the remaining time goes: cProfile of one SQLite full load (main thread)",
+        "",
+        f"A separate load under cProfile ({_s(prof['wall_s'])} with the profiler on). Only the main thread "
+        "is profiled: it runs the page transactions; the pool threads that fetch and transform appear here "
+        "only as waits.",
+        "",
+        "```",
+        "Ordered by" + text.rstrip(),
+        "```",
+        "",
+    ]
     return "\n".join(out)

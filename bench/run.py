@@ -35,7 +35,12 @@ from report import markdown  # noqa: E402 - bench/report.py: figures, ratios and
 
 from pgserver import PostgresServer  # noqa: E402
 
-TABLES = ["backup_servers", "replica_job_sessions", "vm_replica_points", "replica_task_sessions"]  # load order
+TABLES = [
+    "backup_servers",
+    "replica_job_sessions",
+    "vm_replica_points",
+    "replica_task_sessions",
+]  # load order
 
 
 def log(msg: str) -> None:
@@ -47,10 +52,26 @@ class Sim:
 
     def __init__(self, tasks: int, running_share: float):
         jobs = max(1, round(tasks / 200))  # 20 VMs x 10 days x 1 run a day ≈ 200 task sessions a job
-        args = ["--servers", "10", "--jobs", str(jobs), "--vms-per-job", "20", "--days", "10", "--runs-per-day", "1",
-                "--running-share", str(running_share)]
-        self.proc = subprocess.Popen([sys.executable, str(BENCH / "serve.py"), *args],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        args = [
+            "--servers",
+            "10",
+            "--jobs",
+            str(jobs),
+            "--vms-per-job",
+            "20",
+            "--days",
+            "10",
+            "--runs-per-day",
+            "1",
+            "--running-share",
+            str(running_share),
+        ]
+        self.proc = subprocess.Popen(
+            [sys.executable, str(BENCH / "serve.py"), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         info = json.loads(self.proc.stdout.readline())
         self.url, self.build_s, self.stats = info["url"], info["build_s"], info["stats"]
 
@@ -76,8 +97,10 @@ def fetch_floor(url: str, page_size: int) -> tuple[float, list[tuple[str, bytes]
             sort = f"&sortAsc={crawl.SORT[type_name]}" if type_name in crawl.SORT else ""
             page, pages = 1, 1
             while page <= pages:
-                reply = http.get(f"{url}/query?type={type_name}&format=Entities&pageSize={page_size}"
-                                 f"&page={page}{sort}", headers=headers)
+                reply = http.get(
+                    f"{url}/query?type={type_name}&format=Entities&pageSize={page_size}&page={page}{sort}",
+                    headers=headers,
+                )
                 reply.raise_for_status()
                 if page == 1:
                     pages = int(re.search(rb'PagesCount="(\d+)"', reply.content)[1])
@@ -99,10 +122,20 @@ def count_entities(bodies: list[tuple[str, bytes]]) -> int:
 
 def load(db_url: str, sim: Sim, args, incremental: bool = True, profile: bool = False) -> dict:
     """A full load (and a no-change incremental run) in a fresh process: bench/child.py."""
-    cfg = {"db": db_url, "url": sim.url, "page_size": args.page_size, "concurrency": args.concurrency,
-           "incremental": incremental, "profile": profile}
-    out = subprocess.run([sys.executable, str(BENCH / "child.py"), json.dumps(cfg)], capture_output=True,
-                         text=True, check=False)
+    cfg = {
+        "db": db_url,
+        "url": sim.url,
+        "page_size": args.page_size,
+        "concurrency": args.concurrency,
+        "incremental": incremental,
+        "profile": profile,
+    }
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "child.py"), json.dumps(cfg)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if out.returncode != 0:
         raise SystemExit(f"load into {db.masked(db_url)} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.splitlines()[-1])
@@ -121,8 +154,8 @@ def replay(conn, dialect: str, paramstyle: str, rows: dict[str, list[tuple]], pa
         data = rows[name]
         pending = 0
         for i in range(0, len(data), page_size):
-            cur.executemany(sql, data[i:i + page_size])
-            pending += len(data[i:i + page_size])
+            cur.executemany(sql, data[i : i + page_size])
+            pending += len(data[i : i + page_size])
             if pending >= BATCH_ROWS:
                 conn.commit()
                 pending = 0
@@ -136,7 +169,9 @@ def columns(name: str) -> str:
 
 RUN_COLUMNS = [c.name for c in schema.etl_runs.columns]  # the rows' run_id must exist in the fresh warehouse
 RUNS_SQL = f"SELECT {', '.join(RUN_COLUMNS)} FROM etl_runs"
-RUNS_INSERT = f"INSERT INTO etl_runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join(['{0}'] * len(RUN_COLUMNS))})"
+RUNS_INSERT = (
+    f"INSERT INTO etl_runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join(['{0}'] * len(RUN_COLUMNS))})"
+)
 
 
 def sqlite_floor(loaded: str, fresh: str, page_size: int) -> float:
@@ -170,19 +205,31 @@ def pg_floor(pg: PostgresServer, loaded: str, fresh: str, page_size: int) -> flo
 def machine(pg_version: str | None) -> dict:
     cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
     mem = re.search(r"MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text())
-    return {"CPU": cpu[1] if cpu else platform.processor(), "cores": os.cpu_count(),
-            "RAM": f"{int(mem[1]) / 2**20:.1f} GiB" if mem else "?", "Python": platform.python_version(),
-            "SQLite": sqlite3.sqlite_version, "PostgreSQL": pg_version or "not measured",
-            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
+    return {
+        "CPU": cpu[1] if cpu else platform.processor(),
+        "cores": os.cpu_count(),
+        "RAM": f"{int(mem[1]) / 2**20:.1f} GiB" if mem else "?",
+        "Python": platform.python_version(),
+        "SQLite": sqlite3.sqlite_version,
+        "PostgreSQL": pg_version or "not measured",
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
 
 
 def revision() -> str:
     """The commit that last changed etl/ (and any uncommitted changes there): the code measured."""
     git = ["git", "-C", str(BENCH.parent)]
-    head = subprocess.run([*git, "log", "-1", "--format=%h", "--", "etl"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run([*git, "status", "--porcelain", "--", "etl"], capture_output=True, text=True).stdout
-    return f"{head}" + (" with uncommitted changes in etl/ (" + ", ".join(
-        line[3:] for line in dirty.splitlines()) + ")" if dirty.strip() else "")
+    head = subprocess.run(
+        [*git, "log", "-1", "--format=%h", "--", "etl"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--", "etl"], capture_output=True, text=True
+    ).stdout
+    return f"{head}" + (
+        " with uncommitted changes in etl/ (" + ", ".join(line[3:] for line in dirty.splitlines()) + ")"
+        if dirty.strip()
+        else ""
+    )
 
 
 def best(n: int, measure, key=lambda x: x):
@@ -199,8 +246,12 @@ def wall(result: dict) -> float:
 
 
 def run(args) -> dict:
-    r: dict = {"args": args, "command": "python " + " ".join(sys.argv), "revision": revision(),
-               "load_before": os.getloadavg()[0]}
+    r: dict = {
+        "args": args,
+        "command": "python " + " ".join(sys.argv),
+        "revision": revision(),
+        "load_before": os.getloadavg()[0],
+    }
     n = args.repeat
     sim = Sim(args.tasks, args.running_share)
     tmp = tempfile.TemporaryDirectory(prefix="veeam-etl-bench-")
@@ -221,19 +272,28 @@ def run(args) -> dict:
             bodies.clear()  # hundreds of MB: not needed by the loads
             loads.append(load(f"sqlite:///{base / f'load{i}.db'}", sim, args))
             floors.append(sqlite_floor(str(base / f"load{i}.db"), str(base / f"floor{i}.db"), args.page_size))
-            log(f"round {i + 1}: fetch {fetches[-1]:.1f} s, parse {parses[-1]:.1f} s, SQLite load "
-                f"{wall(loads[-1]):.1f} s, SQLite upsert floor {floors[-1]:.1f} s")
+            log(
+                f"round {i + 1}: fetch {fetches[-1]:.1f} s, parse {parses[-1]:.1f} s, SQLite load "
+                f"{wall(loads[-1]):.1f} s, SQLite upsert floor {floors[-1]:.1f} s"
+            )
         r["fetch_s"], r["parse_s"], r["sqlite_floor_s"] = min(fetches), min(parses), min(floors)
         r["sqlite"] = min(loads, key=wall)
         with closing(sqlite3.connect(base / "load0.db")) as conn:  # what a correct rerun must read again
-            r["running"] = {t: conn.execute(f"SELECT count(*) FROM {t} WHERE end_time_utc IS NULL").fetchone()[0]
-                            for t in ("replica_job_sessions", "replica_task_sessions")}
-        r["profile"] = load(f"sqlite:///{base / 'profile.db'}", sim, args, incremental=False, profile=True)["full"]
+            r["running"] = {
+                t: conn.execute(f"SELECT count(*) FROM {t} WHERE end_time_utc IS NULL").fetchone()[0]
+                for t in ("replica_job_sessions", "replica_task_sessions")
+            }
+        r["profile"] = load(f"sqlite:///{base / 'profile.db'}", sim, args, incremental=False, profile=True)[
+            "full"
+        ]
         log("profiled SQLite load done")
         if args.latency_ms:
             sim.latency(args.latency_ms)
-            r["latency"] = best(n, lambda i: load(f"sqlite:///{base / f'latency{i}.db'}", sim, args,
-                                                  incremental=False), key=wall)["full"]
+            r["latency"] = best(
+                n,
+                lambda i: load(f"sqlite:///{base / f'latency{i}.db'}", sim, args, incremental=False),
+                key=wall,
+            )["full"]
             sim.latency(0)
             log(f"SQLite load at {args.latency_ms:g} ms latency {r['latency']['wall_s']:.1f} s")
         if not args.skip_pg:
@@ -249,7 +309,9 @@ def run(args) -> dict:
                 for i in range(n):  # rounds, as for SQLite
                     loads.append(pg_load(i))
                     floors.append(pg_floor(pg, f"load{i}", f"floor{i}", args.page_size))
-                    log(f"round {i + 1}: PostgreSQL load {wall(loads[-1]):.1f} s, upsert floor {floors[-1]:.1f} s")
+                    log(
+                        f"round {i + 1}: PostgreSQL load {wall(loads[-1]):.1f} s, upsert floor {floors[-1]:.1f} s"
+                    )
                 r["pg"], r["pg_floor_s"] = min(loads, key=wall), min(floors)
     finally:
         sim.close()
@@ -264,7 +326,9 @@ def run(args) -> dict:
                 log(f"simulator of {tasks} tasks built in {big.build_s:.0f} s")
                 full = load(f"sqlite:///{base / f'scale{tasks}.db'}", big, args, incremental=False)
                 r["scale"][tasks] = {**full["full"], "estate": big.stats}
-                log(f"SQLite load of {tasks} tasks: {full['full']['wall_s']:.0f} s, {full['full']['rss_mb']:.0f} MB")
+                log(
+                    f"SQLite load of {tasks} tasks: {full['full']['wall_s']:.0f} s, {full['full']['rss_mb']:.0f} MB"
+                )
             finally:
                 big.close()
     tmp.cleanup()
@@ -278,11 +342,17 @@ def run(args) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tasks", type=int, default=100_000, help="task sessions in the estate (about)")
-    ap.add_argument("--latency-ms", type=float, default=0, help="also load SQLite with this delay on every request")
+    ap.add_argument(
+        "--latency-ms", type=float, default=0, help="also load SQLite with this delay on every request"
+    )
     ap.add_argument("--page-size", type=int, default=500)
-    ap.add_argument("--running-share", type=float, default=0.0,
-                    help="share of jobs whose newest run is still running at the estate's clock (0: a steady estate; "
-                         "the tests use 0.3)")
+    ap.add_argument(
+        "--running-share",
+        type=float,
+        default=0.0,
+        help="share of jobs whose newest run is still running at the estate's clock (0: a steady estate; "
+        "the tests use 0.3)",
+    )
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--skip-pg", action="store_true", help="no PostgreSQL load")
     ap.add_argument("--rss-scale", action="store_true", help="also SQLite peak RSS at 100k and 1M tasks")

@@ -37,15 +37,28 @@ class Latency(Faults):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    for name, default in (("seed", 1), ("servers", 10), ("jobs", 500), ("vms-per-job", 20), ("days", 10),
-                          ("runs-per-day", 1)):
+    for name, default in (
+        ("seed", 1),
+        ("servers", 10),
+        ("jobs", 500),
+        ("vms-per-job", 20),
+        ("days", 10),
+        ("runs-per-day", 1),
+    ):
         ap.add_argument(f"--{name}", type=int, default=default)
     ap.add_argument("--latency-ms", type=float, default=0.0)
     ap.add_argument("--running-share", type=float, default=0.3)
     a = ap.parse_args()
     started = time.perf_counter()
-    world = World(seed=a.seed, servers=a.servers, jobs=a.jobs, vms_per_job=a.vms_per_job, days=a.days,
-                  runs_per_day=a.runs_per_day, running_share=a.running_share)  # the default fixed `now`: the same estate on every run
+    world = World(
+        seed=a.seed,
+        servers=a.servers,
+        jobs=a.jobs,
+        vms_per_job=a.vms_per_job,
+        days=a.days,
+        runs_per_day=a.runs_per_day,
+        running_share=a.running_share,
+    )  # the default fixed `now`: the same estate on every run
     built = time.perf_counter() - started
     sim = Simulator(world, faults=Latency(a.latency_ms)).start()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -22,10 +22,20 @@ from .errors import ConfigError, VeeamEtlError
 DEFAULT_DB = "sqlite:///veeam.db"
 DEMO_DB = "sqlite:///veeam-demo.db"
 
-db_option = click.option("--db", "db_url", envvar="VEEAM_ETL_DB", default=DEFAULT_DB, show_default=True,
-                         help="SQLAlchemy URL of the warehouse [env VEEAM_ETL_DB].")
-schema_option = click.option("--db-schema", envvar="VEEAM_ETL_DB_SCHEMA", default=None,
-                             help="PostgreSQL schema to use (search_path) [env VEEAM_ETL_DB_SCHEMA].")
+db_option = click.option(
+    "--db",
+    "db_url",
+    envvar="VEEAM_ETL_DB",
+    default=DEFAULT_DB,
+    show_default=True,
+    help="SQLAlchemy URL of the warehouse [env VEEAM_ETL_DB].",
+)
+schema_option = click.option(
+    "--db-schema",
+    envvar="VEEAM_ETL_DB_SCHEMA",
+    default=None,
+    help="PostgreSQL schema to use (search_path) [env VEEAM_ETL_DB_SCHEMA].",
+)
 
 
 def _fail(exc: VeeamEtlError) -> None:
@@ -41,8 +51,11 @@ class _Group(click.Group):
             _fail(exc)
         except SQLAlchemyError as exc:  # e.g. the warehouse is unreachable: a message, not a traceback
             detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-            click.echo(f"veeam-etl: error: the warehouse failed: {type(exc).__name__}: "
-                       f"{logs.redact(detail[0] if detail else '')}", err=True)
+            click.echo(
+                f"veeam-etl: error: the warehouse failed: {type(exc).__name__}: "
+                f"{logs.redact(detail[0] if detail else '')}",
+                err=True,
+            )
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("veeam-etl: interrupted", err=True)
@@ -51,8 +64,14 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              envvar="VEEAM_ETL_LOG_FORMAT", help="Log lines for humans or for log collectors [env VEEAM_ETL_LOG_FORMAT].")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    envvar="VEEAM_ETL_LOG_FORMAT",
+    help="Log lines for humans or for log collectors [env VEEAM_ETL_LOG_FORMAT].",
+)
 @click.version_option(package_name="veeam-etl")
 def main(verbose: int, log_format: str) -> None:
     """Load Veeam Backup Enterprise Manager replication history into a SQL warehouse you own."""
@@ -83,13 +102,16 @@ def _password(password_file: str | None) -> str:
         return password
     if sys.stdin.isatty():
         return click.prompt("Enterprise Manager password", hide_input=True)
-    raise ConfigError("no password: set VEEAM_EM_PASSWORD, use --password-file, or run on a terminal to be asked")
+    raise ConfigError(
+        "no password: set VEEAM_EM_PASSWORD, use --password-file, or run on a terminal to be asked"
+    )
 
 
 def _verify(ca_bundle: str | None, insecure: bool) -> bool | str:
     if insecure:
-        logging.getLogger("etl").warning("TLS certificate verification is OFF (--insecure): anyone on the path can "
-                                         "read the EM password")
+        logging.getLogger("etl").warning(
+            "TLS certificate verification is OFF (--insecure): anyone on the path can read the EM password"
+        )
         return False
     if ca_bundle:
         if not Path(ca_bundle).is_file():
@@ -119,7 +141,9 @@ class _Progress:
         if not self.enabled:
             return
         rows = sum(c["inserted"] + c["updated"] for c in summary.tables.values())
-        click.echo(f"\r  {type_name:<20} {rows:>9} rows written  {summary.requests:>6} requests ", nl=False, err=True)
+        click.echo(
+            f"\r  {type_name:<20} {rows:>9} rows written  {summary.requests:>6} requests ", nl=False, err=True
+        )
         self.shown = True
 
     def done(self) -> None:
@@ -128,45 +152,108 @@ class _Progress:
 
 
 def print_summary(summary: pipeline.Summary) -> None:
-    click.echo(f"run {summary.run_id} {summary.status}: {summary.mode} load of {summary.source} "
-               f"in {summary.duration_s:.1f} s")
+    click.echo(
+        f"run {summary.run_id} {summary.status}: {summary.mode} load of {summary.source} "
+        f"in {summary.duration_s:.1f} s"
+    )
     click.echo(f"  {'table':<24}{'inserted':>10}{'updated':>10}")
     for table, counts in summary.tables.items():
         click.echo(f"  {table:<24}{counts['inserted']:>10}{counts['updated']:>10}")
-    click.echo(f"  parents fetched by link: {summary.parents_by_link}, recorded from links: "
-               f"{summary.parents_from_links}, quarantined: {summary.quarantined}")
-    click.echo(f"  requests: {summary.requests}, retries: {summary.retries}, "
-               f"links to other origins refused: {summary.foreign_links}")
+    click.echo(
+        f"  parents fetched by link: {summary.parents_by_link}, recorded from links: "
+        f"{summary.parents_from_links}, quarantined: {summary.quarantined}"
+    )
+    click.echo(
+        f"  requests: {summary.requests}, retries: {summary.retries}, "
+        f"links to other origins refused: {summary.foreign_links}"
+    )
 
 
 @main.command()
-@click.option("--url", envvar="VEEAM_EM_URL", required=True,
-              help="Enterprise Manager API base, e.g. https://em01:9398/api [env VEEAM_EM_URL].")
+@click.option(
+    "--url",
+    envvar="VEEAM_EM_URL",
+    required=True,
+    help="Enterprise Manager API base, e.g. https://em01:9398/api [env VEEAM_EM_URL].",
+)
 @click.option("--user", envvar="VEEAM_EM_USER", required=True, help="EM account [env VEEAM_EM_USER].")
-@click.option("--password-file", type=click.Path(dir_okay=False),
-              help="Read the EM password from this file (else VEEAM_EM_PASSWORD, else a prompt on a terminal).")
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False),
+    help="Read the EM password from this file (else VEEAM_EM_PASSWORD, else a prompt on a terminal).",
+)
 @db_option
 @schema_option
-@click.option("--ca-bundle", envvar="VEEAM_EM_CA_BUNDLE", type=click.Path(dir_okay=False),
-              help="PEM file of CAs to trust for EM's certificate [env VEEAM_EM_CA_BUNDLE].")
+@click.option(
+    "--ca-bundle",
+    envvar="VEEAM_EM_CA_BUNDLE",
+    type=click.Path(dir_okay=False),
+    help="PEM file of CAs to trust for EM's certificate [env VEEAM_EM_CA_BUNDLE].",
+)
 @click.option("--insecure", is_flag=True, help="Do not verify EM's TLS certificate (warns; avoid).")
 @click.option("--full-refresh", is_flag=True, help="Ignore watermarks and read everything EM has.")
 @click.option("--since", help="Read sessions created at or after this ISO date/date-time (UTC unless given).")
-@click.option("--lookback", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Hours before the watermark an incremental run reads again (late-collected sessions).")
-@click.option("--page-size", type=click.IntRange(1, 10000), default=500, show_default=True,
-              help="Entities per query page.")
-@click.option("--concurrency", type=click.IntRange(1, 32), default=4, show_default=True,
-              help="Requests in flight at once against EM.")
-@click.option("--batch-rows", type=click.IntRange(1, 1_000_000), default=10_000, show_default=True,
-              help="Rows per warehouse transaction (whole query pages); a killed run loses at most one batch.")
-@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
-              help="Seconds to wait for EM on one request.")
+@click.option(
+    "--lookback",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Hours before the watermark an incremental run reads again (late-collected sessions).",
+)
+@click.option(
+    "--page-size",
+    type=click.IntRange(1, 10000),
+    default=500,
+    show_default=True,
+    help="Entities per query page.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 32),
+    default=4,
+    show_default=True,
+    help="Requests in flight at once against EM.",
+)
+@click.option(
+    "--batch-rows",
+    type=click.IntRange(1, 1_000_000),
+    default=10_000,
+    show_default=True,
+    help="Rows per warehouse transaction (whole query pages); a killed run loses at most one batch.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for EM on one request.",
+)
 @click.option("--source-name", help="Name of this EM in the warehouse (default: its URL).")
-@click.option("--retries", type=click.IntRange(1, 20), default=6, show_default=True,
-              help="Attempts per request before the run fails (backoff from 0.5 s doubling to 30 s, 5 min at most).")
-def run(url, user, password_file, db_url, db_schema, ca_bundle, insecure, full_refresh, since, lookback, page_size,
-        concurrency, batch_rows, timeout, source_name, retries) -> None:
+@click.option(
+    "--retries",
+    type=click.IntRange(1, 20),
+    default=6,
+    show_default=True,
+    help="Attempts per request before the run fails (backoff from 0.5 s doubling to 30 s, 5 min at most).",
+)
+def run(
+    url,
+    user,
+    password_file,
+    db_url,
+    db_schema,
+    ca_bundle,
+    insecure,
+    full_refresh,
+    since,
+    lookback,
+    page_size,
+    concurrency,
+    batch_rows,
+    timeout,
+    source_name,
+    retries,
+) -> None:
     """Crawl one Enterprise Manager and upsert into the warehouse (migrates an empty one first).
 
     Reads VEEAM_EM_URL, VEEAM_EM_USER, VEEAM_EM_PASSWORD, VEEAM_EM_CA_BUNDLE, VEEAM_ETL_DB and
@@ -177,14 +264,23 @@ def run(url, user, password_file, db_url, db_schema, ca_bundle, insecure, full_r
         raise ConfigError("--full-refresh and --since exclude each other")
     password = _password(password_file)
     logs.secret(password)
-    options = pipeline.Options(page_size=page_size, concurrency=concurrency, full_refresh=full_refresh,
-                               since=_since(since), lookback=timedelta(hours=lookback), timeout=timeout,
-                               retry=RetryPolicy(attempts=retries), source=source_name, batch_rows=batch_rows)
+    options = pipeline.Options(
+        page_size=page_size,
+        concurrency=concurrency,
+        full_refresh=full_refresh,
+        since=_since(since),
+        lookback=timedelta(hours=lookback),
+        timeout=timeout,
+        retry=RetryPolicy(attempts=retries),
+        source=source_name,
+        batch_rows=batch_rows,
+    )
     eng = db.engine(db_url, db_schema)
     progress = _Progress()
     try:
-        summary = pipeline.run(eng, url, user, password, verify=_verify(ca_bundle, insecure), options=options,
-                               progress=progress)
+        summary = pipeline.run(
+            eng, url, user, password, verify=_verify(ca_bundle, insecure), options=options, progress=progress
+        )
     finally:
         progress.done()
     print_summary(summary)
@@ -192,7 +288,9 @@ def run(url, user, password_file, db_url, db_schema, ca_bundle, insecure, full_r
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=int, default=9399, show_default=True, help="Port to listen on (0: any free port).")
+@click.option(
+    "--port", type=int, default=9399, show_default=True, help="Port to listen on (0: any free port)."
+)
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the simulated estate.")
 @click.option("--servers", type=int, default=2, show_default=True, help="Backup servers.")
 @click.option("--jobs", type=int, default=6, show_default=True, help="Replication jobs.")
@@ -209,13 +307,22 @@ def simulate(host, port, seed, servers, jobs, vms_per_job, days, runs_per_day, u
     """
     from .simulator import Simulator, World
 
-    world = World(seed=seed, servers=servers, jobs=jobs, vms_per_job=vms_per_job, days=days,
-                  runs_per_day=runs_per_day, now=datetime.now(UTC).replace(microsecond=0))
+    world = World(
+        seed=seed,
+        servers=servers,
+        jobs=jobs,
+        vms_per_job=vms_per_job,
+        days=days,
+        runs_per_day=runs_per_day,
+        now=datetime.now(UTC).replace(microsecond=0),
+    )
     sim = Simulator(world, host=host, port=port, user=user, password=password)
     try:
         sim.start()
     except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (try --port 0 for any free port)") from None
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (try --port 0 for any free port)"
+        ) from None
     click.echo(f"simulated Enterprise Manager at {sim.url} (user {user}); Ctrl-C to stop", err=False)
     try:
         while True:
@@ -229,8 +336,14 @@ def simulate(host, port, seed, servers, jobs, vms_per_job, days, runs_per_day, u
 @main.command()
 @click.option("--db", "db_url", default=DEMO_DB, show_default=True, help="Warehouse to load into.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the simulated estate.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), default="veeam-report.html",
-              show_default=True, help="Write the HTML report of the loaded warehouse here.")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False),
+    default="veeam-report.html",
+    show_default=True,
+    help="Write the HTML report of the loaded warehouse here.",
+)
 def demo(db_url, seed, report_path) -> None:
     """The whole job on embedded defaults: start a simulated EM, load it into a local SQLite file
     and print the summary. Reads no environment variables.
@@ -269,12 +382,28 @@ def status(db_url, db_schema, limit, as_json) -> None:
 @main.command()
 @db_option
 @schema_option
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "html"]), default="table",
-              show_default=True, help="Terminal tables, CSV, JSON, or one self-contained HTML page.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "html"]),
+    default="table",
+    show_default=True,
+    help="Terminal tables, CSV, JSON, or one self-contained HTML page.",
+)
 @click.option("--out", type=click.Path(dir_okay=False), help="Write to this file (required for html).")
-@click.option("--view", type=click.Choice(["v_replica_job_runs", "v_replica_job_daily", "v_vm_replica_status",
-                                           "v_replica_transfer_daily", "v_replica_failures"]),
-              help="One reporting view in full (table, csv, json); default: a summary.")
+@click.option(
+    "--view",
+    type=click.Choice(
+        [
+            "v_replica_job_runs",
+            "v_replica_job_daily",
+            "v_vm_replica_status",
+            "v_replica_transfer_daily",
+            "v_replica_failures",
+        ]
+    ),
+    help="One reporting view in full (table, csv, json); default: a summary.",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many rows of --view.")
 def report(db_url, db_schema, fmt, out, view, limit) -> None:
     """The reporting views as tables, CSV, JSON, or an HTML page with charts. Reads VEEAM_ETL_DB.

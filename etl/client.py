@@ -88,8 +88,11 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     if not value:
         return None
     try:
-        return max(float(value), 0.0) if value.replace(".", "", 1).isdigit() else \
-            (email.utils.parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+        return (
+            max(float(value), 0.0)
+            if value.replace(".", "", 1).isdigit()
+            else (email.utils.parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+        )
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
@@ -102,7 +105,9 @@ def _certificate_problem(exc: BaseException) -> str | None:
         if isinstance(exc, ssl.SSLCertVerificationError):
             return exc.verify_message or str(exc)
         if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-            return str(exc).split("certificate verify failed:", 1)[-1].split("(_ssl", 1)[0].strip() or str(exc)
+            return str(exc).split("certificate verify failed:", 1)[-1].split("(_ssl", 1)[0].strip() or str(
+                exc
+            )
         exc = exc.__cause__ or exc.__context__
     return None
 
@@ -178,9 +183,13 @@ class EMClient:
 
     def logon(self) -> None:
         root = self._document("GET", self.base, auth=False)
-        create = next((ln for ln in parse.links(root) if ln.rel == "Create" and ln.type == "LogonSession"), None)
+        create = next(
+            (ln for ln in parse.links(root) if ln.rel == "Create" and ln.type == "LogonSession"), None
+        )
         if create is None:
-            raise SourceError("EM root advertises no LogonSession link; is this an Enterprise Manager API URL?", self.base)
+            raise SourceError(
+                "EM root advertises no LogonSession link; is this an Enterprise Manager API URL?", self.base
+            )
         self._em_origins.add(origin(urljoin(self.base, create.href)))
         self._logon(create.href)
 
@@ -190,8 +199,11 @@ class EMClient:
         while True:
             reply = self._send("POST", url, auth=False, basic=True, budget=budget)
             if reply.status in (401, 403):
-                raise AuthError(f"Enterprise Manager refused the logon of user {self._user!r} (HTTP {reply.status})",
-                                url, reply.status)
+                raise AuthError(
+                    f"Enterprise Manager refused the logon of user {self._user!r} (HTTP {reply.status})",
+                    url,
+                    reply.status,
+                )
             if reply.status not in (200, 201):
                 raise SourceError(f"logon answered HTTP {reply.status}", url, reply.status)
             token = reply.headers.get(TOKEN_HEADER)  # httpx headers are case-insensitive
@@ -256,17 +268,24 @@ class EMClient:
             raise ForeignLink(f"unreadable link refused: {href[:100]!r}") from None
         if final is None:
             self._refuse()
-            raise ForeignLink(f"link to another origin refused: {parts.scheme}://{parts.netloc}", redact_url(url))
+            raise ForeignLink(
+                f"link to another origin refused: {parts.scheme}://{parts.netloc}", redact_url(url)
+            )
         return final
 
     def _refuse(self) -> None:
         with self._lock:
             self.foreign_links += 1
 
-    def query_url(self, type_name: str, *, filter: str | None = None, sort_asc: str | None = None,
-                  page: int = 1) -> str:
-        params: dict[str, str | int] = {"type": type_name, "format": "Entities", "pageSize": self.page_size,
-                                        "page": page}
+    def query_url(
+        self, type_name: str, *, filter: str | None = None, sort_asc: str | None = None, page: int = 1
+    ) -> str:
+        params: dict[str, str | int] = {
+            "type": type_name,
+            "format": "Entities",
+            "pageSize": self.page_size,
+            "page": page,
+        }
         if filter:
             params["filter"] = filter
         if sort_asc:
@@ -279,8 +298,9 @@ class EMClient:
         document. A ParseError that `read` raises counts as a failed attempt when it is retriable."""
         return self._document("GET", self.resolve(href), read=read)
 
-    def _document(self, method: str, url: str, auth: bool = True,
-                  read: Callable[[bytes, str], T] = parse.em_document) -> T:
+    def _document(
+        self, method: str, url: str, auth: bool = True, read: Callable[[bytes, str], T] = parse.em_document
+    ) -> T:
         budget = _Budget(self.retry.attempts)
         while True:
             reply = self._send(method, url, auth=auth, budget=budget)
@@ -301,8 +321,16 @@ class EMClient:
     def _parse(self, body: bytes, url: str) -> etree._Element:
         return parse.document(body, url)
 
-    def _send(self, method: str, url: str, *, auth: bool = True, basic: bool = False, relogon: bool = True,
-              budget: _Budget | None = None) -> _Reply:
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        auth: bool = True,
+        basic: bool = False,
+        relogon: bool = True,
+        budget: _Budget | None = None,
+    ) -> _Reply:
         """One logical request: transport retries, 429/5xx retries, one re-logon on 401."""
         budget = budget or _Budget(self.retry.attempts)
         stale = 0  # 401s for a token another thread has already replaced
@@ -316,13 +344,22 @@ class EMClient:
             sent = time.monotonic()
             try:
                 reply = self._exchange(method, url, headers, (self._user, self._password) if basic else None)
-                log.debug("%s %s -> HTTP %d, %d bytes in %.3f s", method, redact_url(url), reply.status,
-                          len(reply.body), time.monotonic() - sent)
+                log.debug(
+                    "%s %s -> HTTP %d, %d bytes in %.3f s",
+                    method,
+                    redact_url(url),
+                    reply.status,
+                    len(reply.body),
+                    time.monotonic() - sent,
+                )
             except httpx.TransportError as exc:
                 if self._verdict(None, False, exc) == "fatal":
-                    raise SourceError(f"the TLS certificate of {urlsplit(url).netloc} was not accepted: "
-                                      f"{_certificate_problem(exc)}; trust EM's certificate or its CA with a CA "
-                                      f"bundle (--ca-bundle)", redact_url(url)) from None
+                    raise SourceError(
+                        f"the TLS certificate of {urlsplit(url).netloc} was not accepted: "
+                        f"{_certificate_problem(exc)}; trust EM's certificate or its CA with a CA "
+                        f"bundle (--ca-bundle)",
+                        redact_url(url),
+                    ) from None
                 self._pause(budget, None, SourceError(f"{type(exc).__name__}: {exc}", url))
                 continue
             verdict = self._verdict(reply.status, auth and relogon)
@@ -337,8 +374,11 @@ class EMClient:
                         relogon = False
                 continue
             message = parse.error_message(reply.body) or reply.reason
-            self._pause(budget, _retry_after(reply.headers),
-                        SourceError(f"HTTP {reply.status} {message[:200]}", url, reply.status))
+            self._pause(
+                budget,
+                _retry_after(reply.headers),
+                SourceError(f"HTTP {reply.status} {message[:200]}", url, reply.status),
+            )
 
     def _exchange(self, method: str, url: str, headers: dict[str, str], auth) -> _Reply:
         """Send one request and read the body, refusing more than MAX_BODY_BYTES and bodies that
@@ -353,18 +393,23 @@ class EMClient:
         try:
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > limit:
-                raise HostileDocument(f"response of {declared} bytes exceeds the {limit}-byte limit; "
-                                      f"lower the page size", redact_url(url))
+                raise HostileDocument(
+                    f"response of {declared} bytes exceeds the {limit}-byte limit; lower the page size",
+                    redact_url(url),
+                )
             chunks, size = [], 0
             deadline = time.monotonic() + self.timeout
             for chunk in response.iter_bytes():
                 size += len(chunk)
                 if size > limit:
-                    raise HostileDocument(f"response body exceeds the {limit}-byte limit; lower the page size",
-                                          redact_url(url))
+                    raise HostileDocument(
+                        f"response body exceeds the {limit}-byte limit; lower the page size", redact_url(url)
+                    )
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
-                    raise httpx.ReadTimeout(f"response body still arriving after {self.timeout:g} s", request=request)
+                    raise httpx.ReadTimeout(
+                        f"response body still arriving after {self.timeout:g} s", request=request
+                    )
             return _Reply(response.status_code, response.headers, b"".join(chunks), response.reason_phrase)
         finally:
             response.close()
@@ -391,7 +436,9 @@ class EMClient:
         elapsed = time.monotonic() - budget.started
         delay = self.retry.delay(budget.tries - 1, retry_after)
         if budget.tries >= budget.attempts or elapsed + delay > self.retry.total:
-            raise SourceError(f"giving up after {budget.tries} attempts in {elapsed:.0f} s: {error}") from None
+            raise SourceError(
+                f"giving up after {budget.tries} attempts in {elapsed:.0f} s: {error}"
+            ) from None
         with self._lock:
             self.retries += 1
         log.warning("retrying in %.1f s (attempt %d): %s", delay, budget.tries, error)

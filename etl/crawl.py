@@ -42,7 +42,9 @@ def fetch_page(client: EMClient, url: str, type_name: str, readers: Readers | No
     return Page(url, *client.get(url, lambda body, u: read_here_or_there(body, type_name, u)))
 
 
-def _in_order(executor: Executor, fn: Callable[[str], Page], urls: Iterable[str], ahead: int) -> Iterator[Page]:
+def _in_order(
+    executor: Executor, fn: Callable[[str], Page], urls: Iterable[str], ahead: int
+) -> Iterator[Page]:
     """Run fn over urls on the pool, at most `ahead` in flight, yielding results in order."""
     pending: list[Future] = []
     urls = iter(urls)
@@ -58,8 +60,14 @@ def _in_order(executor: Executor, fn: Callable[[str], Page], urls: Iterable[str]
         yield page
 
 
-def pages(client: EMClient, executor: Executor, type_name: str, filter: str | None = None,
-          ahead: int = 4, readers: Callable[[], Readers | None] | None = None) -> Iterator[Page]:
+def pages(
+    client: EMClient,
+    executor: Executor,
+    type_name: str,
+    filter: str | None = None,
+    ahead: int = 4,
+    readers: Callable[[], Readers | None] | None = None,
+) -> Iterator[Page]:
     """Every page of a query: page 1, then the rest in parallel when EM tells PagesCount, else by Next links.
 
     `readers()` gives reader processes for queries of more than READER_PAGES pages (None: read here).
@@ -70,7 +78,9 @@ def pages(client: EMClient, executor: Executor, type_name: str, filter: str | No
     count = first.paging.pages
     if count is not None and count > 1:
         pool = readers() if readers is not None and count > READER_PAGES else None
-        urls = (client.query_url(type_name, filter=filter, sort_asc=sort, page=k) for k in range(2, count + 1))
+        urls = (
+            client.query_url(type_name, filter=filter, sort_asc=sort, page=k) for k in range(2, count + 1)
+        )
         yield from _in_order(executor, lambda u: fetch_page(client, u, type_name, pool), urls, ahead)
     elif count is None:
         page, seen = first, {first.url}
@@ -104,7 +114,9 @@ def window_filter(type_name: str, instant: datetime | None) -> str | None:
 def uid_filters(name: str, uids: list[str]) -> Iterator[str]:
     """`name=="a",name=="b",…` filters (`,` is OR) in chunks, quotes doubled as the grammar wants."""
     for i in range(0, len(uids), UIDS_PER_QUERY):
-        yield ",".join(f'{name}=="{uid.replace(chr(34), chr(34) * 2)}"' for uid in uids[i : i + UIDS_PER_QUERY])
+        yield ",".join(
+            f'{name}=="{uid.replace(chr(34), chr(34) * 2)}"' for uid in uids[i : i + UIDS_PER_QUERY]
+        )
 
 
 def fetch_parent(client: EMClient, link: Link, type_name: str) -> Entity | Reject | None:
@@ -115,7 +127,9 @@ def fetch_parent(client: EMClient, link: Link, type_name: str) -> Entity | Rejec
     try:
         root = client.get(link.href)
         if parse.local(root) != type_name:
-            alt = next((ln for ln in parse.links(root) if ln.rel == "Alternate" and ln.type == type_name), None)
+            alt = next(
+                (ln for ln in parse.links(root) if ln.rel == "Alternate" and ln.type == type_name), None
+            )
             if alt is None:
                 return None
             root = client.get(alt.href)

@@ -28,8 +28,6 @@ def _package_dir(name: str) -> Path:
     return Path(importlib.import_module(name).__file__).resolve().parent
 
 
-
-
 def masked(url: str) -> str:
     """A database URL safe to print: the password replaced by ***."""
     try:
@@ -43,7 +41,9 @@ def engine(url: str, schema: str | None = None) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ConfigError("not a database URL (expected e.g. sqlite:///veeam.db or postgresql+psycopg://…)") from None
+        raise ConfigError(
+            "not a database URL (expected e.g. sqlite:///veeam.db or postgresql+psycopg://…)"
+        ) from None
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigError(f"unsupported warehouse {parsed.get_backend_name()!r}: use sqlite or postgresql")
     kwargs = {}
@@ -94,7 +94,9 @@ def migrate(eng: Engine, revision: str = "head") -> None:
             command.upgrade(cfg, revision)
         views.create(eng)
     except SQLAlchemyError as exc:
-        raise LoadError(f"migrating {masked(str(eng.url))} failed: {type(exc).__name__}: {exc.orig or exc}") from None
+        raise LoadError(
+            f"migrating {masked(str(eng.url))} failed: {type(exc).__name__}: {exc.orig or exc}"
+        ) from None
 
 
 def ensure_current(eng: Engine) -> None:

@@ -52,8 +52,11 @@ class _Statements:
         self.data = data_columns(table)
         self.key = self.data.index("uid")
         # columns whose Python values SQLite stores differently (instants, booleans)
-        self.typed = [i for i, name in enumerate(self.data)
-                      if isinstance(table.c[name].type, (schema.UTCDateTime, Boolean))]
+        self.typed = [
+            i
+            for i, name in enumerate(self.data)
+            if isinstance(table.c[name].type, (schema.UTCDateTime, Boolean))
+        ]
         self.columns = self.data + ["source", "first_loaded_at", "last_loaded_at", "run_id"]
         updates = ", ".join(f"{c} = excluded.{c}" for c in self.columns if c not in KEEP_ON_UPDATE)
         names = ", ".join(self.columns)
@@ -66,19 +69,25 @@ class _Statements:
         self.rows_per_statement = 32766 // len(self.columns)
         # PostgreSQL bulk path: COPY into a per-session staging table, then one merge statement.
         self.stage = f"veeam_etl_stage_{table.name}"
-        self.create_stage = (f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.stage} "
-                             f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        self.create_stage = (
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {self.stage} "
+            f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
         self.copy = f"COPY {self.stage} ({names}) FROM STDIN"
-        self.merge = (f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {self.stage} "
-                      f"ON CONFLICT (uid) DO UPDATE SET {updates}")
+        self.merge = (
+            f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {self.stage} "
+            f"ON CONFLICT (uid) DO UPDATE SET {updates}"
+        )
 
     def upsert_rows(self, count: int) -> str:
         """`INSERT … VALUES (…), (…) … ON CONFLICT (uid) DO UPDATE …` for `count` rows."""
         return self._insert + ", ".join([self._group] * count) + self._conflict
 
     def select_in(self, columns: list[str], count: int) -> str:
-        return (f"SELECT {', '.join(columns)} FROM {self.table.name} "
-                f"WHERE uid IN ({', '.join([self.mark] * count)})")
+        return (
+            f"SELECT {', '.join(columns)} FROM {self.table.name} "
+            f"WHERE uid IN ({', '.join([self.mark] * count)})"
+        )
 
 
 def _driver_errors() -> tuple[type[Exception], ...]:
@@ -98,7 +107,9 @@ def _statements(table: Table, dialect: str, paramstyle: str) -> _Statements:
 class Loader:
     """Writes batches for one run; the caller owns the transaction."""
 
-    def __init__(self, conn: Connection, source: str, run_id: int, now: datetime, fresh: frozenset[str] = frozenset()):
+    def __init__(
+        self, conn: Connection, source: str, run_id: int, now: datetime, fresh: frozenset[str] = frozenset()
+    ):
         """`fresh` names tables that were empty when the run started: their rows need no comparison."""
         self.conn, self.source, self.run_id, self.fresh = conn, source, run_id, fresh
         self._convert = _sqlite_value if conn.dialect.name == "sqlite" else None
@@ -131,7 +142,9 @@ class Loader:
         st = self._statements(table)
         ordered = self._driver_rows(st, rows)
         uids = [values[st.key] for values in ordered]
-        batch = dict(zip(uids, ordered, strict=True))  # one statement never carries a key twice: the last version wins
+        batch = dict(
+            zip(uids, ordered, strict=True)
+        )  # one statement never carries a key twice: the last version wins
         flags = dict(zip(uids, rows.column("placeholder"), strict=True))  # here too
         placeholders = {uid for uid, flag in flags.items() if flag}
         # In a table that was empty at the start of the run every uid is new (placeholders are
@@ -153,8 +166,10 @@ class Loader:
                 self._write(st, writes)
             except (DBAPIError, *_driver_errors()) as exc:
                 cause = getattr(exc, "orig", None) or exc
-                raise LoadError(f"writing {len(writes)} rows to {table.name} failed: "
-                                f"{type(cause).__name__}: {str(cause).strip()[:500]}") from None
+                raise LoadError(
+                    f"writing {len(writes)} rows to {table.name} failed: "
+                    f"{type(cause).__name__}: {str(cause).strip()[:500]}"
+                ) from None
         return inserted, updated
 
     def _driver_rows(self, st: _Statements, rows: Rows) -> list[tuple]:
@@ -173,7 +188,9 @@ class Loader:
             step = st.rows_per_statement
             for i in range(0, len(writes), step):
                 chunk = writes[i : i + step]
-                self.conn.exec_driver_sql(st.upsert_rows(len(chunk)), tuple(itertools.chain.from_iterable(chunk)))
+                self.conn.exec_driver_sql(
+                    st.upsert_rows(len(chunk)), tuple(itertools.chain.from_iterable(chunk))
+                )
             return
         made = self.conn.connection.info.setdefault("veeam_etl_stages", set())
         if st.stage not in made:

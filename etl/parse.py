@@ -19,10 +19,29 @@ NS = "http://www.veeam.com/ent/v1.0"
 MAX_BODY_BYTES = 64 * 1024 * 1024
 # Roots EM documents have. A body outside EM's namespace is accepted only with one of these roots,
 # so a proxy's or load balancer's HTML page answered with 200 is not read as an empty result.
-_TYPES = ("BackupServer", "ReplicaJobSession", "ReplicaTaskSession", "VmReplicaPoint", "Replica", "Job",
-          "BackupJobSession", "BackupTaskSession", "VmRestorePoint")
-EM_ROOTS = frozenset({"QueryResult", "EntityReferences", "EntityRef", "Error", "EnterpriseManager", "LogonSession",
-                      *_TYPES, *(t + "s" for t in _TYPES)})
+_TYPES = (
+    "BackupServer",
+    "ReplicaJobSession",
+    "ReplicaTaskSession",
+    "VmReplicaPoint",
+    "Replica",
+    "Job",
+    "BackupJobSession",
+    "BackupTaskSession",
+    "VmRestorePoint",
+)
+EM_ROOTS = frozenset(
+    {
+        "QueryResult",
+        "EntityReferences",
+        "EntityRef",
+        "Error",
+        "EnterpriseManager",
+        "LogonSession",
+        *_TYPES,
+        *(t + "s" for t in _TYPES),
+    }
+)
 
 _local = threading.local()  # lxml parsers must not be shared between threads
 
@@ -53,7 +72,9 @@ def document(body: bytes, url: str) -> etree._Element:
     if not isinstance(body, bytes | bytearray):
         raise ParseError(f"response body is {type(body).__name__}, not bytes", url)
     if len(body) > MAX_BODY_BYTES:
-        raise HostileDocument(f"response body of {len(body)} bytes exceeds the {MAX_BODY_BYTES}-byte limit", url)
+        raise HostileDocument(
+            f"response body of {len(body)} bytes exceeds the {MAX_BODY_BYTES}-byte limit", url
+        )
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
         raise HostileDocument("document declares a DOCTYPE or entities; refused", url)
     if body.startswith(b"\xef\xbb\xbf"):
@@ -262,7 +283,7 @@ def _uid_from_href(href: str, type_name: str) -> str:
     path = href.split("#", 1)[0].split("?", 1)[0]
     if "://" in path:  # an absolute URL: the path starts at the first slash after the host
         rest = path.split("://", 1)[1]
-        path = rest[rest.find("/"):] if "/" in rest else ""
+        path = rest[rest.find("/") :] if "/" in rest else ""
     segment = path.rstrip("/").rsplit("/", 1)[-1]
     if not segment or not segment.isprintable() or " " in segment:
         raise DataError(f"{type_name} link {href[:100]!r} names no object")

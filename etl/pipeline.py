@@ -50,8 +50,12 @@ def _uid_or_href(href: str, type_name: str) -> str:
 
 def _parent_columns(table) -> list[tuple[str, str]]:
     """(fk column, parent table) pairs of an entity table, from the schema's foreign keys."""
-    return [(c.name, fk.column.table.name) for c in table.columns for fk in c.foreign_keys
-            if fk.column.table.name in TABLES]
+    return [
+        (c.name, fk.column.table.name)
+        for c in table.columns
+        for fk in c.foreign_keys
+        if fk.column.table.name in TABLES
+    ]
 
 
 @dataclass
@@ -63,7 +67,9 @@ class Options:
     ahead: int | None = None
     full_refresh: bool = False
     since: datetime | None = None
-    lookback: timedelta = timedelta(hours=1)  # running sessions are re-read by UID; this covers late collection
+    lookback: timedelta = timedelta(
+        hours=1
+    )  # running sessions are re-read by UID; this covers late collection
     timeout: float = 60.0
     batch_rows: int = 10_000  # rows per transaction (whole pages): fewer commits, bounded loss on a kill
     # processes that parse and transform the pages of long queries, beside the one that loads
@@ -79,7 +85,8 @@ class Summary:
     mode: str
     status: str = "running"
     tables: dict[str, dict[str, int]] = field(
-        default_factory=lambda: {name: {"inserted": 0, "updated": 0} for name in TABLES})
+        default_factory=lambda: {name: {"inserted": 0, "updated": 0} for name in TABLES}
+    )
     parents_by_link: int = 0  # parents fetched by following a link
     parents_from_links: int = 0  # parents EM could not give, recorded from what the link says
     quarantined: int = 0
@@ -92,19 +99,38 @@ class Summary:
         self.status = status
         self.duration_s = time.monotonic() - started
         if client is not None:
-            self.requests, self.retries, self.foreign_links = client.requests, client.retries, client.foreign_links
+            self.requests, self.retries, self.foreign_links = (
+                client.requests,
+                client.retries,
+                client.foreign_links,
+            )
 
     def stats(self) -> dict:
-        return {"tables": self.tables, "parents_from_links": self.parents_from_links, "requests": self.requests,
-                "retries": self.retries, "quarantined": self.quarantined, "foreign_links": self.foreign_links}
+        return {
+            "tables": self.tables,
+            "parents_from_links": self.parents_from_links,
+            "requests": self.requests,
+            "retries": self.retries,
+            "quarantined": self.quarantined,
+            "foreign_links": self.foreign_links,
+        }
 
 
 Progress = Callable[[Summary, str], None]
 
 
 class _Run:
-    def __init__(self, eng: Engine, client: EMClient, summary: Summary, pool: ThreadPoolExecutor, ahead: int,
-                 progress: Progress | None, reader_processes: int = 0, batch_rows: int = 1):
+    def __init__(
+        self,
+        eng: Engine,
+        client: EMClient,
+        summary: Summary,
+        pool: ThreadPoolExecutor,
+        ahead: int,
+        progress: Progress | None,
+        reader_processes: int = 0,
+        batch_rows: int = 1,
+    ):
         self.eng, self.client, self.summary, self.pool, self.ahead = eng, client, summary, pool, ahead
         self.progress = progress
         self.reader_processes = reader_processes
@@ -114,12 +140,14 @@ class _Run:
         self.rejected: set[str] = set()  # uids/hrefs quarantined in this run (few)
         self.running: set[str] = set()  # sessions EM reported as still running in this run
         # parents confirmed in the warehouse during this run, for the parent tables every page asks about
-        self.known: dict[str, set[str]] = {name: set() for name in ("backup_servers", "replica_job_sessions",
-                                                                    "vm_replica_points")}
+        self.known: dict[str, set[str]] = {
+            name: set() for name in ("backup_servers", "replica_job_sessions", "vm_replica_points")
+        }
         self.now = schema.now_utc()
         with eng.connect() as conn:  # tables empty at the start: a first load needs no comparisons
-            self.fresh = frozenset(t.name for t in schema.ENTITY_TABLES
-                                   if conn.execute(select(t.c.uid).limit(1)).first() is None)
+            self.fresh = frozenset(
+                t.name for t in schema.ENTITY_TABLES if conn.execute(select(t.c.uid).limit(1)).first() is None
+            )
 
     def readers(self) -> Readers | None:
         """Reader processes for long queries, started on first need (None when configured off)."""
@@ -156,8 +184,13 @@ class _Run:
                         self._quarantine(conn, reject)
                     newest = max(filter(None, [newest, *page.rows.column("creation_time_utc")]), default=None)
                     if type_name in crawl.FINAL_STATE:
-                        running += [uid for uid, end in zip(page.rows.column("uid"), page.rows.column("end_time_utc"),
-                                                            strict=True) if end is None]
+                        running += [
+                            uid
+                            for uid, end in zip(
+                                page.rows.column("uid"), page.rows.column("end_time_utc"), strict=True
+                            )
+                            if end is None
+                        ]
                     rows += len(page.rows.values)
                     if rows >= self.batch_rows:
                         break
@@ -165,8 +198,10 @@ class _Run:
                     more = False
                 runs.heartbeat(conn, s.source, s.run_id)
         except SQLAlchemyError as exc:
-            raise LoadError(f"loading {type_name} pages failed and was rolled back: {type(exc).__name__}: "
-                            f"{getattr(exc, 'orig', None) or exc} (first page {first})") from None
+            raise LoadError(
+                f"loading {type_name} pages failed and was rolled back: {type(exc).__name__}: "
+                f"{getattr(exc, 'orig', None) or exc} (first page {first})"
+            ) from None
         # what the run learnt from this batch counts once it is committed
         if newest is not None and (type_name not in self.marks or newest > self.marks[type_name]):
             self.marks[type_name] = newest
@@ -178,8 +213,16 @@ class _Run:
 
     def _quarantine(self, conn, reject: Reject) -> None:
         log.warning("quarantined %s %s: %s", reject.type_name, reject.href, reject.error)
-        runs.quarantine(conn, self.summary.source, self.summary.run_id, reject.type_name, reject.href, reject.uid,
-                        reject.error, reject.excerpt)
+        runs.quarantine(
+            conn,
+            self.summary.source,
+            self.summary.run_id,
+            reject.type_name,
+            reject.href,
+            reject.uid,
+            reject.error,
+            reject.excerpt,
+        )
         key = reject.uid or _uid_or_href(reject.href, reject.type_name)
         if key not in self.rejected:  # one entity, counted once however often we met it
             self.rejected.add(key)
@@ -199,14 +242,18 @@ class _Run:
     def _ensure_parents(self, loader: Loader, rows: Rows) -> None:
         for column, parent_table in _parent_columns(TABLES[rows.table]):
             known = self.known.get(parent_table, set())
-            unsure = [uid for uid in dict.fromkeys(rows.column(column)) if uid is not None and uid not in known]
+            unsure = [
+                uid for uid in dict.fromkeys(rows.column(column)) if uid is not None and uid not in known
+            ]
             if not unsure:
                 continue
             present = loader.present(TABLES[parent_table], unsure)
             self._remember(parent_table, present)
             missing = set(unsure) - present
             if missing:
-                self._add_parents(loader, parent_table, {uid: rows.link(column, uid) for uid in sorted(missing)})
+                self._add_parents(
+                    loader, parent_table, {uid: rows.link(column, uid) for uid in sorted(missing)}
+                )
 
     def _remember(self, table: str, uids) -> None:
         """Note parents known to be in the warehouse, so the next page need not ask (few tables, bounded)."""
@@ -220,7 +267,9 @@ class _Run:
         """Fetch missing parents by their links (in parallel); record those EM cannot give from the link."""
         type_name = transform.TYPE_OF_TABLE[parent_table]
         # a parent quarantined earlier in this run is not asked for again: it would be rejected again
-        with_link = [(uid, link) for uid, link in links.items() if link is not None and uid not in self.rejected]
+        with_link = [
+            (uid, link) for uid, link in links.items() if link is not None and uid not in self.rejected
+        ]
         fetched = self.pool.map(lambda item: crawl.fetch_parent(self.client, item[1], type_name), with_link)
         found: list[Entity] = []
         placeholders: list[dict] = []
@@ -233,9 +282,13 @@ class _Run:
             row = transform.placeholder(parent_table, link)
             row["uid"] = uid  # the child's own reference wins over the href's last segment
             placeholders.append(row)
-        placeholders += [transform.placeholder(parent_table, link) | {"uid": uid} if link else
-                         {"uid": uid, "href": None, "name": None, "placeholder": True}
-                         for uid, link in links.items() if link is None or uid in self.rejected]
+        placeholders += [
+            transform.placeholder(parent_table, link) | {"uid": uid}
+            if link
+            else {"uid": uid, "href": None, "name": None, "placeholder": True}
+            for uid, link in links.items()
+            if link is None or uid in self.rejected
+        ]
         self.summary.parents_by_link += len(found)
         self.summary.parents_from_links += len(placeholders)
         for p in placeholders:
@@ -249,10 +302,16 @@ class _Run:
         """Sessions the warehouse last saw running that EM now reports neither running nor ended
         since the window start (collected late, or removed): read by UID until they finish."""
         with self.eng.connect() as conn:
-            jobs = [uid for uid in runs.unfinished(conn, self.summary.source, schema.replica_job_sessions)
-                    if uid not in self.running]
-            tasks = [uid for uid in runs.unfinished(conn, self.summary.source, schema.replica_task_sessions)
-                     if uid not in self.running]
+            jobs = [
+                uid
+                for uid in runs.unfinished(conn, self.summary.source, schema.replica_job_sessions)
+                if uid not in self.running
+            ]
+            tasks = [
+                uid
+                for uid in runs.unfinished(conn, self.summary.source, schema.replica_task_sessions)
+                if uid not in self.running
+            ]
             parents = set(jobs) | runs.job_sessions_of(conn, tasks)
         if jobs or tasks:
             log.info("re-reading %d job and %d task sessions by UID", len(jobs), len(tasks))
@@ -275,8 +334,17 @@ def plan(opts: Options, marks: dict[str, datetime]) -> tuple[str, dict[str, date
     return "incremental", {t: marks[t] - opts.lookback if t in marks else None for t in crawl.SESSION_TYPES}
 
 
-def run(eng: Engine, url: str, user: str, password: str, *, verify: bool | str = True,
-        options: Options | None = None, transport=None, progress: Progress | None = None) -> Summary:
+def run(
+    eng: Engine,
+    url: str,
+    user: str,
+    password: str,
+    *,
+    verify: bool | str = True,
+    options: Options | None = None,
+    transport=None,
+    progress: Progress | None = None,
+) -> Summary:
     """Crawl one Enterprise Manager into the warehouse. Raises a VeeamEtlError on failure.
 
     `progress(summary, type_name)` is called after every committed page (for a display).
@@ -295,12 +363,22 @@ def run(eng: Engine, url: str, user: str, password: str, *, verify: bool | str =
         log.info("run %d: %s load of %s", run_id, mode, source)
         client: EMClient | None = None
         try:
-            client = EMClient(url, user, password, verify=verify, timeout=opts.timeout, page_size=opts.page_size,
-                              retry=opts.retry, transport=transport, concurrency=opts.concurrency)
+            client = EMClient(
+                url,
+                user,
+                password,
+                verify=verify,
+                timeout=opts.timeout,
+                page_size=opts.page_size,
+                retry=opts.retry,
+                transport=transport,
+                concurrency=opts.concurrency,
+            )
             ahead = opts.ahead or 2 * opts.concurrency
             with client, ThreadPoolExecutor(ahead, thread_name_prefix="em") as pool:
-                job = _Run(eng, client, summary, pool, ahead, progress, opts.reader_processes,
-                           opts.batch_rows)
+                job = _Run(
+                    eng, client, summary, pool, ahead, progress, opts.reader_processes, opts.batch_rows
+                )
                 try:
                     job.load_pages("BackupServer")
                     for type_name in crawl.SESSION_TYPES:
@@ -318,7 +396,9 @@ def run(eng: Engine, url: str, user: str, password: str, *, verify: bool | str =
             summary.finish("failed", client, started)
             try:
                 with eng.begin() as conn:
-                    runs.finish_run(conn, run_id, "failed", summary.stats(), error=str(exc) or type(exc).__name__)
+                    runs.finish_run(
+                        conn, run_id, "failed", summary.stats(), error=str(exc) or type(exc).__name__
+                    )
             except SQLAlchemyError as db_exc:
                 log.error("could not record the failed run: %s", db_exc)
             raise

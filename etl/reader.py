@@ -71,12 +71,15 @@ class _Process:
         env = dict(os.environ)  # the child finds this very etl package, installed or not
         home = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [home, env.get("PYTHONPATH")]))
-        self.proc = subprocess.Popen([sys.executable, "-m", "etl.reader"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "etl.reader"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+        )
         self.pending: collections.deque[Future] = collections.deque()  # asked, not yet answered, in order
         self._write = threading.Lock()
         self._gone: ReaderError | None = None  # set once no more answers will come
-        self._answers = threading.Thread(target=self._read_answers, name=f"reader-{self.proc.pid}", daemon=True)
+        self._answers = threading.Thread(
+            target=self._read_answers, name=f"reader-{self.proc.pid}", daemon=True
+        )
         self._answers.start()
 
     def submit(self, *args) -> Future:
@@ -115,8 +118,10 @@ class _Process:
                     self.pending.popleft().set_exception(self._gone)
 
     def _failed(self, exc: BaseException) -> ReaderError:
-        return ReaderError(f"reader process {self.proc.pid} failed (exit code {self.proc.poll()}): "
-                           f"{type(exc).__name__}: {exc}")
+        return ReaderError(
+            f"reader process {self.proc.pid} failed (exit code {self.proc.poll()}): "
+            f"{type(exc).__name__}: {exc}"
+        )
 
     def close(self) -> None:
         with self._write, contextlib.suppress(OSError):

@@ -86,8 +86,13 @@ def read_view(conn: Connection, name: str, where: str = "", limit: int | None = 
         sql += f" LIMIT {int(limit)}"
     stmt = text(sql)
     for key, value in params.items():
-        stmt = stmt.bindparams(bindparam(key, value, type_=Date if isinstance(value, date)
-                                         and not isinstance(value, datetime) else UTCDateTime))
+        stmt = stmt.bindparams(
+            bindparam(
+                key,
+                value,
+                type_=Date if isinstance(value, date) and not isinstance(value, datetime) else UTCDateTime,
+            )
+        )
     result = conn.execute(stmt)
     cols = list(result.keys())
     return [{c: _value(c, v) for c, v in zip(cols, row, strict=True)} for row in result]
@@ -116,26 +121,48 @@ def summary(eng: Engine, days: int = 14, failures: int = 25) -> dict:
         vms = read_view(conn, "v_vm_replica_status")
         newest_failures = read_view(conn, "v_replica_failures", limit=failures)
         t = replica_task_sessions.c
-        bytes_24h = conn.execute(select(func.coalesce(func.sum(t.total_size), 0)).where(
-            t.end_time_utc >= now - timedelta(hours=24), t.result.in_(("Success", "Warning", "Failed")))).scalar()
-        last_load = conn.execute(select(func.max(etl_runs.c.finished_at))
-                                 .where(etl_runs.c.status == "succeeded")).scalar()
+        bytes_24h = conn.execute(
+            select(func.coalesce(func.sum(t.total_size), 0)).where(
+                t.end_time_utc >= now - timedelta(hours=24), t.result.in_(("Success", "Warning", "Failed"))
+            )
+        ).scalar()
+        last_load = conn.execute(
+            select(func.max(etl_runs.c.finished_at)).where(etl_runs.c.status == "succeeded")
+        ).scalar()
     never = float("inf")
-    vms.sort(key=lambda v: (STATUS_ORDER.get(v["rpo_status"], 3),  # red first, the longest without success first
-                            -(never if v["hours_since_success"] is None else v["hours_since_success"]),
-                            v["vm_display_name"] or ""))
+    vms.sort(
+        key=lambda v: (
+            STATUS_ORDER.get(v["rpo_status"], 3),  # red first, the longest without success first
+            -(never if v["hours_since_success"] is None else v["hours_since_success"]),
+            v["vm_display_name"] or "",
+        )
+    )
     week_start = today - timedelta(days=6)
     week = [d for d in daily if d["day_utc"] >= week_start]
     jobs: dict[str, dict] = {}
     for d in sorted(daily, key=lambda d: d["day_utc"]):
-        j = jobs.setdefault(d["job_uid"], {"job_uid": d["job_uid"], "runs": 0, "successes": 0, "warnings": 0,
-                                           "failures": 0, "recovered": 0, "running": 0})
-        j.update(job_name=d["job_name"], backup_server_name=d["backup_server_name"], last_result=d["final_result"])
+        j = jobs.setdefault(
+            d["job_uid"],
+            {
+                "job_uid": d["job_uid"],
+                "runs": 0,
+                "successes": 0,
+                "warnings": 0,
+                "failures": 0,
+                "recovered": 0,
+                "running": 0,
+            },
+        )
+        j.update(
+            job_name=d["job_name"], backup_server_name=d["backup_server_name"], last_result=d["final_result"]
+        )
         if d["day_utc"] >= week_start:
             for k in ("runs", "successes", "warnings", "failures", "recovered", "running"):
                 j[k] += d[k]
     for j in jobs.values():
-        j["success_rate"] = _rate(j["successes"] + j["warnings"], j["successes"] + j["warnings"] + j["failures"])
+        j["success_rate"] = _rate(
+            j["successes"] + j["warnings"], j["successes"] + j["warnings"] + j["failures"]
+        )
     ok = sum(d["successes"] + d["warnings"] for d in week)
     return {
         "generated_utc": now,
@@ -174,12 +201,18 @@ def table(rows: list[dict], columns: list[str] | None = None, indent: str = "") 
     columns = columns or (list(rows[0]) if rows else [])
     cells = [[_cell(r.get(c)) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    numeric = [bool(rows) and all(isinstance(r.get(c), int | float) or r.get(c) is None for r in rows)
-               for c in columns]
+    numeric = [
+        bool(rows) and all(isinstance(r.get(c), int | float) or r.get(c) is None for r in rows)
+        for c in columns
+    ]
 
     def line(values):
-        return indent + "  ".join(v.rjust(w) if n else v.ljust(w)
-                                  for v, w, n in zip(values, widths, numeric, strict=True)).rstrip()
+        return (
+            indent
+            + "  ".join(
+                v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric, strict=True)
+            ).rstrip()
+        )
 
     out = [line(columns), line(["-" * w for w in widths])] + [line(row) for row in cells]
     if not rows:
@@ -194,29 +227,59 @@ def _pct(rate: float | None) -> str:
 def summary_text(s: dict) -> str:
     t = s["tiles"]
     load = s["last_load_utc"].strftime("%Y-%m-%d %H:%M:%SZ") if s["last_load_utc"] else "never"
-    out = [f"Veeam replication report, {s['generated_utc']:%Y-%m-%d %H:%M:%SZ} (RPO {s['rpo_hours']:g} h, "
-           f"last load {load})",
-           f"  VMs protected: {t['vms_protected']}   RPO breaches: {t['rpo_breaches']}   "
-           f"success rate 7 days: {_pct(t['success_rate_7d'])}   GB transferred 24 h: {t['gb_last_24h']:,.1f}",
-           "", "Jobs, last 7 days (automatic retries folded in):"]
-    jobs = [{"job": j["job_name"], "server": j["backup_server_name"], "runs": j["runs"], "ok": j["successes"],
-             "warn": j["warnings"], "failed": j["failures"], "recovered": j["recovered"],
-             "success": _pct(j["success_rate"]), "last": j["last_result"]} for j in s["jobs"]]
+    out = [
+        f"Veeam replication report, {s['generated_utc']:%Y-%m-%d %H:%M:%SZ} (RPO {s['rpo_hours']:g} h, "
+        f"last load {load})",
+        f"  VMs protected: {t['vms_protected']}   RPO breaches: {t['rpo_breaches']}   "
+        f"success rate 7 days: {_pct(t['success_rate_7d'])}   GB transferred 24 h: {t['gb_last_24h']:,.1f}",
+        "",
+        "Jobs, last 7 days (automatic retries folded in):",
+    ]
+    jobs = [
+        {
+            "job": j["job_name"],
+            "server": j["backup_server_name"],
+            "runs": j["runs"],
+            "ok": j["successes"],
+            "warn": j["warnings"],
+            "failed": j["failures"],
+            "recovered": j["recovered"],
+            "success": _pct(j["success_rate"]),
+            "last": j["last_result"],
+        }
+        for j in s["jobs"]
+    ]
     out += [table(jobs, indent="  "), ""]
     attention = [v for v in s["vms"] if v["rpo_status"] != "green"]
     out.append(f"VMs needing attention ({len(attention)} of {len(s['vms'])}):")
-    out += [table(attention, ["rpo_status", "vm_display_name", "backup_server_name", "last_result",
-                              "last_success_utc", "hours_since_success"], indent="  "), ""]
+    out += [
+        table(
+            attention,
+            [
+                "rpo_status",
+                "vm_display_name",
+                "backup_server_name",
+                "last_result",
+                "last_success_utc",
+                "hours_since_success",
+            ],
+            indent="  ",
+        ),
+        "",
+    ]
     out.append(f"Newest failures and warnings ({len(s['failures'])}):")
-    out.append(table(s["failures"], ["occurred_utc", "result", "vm_display_name", "job_name", "reason"],
-                     indent="  "))
+    out.append(
+        table(s["failures"], ["occurred_utc", "result", "vm_display_name", "job_name", "reason"], indent="  ")
+    )
     return "\n".join(out)
 
 
 def summary_rows(s: dict) -> list[dict]:
     """The headline figures as metric/value rows (the CSV summary)."""
-    rows = [{"metric": "generated_utc", "value": text_of(s["generated_utc"])},
-            {"metric": "rpo_hours", "value": s["rpo_hours"]}]
+    rows = [
+        {"metric": "generated_utc", "value": text_of(s["generated_utc"])},
+        {"metric": "rpo_hours", "value": s["rpo_hours"]},
+    ]
     rows += [{"metric": k, "value": "" if v is None else v} for k, v in s["tiles"].items()]
     return rows
 
@@ -244,14 +307,17 @@ def render(eng: Engine, fmt: str, view: str | None = None, limit: int | None = N
     if view is not None and view not in VIEWS:
         raise ConfigError(f"unknown view {view!r}: choose one of {', '.join(VIEWS)}")
     if db.current(eng) is None:
-        raise ConfigError(f"warehouse {db.masked(str(eng.url))} has no schema yet: run `veeam-etl migrate` "
-                          "or a load first")
+        raise ConfigError(
+            f"warehouse {db.masked(str(eng.url))} has no schema yet: run `veeam-etl migrate` or a load first"
+        )
     try:
         return _render(eng, fmt, view, limit)
     except SQLAlchemyError as exc:
-        raise LoadError(f"reading the reporting views of {db.masked(str(eng.url))} failed "
-                        f"(run `veeam-etl migrate` to re-create them): {type(exc).__name__}: "
-                        f"{getattr(exc, 'orig', None) or exc}") from None
+        raise LoadError(
+            f"reading the reporting views of {db.masked(str(eng.url))} failed "
+            f"(run `veeam-etl migrate` to re-create them): {type(exc).__name__}: "
+            f"{getattr(exc, 'orig', None) or exc}"
+        ) from None
 
 
 def write(eng: Engine, fmt: str, out: str | Path, view: str | None = None, limit: int | None = None) -> Path:

@@ -86,29 +86,55 @@ def _pct(rate: float | None) -> str:
 
 
 def _tile(label: str, value: str, level: str, note: str, key: str) -> str:
-    return (f'<div class="tile {level}" id="tile-{key}"><div class="label">{_e(label)}</div>'
-            f'<div class="value">{_e(value)}</div><div class="note">{_e(note)}</div></div>')
+    return (
+        f'<div class="tile {level}" id="tile-{key}"><div class="label">{_e(label)}</div>'
+        f'<div class="value">{_e(value)}</div><div class="note">{_e(note)}</div></div>'
+    )
 
 
 def _tiles(s: dict) -> str:
     t = s["tiles"]
     rate = t["success_rate_7d"]
     rate_level = "blue" if rate is None else "green" if rate >= 0.99 else "amber" if rate >= 0.9 else "red"
-    return '<div class="tiles">' + "".join([
-        _tile("VMs protected", f"{t['vms_protected']:,}", "blue", f"{t['rpo_amber']} need attention", "vms"),
-        _tile("RPO breaches", f"{t['rpo_breaches']:,}", "red" if t["rpo_breaches"] else "green",
-              f"no success within {s['rpo_hours']:g} h", "breaches"),
-        _tile("Success rate 7 days", _pct(rate), rate_level, "run groups, retries folded in", "success"),
-        _tile("GB transferred 24 h", f"{t['gb_last_24h']:,.1f}", "blue", "finished task sessions", "gb"),
-    ]) + "</div>"
+    return (
+        '<div class="tiles">'
+        + "".join(
+            [
+                _tile(
+                    "VMs protected",
+                    f"{t['vms_protected']:,}",
+                    "blue",
+                    f"{t['rpo_amber']} need attention",
+                    "vms",
+                ),
+                _tile(
+                    "RPO breaches",
+                    f"{t['rpo_breaches']:,}",
+                    "red" if t["rpo_breaches"] else "green",
+                    f"no success within {s['rpo_hours']:g} h",
+                    "breaches",
+                ),
+                _tile(
+                    "Success rate 7 days", _pct(rate), rate_level, "run groups, retries folded in", "success"
+                ),
+                _tile(
+                    "GB transferred 24 h", f"{t['gb_last_24h']:,.1f}", "blue", "finished task sessions", "gb"
+                ),
+            ]
+        )
+        + "</div>"
+    )
 
 
 def _legend(names: list[str], extra: tuple[str, str] | None = None) -> str:
     items = [(n, charts.PALETTE[i % len(charts.PALETTE)]) for i, n in enumerate(names)]
     if extra:
         items.append(extra)
-    return '<div class="legend">' + "".join(
-        f'<span><i style="background:{color}"></i>{_e(n)}</span>' for n, color in items) + "</div>"
+    return (
+        '<div class="legend">'
+        + "".join(f'<span><i style="background:{color}"></i>{_e(n)}</span>' for n, color in items)
+        + "</div>"
+    )
 
 
 def _success_section(s: dict) -> str:
@@ -128,21 +154,37 @@ def _success_section(s: dict) -> str:
     rates = [v for _, vals in series for v in vals if v is not None]
     low = min(rates, default=1.0)
     y_min = 0.0 if low < 0.5 else 0.5 if low < 0.8 else 0.8
-    line = charts.line_chart("chart-success-rate", "Daily success rate per job", labels, series,
-                             overall=overall, y_min=y_min, y_step=0.25 if y_min == 0 else 0.1)
+    line = charts.line_chart(
+        "chart-success-rate",
+        "Daily success rate per job",
+        labels,
+        series,
+        overall=overall,
+        y_min=y_min,
+        y_step=0.25 if y_min == 0 else 0.1,
+    )
     matrix = charts.heat_matrix("chart-success-matrix", "Success rate per job and day", series, labels)
     legend = _legend([n for n, _ in series], extra=("all jobs", charts.TEXT))
-    return (f'<section id="success"><h2>Daily success rate per job <small>last {len(days)} days, UTC; '
-            f'automatic retries folded in</small></h2>{line}{legend}{matrix}</section>')
+    return (
+        f'<section id="success"><h2>Daily success rate per job <small>last {len(days)} days, UTC; '
+        f"automatic retries folded in</small></h2>{line}{legend}{matrix}</section>"
+    )
 
 
 def _rpo_section(s: dict) -> str:
     vms = s["vms"]
     count = {c: sum(1 for v in vms if v["rpo_status"] == c) for c in ("red", "amber", "green")}
-    ring = charts.donut("chart-rpo", "VM RPO status", [("breach", count["red"], charts.RED),
-                                                       ("attention", count["amber"], charts.AMBER),
-                                                       ("ok", count["green"], charts.GREEN)],
-                        f"{len(vms):,}", "VMs")
+    ring = charts.donut(
+        "chart-rpo",
+        "VM RPO status",
+        [
+            ("breach", count["red"], charts.RED),
+            ("attention", count["amber"], charts.AMBER),
+            ("ok", count["green"], charts.GREEN),
+        ],
+        f"{len(vms):,}",
+        "VMs",
+    )
     # every VM needing attention first; green ones only while they fit on a wall screen
     shown = [v for v in vms if v["rpo_status"] != "green"][:MAX_CHIPS]
     if len(vms) <= MAX_GREEN_CHIPS:
@@ -151,21 +193,29 @@ def _rpo_section(s: dict) -> str:
     for v in shown:
         hours = v["hours_since_success"]
         since = "never" if hours is None else f"{hours:.0f} h" if hours >= 10 else f"{hours:.1f} h"
-        tip = (f"{v['vm_display_name']} on {v['backup_server_name'] or v['backup_server_uid']}: last result "
-               f"{v['last_result'] or '-'}, last success {_when(v['last_success_utc'])} UTC")
-        chips.append(f'<span class="chip {_e(v["rpo_status"])}" title="{_e(tip)}">{_e(v["vm_display_name"])}'
-                     f'<small>{_e(since)}</small></span>')
+        tip = (
+            f"{v['vm_display_name']} on {v['backup_server_name'] or v['backup_server_uid']}: last result "
+            f"{v['last_result'] or '-'}, last success {_when(v['last_success_utc'])} UTC"
+        )
+        chips.append(
+            f'<span class="chip {_e(v["rpo_status"])}" title="{_e(tip)}">{_e(v["vm_display_name"])}'
+            f"<small>{_e(since)}</small></span>"
+        )
     if len(shown) < len(vms):
-        chips.append(f'<span class="more">+{len(vms) - len(shown):,} more within RPO (v_vm_replica_status lists '
-                     'them all)</span>')
+        chips.append(
+            f'<span class="more">+{len(vms) - len(shown):,} more within RPO (v_vm_replica_status lists '
+            "them all)</span>"
+        )
     rpo = s["rpo_hours"]
-    return (f'<section id="rpo"><h2>VM RPO status <small>RPO {rpo:g} h; amber: last success older than '
-            f'{rpo / 2:g} h or last result Warning/Failed</small></h2>'
-            f'<div class="rpo">{ring}<div class="counts">'
-            f'<div><b style="color:var(--red)">{count["red"]:,}</b>breach</div>'
-            f'<div><b style="color:var(--amber)">{count["amber"]:,}</b>attention</div>'
-            f'<div><b style="color:var(--green)">{count["green"]:,}</b>within RPO</div></div></div>'
-            f'<div class="chips" id="vm-chips">{"".join(chips)}</div></section>')
+    return (
+        f'<section id="rpo"><h2>VM RPO status <small>RPO {rpo:g} h; amber: last success older than '
+        f"{rpo / 2:g} h or last result Warning/Failed</small></h2>"
+        f'<div class="rpo">{ring}<div class="counts">'
+        f'<div><b style="color:var(--red)">{count["red"]:,}</b>breach</div>'
+        f'<div><b style="color:var(--amber)">{count["amber"]:,}</b>attention</div>'
+        f'<div><b style="color:var(--green)">{count["green"]:,}</b>within RPO</div></div></div>'
+        f'<div class="chips" id="vm-chips">{"".join(chips)}</div></section>'
+    )
 
 
 def _transfer_section(s: dict) -> str:
@@ -175,10 +225,13 @@ def _transfer_section(s: dict) -> str:
         name = r["backup_server_name"] or r["backup_server_uid"] or "(unknown server)"
         servers.setdefault(name, {})[r["day_utc"]] = r["bytes"] / (2**30)
     series = [(name, [per_day.get(d, 0.0) for d in days]) for name, per_day in sorted(servers.items())]
-    bars = charts.stacked_bars("chart-transfer", "Transferred GB per day", [d.strftime("%d %b") for d in days],
-                               series)
-    return (f'<section id="transfer"><h2>Transferred GB per day <small>per backup server, by the UTC day '
-            f'task sessions ended</small></h2>{bars}{_legend([n for n, _ in series])}</section>')
+    bars = charts.stacked_bars(
+        "chart-transfer", "Transferred GB per day", [d.strftime("%d %b") for d in days], series
+    )
+    return (
+        f'<section id="transfer"><h2>Transferred GB per day <small>per backup server, by the UTC day '
+        f"task sessions ended</small></h2>{bars}{_legend([n for n, _ in series])}</section>"
+    )
 
 
 def _jobs_section(s: dict) -> str:
@@ -186,31 +239,39 @@ def _jobs_section(s: dict) -> str:
     for j in s["jobs"]:
         last = j["last_result"] or "None"
         shown = "running" if last == "None" else last
-        rows.append(f'<tr><td>{_e(j["job_name"])}</td><td class="num">{j["runs"]}</td>'
-                    f'<td class="num">{j["failures"]}</td><td class="num">{j["recovered"]}</td>'
-                    f'<td class="num">{_pct(j["success_rate"])}</td>'
-                    f'<td><span class="badge {_e(last)}">{_e(shown)}</span></td></tr>')
+        rows.append(
+            f'<tr><td>{_e(j["job_name"])}</td><td class="num">{j["runs"]}</td>'
+            f'<td class="num">{j["failures"]}</td><td class="num">{j["recovered"]}</td>'
+            f'<td class="num">{_pct(j["success_rate"])}</td>'
+            f'<td><span class="badge {_e(last)}">{_e(shown)}</span></td></tr>'
+        )
     body = "".join(rows) or '<tr><td colspan="6" class="empty-note">no job runs</td></tr>'
-    return ('<section id="jobs"><h2>Jobs <small>last 7 days</small></h2><table id="jobs-table"><thead><tr>'
-            '<th>job</th><th class="num">runs</th><th class="num">failed</th><th class="num">recovered</th>'
-            f'<th class="num">success</th><th>last</th></tr></thead><tbody>{body}</tbody></table></section>')
+    return (
+        '<section id="jobs"><h2>Jobs <small>last 7 days</small></h2><table id="jobs-table"><thead><tr>'
+        '<th>job</th><th class="num">runs</th><th class="num">failed</th><th class="num">recovered</th>'
+        f'<th class="num">success</th><th>last</th></tr></thead><tbody>{body}</tbody></table></section>'
+    )
 
 
 def _failures_section(s: dict) -> str:
     rows = []
     for f in s["failures"]:
         ok = '<span class="ok">✓ later success</span>' if f["later_success"] else ""
-        rows.append(f'<tr class="{"resolved" if f["later_success"] else ""}">'
-                    f'<td>{_when(f["occurred_utc"])}</td>'
-                    f'<td><span class="badge {_e(f["result"])}">{_e(f["result"])}</span></td>'
-                    f'<td>{_e(f["vm_display_name"])}</td><td>{_e(f["job_name"])}</td>'
-                    f'<td>{_e(f["backup_server_name"])}</td><td class="reason">{_e(f["reason"])}</td>'
-                    f'<td>{ok}</td></tr>')
+        rows.append(
+            f'<tr class="{"resolved" if f["later_success"] else ""}">'
+            f"<td>{_when(f['occurred_utc'])}</td>"
+            f'<td><span class="badge {_e(f["result"])}">{_e(f["result"])}</span></td>'
+            f"<td>{_e(f['vm_display_name'])}</td><td>{_e(f['job_name'])}</td>"
+            f'<td>{_e(f["backup_server_name"])}</td><td class="reason">{_e(f["reason"])}</td>'
+            f"<td>{ok}</td></tr>"
+        )
     body = "".join(rows) or '<tr><td colspan="7" class="empty-note">no failed or warning tasks</td></tr>'
-    return (f'<section class="wide" id="failures"><h2>Failures and warnings <small>newest {len(rows)}, UTC'
-            '</small></h2><table id="failures-table"><thead><tr><th>time</th><th>result</th><th>VM</th>'
-            '<th>job</th><th>server</th><th>reason</th><th></th></tr></thead>'
-            f'<tbody>{body}</tbody></table></section>')
+    return (
+        f'<section class="wide" id="failures"><h2>Failures and warnings <small>newest {len(rows)}, UTC'
+        '</small></h2><table id="failures-table"><thead><tr><th>time</th><th>result</th><th>VM</th>'
+        "<th>job</th><th>server</th><th>reason</th><th></th></tr></thead>"
+        f"<tbody>{body}</tbody></table></section>"
+    )
 
 
 def page(s: dict) -> str:

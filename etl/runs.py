@@ -39,7 +39,14 @@ def _alive(pid: int) -> bool:
 def acquire_lock(eng: Engine, source: str, stale_after: timedelta = STALE_AFTER) -> None:
     """Take the (warehouse, source) lock or raise LockHeld."""
     now = now_utc()
-    mine = {"source": source, "run_id": None, "host": HOST, "pid": os.getpid(), "acquired_at": now, "heartbeat_at": now}
+    mine = {
+        "source": source,
+        "run_id": None,
+        "host": HOST,
+        "pid": os.getpid(),
+        "acquired_at": now,
+        "heartbeat_at": now,
+    }
     try:
         with eng.begin() as conn:
             conn.execute(insert(etl_locks).values(**mine))
@@ -59,8 +66,14 @@ def acquire_lock(eng: Engine, source: str, stale_after: timedelta = STALE_AFTER)
     with eng.begin() as conn:  # compare-and-swap: only one contender replaces the stale holder
         taken = conn.execute(
             update(etl_locks)
-            .where(and_(etl_locks.c.source == source, etl_locks.c.pid == held["pid"], etl_locks.c.host == held["host"],
-                        etl_locks.c.heartbeat_at == held["heartbeat_at"]))
+            .where(
+                and_(
+                    etl_locks.c.source == source,
+                    etl_locks.c.pid == held["pid"],
+                    etl_locks.c.host == held["host"],
+                    etl_locks.c.heartbeat_at == held["heartbeat_at"],
+                )
+            )
             .values(**mine)
         ).rowcount
         if taken != 1:
@@ -69,26 +82,45 @@ def acquire_lock(eng: Engine, source: str, stale_after: timedelta = STALE_AFTER)
             conn.execute(
                 update(etl_runs)
                 .where(and_(etl_runs.c.id == held["run_id"], etl_runs.c.status == "running"))
-                .values(status="failed", finished_at=now, error="abandoned: the process ended without finishing")
+                .values(
+                    status="failed", finished_at=now, error="abandoned: the process ended without finishing"
+                )
             )
 
 
 def heartbeat(conn, source: str, run_id: int) -> None:
-    conn.execute(update(etl_locks).where(etl_locks.c.source == source).values(run_id=run_id, heartbeat_at=now_utc()))
+    conn.execute(
+        update(etl_locks).where(etl_locks.c.source == source).values(run_id=run_id, heartbeat_at=now_utc())
+    )
 
 
 def release_lock(eng: Engine, source: str) -> None:
     with eng.begin() as conn:
-        conn.execute(delete(etl_locks).where(and_(etl_locks.c.source == source, etl_locks.c.pid == os.getpid(),
-                                                  etl_locks.c.host == HOST)))
+        conn.execute(
+            delete(etl_locks).where(
+                and_(etl_locks.c.source == source, etl_locks.c.pid == os.getpid(), etl_locks.c.host == HOST)
+            )
+        )
 
 
 def start_run(eng: Engine, source: str, mode: str) -> int:
     with eng.begin() as conn:
         run_id = conn.execute(
-            insert(etl_runs).values(source=source, started_at=now_utc(), status="running", mode=mode, rows_inserted=0,
-                                    rows_updated=0, parents_from_links=0, requests=0, retries=0, quarantined=0,
-                                    foreign_links=0, host=HOST, pid=os.getpid())
+            insert(etl_runs).values(
+                source=source,
+                started_at=now_utc(),
+                status="running",
+                mode=mode,
+                rows_inserted=0,
+                rows_updated=0,
+                parents_from_links=0,
+                requests=0,
+                retries=0,
+                quarantined=0,
+                foreign_links=0,
+                host=HOST,
+                pid=os.getpid(),
+            )
         ).inserted_primary_key[0]
         heartbeat(conn, source, run_id)
     return run_id
@@ -97,7 +129,9 @@ def start_run(eng: Engine, source: str, mode: str) -> int:
 def finish_run(conn, run_id: int, status: str, stats: dict, error: str | None = None) -> None:
     counts = stats.get("tables", {})
     conn.execute(
-        update(etl_runs).where(etl_runs.c.id == run_id).values(
+        update(etl_runs)
+        .where(etl_runs.c.id == run_id)
+        .values(
             status=status,
             finished_at=now_utc(),
             rows_inserted=sum(c["inserted"] for c in counts.values()),
@@ -114,8 +148,11 @@ def finish_run(conn, run_id: int, status: str, stats: dict, error: str | None = 
 
 
 def watermarks(conn, source: str) -> dict[str, datetime]:
-    rows = conn.execute(select(etl_watermarks.c.entity_type, etl_watermarks.c.watermark_utc)
-                        .where(etl_watermarks.c.source == source))
+    rows = conn.execute(
+        select(etl_watermarks.c.entity_type, etl_watermarks.c.watermark_utc).where(
+            etl_watermarks.c.source == source
+        )
+    )
     return {entity_type: mark for entity_type, mark in rows}
 
 
@@ -127,21 +164,38 @@ def advance_watermarks(conn, source: str, run_id: int, marks: dict[str, datetime
         if entity_type in old:
             if mark <= old[entity_type]:
                 continue
-            conn.execute(update(etl_watermarks)
-                         .where(and_(etl_watermarks.c.source == source, etl_watermarks.c.entity_type == entity_type))
-                         .values(watermark_utc=mark, run_id=run_id, updated_at=now))
+            conn.execute(
+                update(etl_watermarks)
+                .where(and_(etl_watermarks.c.source == source, etl_watermarks.c.entity_type == entity_type))
+                .values(watermark_utc=mark, run_id=run_id, updated_at=now)
+            )
         else:
-            conn.execute(insert(etl_watermarks).values(source=source, entity_type=entity_type, watermark_utc=mark,
-                                                       run_id=run_id, updated_at=now))
+            conn.execute(
+                insert(etl_watermarks).values(
+                    source=source, entity_type=entity_type, watermark_utc=mark, run_id=run_id, updated_at=now
+                )
+            )
 
 
-def quarantine(conn, source: str, run_id: int, entity_type: str, href: str, uid: str | None, error: str,
-               excerpt: str) -> None:
+def quarantine(
+    conn, source: str, run_id: int, entity_type: str, href: str, uid: str | None, error: str, excerpt: str
+) -> None:
     """Record an entity whose fields could not be read (one row per source and href, latest error wins)."""
-    conn.execute(delete(etl_quarantine).where(and_(etl_quarantine.c.source == source, etl_quarantine.c.href == href)))
-    conn.execute(insert(etl_quarantine).values(source=source, href=href, entity_type=entity_type, uid=uid,
-                                               error=error[:2000], excerpt=excerpt[:2000], run_id=run_id,
-                                               quarantined_at=now_utc()))
+    conn.execute(
+        delete(etl_quarantine).where(and_(etl_quarantine.c.source == source, etl_quarantine.c.href == href))
+    )
+    conn.execute(
+        insert(etl_quarantine).values(
+            source=source,
+            href=href,
+            entity_type=entity_type,
+            uid=uid,
+            error=error[:2000],
+            excerpt=excerpt[:2000],
+            run_id=run_id,
+            quarantined_at=now_utc(),
+        )
+    )
 
 
 def job_sessions_of(conn, task_uids: list[str]) -> set[str]:
@@ -149,7 +203,9 @@ def job_sessions_of(conn, task_uids: list[str]) -> set[str]:
     tasks = schema.replica_task_sessions
     found: set[str] = set()
     for i in range(0, len(task_uids), 500):
-        found.update(conn.scalars(select(tasks.c.job_session_uid).where(tasks.c.uid.in_(task_uids[i:i + 500]))))
+        found.update(
+            conn.scalars(select(tasks.c.job_session_uid).where(tasks.c.uid.in_(task_uids[i : i + 500])))
+        )
     return found
 
 

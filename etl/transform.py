@@ -17,7 +17,9 @@ from . import parse
 from .errors import DataError
 from .parse import Link
 
-JOB_STATES = frozenset({"Starting", "Working", "Stopping", "Pausing", "Resuming", "Stopped", "Postprocessing"})
+JOB_STATES = frozenset(
+    {"Starting", "Working", "Stopping", "Pausing", "Resuming", "Stopped", "Postprocessing"}
+)
 TASK_STATES = frozenset({"Pending", "InProgress", "Completed"})
 RESULTS = frozenset({"Success", "Warning", "Failed", "None"})
 ALGORITHMS = frozenset({"Full", "Incremental", "ReversedIncremental", "SyntheticFull"})
@@ -124,7 +126,9 @@ def replica_job_session(el: etree._Element) -> Entity:
     parents: dict[str, Link] = {}
     job_link = _up(links, "JobReference")
     row.update(
-        backup_server_uid=_parent(parents, "backup_server_uid", _up(links, "BackupServerReference"), "BackupServer"),
+        backup_server_uid=_parent(
+            parents, "backup_server_uid", _up(links, "BackupServerReference"), "BackupServer"
+        ),
         job_uid=f.get("JobUid") or (job_link and parse.uid_from_href(job_link.href, "Job")),
         job_name=f.get("JobName"),
         job_type=f.get("JobType"),
@@ -147,8 +151,12 @@ def replica_task_session(el: etree._Element) -> Entity:
     job_uid = _parent(parents, "job_session_uid", job_link, "ReplicaJobSession")
     row.update(
         job_session_uid=f.get("JobSessionUid") or job_uid,
-        backup_server_uid=_parent(parents, "backup_server_uid", _up(links, "BackupServerReference"), "BackupServer"),
-        replica_point_uid=_parent(parents, "replica_point_uid", _up(links, "VmReplicaPoint", "Related"), "VmReplicaPoint"),
+        backup_server_uid=_parent(
+            parents, "backup_server_uid", _up(links, "BackupServerReference"), "BackupServer"
+        ),
+        replica_point_uid=_parent(
+            parents, "replica_point_uid", _up(links, "VmReplicaPoint", "Related"), "VmReplicaPoint"
+        ),
         vm_display_name=el.get("VmDisplayName"),
         creation_time_utc=parse.utc(f.get("CreationTimeUTC"), url),
         end_time_utc=parse.utc(f.get("EndTimeUTC"), url),
@@ -167,7 +175,9 @@ def vm_replica_point(el: etree._Element) -> Entity:
     parents: dict[str, Link] = {}
     replica = _up(links, "ReplicaReference")
     row.update(
-        backup_server_uid=_parent(parents, "backup_server_uid", _up(links, "BackupServerReference"), "BackupServer"),
+        backup_server_uid=_parent(
+            parents, "backup_server_uid", _up(links, "BackupServerReference"), "BackupServer"
+        ),
         replica_uid=replica and parse.uid_from_href(replica.href, "Replica"),
         vm_display_name=el.get("VmDisplayName"),
         vm_name=f.get("VmName"),

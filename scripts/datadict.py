@@ -2,7 +2,7 @@
 
     python scripts/datadict.py > docs/warehouse.md
 
-Column meanings live in the dicts below; tests/test_docs.py fails when the committed file differs from
+Column meanings live in the dicts below; tests/unit/test_docs.py fails when the committed file differs from
 what this prints, or when a table or view column has no meaning here.
 """
 
@@ -39,7 +39,7 @@ COMMON = {
     "uid": "EM UID, `urn:veeam:<Type>:<guid>`: the key.",
     "href": "EM URL of the entity, as EM gave it.",
     "placeholder": "True when the row was recorded only from a link (EM could not return the entity): "
-                   "only uid, href and name are known.",
+    "only uid, href and name are known.",
     "source": "The Enterprise Manager the row came from (its API URL, or `--source-name`).",
     "first_loaded_at": "When a load first inserted the row (UTC).",
     "last_loaded_at": "When a load last wrote the row (UTC).",
@@ -56,7 +56,7 @@ COLUMNS = {
         "mode": "`full`, `incremental` or `since`.",
         "rows_inserted": "Entity rows inserted by the run.",
         "rows_updated": "Entity rows updated by the run.",
-        "counts": "JSON `{table: {\"inserted\": n, \"updated\": n}}`.",
+        "counts": 'JSON `{table: {"inserted": n, "updated": n}}`.',
         "parents_from_links": "Parents EM could not return, recorded from their links (placeholder rows).",
         "requests": "HTTP requests made to EM.",
         "retries": "HTTP requests retried.",
@@ -166,7 +166,7 @@ VIEW_COLUMNS = {
         "session_uid": "The job session.",
         "session_name": "`<job>@<start time>`.",
         "duration_s": "End minus start in seconds (ms precision); NULL while running or if the end precedes the "
-                      "start. Never negative.",
+        "start. Never negative.",
         "failure_message": "EM's summary of what went wrong.",
         "tasks_running": "Tasks not finished yet.",
         "total_bytes": "Sum of the tasks' total_size.",
@@ -198,7 +198,7 @@ VIEW_COLUMNS = {
         "hours_since_success": "Hours from last_success_utc to the database's current time; NULL if never.",
         "rpo_breach": "1 when there is no success within the RPO (or none at all), else 0.",
         "rpo_status": "`red` (breach), `amber` (last success older than half the RPO, or last result Warning "
-                      "or Failed) or `green`.",
+        "or Failed) or `green`.",
     },
     "v_replica_transfer_daily": {
         "day_utc": "UTC day the tasks ended.",
@@ -284,8 +284,11 @@ def view_columns() -> dict[str, list[str]]:
         try:
             db.migrate(eng)
             with eng.connect() as conn:
-                return {name: list(conn.execute(text(f"SELECT * FROM {name} WHERE 1 = 0")).keys())
-                        for name in views.names("sqlite") if not name.startswith("v__")}
+                return {
+                    name: list(conn.execute(text(f"SELECT * FROM {name} WHERE 1 = 0")).keys())
+                    for name in views.names("sqlite")
+                    if not name.startswith("v__")
+                }
         finally:
             eng.dispose()
 
@@ -305,30 +308,49 @@ def _view_summary(name: str) -> str:
 
 
 def _fks(table) -> dict[str, str]:
-    return {c.name: f"{fk.column.table.name}.{fk.column.name}" for c in table.columns for fk in c.foreign_keys}
+    return {
+        c.name: f"{fk.column.table.name}.{fk.column.name}" for c in table.columns for fk in c.foreign_keys
+    }
 
 
 def render() -> str:
-    out = ["# Warehouse data dictionary", "",
-           "Generated from `etl/schema.py` and `sql/*.sql` by `python scripts/datadict.py > docs/warehouse.md`; "
-           "do not edit by hand (`tests/test_docs.py` fails when this file is out of date).", "",
-           "Tables are managed by Alembic (`veeam-etl migrate`); views are dropped and re-created from `sql/` on "
-           "every migrate. BI tools should read the `v_*` views. `v__*` views are helpers that hide "
-           "SQLite/PostgreSQL differences (epoch seconds, UTC days, the current time): not a stable interface.",
-           "", DEFINITIONS, "## Tables", ""]
+    out = [
+        "# Warehouse data dictionary",
+        "",
+        "Generated from `etl/schema.py` and `sql/*.sql` by `python scripts/datadict.py > docs/warehouse.md`; "
+        "do not edit by hand (`tests/unit/test_docs.py` fails when this file is out of date).",
+        "",
+        "Tables are managed by Alembic (`veeam-etl migrate`); views are dropped and re-created from `sql/` on "
+        "every migrate. BI tools should read the `v_*` views. `v__*` views are helpers that hide "
+        "SQLite/PostgreSQL differences (epoch seconds, UTC days, the current time): not a stable interface.",
+        "",
+        DEFINITIONS,
+        "## Tables",
+        "",
+    ]
     entity = [t.name for t in schema.ENTITY_TABLES]
-    ordered = sorted(schema.metadata.tables.values(),
-                     key=lambda t: (0, entity.index(t.name)) if t.name in entity else (1, t.name))
+    ordered = sorted(
+        schema.metadata.tables.values(),
+        key=lambda t: (0, entity.index(t.name)) if t.name in entity else (1, t.name),
+    )
     for table in ordered:
         fks = _fks(table)
-        out += [f"### {table.name}", "", TABLES.get(table.name, MISSING), "",
-                "| column | type | null | key | meaning |", "|---|---|---|---|---|"]
+        out += [
+            f"### {table.name}",
+            "",
+            TABLES.get(table.name, MISSING),
+            "",
+            "| column | type | null | key | meaning |",
+            "|---|---|---|---|---|",
+        ]
         for c in table.columns:
             key = "PK" if c.primary_key else f"FK → {fks[c.name]}" if c.name in fks else ""
             if c.primary_key and c.name in fks:
                 key = f"PK, FK → {fks[c.name]}"
-            out.append(f"| `{c.name}` | {_type(c)} | {'yes' if c.nullable else 'no'} | {key} | "
-                       f"{_cell(meaning(table.name, c.name))} |")
+            out.append(
+                f"| `{c.name}` | {_type(c)} | {'yes' if c.nullable else 'no'} | {key} | "
+                f"{_cell(meaning(table.name, c.name))} |"
+            )
         out.append("")  # indexes are left out: they change with tuning, not with meaning
     out += ["## Views", ""]
     for name, columns in view_columns().items():

@@ -20,8 +20,17 @@ HANDLED = object()  # returned by intercept() when the fault already wrote (or d
 
 DATA_KINDS = frozenset({"query", "entity", "reference", "collection", "children"})
 # Per-request fault classes, in the order their rates are stacked on the unit interval.
-REQUEST_FAULTS = ("unavailable", "throttle", "server_error", "slow", "reset", "truncate", "short_body",
-                  "malformed", "doctype")
+REQUEST_FAULTS = (
+    "unavailable",
+    "throttle",
+    "server_error",
+    "slow",
+    "reset",
+    "truncate",
+    "short_body",
+    "malformed",
+    "doctype",
+)
 # How a corrupted entity is made unreadable, per type (chosen per entity from the seed).
 CORRUPTIONS = {
     "BackupServer": ("port", "uid"),
@@ -70,17 +79,42 @@ class Faults:
     `fired` counts the faults that fired, by class.
     """
 
-    def __init__(self, seed: int = 0, *, unavailable: float = 0.0, throttle: float = 0.0,
-                 server_error: float = 0.0, slow: float = 0.0, reset: float = 0.0, truncate: float = 0.0,
-                 short_body: float = 0.0, malformed: float = 0.0, doctype: float = 0.0,
-                 corrupt: float = 0.0, foreign_links: float = 0.0, token_requests: int | None = None,
-                 token_idle: float | None = None, logon_unavailable: int = 0, down: bool = False,
-                 slow_seconds: float = 1.5, max_per_request: int = 3,
-                 foreign_origin: str = "http://evil.example:9399", xxe_target: str = "file:///etc/passwd"):
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        unavailable: float = 0.0,
+        throttle: float = 0.0,
+        server_error: float = 0.0,
+        slow: float = 0.0,
+        reset: float = 0.0,
+        truncate: float = 0.0,
+        short_body: float = 0.0,
+        malformed: float = 0.0,
+        doctype: float = 0.0,
+        corrupt: float = 0.0,
+        foreign_links: float = 0.0,
+        token_requests: int | None = None,
+        token_idle: float | None = None,
+        logon_unavailable: int = 0,
+        down: bool = False,
+        slow_seconds: float = 1.5,
+        max_per_request: int = 3,
+        foreign_origin: str = "http://evil.example:9399",
+        xxe_target: str = "file:///etc/passwd",
+    ):
         self.seed = seed
-        self.rates = {"unavailable": unavailable, "throttle": throttle, "server_error": server_error,
-                      "slow": slow, "reset": reset, "truncate": truncate, "short_body": short_body,
-                      "malformed": malformed, "doctype": doctype}
+        self.rates = {
+            "unavailable": unavailable,
+            "throttle": throttle,
+            "server_error": server_error,
+            "slow": slow,
+            "reset": reset,
+            "truncate": truncate,
+            "short_body": short_body,
+            "malformed": malformed,
+            "doctype": doctype,
+        }
         if sum(self.rates.values()) > 1.0:
             raise ValueError("per-request fault rates must add up to at most 1")
         self.corrupt, self.foreign_links = corrupt, foreign_links
@@ -131,7 +165,9 @@ class Faults:
             return None
         if self.down:
             self._fire("down")
-            return ctx.sim.error(503, "Service is temporarily unavailable (maintenance)", {"Retry-After": "0"})
+            return ctx.sim.error(
+                503, "Service is temporarily unavailable (maintenance)", {"Retry-After": "0"}
+            )
         self._expire(ctx)
         key = (ctx.method, ctx.path.lower(), ctx.raw_query)
         with self._lock:
@@ -216,7 +252,9 @@ class Faults:
         return len(body) // 4 + int(self.draw("cut", key, n) * (len(body) // 2))
 
     # ------------------------------------------------------------------ hook: rewrite the answer
-    def transform(self, ctx, status: int, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def transform(
+        self, ctx, status: int, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         """Rewrite the response about to be sent (corrupt entities, foreign links, cut bodies)."""
         if ctx.kind not in DATA_KINDS or status != 200 or not body:
             return status, headers, body
@@ -290,8 +328,12 @@ class Faults:
             return re.sub(rb'\sUID="[^"]*"', b"", piece, count=1)
         if mode == "date":
             return re.sub(rb"(<(?:\w+:)?CreationTimeUTC>)(\d{4})-\d{2}-\d{2}", rb"\1\2-02-30", piece, count=1)
-        field, value = {"port": (b"Port", b"9392/tcp"), "size": (b"TotalSize", b"12.5 GB"),
-                        "state": (b"State", b"Exploded"), "result": (b"Result", b"Maybe"),
-                        "algorithm": (b"Algorithm", b"Quantum")}[mode]
+        field, value = {
+            "port": (b"Port", b"9392/tcp"),
+            "size": (b"TotalSize", b"12.5 GB"),
+            "state": (b"State", b"Exploded"),
+            "result": (b"Result", b"Maybe"),
+            "algorithm": (b"Algorithm", b"Quantum"),
+        }[mode]
         pattern = rb"(<(?:\w+:)?" + field + rb">)[^<]*(</)"
         return re.sub(pattern, rb"\g<1>" + value + rb"\g<2>", piece, count=1)

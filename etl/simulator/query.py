@@ -26,8 +26,10 @@ RESULT_ENUM = ("Success", "Warning", "Failed")
 ALGORITHMS = ("Full", "Incremental", "ReversedIncremental", "SyntheticFull")
 POINT_TYPES = ("Full", "Increment", "ReverseIncrement", "Snapshot")
 DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?Z$")
-TOKEN_RE = re.compile(r'\s*(?:(?P<op>==|!=|<=|>=|<|>)|(?P<punct>[();,])|"(?P<str>(?:[^"]|"")*)"'
-                      r'|(?P<word>[^\s;,()"=!<>]+))')
+TOKEN_RE = re.compile(
+    r'\s*(?:(?P<op>==|!=|<=|>=|<|>)|(?P<punct>[();,])|"(?P<str>(?:[^"]|"")*)"'
+    r'|(?P<word>[^\s;,()"=!<>]+))'
+)
 
 
 class QueryError(ValueError):
@@ -58,43 +60,65 @@ def _common() -> dict:
 def params_for(kind: str, w: World) -> dict:
     """{lower-case filter name: (canonical name, kind, getter(obj) -> comparable | None)}."""
     p = _common()
-    srv = {"backupserveruid": ("BackupServerUid", ("str",), lambda o: _server(o).uid),
-           "backupservername": ("BackupServerName", ("str",), lambda o: _server(o).name)}
+    srv = {
+        "backupserveruid": ("BackupServerUid", ("str",), lambda o: _server(o).uid),
+        "backupservername": ("BackupServerName", ("str",), lambda o: _server(o).name),
+    }
     if kind == "BackupServer":
-        p.update({"description": ("Description", ("str",), lambda o: o.description),
-                  "ipordnsname": ("IpOrDnsName", ("str",), lambda o: o.name),
-                  "port": ("Port", ("int",), lambda o: o.port),
-                  "version": ("Version", ("str",), lambda o: o.version)})
+        p.update(
+            {
+                "description": ("Description", ("str",), lambda o: o.description),
+                "ipordnsname": ("IpOrDnsName", ("str",), lambda o: o.name),
+                "port": ("Port", ("int",), lambda o: o.port),
+                "version": ("Version", ("str",), lambda o: o.version),
+            }
+        )
     elif kind == "ReplicaJobSession":
         p.update(srv)
-        p.update({"jobtype": ("JobType", ("str",), lambda o: "Replica"),
-                  "jobuid": ("JobUid", ("str",), lambda o: f"urn:veeam:Job:{o.job.guid}"),
-                  "jobname": ("JobName", ("str",), lambda o: o.job.name),
-                  "creationtime": ("CreationTime", ("date",), lambda o: o.start),
-                  "endtime": ("EndTime", ("date",), lambda o: w.js_state(o)[3]),
-                  "state": ("State", _enum(JS_STATES), lambda o: JS_STATES.index(w.js_state(o)[0])),
-                  "result": ("Result", _enum(RESULT_ENUM), lambda o: _res(w.js_state(o)[1])),
-                  "isretry": ("IsRetry", ("bool",), lambda o: o.is_retry)})
+        p.update(
+            {
+                "jobtype": ("JobType", ("str",), lambda o: "Replica"),
+                "jobuid": ("JobUid", ("str",), lambda o: f"urn:veeam:Job:{o.job.guid}"),
+                "jobname": ("JobName", ("str",), lambda o: o.job.name),
+                "creationtime": ("CreationTime", ("date",), lambda o: o.start),
+                "endtime": ("EndTime", ("date",), lambda o: w.js_state(o)[3]),
+                "state": ("State", _enum(JS_STATES), lambda o: JS_STATES.index(w.js_state(o)[0])),
+                "result": ("Result", _enum(RESULT_ENUM), lambda o: _res(w.js_state(o)[1])),
+                "isretry": ("IsRetry", ("bool",), lambda o: o.is_retry),
+            }
+        )
     elif kind == "ReplicaTaskSession":
         p.update(srv)
-        p.update({"creationtime": ("CreationTime", ("date",), lambda o: o.created),
-                  "endtime": ("EndTime", ("date",), lambda o: w.task_state(o)[2]),
-                  "state": ("State", _enum(TASK_STATES), lambda o: TASK_STATES.index(w.task_state(o)[0])),
-                  "result": ("Result", _enum(RESULT_ENUM), lambda o: _res(w.task_state(o)[1])),
-                  "reason": ("Reason", ("str",), lambda o: o.reason if o.end <= w.now_ticks else ""),
-                  "totalsize": ("TotalSize", ("int",), lambda o: o.js.job.vms[o.vm][2]),
-                  "jobsessionuid": ("JobSessionUid", ("str",), lambda o: o.js.uid),
-                  "jobuid": ("JobUid", ("str",), lambda o: f"urn:veeam:Job:{o.js.job.guid}"),
-                  "jobname": ("JobName", ("str",), lambda o: o.js.job.name),
-                  "vmdisplayname": ("VmDisplayName", ("str",), lambda o: o.vm_name)})
+        p.update(
+            {
+                "creationtime": ("CreationTime", ("date",), lambda o: o.created),
+                "endtime": ("EndTime", ("date",), lambda o: w.task_state(o)[2]),
+                "state": ("State", _enum(TASK_STATES), lambda o: TASK_STATES.index(w.task_state(o)[0])),
+                "result": ("Result", _enum(RESULT_ENUM), lambda o: _res(w.task_state(o)[1])),
+                "reason": ("Reason", ("str",), lambda o: o.reason if o.end <= w.now_ticks else ""),
+                "totalsize": ("TotalSize", ("int",), lambda o: o.js.job.vms[o.vm][2]),
+                "jobsessionuid": ("JobSessionUid", ("str",), lambda o: o.js.uid),
+                "jobuid": ("JobUid", ("str",), lambda o: f"urn:veeam:Job:{o.js.job.guid}"),
+                "jobname": ("JobName", ("str",), lambda o: o.js.job.name),
+                "vmdisplayname": ("VmDisplayName", ("str",), lambda o: o.vm_name),
+            }
+        )
     elif kind == "VmReplicaPoint":
         p.update(srv)
-        p.update({"creationtime": ("CreationTime", ("date",), lambda o: o.created),
-                  "type": ("Type", _enum(POINT_TYPES), lambda o: POINT_TYPES.index(o.point_type)),
-                  "algorithm": ("Algorithm", _enum(ALGORITHMS), lambda o: ALGORITHMS.index(o.algorithm)),
-                  "replicauid": ("ReplicaUid", ("str",), lambda o: f"urn:veeam:Replica:{o.task.js.job.vms[o.task.vm][1]}"),
-                  "replicaname": ("ReplicaName", ("str",), lambda o: o.task.vm_name),
-                  "vmdisplayname": ("VmDisplayName", ("str",), lambda o: o.task.vm_name)})
+        p.update(
+            {
+                "creationtime": ("CreationTime", ("date",), lambda o: o.created),
+                "type": ("Type", _enum(POINT_TYPES), lambda o: POINT_TYPES.index(o.point_type)),
+                "algorithm": ("Algorithm", _enum(ALGORITHMS), lambda o: ALGORITHMS.index(o.algorithm)),
+                "replicauid": (
+                    "ReplicaUid",
+                    ("str",),
+                    lambda o: f"urn:veeam:Replica:{o.task.js.job.vms[o.task.vm][1]}",
+                ),
+                "replicaname": ("ReplicaName", ("str",), lambda o: o.task.vm_name),
+                "vmdisplayname": ("VmDisplayName", ("str",), lambda o: o.task.vm_name),
+            }
+        )
     return p
 
 
@@ -137,8 +161,14 @@ def _coerce(kind: tuple, name: str, raw: str):
         raise QueryError(f"{name}: unknown value {raw!r}") from None
 
 
-_OPS = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
-        ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b}
+_OPS = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    ">": lambda a, b: a > b,
+    "<=": lambda a, b: a <= b,
+    ">=": lambda a, b: a >= b,
+}
 
 
 def tokenize(text: str) -> list[tuple[str, str]]:
@@ -147,7 +177,7 @@ def tokenize(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         m = TOKEN_RE.match(text, pos)
         if not m or m.end() == pos:
-            raise QueryError(f"Unexpected character {text[pos:pos + 10]!r} at {pos}")
+            raise QueryError(f"Unexpected character {text[pos : pos + 10]!r} at {pos}")
         pos = m.end()
         for kind in ("op", "punct", "str", "word"):
             if m.group(kind) is not None:
@@ -234,8 +264,12 @@ def sort_key(get, kind):
 class QueryEngine:
     """Runs queries against a world; caches the filtered+sorted list per (type, filter, sort)."""
 
-    TYPES = {"backupserver": "BackupServer", "replicajobsession": "ReplicaJobSession",
-             "replicatasksession": "ReplicaTaskSession", "vmreplicapoint": "VmReplicaPoint"}
+    TYPES = {
+        "backupserver": "BackupServer",
+        "replicajobsession": "ReplicaJobSession",
+        "replicatasksession": "ReplicaTaskSession",
+        "vmreplicapoint": "VmReplicaPoint",
+    }
 
     def __init__(self, world: World, max_cached: int = 256):
         self.w = world
@@ -301,9 +335,10 @@ class QueryEngine:
         count = max(1, -(-len(objs) // size))
         base = f"{api}/query?type={kind}&format={'Entities' if fmt == 'entities' else 'References'}&pageSize={size}"
         tail = (f"&filter={quote(flt, safe='')}" if flt else "") + (
-            f"&{'sortDesc' if desc else 'sortAsc'}={quote(sort_by, safe='')}" if sort_by else "")
+            f"&{'sortDesc' if desc else 'sortAsc'}={quote(sort_by, safe='')}" if sort_by else ""
+        )
         links = [("First", f"{base}&page=1{tail}")]
         if page < count:
             links.append(("Next", f"{base}&page={page + 1}{tail}"))
         links.append(("Last", f"{base}&page={count}{tail}"))
-        return kind, objs[(page - 1) * size: page * size], fmt == "entities", page, size, count, links
+        return kind, objs[(page - 1) * size : page * size], fmt == "entities", page, size, count, links

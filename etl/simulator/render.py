@@ -12,8 +12,12 @@ from xml.sax.saxutils import escape
 from .world import NS, RESULTS, World, fmt_ts
 
 _ATTR = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
-PLURAL = {"BackupServer": "BackupServers", "ReplicaJobSession": "ReplicaJobSessions",
-          "ReplicaTaskSession": "ReplicaTaskSessions", "VmReplicaPoint": "VmReplicaPoints"}
+PLURAL = {
+    "BackupServer": "BackupServers",
+    "ReplicaJobSession": "ReplicaJobSessions",
+    "ReplicaTaskSession": "ReplicaTaskSessions",
+    "VmReplicaPoint": "VmReplicaPoints",
+}
 
 
 def attrs(pairs: list[tuple[str, str]], rng: random.Random | None = None) -> str:
@@ -82,27 +86,62 @@ class Renderer:
             return []
         if kind == "ReplicaJobSession":
             job = obj.job
-            return [self.link("Up", "BackupServerReference", self.href("BackupServer", job.server.guid, False),
-                              job.server.name, rng),
-                    self.link("Up", "JobReference", f"{self.api}/jobs/{job.guid}", job.name, rng),
-                    self.link("Down", "ReplicaTaskSessionReferenceList",
-                              f"{self.api}/replicaSessions/{obj.guid}/replicaTaskSessions", obj.name, rng)]
+            return [
+                self.link(
+                    "Up",
+                    "BackupServerReference",
+                    self.href("BackupServer", job.server.guid, False),
+                    job.server.name,
+                    rng,
+                ),
+                self.link("Up", "JobReference", f"{self.api}/jobs/{job.guid}", job.name, rng),
+                self.link(
+                    "Down",
+                    "ReplicaTaskSessionReferenceList",
+                    f"{self.api}/replicaSessions/{obj.guid}/replicaTaskSessions",
+                    obj.name,
+                    rng,
+                ),
+            ]
         if kind == "ReplicaTaskSession":
             js = obj.js
-            return [self.link("Up", "BackupServerReference", self.href("BackupServer", js.job.server.guid, False),
-                              js.job.server.name, rng),
-                    self.link("Up", "ReplicaJobSessionReference", self.href("ReplicaJobSession", js.guid, False),
-                              js.name, rng)]
+            return [
+                self.link(
+                    "Up",
+                    "BackupServerReference",
+                    self.href("BackupServer", js.job.server.guid, False),
+                    js.job.server.name,
+                    rng,
+                ),
+                self.link(
+                    "Up",
+                    "ReplicaJobSessionReference",
+                    self.href("ReplicaJobSession", js.guid, False),
+                    js.name,
+                    rng,
+                ),
+            ]
         job = obj.task.js.job
         vm = job.vms[obj.task.vm]
-        return [self.link("Up", "BackupServerReference", self.href("BackupServer", job.server.guid, False),
-                          job.server.name, rng),
-                self.link("Up", "ReplicaReference", f"{self.api}/replicas/{vm[1]}", vm[0], rng)]
+        return [
+            self.link(
+                "Up",
+                "BackupServerReference",
+                self.href("BackupServer", job.server.guid, False),
+                job.server.name,
+                rng,
+            ),
+            self.link("Up", "ReplicaReference", f"{self.api}/replicas/{vm[1]}", vm[0], rng),
+        ]
 
     def _root_attrs(self, obj, entity: bool, rng) -> str:
         kind = obj.kind
-        pairs = [("Type", kind if entity else kind + "Reference"), ("Href", self.href(kind, obj.guid, entity)),
-                 ("Name", obj.name), ("UID", obj.uid)]
+        pairs = [
+            ("Type", kind if entity else kind + "Reference"),
+            ("Href", self.href(kind, obj.guid, entity)),
+            ("Name", obj.name),
+            ("UID", obj.uid),
+        ]
         if entity and kind == "ReplicaTaskSession":
             pairs.append(("VmDisplayName", obj.vm_name))
         elif entity and kind == "VmReplicaPoint":
@@ -112,27 +151,45 @@ class Renderer:
     def _fields(self, obj) -> str:
         kind, w, el = obj.kind, self.w, self.el
         if kind == "BackupServer":
-            return (el("Description", obj.description) + el("Port", str(obj.port)) + el("Version", obj.version)
-                    + el("WcfPort", None if obj.wcf_port is None else str(obj.wcf_port))
-                    + el("VbrCertificateThumbprint", obj.thumbprint))
+            return (
+                el("Description", obj.description)
+                + el("Port", str(obj.port))
+                + el("Version", obj.version)
+                + el("WcfPort", None if obj.wcf_port is None else str(obj.wcf_port))
+                + el("VbrCertificateThumbprint", obj.thumbprint)
+            )
         if kind == "ReplicaJobSession":
             state, result, progress, end = w.js_state(obj)
-            return (el("JobUid", f"urn:veeam:Job:{obj.job.guid}") + el("JobName", obj.job.name)
-                    + el("JobType", "Replica") + el("CreationTimeUTC", fmt_ts(obj.start, obj.prec))
-                    + el("EndTimeUTC", None if end is None else fmt_ts(end, obj.prec)) + el("State", state)
-                    + el("Result", "None" if result is None else RESULTS[result]) + el("Progress", str(progress))
-                    + el("FailureMessage", obj.failure if end is not None else None)
-                    + el("IsRetry", "true" if obj.is_retry else "false"))
+            return (
+                el("JobUid", f"urn:veeam:Job:{obj.job.guid}")
+                + el("JobName", obj.job.name)
+                + el("JobType", "Replica")
+                + el("CreationTimeUTC", fmt_ts(obj.start, obj.prec))
+                + el("EndTimeUTC", None if end is None else fmt_ts(end, obj.prec))
+                + el("State", state)
+                + el("Result", "None" if result is None else RESULTS[result])
+                + el("Progress", str(progress))
+                + el("FailureMessage", obj.failure if end is not None else None)
+                + el("IsRetry", "true" if obj.is_retry else "false")
+            )
         if kind == "ReplicaTaskSession":
             state, result, end = w.task_state(obj)
-            return (el("JobSessionUid", obj.js.uid) + el("CreationTimeUTC", fmt_ts(obj.created, obj.prec))
-                    + el("EndTimeUTC", None if end is None else fmt_ts(end, obj.prec)) + el("State", state)
-                    + el("Result", "None" if result is None else RESULTS[result])
-                    + el("Reason", obj.reason if end is not None else "")
-                    + el("TotalSize", str(obj.js.job.vms[obj.vm][2])))
+            return (
+                el("JobSessionUid", obj.js.uid)
+                + el("CreationTimeUTC", fmt_ts(obj.created, obj.prec))
+                + el("EndTimeUTC", None if end is None else fmt_ts(end, obj.prec))
+                + el("State", state)
+                + el("Result", "None" if result is None else RESULTS[result])
+                + el("Reason", obj.reason if end is not None else "")
+                + el("TotalSize", str(obj.js.job.vms[obj.vm][2]))
+            )
         vm = obj.task.vm_name
-        return (el("CreationTimeUTC", fmt_ts(obj.created, obj.prec)) + el("VmName", vm if self.q.vm_name else None)
-                + el("Algorithm", obj.algorithm) + el("PointType", obj.point_type))
+        return (
+            el("CreationTimeUTC", fmt_ts(obj.created, obj.prec))
+            + el("VmName", vm if self.q.vm_name else None)
+            + el("Algorithm", obj.algorithm)
+            + el("PointType", obj.point_type)
+        )
 
     def entity_piece(self, obj) -> bytes:
         """`' attrs><Links>…</Links>fields'` — wrap as `<Name` + piece + `</Name>`."""
@@ -141,14 +198,25 @@ class Renderer:
             rng = self._rng(obj.guid)
             kind = obj.kind
             items = self._up_links(obj, rng)
-            items.append(self.link("Alternate", kind + "Reference", self.href(kind, obj.guid, False), obj.name, rng))
+            items.append(
+                self.link("Alternate", kind + "Reference", self.href(kind, obj.guid, False), obj.name, rng)
+            )
             if kind == "ReplicaTaskSession":
                 p = self.w.related_point(obj)
                 if p is not None:
-                    items.append(self.link("Related", "VmReplicaPoint", self.href("VmReplicaPoint", p.guid, True),
-                                           p.name, rng))
+                    items.append(
+                        self.link(
+                            "Related",
+                            "VmReplicaPoint",
+                            self.href("VmReplicaPoint", p.guid, True),
+                            p.name,
+                            rng,
+                        )
+                    )
             extra = self._extra(obj.guid)
-            b = (self._root_attrs(obj, True, rng) + ">" + self.links(items) + self._fields(obj) + extra).encode()
+            b = (
+                self._root_attrs(obj, True, rng) + ">" + self.links(items) + self._fields(obj) + extra
+            ).encode()
             self._ent[obj.guid] = b
         return b
 
@@ -190,18 +258,32 @@ class Renderer:
             return self.doc(self._wrap(PLURAL[kind], b">" + self._entities(kind, objs), True))
         return self.doc(self._wrap("EntityReferences", b">" + self._refs(objs), True))
 
-    def query_doc(self, kind: str, objs, entity: bool, page: int, size: int, count: int,
-                  link_hrefs: list[tuple[str, str]]) -> bytes:
+    def query_doc(
+        self,
+        kind: str,
+        objs,
+        entity: bool,
+        page: int,
+        size: int,
+        count: int,
+        link_hrefs: list[tuple[str, str]],
+    ) -> bytes:
         p = self.p
         if entity:
-            body = (f"><{p}Entities><{p}{PLURAL[kind]}>".encode() + self._entities(kind, objs)
-                    + f"</{p}{PLURAL[kind]}></{p}Entities>".encode())
+            body = (
+                f"><{p}Entities><{p}{PLURAL[kind]}>".encode()
+                + self._entities(kind, objs)
+                + f"</{p}{PLURAL[kind]}></{p}Entities>".encode()
+            )
         else:
             body = f"><{p}Refs>".encode() + self._refs(objs) + f"</{p}Refs>".encode()
         rng = random.Random(f"{page}:{size}") if self.q.shuffle_attributes else None
         items = [f"<{p}Link{attrs([('Rel', rel), ('Href', href)], rng)} />" for rel, href in link_hrefs]
-        info = (f"<{p}PagingInfo{attrs([('PageNum', str(page)), ('PageSize', str(size)), ('PagesCount', str(count))], rng)}>"
-                + self.links(items) + f"</{p}PagingInfo>")
+        info = (
+            f"<{p}PagingInfo{attrs([('PageNum', str(page)), ('PageSize', str(size)), ('PagesCount', str(count))], rng)}>"
+            + self.links(items)
+            + f"</{p}PagingInfo>"
+        )
         return self.doc(self._wrap("QueryResult", body + info.encode(), True))
 
     def error_doc(self, status: int, message: str) -> bytes:
@@ -212,18 +294,24 @@ class Renderer:
         p = self.p
         link = self.link("Create", "LogonSession", f"{self.api}/sessionMngr/?v=latest")
         vers = "".join(f'<{p}SupportedVersion Name="v1_{i}" />' for i in (5, 6, 7))
-        return self.doc(f'<{p}EnterpriseManager{self.nsdecl}>{self.links([link])}'
-                        f"<{p}SupportedVersions>{vers}</{p}SupportedVersions></{p}EnterpriseManager>")
+        return self.doc(
+            f"<{p}EnterpriseManager{self.nsdecl}>{self.links([link])}"
+            f"<{p}SupportedVersions>{vers}</{p}SupportedVersions></{p}EnterpriseManager>"
+        )
 
     def logon_doc(self, session_id: str, user: str) -> bytes:
         p, api = self.p, self.api
         me = f"{api}/logonSessions/{session_id}"
-        items = [self.link("Down", "QueryService", f"{api}/query"),
-                 self.link("Down", "BackupServerReferenceList", f"{api}/backupServers"),
-                 self.link("Down", "ReplicaJobSessionReferenceList", f"{api}/replicaSessions"),
-                 self.link("Down", "ReplicaTaskSessionReferenceList", f"{api}/replicaTaskSessions"),
-                 self.link("Down", "VmReplicaPointReferenceList", f"{api}/vmReplicaPoints"),
-                 self.link("Delete", "LogonSession", me)]
-        return self.doc(f'<{p}LogonSession{self.nsdecl}{attrs([("Type", "LogonSession"), ("Href", me)])}>'
-                        f"{self.links(items)}{self.el('UserName', user)}{self.el('SessionId', session_id)}"
-                        f"</{p}LogonSession>")
+        items = [
+            self.link("Down", "QueryService", f"{api}/query"),
+            self.link("Down", "BackupServerReferenceList", f"{api}/backupServers"),
+            self.link("Down", "ReplicaJobSessionReferenceList", f"{api}/replicaSessions"),
+            self.link("Down", "ReplicaTaskSessionReferenceList", f"{api}/replicaTaskSessions"),
+            self.link("Down", "VmReplicaPointReferenceList", f"{api}/vmReplicaPoints"),
+            self.link("Delete", "LogonSession", me),
+        ]
+        return self.doc(
+            f"<{p}LogonSession{self.nsdecl}{attrs([('Type', 'LogonSession'), ('Href', me)])}>"
+            f"{self.links(items)}{self.el('UserName', user)}{self.el('SessionId', session_id)}"
+            f"</{p}LogonSession>"
+        )

@@ -28,9 +28,13 @@ from .render import Renderer
 from .world import T, World
 
 XML = "application/xml; charset=utf-8"
-COLLECTIONS = {"backupservers": "BackupServer", "replicasessions": "ReplicaJobSession",
-               "replicatasksessions": "ReplicaTaskSession", "repicatasksessions": "ReplicaTaskSession",
-               "vmreplicapoints": "VmReplicaPoint"}
+COLLECTIONS = {
+    "backupservers": "BackupServer",
+    "replicasessions": "ReplicaJobSession",
+    "replicatasksessions": "ReplicaTaskSession",
+    "repicatasksessions": "ReplicaTaskSession",
+    "vmreplicapoints": "VmReplicaPoint",
+}
 Response = tuple[int, dict[str, str], bytes]
 
 
@@ -138,9 +142,17 @@ class Simulator:
     does not stall the listener.
     """
 
-    def __init__(self, world: World, host: str = "127.0.0.1", port: int = 0, user: str = "demo",
-                 password: str = "demo", faults: Faults | None = None,  # noqa: S107 - demo account
-                 token_idle_timeout: float = 900.0, ssl_context: ssl.SSLContext | None = None):
+    def __init__(
+        self,
+        world: World,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        user: str = "demo",
+        password: str = "demo",  # noqa: S107 - the demo account
+        faults: Faults | None = None,
+        token_idle_timeout: float = 900.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ):
         self.world, self.host, self.port = world, host, port
         self.ssl_context = ssl_context
         self.user, self.password = user, password
@@ -164,15 +176,20 @@ class Simulator:
         self._httpd = _Server((self.host, self.port), _Handler)
         self._httpd.sim = self
         if self.ssl_context is not None:
-            self._httpd.socket = self.ssl_context.wrap_socket(self._httpd.socket, server_side=True,
-                                                              do_handshake_on_connect=False)
+            self._httpd.socket = self.ssl_context.wrap_socket(
+                self._httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
         self.port = self._httpd.server_address[1]
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.origin = f"{self.scheme}://{host}:{self.port}"
         self.world.origin = self.world.quirks.public_origin or self.origin
         self.renderer = Renderer(self.world, self.origin)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"em-simulator:{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"em-simulator:{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -265,8 +282,9 @@ class Simulator:
         query = {k.lower(): v for k, v in parse_qsl(split.query, keep_blank_values=True)}
         segs = [s for s in split.path.split("/") if s]
         kind = classify(method, segs, query)
-        ctx = RequestContext(self, h, method, split.path, split.query, query, segs, kind,
-                             h.headers.get("X-RestSvcSessionId"))
+        ctx = RequestContext(
+            self, h, method, split.path, split.query, query, segs, kind, h.headers.get("X-RestSvcSessionId")
+        )
         with self._lock:
             self._count += 1
             self._kinds[kind] += 1
@@ -327,7 +345,11 @@ class Simulator:
                     return self._ok(r.entity_doc(obj))
                 if kind == "reference":
                     return self._ok(r.ref_doc(obj))
-                if okind == "ReplicaJobSession" and len(segs) == 4 and segs[3].lower() == "replicatasksessions":
+                if (
+                    okind == "ReplicaJobSession"
+                    and len(segs) == 4
+                    and segs[3].lower() == "replicatasksessions"
+                ):
                     tasks = [t for t in obj.tasks if t.guid in w.index["ReplicaTaskSession"]]
                     return self._ok(r.collection_doc("ReplicaTaskSession", tasks, self._entity_format(ctx)))
                 return self.error(404, f"No resource at {ctx.path}")
@@ -362,14 +384,20 @@ class Simulator:
             except (ValueError, UnicodeDecodeError):
                 user = None
         if not (user == self.user and password == self.password):
-            return self.error(401, "Authentication failed: invalid user name or password",
-                              {"WWW-Authenticate": "Basic Realm=RestSvc"})
+            return self.error(
+                401,
+                "Authentication failed: invalid user name or password",
+                {"WWW-Authenticate": "Basic Realm=RestSvc"},
+            )
         session_id = str(uuid.uuid4())
         token = base64.b64encode(secrets.token_bytes(24)).decode()
         with self._lock:
             self.tokens[token] = [session_id, time.monotonic()]
-        headers = {"Content-Type": XML, "x-restsvcsessionid": token,
-                   "Set-Cookie": f"X-RestSvcSessionId={token}; path=/; HttpOnly"}
+        headers = {
+            "Content-Type": XML,
+            "x-restsvcsessionid": token,
+            "Set-Cookie": f"X-RestSvcSessionId={token}; path=/; HttpOnly",
+        }
         return 201, headers, self.renderer.logon_doc(session_id, user)
 
     def _logoff(self, ctx: RequestContext) -> Response:

@@ -23,14 +23,28 @@ def build_truth(w: World, origin: str | None = None) -> dict[str, dict[str, dict
         if s.uid not in servers:
             if s.deleted:
                 servers[s.uid] = {
-                    "uid": s.uid, "href": w.href("BackupServer", s.guid, False, origin), "name": s.name,
-                    "description": None, "port": None, "version": None, "wcf_port": None,
-                    "vbr_certificate_thumbprint": None, "placeholder": True}
+                    "uid": s.uid,
+                    "href": w.href("BackupServer", s.guid, False, origin),
+                    "name": s.name,
+                    "description": None,
+                    "port": None,
+                    "version": None,
+                    "wcf_port": None,
+                    "vbr_certificate_thumbprint": None,
+                    "placeholder": True,
+                }
             else:
                 servers[s.uid] = {
-                    "uid": s.uid, "href": w.href("BackupServer", s.guid, True, origin), "name": s.name,
-                    "description": _none(s.description), "port": s.port, "version": s.version,
-                    "wcf_port": s.wcf_port, "vbr_certificate_thumbprint": s.thumbprint, "placeholder": False}
+                    "uid": s.uid,
+                    "href": w.href("BackupServer", s.guid, True, origin),
+                    "name": s.name,
+                    "description": _none(s.description),
+                    "port": s.port,
+                    "version": s.version,
+                    "wcf_port": s.wcf_port,
+                    "vbr_certificate_thumbprint": s.thumbprint,
+                    "placeholder": False,
+                }
         return s.uid
 
     for s in w.visible_servers():
@@ -39,42 +53,79 @@ def build_truth(w: World, origin: str | None = None) -> dict[str, dict[str, dict
     for js in w.job_sessions:
         state, result, progress, end = w.js_state(js)
         sessions[js.uid] = {
-            "uid": js.uid, "href": w.href("ReplicaJobSession", js.guid, True, origin),
-            "backup_server_uid": server_ref(js.job.server), "job_uid": f"urn:veeam:Job:{js.job.guid}",
-            "job_name": js.job.name, "job_type": "Replica", "name": js.name,
-            "creation_time_utc": from_ticks(js.start), "end_time_utc": None if end is None else from_ticks(end),
-            "state": state, "result": "None" if result is None else RESULTS[result], "progress": progress,
-            "is_retry": js.is_retry, "failure_message": js.failure if end is not None else None,
-            "placeholder": False}
+            "uid": js.uid,
+            "href": w.href("ReplicaJobSession", js.guid, True, origin),
+            "backup_server_uid": server_ref(js.job.server),
+            "job_uid": f"urn:veeam:Job:{js.job.guid}",
+            "job_name": js.job.name,
+            "job_type": "Replica",
+            "name": js.name,
+            "creation_time_utc": from_ticks(js.start),
+            "end_time_utc": None if end is None else from_ticks(end),
+            "state": state,
+            "result": "None" if result is None else RESULTS[result],
+            "progress": progress,
+            "is_retry": js.is_retry,
+            "failure_message": js.failure if end is not None else None,
+            "placeholder": False,
+        }
 
     for t in w.tasks:
         state, result, end = w.task_state(t)
         p = w.related_point(t)
         tasks[t.uid] = {
-            "uid": t.uid, "href": w.href("ReplicaTaskSession", t.guid, True, origin),
-            "job_session_uid": t.js.uid, "backup_server_uid": server_ref(t.js.job.server),
-            "replica_point_uid": None if p is None else p.uid, "name": t.name, "vm_display_name": t.vm_name,
-            "creation_time_utc": from_ticks(t.created), "end_time_utc": None if end is None else from_ticks(end),
-            "state": state, "result": "None" if result is None else RESULTS[result],
-            "reason": _none(t.reason) if end is not None else None, "total_size": t.js.job.vms[t.vm][2]}
+            "uid": t.uid,
+            "href": w.href("ReplicaTaskSession", t.guid, True, origin),
+            "job_session_uid": t.js.uid,
+            "backup_server_uid": server_ref(t.js.job.server),
+            "replica_point_uid": None if p is None else p.uid,
+            "name": t.name,
+            "vm_display_name": t.vm_name,
+            "creation_time_utc": from_ticks(t.created),
+            "end_time_utc": None if end is None else from_ticks(end),
+            "state": state,
+            "result": "None" if result is None else RESULTS[result],
+            "reason": _none(t.reason) if end is not None else None,
+            "total_size": t.js.job.vms[t.vm][2],
+        }
         if p is not None and p.deleted:
             href = w.href("VmReplicaPoint", p.guid, True, origin)
             guid = href.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
             points[p.uid] = {
-                "uid": f"urn:veeam:VmReplicaPoint:{guid}", "href": href, "backup_server_uid": None,
-                "replica_uid": None, "name": p.name, "vm_display_name": None, "vm_name": None,
-                "creation_time_utc": None, "algorithm": None, "point_type": None, "placeholder": True}
+                "uid": f"urn:veeam:VmReplicaPoint:{guid}",
+                "href": href,
+                "backup_server_uid": None,
+                "replica_uid": None,
+                "name": p.name,
+                "vm_display_name": None,
+                "vm_name": None,
+                "creation_time_utc": None,
+                "algorithm": None,
+                "point_type": None,
+                "placeholder": True,
+            }
 
     for p in w.points:
         t = p.task
         job = t.js.job
         vm = job.vms[t.vm]
         points[p.uid] = {
-            "uid": p.uid, "href": w.href("VmReplicaPoint", p.guid, True, origin),
-            "backup_server_uid": server_ref(job.server), "replica_uid": f"urn:veeam:Replica:{vm[1]}",
-            "name": p.name, "vm_display_name": vm[0], "vm_name": vm[0] if w.quirks.vm_name else None,
-            "creation_time_utc": from_ticks(p.created), "algorithm": p.algorithm, "point_type": p.point_type,
-            "placeholder": False}
+            "uid": p.uid,
+            "href": w.href("VmReplicaPoint", p.guid, True, origin),
+            "backup_server_uid": server_ref(job.server),
+            "replica_uid": f"urn:veeam:Replica:{vm[1]}",
+            "name": p.name,
+            "vm_display_name": vm[0],
+            "vm_name": vm[0] if w.quirks.vm_name else None,
+            "creation_time_utc": from_ticks(p.created),
+            "algorithm": p.algorithm,
+            "point_type": p.point_type,
+            "placeholder": False,
+        }
 
-    return {"backup_servers": servers, "replica_job_sessions": sessions, "replica_task_sessions": tasks,
-            "vm_replica_points": points}
+    return {
+        "backup_servers": servers,
+        "replica_job_sessions": sessions,
+        "replica_task_sessions": tasks,
+        "vm_replica_points": points,
+    }

@@ -20,13 +20,35 @@ RESULTS = ("Success", "Warning", "Failed")
 SUCCESS, WARNING, FAILED = 0, 1, 2
 PRECS = (0, 3, 6, 7, 7)
 
-SEGMENT = {"BackupServer": "backupServers", "ReplicaJobSession": "replicaSessions",
-           "ReplicaTaskSession": "replicaTaskSessions", "VmReplicaPoint": "vmReplicaPoints"}
+SEGMENT = {
+    "BackupServer": "backupServers",
+    "ReplicaJobSession": "replicaSessions",
+    "ReplicaTaskSession": "replicaTaskSessions",
+    "VmReplicaPoint": "vmReplicaPoints",
+}
 
-JOB_PREFIXES = ("Fileserver", "SQL", "Exchange", "Web Farm ", "Domain Controllers ", "R&D Lab ", "ERP",
-                "Citrix", "File & Print ", "Dev")
-VM_PATTERNS = ("srv{:02d}", "sql-{:02d}", "web{:02d}", "dc{:02d}", "app-{:02d}", "exch{:02d}", "fs{:02d}",
-               "vm-{:03d}")
+JOB_PREFIXES = (
+    "Fileserver",
+    "SQL",
+    "Exchange",
+    "Web Farm ",
+    "Domain Controllers ",
+    "R&D Lab ",
+    "ERP",
+    "Citrix",
+    "File & Print ",
+    "Dev",
+)
+VM_PATTERNS = (
+    "srv{:02d}",
+    "sql-{:02d}",
+    "web{:02d}",
+    "dc{:02d}",
+    "app-{:02d}",
+    "exch{:02d}",
+    "fs{:02d}",
+    "vm-{:03d}",
+)
 VERSIONS = ("12.1.2.172", "12.0.0.1420", "11.0.1.1261", "12.2.0.334", "10.0.1.4854")
 DESCRIPTIONS = ("", "", "Primary site backup server", "DR site (Amsterdam)", "Branch office <B1> & lab")
 SIZES_GIB = (3, 16, 40, 60, 60, 80, 100, 127, 250, 500, 1024, 2048)
@@ -62,7 +84,9 @@ def fmt_ts(ticks: int, prec: int) -> str:
     """ISO instant ending in Z with `prec` (0-7) fractional digits."""
     secs, frac = divmod(ticks, T)
     tm = time.gmtime(secs)
-    base = f"{tm.tm_year:04d}-{tm.tm_mon:02d}-{tm.tm_mday:02d}T{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}"
+    base = (
+        f"{tm.tm_year:04d}-{tm.tm_mon:02d}-{tm.tm_mday:02d}T{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}"
+    )
     return base + "Z" if prec == 0 else f"{base}.{frac:07d}"[: len(base) + 1 + prec] + "Z"
 
 
@@ -113,8 +137,21 @@ class Job:
 
 
 class JobSession:
-    __slots__ = ("guid", "job", "k", "is_retry", "start", "end", "result", "failure", "prec", "name", "tasks",
-                 "visible_at", "hidden")
+    __slots__ = (
+        "guid",
+        "job",
+        "k",
+        "is_retry",
+        "start",
+        "end",
+        "result",
+        "failure",
+        "prec",
+        "name",
+        "tasks",
+        "visible_at",
+        "hidden",
+    )
     kind = "ReplicaJobSession"
 
     @property
@@ -123,7 +160,19 @@ class JobSession:
 
 
 class Task:
-    __slots__ = ("guid", "js", "vm", "created", "work_start", "end", "result", "reason", "prec", "name", "point")
+    __slots__ = (
+        "guid",
+        "js",
+        "vm",
+        "created",
+        "work_start",
+        "end",
+        "result",
+        "reason",
+        "prec",
+        "name",
+        "point",
+    )
     kind = "ReplicaTaskSession"
 
     @property
@@ -147,9 +196,18 @@ class Point:
 class World:
     """The estate at instant `now`; `advance()` moves time forward under `lock`."""
 
-    def __init__(self, seed: int = 1, servers: int = 2, jobs: int = 6, vms_per_job: int = 10, days: int = 14,
-                 runs_per_day: int = 2, now: datetime = datetime(2025, 8, 15, 12, 0, tzinfo=UTC),
-                 quirks: Quirks | None = None, running_share: float = 0.3):
+    def __init__(
+        self,
+        seed: int = 1,
+        servers: int = 2,
+        jobs: int = 6,
+        vms_per_job: int = 10,
+        days: int = 14,
+        runs_per_day: int = 2,
+        now: datetime = datetime(2025, 8, 15, 12, 0, tzinfo=UTC),
+        quirks: Quirks | None = None,
+        running_share: float = 0.3,
+    ):
         """`running_share`: the share of jobs whose newest run started minutes before `now` and is
         still running (the first job always is), on top of the runs that happen to overlap `now`;
         0.3 gives tests plenty of running sessions, 0 is a steady estate."""
@@ -262,8 +320,13 @@ class World:
             dur = rng.randrange(8 * 60 * T, 25 * 60 * T) // (3 if t.result == FAILED else 1)
             t.end = trunc(t.work_start + int(dur * self.scale), t.prec)
             slots[slot] = t.end + rng.randrange(T, 5 * T)
-            t.reason = (rng.choice(FAIL_REASONS) if t.result == FAILED
-                        else rng.choice(WARN_REASONS) if t.result == WARNING else "")
+            t.reason = (
+                rng.choice(FAIL_REASONS)
+                if t.result == FAILED
+                else rng.choice(WARN_REASONS)
+                if t.result == WARNING
+                else ""
+            )
             t.name = f"{job.vms[vm][0]}@{fmt_name_ts(t.created, False)}"
             t.point = None
             deleted = rng.random() < 0.04
@@ -271,7 +334,9 @@ class World:
                 p = Point()
                 p.guid, p.task, p.prec = new_guid(rng), t, rng.choice(PRECS)
                 p.created = trunc(t.end - rng.randrange(T, 20 * T), p.prec)
-                p.algorithm, p.point_type = ("Incremental", "Increment") if vm in job.pointed else ("Full", "Full")
+                p.algorithm, p.point_type = (
+                    ("Incremental", "Increment") if vm in job.pointed else ("Full", "Full")
+                )
                 job.pointed.add(vm)
                 p.name = f"{job.vms[vm][0]}@{fmt_name_ts(p.created, False)}"
                 p.deleted = deleted and self.quirks.deleted_point
@@ -285,8 +350,11 @@ class World:
         js.failure = None
         if js.result != SUCCESS and rng.random() < 0.7:
             bad = next(t for t in tasks if t.result == js.result)
-            js.failure = (f"Processing {job.vms[bad.vm][0]} {bad.reason}" if rng.random() < 0.5
-                          else f"{nbad} of {len(tasks)} VMs processed with {RESULTS[js.result].lower()}s")
+            js.failure = (
+                f"Processing {job.vms[bad.vm][0]} {bad.reason}"
+                if rng.random() < 0.5
+                else f"{nbad} of {len(tasks)} VMs processed with {RESULTS[js.result].lower()}s"
+            )
         return js
 
     # ---------------------------------------------------------------- time

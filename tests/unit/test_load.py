@@ -21,17 +21,39 @@ def eng(db_url):
 
 
 def server(uid="urn:veeam:BackupServer:1", **kw):
-    row = {"uid": uid, "href": "/api/backupServers/1", "name": "vbr01", "description": None, "port": 9392,
-           "version": "12.1", "wcf_port": None, "vbr_certificate_thumbprint": None, "placeholder": False}
+    row = {
+        "uid": uid,
+        "href": "/api/backupServers/1",
+        "name": "vbr01",
+        "description": None,
+        "port": 9392,
+        "version": "12.1",
+        "wcf_port": None,
+        "vbr_certificate_thumbprint": None,
+        "placeholder": False,
+    }
     row.update(kw)
     return row
 
 
 def job(uid="urn:veeam:ReplicaJobSession:1", **kw):
-    row = {"uid": uid, "href": "/api/replicaSessions/1", "backup_server_uid": "urn:veeam:BackupServer:1",
-           "job_uid": "urn:veeam:Job:1", "job_name": "J", "job_type": "Replica", "name": "J@x",
-           "creation_time_utc": T0, "end_time_utc": None, "state": "Working", "result": "None", "progress": 10,
-           "is_retry": False, "failure_message": None, "placeholder": False}
+    row = {
+        "uid": uid,
+        "href": "/api/replicaSessions/1",
+        "backup_server_uid": "urn:veeam:BackupServer:1",
+        "job_uid": "urn:veeam:Job:1",
+        "job_name": "J",
+        "job_type": "Replica",
+        "name": "J@x",
+        "creation_time_utc": T0,
+        "end_time_utc": None,
+        "state": "Working",
+        "result": "None",
+        "progress": 10,
+        "is_retry": False,
+        "failure_message": None,
+        "placeholder": False,
+    }
     row.update(kw)
     return row
 
@@ -41,7 +63,10 @@ def rows_of(table):
 
 
 backup_servers, replica_job_sessions, replica_task_sessions = (
-    rows_of(schema.backup_servers), rows_of(schema.replica_job_sessions), rows_of(schema.replica_task_sessions))
+    rows_of(schema.backup_servers),
+    rows_of(schema.replica_job_sessions),
+    rows_of(schema.replica_task_sessions),
+)
 
 
 def loader(conn, eng, source="s"):
@@ -57,8 +82,12 @@ def test_insert_update_nochange_counts(eng):
     with eng.begin() as conn:
         ld = loader(conn, eng)
         assert ld.upsert(replica_job_sessions([job()])) == (0, 0)
-        finished = job(end_time_utc=datetime(2025, 8, 15, 7, 0, 0, 123456, tzinfo=UTC), state="Stopped",
-                       result="Success", progress=100)
+        finished = job(
+            end_time_utc=datetime(2025, 8, 15, 7, 0, 0, 123456, tzinfo=UTC),
+            state="Stopped",
+            result="Success",
+            progress=100,
+        )
         assert ld.upsert(replica_job_sessions([finished])) == (0, 1)
         second_run = ld.run_id
     with eng.connect() as conn:
@@ -72,10 +101,21 @@ def test_big_sizes_survive(eng):
         ld = loader(conn, eng)
         ld.upsert(backup_servers([server()]))
         ld.upsert(replica_job_sessions([job()]))
-        task = {"uid": "urn:veeam:ReplicaTaskSession:1", "href": "h", "job_session_uid": job()["uid"],
-                "backup_server_uid": None, "replica_point_uid": None, "name": "vm@x", "vm_display_name": "vm",
-                "creation_time_utc": T0, "end_time_utc": None, "state": "InProgress", "result": "None",
-                "reason": None, "total_size": 2**62 + 5}
+        task = {
+            "uid": "urn:veeam:ReplicaTaskSession:1",
+            "href": "h",
+            "job_session_uid": job()["uid"],
+            "backup_server_uid": None,
+            "replica_point_uid": None,
+            "name": "vm@x",
+            "vm_display_name": "vm",
+            "creation_time_utc": T0,
+            "end_time_utc": None,
+            "state": "InProgress",
+            "result": "None",
+            "reason": None,
+            "total_size": 2**62 + 5,
+        }
         ld.upsert(replica_task_sessions([task]))
     with eng.connect() as conn:
         assert conn.scalar(select(schema.replica_task_sessions.c.total_size)) == 2**62 + 5
@@ -96,7 +136,10 @@ def test_placeholder_never_overwrites_and_is_replaced_by_real(eng):
 
 
 def test_foreign_keys_enforced(eng):
-    with pytest.raises(LoadError, match="replica_job_sessions.*(FOREIGN KEY|foreign key)"), eng.begin() as conn:
+    with (
+        pytest.raises(LoadError, match="replica_job_sessions.*(FOREIGN KEY|foreign key)"),
+        eng.begin() as conn,
+    ):
         loader(conn, eng).upsert(replica_job_sessions([job(backup_server_uid="urn:veeam:BackupServer:nope")]))
 
 
@@ -105,10 +148,15 @@ def test_rows_in_any_column_order_and_shape(eng):
     with eng.begin() as conn:
         ld = loader(conn, eng)
         ld.upsert(transform.rows("backup_servers", [dict(reversed(server().items()))]))
-        ld.upsert(transform.rows("backup_servers", [{"uid": "urn:veeam:BackupServer:2", "placeholder": True}]))
+        ld.upsert(
+            transform.rows("backup_servers", [{"uid": "urn:veeam:BackupServer:2", "placeholder": True}])
+        )
     with eng.connect() as conn:
-        got = conn.execute(select(schema.backup_servers.c.uid, schema.backup_servers.c.port,
-                                  schema.backup_servers.c.name).order_by("uid")).all()
+        got = conn.execute(
+            select(
+                schema.backup_servers.c.uid, schema.backup_servers.c.port, schema.backup_servers.c.name
+            ).order_by("uid")
+        ).all()
     assert got == [("urn:veeam:BackupServer:1", 9392, "vbr01"), ("urn:veeam:BackupServer:2", None, None)]
 
 

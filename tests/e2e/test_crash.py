@@ -7,7 +7,6 @@ before the watermarks, before the lock is released). Then a plain rerun must equ
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,9 +15,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text
 
-from e2e import assert_equal_to_truth
 from etl import db, schema
 from etl.simulator import Simulator, World
+from helpers import assert_equal_to_truth, cli_env
 
 KILLER = r"""
 import os, signal, sys
@@ -52,20 +51,35 @@ sys.argv = ["veeam-etl", *sys.argv[3:]]
 main()
 """
 
-MATRIX = [("before-commit", 3), ("inside-transaction", 2), ("inside-transaction", 5), ("after-commit", 1),
-          ("after-commit", 4), ("before-watermarks", 1), ("before-unlock", 1)]
-
-
-def _env():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VEEAM_")}
-    env["VEEAM_EM_PASSWORD"] = "demo"
-    return env
+MATRIX = [
+    ("before-commit", 3),
+    ("inside-transaction", 2),
+    ("inside-transaction", 5),
+    ("after-commit", 1),
+    ("after-commit", 4),
+    ("before-watermarks", 1),
+    ("before-unlock", 1),
+]
 
 
 def _run(sim, db_url, *killer):
-    args = ["run", "--url", sim.url, "--user", "demo", "--db", db_url, "--page-size", "25", "--batch-rows", "25"]
+    args = [
+        "run",
+        "--url",
+        sim.url,
+        "--user",
+        "demo",
+        "--db",
+        db_url,
+        "--page-size",
+        "25",
+        "--batch-rows",
+        "25",
+    ]
     cmd = [sys.executable, "-c", KILLER, *killer, *args] if killer else [sys.executable, "-m", "etl", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        cmd, capture_output=True, text=True, env=cli_env(), timeout=300, stdin=subprocess.DEVNULL
+    )
 
 
 def _consistent(eng) -> None:
@@ -73,8 +87,13 @@ def _consistent(eng) -> None:
         if eng.dialect.name == "sqlite":
             assert conn.execute(text("PRAGMA foreign_key_check")).all() == []
             assert conn.execute(text("PRAGMA integrity_check")).scalar() == "ok"
-        orphans = conn.scalar(select(func.count()).select_from(schema.replica_task_sessions).where(
-            ~schema.replica_task_sessions.c.job_session_uid.in_(select(schema.replica_job_sessions.c.uid))))
+        orphans = conn.scalar(
+            select(func.count())
+            .select_from(schema.replica_task_sessions)
+            .where(
+                ~schema.replica_task_sessions.c.job_session_uid.in_(select(schema.replica_job_sessions.c.uid))
+            )
+        )
         assert orphans == 0
 
 
@@ -94,7 +113,9 @@ def test_kill_during_incremental_then_rerun_converges(db_url, point, nth):
         assert_equal_to_truth(eng, world.truth())
         _consistent(eng)
         with eng.connect() as conn:
-            statuses = conn.execute(select(schema.etl_runs.c.status).order_by(schema.etl_runs.c.id)).scalars().all()
+            statuses = (
+                conn.execute(select(schema.etl_runs.c.status).order_by(schema.etl_runs.c.id)).scalars().all()
+            )
         # the killed run is marked failed when its stale lock is taken over (or stayed 'succeeded' if it
         # was killed after finishing); never left 'running'
         assert statuses[0] == "succeeded" and statuses[-1] == "succeeded" and "running" not in statuses

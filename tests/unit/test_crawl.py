@@ -14,10 +14,14 @@ from etl.reader import Readers
 def _page(uids, page, pages=None, next_href=None):
     info = f' PagesCount="{pages}"' if pages else ""
     nxt = f'<Link Rel="Next" Href="{next_href}"/>' if next_href else ""
-    body = "".join(f'<BackupServer UID="urn:veeam:BackupServer:{u}" Href="/api/backupServers/{u}?format=Entity"/>'
-                   for u in uids)
-    return (f'<QueryResult {NS}><Entities><BackupServers>{body}</BackupServers></Entities>'
-            f'<PagingInfo PageNum="{page}"{info}><Links>{nxt}</Links></PagingInfo></QueryResult>').encode()
+    body = "".join(
+        f'<BackupServer UID="urn:veeam:BackupServer:{u}" Href="/api/backupServers/{u}?format=Entity"/>'
+        for u in uids
+    )
+    return (
+        f"<QueryResult {NS}><Entities><BackupServers>{body}</BackupServers></Entities>"
+        f'<PagingInfo PageNum="{page}"{info}><Links>{nxt}</Links></PagingInfo></QueryResult>'
+    ).encode()
 
 
 class QueryEM(FakeEM):
@@ -28,7 +32,10 @@ class QueryEM(FakeEM):
         self.pages = pages
 
     def __call__(self, request):
-        if request.url.path == "/api/query" and request.headers.get("X-RestSvcSessionId") == f"tok{self.tokens}":
+        if (
+            request.url.path == "/api/query"
+            and request.headers.get("X-RestSvcSessionId") == f"tok{self.tokens}"
+        ):
             self.seen.append(request)
             return httpx.Response(200, content=self.pages[request.url.params.get("page", "1")])
         return super().__call__(request)
@@ -44,22 +51,30 @@ def test_pages_by_count_in_order_with_prefetch():
 
 
 def test_pages_by_next_links_when_no_count_and_no_loops():
-    em = QueryEM({"1": _page(["a"], 1, next_href="/api/query?type=BackupServer&amp;page=2"),
-                  "2": _page(["b"], 2, next_href="/api/query?type=BackupServer&amp;page=2")})  # links to itself
+    em = QueryEM(
+        {
+            "1": _page(["a"], 1, next_href="/api/query?type=BackupServer&amp;page=2"),
+            "2": _page(["b"], 2, next_href="/api/query?type=BackupServer&amp;page=2"),
+        }
+    )  # links to itself
     with client(em) as c, ThreadPoolExecutor(2) as pool:
         got = [uid for p in crawl.pages(c, pool, "BackupServer") for uid in p.rows.column("uid")]
     assert got == ["urn:veeam:BackupServer:a", "urn:veeam:BackupServer:b"]
 
 
 def test_unreadable_entity_becomes_a_reject_not_a_row():
-    body = (f'<QueryResult {NS}><Entities><BackupServers><BackupServer UID="urn:veeam:BackupServer:1"/>'
-            f'<BackupServer UID="urn:veeam:BackupServer:2" Href="/api/backupServers/2"><Port>many</Port>'
-            f"</BackupServer></BackupServers></Entities></QueryResult>").encode()
+    body = (
+        f'<QueryResult {NS}><Entities><BackupServers><BackupServer UID="urn:veeam:BackupServer:1"/>'
+        f'<BackupServer UID="urn:veeam:BackupServer:2" Href="/api/backupServers/2"><Port>many</Port>'
+        f"</BackupServer></BackupServers></Entities></QueryResult>"
+    ).encode()
     from etl import parse
 
     entities, rejects = crawl.read(parse.document(body, "u"), "BackupServer", "u")
     assert [e.row["uid"] for e in entities] == ["urn:veeam:BackupServer:1"]
-    assert rejects[0].href == "/api/backupServers/2" and "many" in rejects[0].error and "<" in rejects[0].excerpt
+    assert (
+        rejects[0].href == "/api/backupServers/2" and "many" in rejects[0].error and "<" in rejects[0].excerpt
+    )
 
 
 def test_uid_filters_chunk_and_quote():
@@ -70,11 +85,15 @@ def test_uid_filters_chunk_and_quote():
 
 
 def test_fetch_parent_follows_alternate_and_404_gives_none():
-    ref = (f'<EntityRef {NS} Type="BackupServerReference" UID="urn:veeam:BackupServer:7" Href="/api/backupServers/7">'
-           f'<Links><Link Rel="Alternate" Type="BackupServer" Href="/api/backupServers/7?format=Entity"/></Links>'
-           f"</EntityRef>").encode()
-    ent = (f'<BackupServer {NS} UID="urn:veeam:BackupServer:7" Name="vbr07" Href="/api/backupServers/7?format=Entity">'
-           f"<Port>9392</Port></BackupServer>").encode()
+    ref = (
+        f'<EntityRef {NS} Type="BackupServerReference" UID="urn:veeam:BackupServer:7" Href="/api/backupServers/7">'
+        f'<Links><Link Rel="Alternate" Type="BackupServer" Href="/api/backupServers/7?format=Entity"/></Links>'
+        f"</EntityRef>"
+    ).encode()
+    ent = (
+        f'<BackupServer {NS} UID="urn:veeam:BackupServer:7" Name="vbr07" Href="/api/backupServers/7?format=Entity">'
+        f"<Port>9392</Port></BackupServer>"
+    ).encode()
     em = FakeEM(script={"/api/backupServers/7": [(200, ref, {}), (200, ent, {})]})
     link = crawl.Link("Up", "BackupServerReference", "/api/backupServers/7", "vbr07")
     with client(em) as c:
@@ -84,7 +103,9 @@ def test_fetch_parent_follows_alternate_and_404_gives_none():
 
 
 def test_long_queries_are_read_in_reader_processes_and_short_ones_here():
-    em = QueryEM({str(k): _page([f"{k}a"], k, pages=crawl.READER_PAGES + 1) for k in range(1, crawl.READER_PAGES + 2)})
+    em = QueryEM(
+        {str(k): _page([f"{k}a"], k, pages=crawl.READER_PAGES + 1) for k in range(1, crawl.READER_PAGES + 2)}
+    )
     asked = []
 
     def readers():
@@ -96,9 +117,15 @@ def test_long_queries_are_read_in_reader_processes_and_short_ones_here():
     try:
         crawl.read_page = lambda *args: calls.append(args) or read_page(*args)  # in this process only
         with client(em) as c, ThreadPoolExecutor(2) as pool:
-            got = [uid for p in crawl.pages(c, pool, "BackupServer", readers=readers) for uid in p.rows.column("uid")]
+            got = [
+                uid
+                for p in crawl.pages(c, pool, "BackupServer", readers=readers)
+                for uid in p.rows.column("uid")
+            ]
             assert got == [f"urn:veeam:BackupServer:{k}a" for k in range(1, crawl.READER_PAGES + 2)]
-            assert len(asked) == 1 and len(calls) == 1  # page 1 read here (it tells the page count), the rest there
+            assert (
+                len(asked) == 1 and len(calls) == 1
+            )  # page 1 read here (it tells the page count), the rest there
             short = QueryEM({"1": _page(["x"], 1, pages=2), "2": _page(["y"], 2, pages=2)})
         with client(short) as c, ThreadPoolExecutor(2) as pool:
             assert len([p for p in crawl.pages(c, pool, "BackupServer", readers=readers)]) == 2
@@ -124,5 +151,7 @@ def test_prefetch_keeps_at_most_ahead_pages_in_flight():
         return url
 
     with ThreadPoolExecutor(8) as pool:
-        assert list(crawl._in_order(pool, slow, [str(i) for i in range(30)], ahead=3)) == [str(i) for i in range(30)]
+        assert list(crawl._in_order(pool, slow, [str(i) for i in range(30)], ahead=3)) == [
+            str(i) for i in range(30)
+        ]
     assert peak[0] <= 3

@@ -20,7 +20,7 @@ from etl import crawl, parse
 from etl.client import EMClient, RetryPolicy
 from etl.errors import HostileDocument, ParseError, SourceError
 
-CORPUS = Path(__file__).parent / "hostile"
+CORPUS = Path(__file__).resolve().parents[1] / "hostile"
 EXPECTED = json.loads((CORPUS / "expected.json").read_text())
 PASSWD_MARKERS = (b"root:", "root:")
 
@@ -81,6 +81,7 @@ def test_lxml_settings_alone_read_no_file_and_no_url(name, trap):
 def _serve(body: bytes):
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=body, headers={"Content-Type": "application/xml"})
+
     return handler
 
 
@@ -93,8 +94,13 @@ def test_client_outcome(name, trap):
         seen.append(request)
         return _serve(body_of(name, trap))(request)
 
-    client = EMClient("http://em:9399/api", "demo", "pw", retry=RetryPolicy(attempts=3, base=0, cap=0),
-                      transport=httpx.MockTransport(handler))
+    client = EMClient(
+        "http://em:9399/api",
+        "demo",
+        "pw",
+        retry=RetryPolicy(attempts=3, base=0, cap=0),
+        transport=httpx.MockTransport(handler),
+    )
     url = "http://em:9399/api/query?type=BackupServer"
     if want["client"] == "refused":
         with pytest.raises(HostileDocument, match="DOCTYPE"):
@@ -130,8 +136,13 @@ def test_client_stops_reading_an_endless_body(monkeypatch):
     def handler(request):
         return httpx.Response(200, content=endless())
 
-    client = EMClient("http://em:9399/api", "demo", "pw", retry=RetryPolicy(attempts=3, base=0, cap=0),
-                      transport=httpx.MockTransport(handler))
+    client = EMClient(
+        "http://em:9399/api",
+        "demo",
+        "pw",
+        retry=RetryPolicy(attempts=3, base=0, cap=0),
+        transport=httpx.MockTransport(handler),
+    )
     with pytest.raises(HostileDocument, match="exceeds the 1048576-byte limit"):
         client.get("http://em:9399/api/query")
     assert len(produced) <= (1 << 20) // 3072 + 2

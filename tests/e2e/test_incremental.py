@@ -11,10 +11,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from e2e import assert_equal_to_truth, dump
 from etl import db, pipeline, runs, schema
 from etl.errors import LockHeld, SourceError
 from etl.simulator import Simulator, World
+from helpers import assert_equal_to_truth, cli, dump
 
 
 def small_world(seed: int = 11, days: int = 6) -> World:
@@ -37,8 +37,11 @@ def test_incremental_after_a_day_equals_truth_with_few_requests(db_url):
         assert inc.requests < full.requests / 5
         with eng.connect() as conn:
             for table in (schema.replica_job_sessions, schema.replica_task_sessions):
-                finished = conn.execute(select(table.c.creation_time_utc, table.c.end_time_utc)
-                                        .where(table.c.state.in_(["Stopped", "Completed"]))).all()
+                finished = conn.execute(
+                    select(table.c.creation_time_utc, table.c.end_time_utc).where(
+                        table.c.state.in_(["Stopped", "Completed"])
+                    )
+                ).all()
                 assert finished and all(end is not None and end >= start for start, end in finished)
             marks = runs.watermarks(conn, inc.source)
         assert set(marks) == {"ReplicaJobSession", "ReplicaTaskSession", "VmReplicaPoint"}
@@ -66,7 +69,9 @@ def test_full_refresh_and_since(tmp_path):
         pipeline.run(eng, sim.url, "demo", "demo")
         again = pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(full_refresh=True))
         assert again.mode == "full" and sum(c["inserted"] + c["updated"] for c in again.tables.values()) == 0
-        since = pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(since=world.now - timedelta(days=2)))
+        since = pipeline.run(
+            eng, sim.url, "demo", "demo", options=pipeline.Options(since=world.now - timedelta(days=2))
+        )
         assert since.mode == "since"
         assert_equal_to_truth(eng, world.truth())
         eng.dispose()
@@ -99,18 +104,13 @@ def test_failed_run_keeps_watermarks_and_the_rerun_converges(db_url):
             pipeline.run(eng, sim.url, "demo", "demo", options=fast, transport=Failing(ok=6))
         with eng.connect() as conn:
             assert runs.watermarks(conn, pipeline.source_name(sim.url)) == before
-            last = conn.execute(select(schema.etl_runs).order_by(schema.etl_runs.c.id.desc())).mappings().first()
+            last = (
+                conn.execute(select(schema.etl_runs).order_by(schema.etl_runs.c.id.desc())).mappings().first()
+            )
         assert last["status"] == "failed" and "ConnectError" in last["error"]
         pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(page_size=20))
         assert_equal_to_truth(eng, world.truth())
         eng.dispose()
-
-
-def _cli(args, password="demo"):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VEEAM_")}
-    env["VEEAM_EM_PASSWORD"] = password
-    return subprocess.run([sys.executable, "-m", "etl", *args], capture_output=True, text=True, env=env, timeout=300,
-                          stdin=subprocess.DEVNULL)
 
 
 def test_second_run_exits_75_while_the_lock_is_held_and_stale_locks_are_taken_over(db_url):
@@ -120,19 +120,28 @@ def test_second_run_exits_75_while_the_lock_is_held_and_stale_locks_are_taken_ov
         db.migrate(eng)
         source = pipeline.source_name(sim.url)
         runs.acquire_lock(eng, source)  # held by this (live) test process
-        done = _cli(["run", "--url", sim.url, "--user", "demo", "--db", db_url])
+        done = cli("run", "--url", sim.url, "--user", "demo", "--db", db_url)
         assert done.returncode == 75, done.stderr
         assert "another run holds the lock" in done.stderr
         with pytest.raises(LockHeld):
             pipeline.run(eng, sim.url, "demo", "demo")
         runs.release_lock(eng, source)
         # a lock left by a process that no longer exists is taken over
-        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        dead = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+        )
         with eng.begin() as conn:
-            conn.execute(schema.etl_locks.insert().values(source=source, run_id=None, host=runs.HOST,
-                                                          pid=int(dead.stdout), acquired_at=schema.now_utc(),
-                                                          heartbeat_at=schema.now_utc()))
-        done = _cli(["run", "--url", sim.url, "--user", "demo", "--db", db_url])
+            conn.execute(
+                schema.etl_locks.insert().values(
+                    source=source,
+                    run_id=None,
+                    host=runs.HOST,
+                    pid=int(dead.stdout),
+                    acquired_at=schema.now_utc(),
+                    heartbeat_at=schema.now_utc(),
+                )
+            )
+        done = cli("run", "--url", sim.url, "--user", "demo", "--db", db_url)
         assert done.returncode == 0, done.stderr
         assert_equal_to_truth(eng, world.truth())
         eng.dispose()
@@ -158,8 +167,8 @@ def test_two_enterprise_managers_feed_one_warehouse(db_url):
 def test_status_command(tmp_path):
     with Simulator(small_world(1)) as sim:
         url = f"sqlite:///{tmp_path}/w.db"
-        assert _cli(["run", "--url", sim.url, "--user", "demo", "--db", url]).returncode == 0
-        out = _cli(["status", "--db", url])
+        assert cli("run", "--url", sim.url, "--user", "demo", "--db", url).returncode == 0
+        out = cli("status", "--db", url)
     assert out.returncode == 0
     assert "succeeded" in out.stdout and "ReplicaTaskSession" in out.stdout
 
@@ -168,8 +177,17 @@ def test_json_logs(tmp_path):
     import json
 
     with Simulator(small_world(1)) as sim:
-        done = _cli(["--log-format", "json", "run", "--url", sim.url, "--user", "demo", "--db",
-                     f"sqlite:///{tmp_path}/w.db"])
+        done = cli(
+            "--log-format",
+            "json",
+            "run",
+            "--url",
+            sim.url,
+            "--user",
+            "demo",
+            "--db",
+            f"sqlite:///{tmp_path}/w.db",
+        )
     assert done.returncode == 0
     lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
     assert lines and all({"time", "level", "logger", "message"} <= set(entry) for entry in lines)
@@ -186,10 +204,17 @@ def test_no_change_incremental_is_a_handful_of_requests_and_uid_fallback_finishe
         # a session we last saw running, which EM now reports as ended long ago (collected late)
         tasks = schema.replica_task_sessions
         with eng.begin() as conn:
-            old = conn.execute(select(tasks.c.uid, tasks.c.job_session_uid).where(tasks.c.state == "Completed")
-                               .order_by(tasks.c.creation_time_utc).limit(1)).one()
-            conn.execute(tasks.update().where(tasks.c.uid == old.uid)
-                         .values(end_time_utc=None, state="InProgress", result="None"))
+            old = conn.execute(
+                select(tasks.c.uid, tasks.c.job_session_uid)
+                .where(tasks.c.state == "Completed")
+                .order_by(tasks.c.creation_time_utc)
+                .limit(1)
+            ).one()
+            conn.execute(
+                tasks.update()
+                .where(tasks.c.uid == old.uid)
+                .values(end_time_utc=None, state="InProgress", result="None")
+            )
         fixed = pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(page_size=50))
         assert fixed.tables["replica_task_sessions"]["updated"] == 1
         assert_equal_to_truth(eng, world.truth())
@@ -213,9 +238,25 @@ def test_progress_line_on_a_terminal_only(tmp_path):
         primary, secondary = pty.openpty()
         env = {k: v for k, v in os.environ.items() if not k.startswith("VEEAM_")}
         env["VEEAM_EM_PASSWORD"] = "demo"
-        done = subprocess.run([sys.executable, "-m", "etl", "run", "--url", sim.url, "--user", "demo", "--db",
-                               f"sqlite:///{tmp_path}/tty.db"], stdout=subprocess.PIPE, stderr=secondary,
-                              stdin=subprocess.DEVNULL, env=env, timeout=300)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "etl",
+                "run",
+                "--url",
+                sim.url,
+                "--user",
+                "demo",
+                "--db",
+                f"sqlite:///{tmp_path}/tty.db",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            timeout=300,
+        )
         os.close(secondary)
         chunks = []
         while True:
@@ -228,7 +269,7 @@ def test_progress_line_on_a_terminal_only(tmp_path):
             chunks.append(data)
         os.close(primary)
         on_tty = b"".join(chunks).decode(errors="replace")
-        piped = _cli(["run", "--url", sim.url, "--user", "demo", "--db", f"sqlite:///{tmp_path}/pipe.db"])
+        piped = cli("run", "--url", sim.url, "--user", "demo", "--db", f"sqlite:///{tmp_path}/pipe.db")
     assert done.returncode == 0 and piped.returncode == 0
     assert "rows written" in on_tty and "\r" in on_tty
     assert "rows written" not in piped.stderr

@@ -38,7 +38,7 @@ def test_pages_are_stored_as_they_arrive_and_committed_in_batches_of_about_batch
     assert kinds[:2] == ["page", "rows"] and "page,page" not in ",".join(kinds)
     # a transaction is whole pages: at least batch_rows rows, less than one page more (the last of a query: fewer)
     batches, rows = [], 0
-    for kind, value in events[events.index(("page", "backup_servers")):]:  # (starting the run beats once)
+    for kind, value in events[events.index(("page", "backup_servers")) :]:  # (starting the run beats once)
         if kind == "rows":
             rows += value
         elif kind == "commit":

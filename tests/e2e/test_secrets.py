@@ -23,6 +23,7 @@ from etl import db, pipeline
 from etl.client import EMClient, RetryPolicy
 from etl.errors import AuthError
 from etl.simulator import Faults, Simulator, World
+from helpers import cli
 
 
 class TokenSpy(Faults):
@@ -42,15 +43,11 @@ def world() -> World:
     return World(seed=8, servers=1, jobs=2, vms_per_job=3, days=2)
 
 
-def run_cli(*args: str, password: str | None = None, password_file: Path | None = None,
-            **env: str) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("VEEAM_")}
-    if password is not None:
-        environ["VEEAM_EM_PASSWORD"] = password
-    environ.update(env)
+def run_cli(
+    *args: str, password: str | None = None, password_file: Path | None = None, **env: str
+) -> subprocess.CompletedProcess:
     extra = ["--password-file", str(password_file)] if password_file else []
-    return subprocess.run([sys.executable, "-m", "etl", *args, *extra], capture_output=True, text=True,
-                          env=environ, timeout=120, stdin=subprocess.DEVNULL)
+    return cli(*args, *extra, password=password, **env)
 
 
 def warehouse_text(url: str) -> str:
@@ -83,8 +80,23 @@ def test_successful_debug_run_leaks_nothing(db_url, tmp_path, log_format):
     password = f"pw-{uuid.uuid4().hex}"
     spy = TokenSpy(token_requests=9)  # a re-logon mid-run too (9 > 2 x threads, 2 x concurrency 2)
     with Simulator(world(), password=password, faults=spy) as sim:
-        done = run_cli("-vv", "--log-format", log_format, "run", "--url", sim.url, "--user", "demo", "--db", db_url,
-                       "--page-size", "5", "--concurrency", "2", password=password)
+        done = run_cli(
+            "-vv",
+            "--log-format",
+            log_format,
+            "run",
+            "--url",
+            sim.url,
+            "--user",
+            "demo",
+            "--db",
+            db_url,
+            "--page-size",
+            "5",
+            "--concurrency",
+            "2",
+            password=password,
+        )
     assert done.returncode == 0, done.stderr
     assert "DEBUG" in done.stderr.upper() and "logged on" in done.stderr  # debug logging was on
     assert len(spy.tokens) >= 2
@@ -97,7 +109,9 @@ def test_password_file_run_leaks_nothing(tmp_path):
     secret_file.write_text(password + "\n")
     url = f"sqlite:///{tmp_path}/w.db"
     with Simulator(world(), password=password) as sim:
-        done = run_cli("-vv", "run", "--url", sim.url, "--user", "demo", "--db", url, password_file=secret_file)
+        done = run_cli(
+            "-vv", "run", "--url", sim.url, "--user", "demo", "--db", url, password_file=secret_file
+        )
     assert done.returncode == 0, done.stderr
     assert_absent(forms(password), done.stdout, done.stderr, warehouse_text(url))
 
@@ -128,8 +142,9 @@ def test_em_failure_midway_leaks_nothing(tmp_path):
     password = f"pw-{uuid.uuid4().hex}"
     url = f"sqlite:///{tmp_path}/w.db"
     with Simulator(world(), password=password, faults=Faults(down=True)) as sim:
-        done = run_cli("-vv", "run", "--url", sim.url, "--user", "demo", "--db", url, "--retries", "2",
-                       password=password)
+        done = run_cli(
+            "-vv", "run", "--url", sim.url, "--user", "demo", "--db", url, "--retries", "2", password=password
+        )
     assert done.returncode == 1 and "giving up" in done.stderr
     text = warehouse_text(url)
     assert "giving up" in text  # the failed run recorded its error ...
@@ -142,9 +157,26 @@ def test_password_is_not_on_the_command_line_of_a_running_process(tmp_path):
     with Simulator(world(), password=password, faults=slow) as sim:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("VEEAM_")}
         environ["VEEAM_EM_PASSWORD"] = password
-        proc = subprocess.Popen([sys.executable, "-m", "etl", "run", "--url", sim.url, "--user", "demo", "--db",
-                                 f"sqlite:///{tmp_path}/w.db", "--timeout", "5"], env=environ,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "etl",
+                "run",
+                "--url",
+                sim.url,
+                "--user",
+                "demo",
+                "--db",
+                f"sqlite:///{tmp_path}/w.db",
+                "--timeout",
+                "5",
+            ],
+            env=environ,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
         try:
             deadline = time.monotonic() + 30
             while sim.requests_by_kind["query"] == 0 and time.monotonic() < deadline:
@@ -177,7 +209,10 @@ def test_reprs_and_errors_hide_secrets():
     for text in (repr(client), str(client), repr(options), repr(options.retry)):
         assert password not in text and "urlpw" not in text
     assert db.masked("postgresql+psycopg://etl:dbpw-123@db/w") == "postgresql+psycopg://etl:***@db/w"
-    with Simulator(world(), password="other") as sim, pytest.raises(AuthError) as info, \
-            EMClient(sim.url, "demo", password, retry=RetryPolicy(attempts=1)):
+    with (
+        Simulator(world(), password="other") as sim,
+        pytest.raises(AuthError) as info,
+        EMClient(sim.url, "demo", password, retry=RetryPolicy(attempts=1)),
+    ):
         pass
     assert password not in str(info.value) and password not in repr(info.value.args)

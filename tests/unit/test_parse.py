@@ -11,14 +11,21 @@ NS = 'xmlns="http://www.veeam.com/ent/v1.0"'
 
 
 def test_bom_and_declaration_parse(payload):
-    body = b"\xef\xbb\xbf" + b'<?xml version="1.0" encoding="utf-8"?>\n' + payload("seed_task_session_entity.xml")
+    body = (
+        b"\xef\xbb\xbf"
+        + b'<?xml version="1.0" encoding="utf-8"?>\n'
+        + payload("seed_task_session_entity.xml")
+    )
     root = parse.document(body, "http://em/x")
     assert parse.local(root) == "ReplicaTaskSession"
 
 
 def test_prefixed_namespace_and_no_namespace():
-    root = parse.document(b'<v:BackupServer xmlns:v="http://www.veeam.com/ent/v1.0" UID="urn:veeam:BackupServer:1">'
-                          b"<v:Port>9392</v:Port></v:BackupServer>", "u")
+    root = parse.document(
+        b'<v:BackupServer xmlns:v="http://www.veeam.com/ent/v1.0" UID="urn:veeam:BackupServer:1">'
+        b"<v:Port>9392</v:Port></v:BackupServer>",
+        "u",
+    )
     assert parse.content(root)[0] == {"Port": "9392"}
     bare = parse.document(b"<BackupServer><Port>1</Port></BackupServer>", "u")
     assert parse.content(bare)[0] == {"Port": "1"}
@@ -29,10 +36,13 @@ def test_wrong_namespace_is_an_error():
         parse.document(b'<BackupServer xmlns="urn:other"/>', "http://em/api/x")
 
 
-@pytest.mark.parametrize("body", [
-    b'<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>',
-    b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY l2 "&lol;&lol;">]><r>&l2;</r>',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>',
+        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY l2 "&lol;&lol;">]><r>&l2;</r>',
+    ],
+)
 def test_doctype_refused_naming_the_url(body):
     with pytest.raises(HostileDocument, match="http://em/api/evil"):
         parse.document(body, "http://em/api/evil")
@@ -53,33 +63,46 @@ def test_fields_strip_and_empty_is_none(payload):
 
 
 def test_links_in_any_attribute_order():
-    root = parse.document(f'<E {NS}><Links><Link Name="n" Href="/api/x/1" Type="T" Rel="Up"/>'
-                          f'<Link Rel="Down" Type="L" Href="/api/y"/></Links></E>'.encode(), "u")
-    assert parse.links(root) == [parse.Link("Up", "T", "/api/x/1", "n"), parse.Link("Down", "L", "/api/y", None)]
+    root = parse.document(
+        f'<E {NS}><Links><Link Name="n" Href="/api/x/1" Type="T" Rel="Up"/>'
+        f'<Link Rel="Down" Type="L" Href="/api/y"/></Links></E>'.encode(),
+        "u",
+    )
+    assert parse.links(root) == [
+        parse.Link("Up", "T", "/api/x/1", "n"),
+        parse.Link("Down", "L", "/api/y", None),
+    ]
 
 
 def test_paging_info():
-    body = (f'<QueryResult {NS}><Entities/><PagingInfo PageNum="2" PageSize="10" PagesCount="3"><Links>'
-            f'<Link Rel="First" Href="/api/query?type=X&amp;page=1"/><Link Rel="Next" Href="/api/query?type=X&amp;page=3"/>'
-            f"</Links></PagingInfo></QueryResult>").encode()
+    body = (
+        f'<QueryResult {NS}><Entities/><PagingInfo PageNum="2" PageSize="10" PagesCount="3"><Links>'
+        f'<Link Rel="First" Href="/api/query?type=X&amp;page=1"/><Link Rel="Next" Href="/api/query?type=X&amp;page=3"/>'
+        f"</Links></PagingInfo></QueryResult>"
+    ).encode()
     p = parse.paging(parse.document(body, "u"), "u")
     assert p == parse.Paging(2, 3, "/api/query?type=X&page=3")
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("2025-08-15T20:00:24Z", datetime(2025, 8, 15, 20, 0, 24, tzinfo=UTC)),
-    ("2025-08-15T20:00:24.0Z", datetime(2025, 8, 15, 20, 0, 24, tzinfo=UTC)),
-    ("2025-08-15T20:00:24.003Z", datetime(2025, 8, 15, 20, 0, 24, 3000, tzinfo=UTC)),
-    ("2025-08-15T20:00:24.003406Z", datetime(2025, 8, 15, 20, 0, 24, 3406, tzinfo=UTC)),
-    ("2025-08-15T20:00:24.0034069Z", datetime(2025, 8, 15, 20, 0, 24, 3406, tzinfo=UTC)),
-    ("2025-08-15T22:00:24+02:00", datetime(2025, 8, 15, 20, 0, 24, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("2025-08-15T20:00:24Z", datetime(2025, 8, 15, 20, 0, 24, tzinfo=UTC)),
+        ("2025-08-15T20:00:24.0Z", datetime(2025, 8, 15, 20, 0, 24, tzinfo=UTC)),
+        ("2025-08-15T20:00:24.003Z", datetime(2025, 8, 15, 20, 0, 24, 3000, tzinfo=UTC)),
+        ("2025-08-15T20:00:24.003406Z", datetime(2025, 8, 15, 20, 0, 24, 3406, tzinfo=UTC)),
+        ("2025-08-15T20:00:24.0034069Z", datetime(2025, 8, 15, 20, 0, 24, 3406, tzinfo=UTC)),
+        ("2025-08-15T22:00:24+02:00", datetime(2025, 8, 15, 20, 0, 24, tzinfo=UTC)),
+    ],
+)
 def test_utc(text, expected):
     value = parse.utc(text)
     assert value == expected and value.tzinfo is not None and value.utcoffset() == timedelta(0)
 
 
-@pytest.mark.parametrize("text", ["2025-02-30T00:00:00Z", "yesterday", "2025-08-15 20:00:24", "2025-08-15T20:00:24"])
+@pytest.mark.parametrize(
+    "text", ["2025-02-30T00:00:00Z", "yesterday", "2025-08-15 20:00:24", "2025-08-15T20:00:24"]
+)
 def test_utc_rejects(text):
     with pytest.raises(DataError):
         parse.utc(text, "http://em/x")
@@ -100,14 +123,18 @@ def test_integer_and_boolean():
 
 
 def test_uid_from_href():
-    assert parse.uid_from_href("http://h:9399/api/vmReplicaPoints/623c?format=Entity", "VmReplicaPoint") == \
-        "urn:veeam:VmReplicaPoint:623c"
+    assert (
+        parse.uid_from_href("http://h:9399/api/vmReplicaPoints/623c?format=Entity", "VmReplicaPoint")
+        == "urn:veeam:VmReplicaPoint:623c"
+    )
     assert parse.uid_from_href("/api/backupServers/ce15/", "BackupServer") == "urn:veeam:BackupServer:ce15"
 
 
 def test_entities_finds_wrapped_and_single():
-    body = (f'<QueryResult {NS}><Entities><BackupServers><BackupServer UID="a"/><BackupServer UID="b"/>'
-            f"</BackupServers></Entities></QueryResult>").encode()
+    body = (
+        f'<QueryResult {NS}><Entities><BackupServers><BackupServer UID="a"/><BackupServer UID="b"/>'
+        f"</BackupServers></Entities></QueryResult>"
+    ).encode()
     assert [e.get("UID") for e in parse.entities(parse.document(body, "u"), "BackupServer")] == ["a", "b"]
 
 

@@ -25,8 +25,10 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 
 def _seeds() -> list[bytes]:
     docs = []
-    for quirks in (Quirks(), Quirks(bom=True, prefixed_namespace=True, shuffle_attributes=True,
-                                    unknown_elements=True)):
+    for quirks in (
+        Quirks(),
+        Quirks(bom=True, prefixed_namespace=True, shuffle_attributes=True, unknown_elements=True),
+    ):
         w = World(seed=9, servers=2, jobs=2, vms_per_job=2, days=1, quirks=quirks)
         r = Renderer(w, ORIGIN)
         objs = [w.servers[0], w.job_sessions[0], w.tasks[0], w.points[0]]
@@ -72,10 +74,28 @@ def byte_mutations(draw) -> bytes:
         if op == "flip":
             body[i] = draw(st.integers(0, 255))
         elif op == "delete":
-            del body[i: i + draw(st.integers(1, 40))]
+            del body[i : i + draw(st.integers(1, 40))]
         elif op == "insert":
-            body[i:i] = draw(st.sampled_from([b"<", b">", b"&", b"&amp;", b"\x00", b"\xff", b"]]>", b"<!--",
-                                              b'"', b"<Link/>", b"</Links>", b"\xef\xbb\xbf", b"&#0;", b"&#x10FFFF;"]))
+            body[i:i] = draw(
+                st.sampled_from(
+                    [
+                        b"<",
+                        b">",
+                        b"&",
+                        b"&amp;",
+                        b"\x00",
+                        b"\xff",
+                        b"]]>",
+                        b"<!--",
+                        b'"',
+                        b"<Link/>",
+                        b"</Links>",
+                        b"\xef\xbb\xbf",
+                        b"&#0;",
+                        b"&#x10FFFF;",
+                    ]
+                )
+            )
         elif op == "truncate":
             del body[i:]
         else:
@@ -86,10 +106,33 @@ def byte_mutations(draw) -> bytes:
 
 text_values = st.one_of(
     st.text(max_size=40),
-    st.sampled_from(["", " ", "-1", "9" * 30, "1e9", "0x10", "１２", "٣", "NaN", "true", "None", "2025-02-30T00:00:00Z",
-                     "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2025-08-15T20:00:24.12345678Z",
-                     "http://[::1", "http://h:99999/x", "http://h:port/x", "//", "/", "?format=Entity", "urn:veeam:",
-                     "http://evil.example:9399/api/backupServers/1"]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "-1",
+            "9" * 30,
+            "1e9",
+            "0x10",
+            "１２",
+            "٣",
+            "NaN",
+            "true",
+            "None",
+            "2025-02-30T00:00:00Z",
+            "0001-01-01T00:00:00+01:00",
+            "9999-12-31T23:59:59-01:00",
+            "2025-08-15T20:00:24.12345678Z",
+            "http://[::1",
+            "http://h:99999/x",
+            "http://h:port/x",
+            "//",
+            "/",
+            "?format=Entity",
+            "urn:veeam:",
+            "http://evil.example:9399/api/backupServers/1",
+        ]
+    ),
 )
 
 
@@ -106,15 +149,36 @@ def field_mutations(draw) -> bytes:
         if action == "text":
             el.text = value
         elif action == "attr":
-            el.set(draw(st.sampled_from(["UID", "Href", "Name", "Rel", "Type", "PageNum", "PagesCount",
-                                         "VmDisplayName"])), value)
+            el.set(
+                draw(
+                    st.sampled_from(
+                        ["UID", "Href", "Name", "Rel", "Type", "PageNum", "PagesCount", "VmDisplayName"]
+                    )
+                ),
+                value,
+            )
         elif action == "drop_attr" and el.attrib:
             del el.attrib[draw(st.sampled_from(sorted(el.attrib)))]
         elif action == "drop_child" and len(el):
             el.remove(el[draw(st.integers(0, len(el) - 1))])
         elif action == "add_child":
-            child = etree.SubElement(el, draw(st.sampled_from(["Link", "Links", "UID", "Port", "TotalSize",
-                                                               "CreationTimeUTC", "State", "ReplicaTaskSession"])))
+            child = etree.SubElement(
+                el,
+                draw(
+                    st.sampled_from(
+                        [
+                            "Link",
+                            "Links",
+                            "UID",
+                            "Port",
+                            "TotalSize",
+                            "CreationTimeUTC",
+                            "State",
+                            "ReplicaTaskSession",
+                        ]
+                    )
+                ),
+            )
             child.text = value
     return etree.tostring(root)
 

@@ -96,7 +96,7 @@ def test_atexit_stops_server_left_running(tmp_path):
         "pg = PostgresServer().start(); print(pg.port, pg.tmpdir, flush=True)\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", script, os.path.dirname(__file__)],
+        [sys.executable, "-c", script, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))],
         capture_output=True,
         text=True,
         timeout=120,

@@ -6,9 +6,6 @@ cleanly and changes nothing; a DOCTYPE page fails it without a byte of the entit
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 
@@ -16,11 +13,11 @@ import httpx
 import pytest
 from sqlalchemy import MetaData, Table, func, inspect, select
 
-from e2e import assert_equal_to_truth, dump
 from etl import db, pipeline, schema
 from etl.client import EMClient, RetryPolicy
 from etl.errors import HostileDocument, SourceError
 from etl.simulator import HANDLED, Faults, Quirks, Simulator, World
+from helpers import assert_equal_to_truth, cli, dump
 
 FAST = RetryPolicy(attempts=8, base=0.01, cap=0.2, total=30)
 OPTIONS = {"page_size": 10, "retry": FAST, "timeout": 1.0}
@@ -41,9 +38,20 @@ MATRIX = {
     "logon-503": {"logon_unavailable": 2},
     "corrupt-fields": {"corrupt": 0.06},
     "foreign-links": {"foreign_links": 0.5},
-    "all-together": {"unavailable": 0.05, "throttle": 0.05, "server_error": 0.05, "slow": 0.03, "reset": 0.05,
-                     "truncate": 0.05, "short_body": 0.05, "malformed": 0.05, "token_requests": 17,
-                     "logon_unavailable": 1, "corrupt": 0.04, "foreign_links": 0.5},
+    "all-together": {
+        "unavailable": 0.05,
+        "throttle": 0.05,
+        "server_error": 0.05,
+        "slow": 0.03,
+        "reset": 0.05,
+        "truncate": 0.05,
+        "short_body": 0.05,
+        "malformed": 0.05,
+        "token_requests": 17,
+        "logon_unavailable": 1,
+        "corrupt": 0.04,
+        "foreign_links": 0.5,
+    },
 }
 
 
@@ -67,15 +75,23 @@ def expected(sim: Simulator, faults: Faults):
         return faults.corruption(obj.kind, obj.guid)
 
     def quarantined(obj) -> None:
-        quarantine[w.href(obj.kind, obj.guid, True, origin)] = (obj.kind, None if bad(obj) == "uid" else obj.uid)
+        quarantine[w.href(obj.kind, obj.guid, True, origin)] = (
+            obj.kind,
+            None if bad(obj) == "uid" else obj.uid,
+        )
 
     def placeholder(table: str, obj, href: str) -> None:
         some = next(iter(truth[table].values()))
-        truth[table][obj.uid] = {**dict.fromkeys(some), "uid": obj.uid, "href": href, "name": obj.name,
-                                 "placeholder": True}
+        truth[table][obj.uid] = {
+            **dict.fromkeys(some),
+            "uid": obj.uid,
+            "href": href,
+            "name": obj.name,
+            "placeholder": True,
+        }
 
     def foreign(href: str) -> str:
-        return faults.foreign_origin + href[len(origin):]
+        return faults.foreign_origin + href[len(origin) :]
 
     # task sessions: the unreadable ones are quarantined and absent
     for t in w.tasks:
@@ -123,11 +139,17 @@ def expected(sim: Simulator, faults: Faults):
         # else: a hidden session fetched by its link: the truth's row
 
     # backup servers: needed by every real row that names one
-    real_js = {js.guid for js in w.job_sessions
-               if js.uid in truth["replica_job_sessions"] and not truth["replica_job_sessions"][js.uid]["placeholder"]}
-    needed_servers = ({js.job.server.guid for js in w.job_sessions if js.guid in real_js}
-                      | {t.js.job.server.guid for t in tasks}
-                      | {p.task.js.job.server.guid for p in w.points if not bad(p)})
+    real_js = {
+        js.guid
+        for js in w.job_sessions
+        if js.uid in truth["replica_job_sessions"]
+        and not truth["replica_job_sessions"][js.uid]["placeholder"]
+    }
+    needed_servers = (
+        {js.job.server.guid for js in w.job_sessions if js.guid in real_js}
+        | {t.js.job.server.guid for t in tasks}
+        | {p.task.js.job.server.guid for p in w.points if not bad(p)}
+    )
     for s in w.servers:
         if s.deleted or not bad(s):
             continue
@@ -182,8 +204,17 @@ def test_fault_matrix(fault, seed, tmp_path, trap):
         assert len(fired) >= 8, fired
     else:
         assert fired == set(switches), f"{fault} never fired: {dict(faults.fired)}"
-    per_request = set(switches) & {"unavailable", "throttle", "server_error", "slow", "reset", "truncate",
-                                   "short_body", "malformed", "logon_unavailable"}
+    per_request = set(switches) & {
+        "unavailable",
+        "throttle",
+        "server_error",
+        "slow",
+        "reset",
+        "truncate",
+        "short_body",
+        "malformed",
+        "logon_unavailable",
+    }
     if per_request:
         assert summary.retries > 0
     assert trap.hits == [], "a link to another origin was requested"
@@ -197,7 +228,9 @@ def test_all_faults_together_on_both_databases(db_url, trap):
         # a second, clean run over the same estate changes nothing
         before = dump(eng)
         sim.faults = Faults(seed=7, foreign_origin=trap.origin, corrupt=0.04, foreign_links=0.5)
-        again = pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(**OPTIONS, full_refresh=True))
+        again = pipeline.run(
+            eng, sim.url, "demo", "demo", options=pipeline.Options(**OPTIONS, full_refresh=True)
+        )
         assert again.status == "succeeded" and dump(eng) == before
         eng.dispose()
     assert trap.hits == []
@@ -231,24 +264,29 @@ def test_faults_are_deterministic_per_seed():
     a, b, c = (Faults(seed=s, unavailable=0.3) for s in (1, 1, 2))
     assert [a._choose(k, 0) for k in keys] == [b._choose(k, 0) for k in keys]
     assert [a._choose(k, 0) for k in keys] != [c._choose(k, 0) for k in keys]
-    assert Faults(seed=4, corrupt=0.5).corruption("BackupServer", "AB-1") == \
-        Faults(seed=4, corrupt=0.5).corruption("BackupServer", "ab-1")
+    assert Faults(seed=4, corrupt=0.5).corruption("BackupServer", "AB-1") == Faults(
+        seed=4, corrupt=0.5
+    ).corruption("BackupServer", "ab-1")
     with pytest.raises(ValueError, match="at most 1"):
         Faults(unavailable=0.6, throttle=0.6)
 
 
 def test_faults_never_touch_logon_or_logoff_unless_switched():
     faults = Faults(seed=1, unavailable=0.5, reset=0.5)  # every data request would fail at first
-    with Simulator(small_world(1), faults=faults) as sim, \
-            EMClient(sim.url, "demo", "demo", retry=RetryPolicy(attempts=1), timeout=2) as client:
+    with (
+        Simulator(small_world(1), faults=faults) as sim,
+        EMClient(sim.url, "demo", "demo", retry=RetryPolicy(attempts=1), timeout=2) as client,
+    ):
         assert client._token  # root and logon answered on the first try
     assert sim.requests_by_kind["logon"] == 1 and sim.requests_by_kind["logoff"] == 1
 
 
 def test_logon_503_is_retried():
     faults = Faults(logon_unavailable=3)
-    with Simulator(small_world(1), faults=faults) as sim, \
-            EMClient(sim.url, "demo", "demo", retry=FAST) as client:
+    with (
+        Simulator(small_world(1), faults=faults) as sim,
+        EMClient(sim.url, "demo", "demo", retry=FAST) as client,
+    ):
         assert client._token and client.retries == 3
     assert sim.requests_by_kind["logon"] == 4
 
@@ -256,16 +294,11 @@ def test_logon_503_is_retried():
 # --- a source that stays down -------------------------------------------------------------------
 
 
-def cli(*args: str, password: str = "demo") -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VEEAM_")}
-    env["VEEAM_EM_PASSWORD"] = password
-    return subprocess.run([sys.executable, "-m", "etl", *args], capture_output=True, text=True, env=env, timeout=120,
-                          stdin=subprocess.DEVNULL)
-
-
 def last_run(eng) -> dict:
     with eng.connect() as conn:
-        return dict(conn.execute(select(schema.etl_runs).order_by(schema.etl_runs.c.id.desc())).mappings().first())
+        return dict(
+            conn.execute(select(schema.etl_runs).order_by(schema.etl_runs.c.id.desc())).mappings().first()
+        )
 
 
 def test_source_that_answers_503_forever_fails_and_changes_nothing(db_url):
@@ -275,7 +308,9 @@ def test_source_that_answers_503_forever_fails_and_changes_nothing(db_url):
         before = dump(eng, with_meta=True)
         sim.faults = Faults(down=True)
         started = time.monotonic()
-        done = cli("run", "--url", sim.url, "--user", "demo", "--db", db_url, "--retries", "3", "--full-refresh")
+        done = cli(
+            "run", "--url", sim.url, "--user", "demo", "--db", db_url, "--retries", "3", "--full-refresh"
+        )
         assert done.returncode == 1, done.stderr
         assert time.monotonic() - started < 30
         assert "giving up after 3 attempts" in done.stderr and "HTTP 503" in done.stderr
@@ -357,16 +392,29 @@ def test_external_dtd_and_entity_never_fetched(tmp_path, trap):
 def test_retry_after_is_honoured_up_to_the_cap_and_jitter_is_bounded(monkeypatch):
     slept: list[float] = []
     monkeypatch.setattr("etl.client.time.sleep", slept.append)
-    script = [(503, {"Retry-After": "1"}), (429, {"Retry-After": "120"}), (503, {}), (502, {}),
-              (503, {"Retry-After": "0.5"}), (200, {})]
+    script = [
+        (503, {"Retry-After": "1"}),
+        (429, {"Retry-After": "120"}),
+        (503, {}),
+        (502, {}),
+        (503, {"Retry-After": "0.5"}),
+        (200, {}),
+    ]
 
     def handler(request: httpx.Request) -> httpx.Response:
         status, headers = script.pop(0)
-        return httpx.Response(status, headers=headers, content=b'<Error Message="busy"/>' if status != 200 else
-                              b'<QueryResult xmlns="http://www.veeam.com/ent/v1.0"/>')
+        return httpx.Response(
+            status,
+            headers=headers,
+            content=b'<Error Message="busy"/>'
+            if status != 200
+            else b'<QueryResult xmlns="http://www.veeam.com/ent/v1.0"/>',
+        )
 
     policy = RetryPolicy(attempts=8, base=0.1, cap=5, total=60)
-    client = EMClient("http://em:9399/api", "demo", "pw", retry=policy, transport=httpx.MockTransport(handler))
+    client = EMClient(
+        "http://em:9399/api", "demo", "pw", retry=policy, transport=httpx.MockTransport(handler)
+    )
     client._token = "t"
     client.get("http://em:9399/api/query")
     assert slept[0] == 1.0 and slept[1] == 5  # Retry-After, then capped
@@ -383,11 +431,16 @@ def test_transport_http_and_parse_failures_share_one_budget(monkeypatch):
         if len(calls) % 3 == 0:
             raise httpx.ReadError("reset", request=request)
         if len(calls) % 3 == 1:
-            return httpx.Response(200, content=b"<QueryResult xmlns=\"http://www.veeam.com/ent/v1.0\"><Ent")
+            return httpx.Response(200, content=b'<QueryResult xmlns="http://www.veeam.com/ent/v1.0"><Ent')
         return httpx.Response(503)
 
-    client = EMClient("http://em:9399/api", "demo", "pw", retry=RetryPolicy(attempts=5, base=0, cap=0),
-                      transport=httpx.MockTransport(handler))
+    client = EMClient(
+        "http://em:9399/api",
+        "demo",
+        "pw",
+        retry=RetryPolicy(attempts=5, base=0, cap=0),
+        transport=httpx.MockTransport(handler),
+    )
     with pytest.raises(SourceError, match="giving up after 5 attempts"):
         client.get("http://em:9399/api/query")
     assert len(calls) == 5
@@ -397,8 +450,13 @@ def test_total_time_budget_stops_retrying(monkeypatch):
     def handler(request):
         return httpx.Response(503, headers={"Retry-After": "1"})
 
-    client = EMClient("http://em:9399/api", "demo", "pw", retry=RetryPolicy(attempts=50, base=0, cap=1, total=1.5),
-                      transport=httpx.MockTransport(handler))
+    client = EMClient(
+        "http://em:9399/api",
+        "demo",
+        "pw",
+        retry=RetryPolicy(attempts=50, base=0, cap=1, total=1.5),
+        transport=httpx.MockTransport(handler),
+    )
     started = time.monotonic()
     with pytest.raises(SourceError, match="giving up after 2 attempts"):
         client.get("http://em:9399/api/query")
@@ -424,8 +482,10 @@ def test_a_body_that_drips_in_slower_than_the_timeout_is_abandoned():
                 pass  # the client hung up, as it should
             return HANDLED
 
-    with Simulator(small_world(1, Quirks()), faults=Drip()) as sim, \
-            EMClient(sim.url, "demo", "demo", retry=RetryPolicy(attempts=2, base=0, cap=0), timeout=1) as client:
+    with (
+        Simulator(small_world(1, Quirks()), faults=Drip()) as sim,
+        EMClient(sim.url, "demo", "demo", retry=RetryPolicy(attempts=2, base=0, cap=0), timeout=1) as client,
+    ):
         started = time.monotonic()
         with pytest.raises(SourceError, match="still arriving after 1 s"):
             client.get(client.query_url("BackupServer"))
@@ -441,29 +501,48 @@ def test_corrupt_entities_are_quarantined_and_their_children_still_load(db_url):
         eng = db.engine(db_url)
         summary = run_and_check(eng, sim, faults)  # warehouse == truth minus the corrupted, as placeholders
         w = sim.world
-        bad = {o.uid: (o, faults.corruption(o.kind, o.guid))
-               for o in [*w.servers, *w.job_sessions, *w.tasks, *w.points] if faults.corruption(o.kind, o.guid)}
-        assert {o.kind for o, _ in bad.values()} == {"BackupServer", "ReplicaJobSession", "ReplicaTaskSession",
-                                                       "VmReplicaPoint"}
+        bad = {
+            o.uid: (o, faults.corruption(o.kind, o.guid))
+            for o in [*w.servers, *w.job_sessions, *w.tasks, *w.points]
+            if faults.corruption(o.kind, o.guid)
+        }
+        assert {o.kind for o, _ in bad.values()} == {
+            "BackupServer",
+            "ReplicaJobSession",
+            "ReplicaTaskSession",
+            "VmReplicaPoint",
+        }
         assert len({mode for _, mode in bad.values()}) >= 4  # port, date, enum, size, missing UID ...
         got = dump(eng)
         rows = quarantine_rows(eng)
         with eng.connect() as conn:
-            recorded = conn.scalar(select(schema.etl_runs.c.quarantined).where(schema.etl_runs.c.id == summary.run_id))
+            recorded = conn.scalar(
+                select(schema.etl_runs.c.quarantined).where(schema.etl_runs.c.id == summary.run_id)
+            )
         assert recorded == summary.quarantined > 0
-        table_of = {"BackupServer": "backup_servers", "ReplicaJobSession": "replica_job_sessions",
-                    "ReplicaTaskSession": "replica_task_sessions", "VmReplicaPoint": "vm_replica_points"}
+        table_of = {
+            "BackupServer": "backup_servers",
+            "ReplicaJobSession": "replica_job_sessions",
+            "ReplicaTaskSession": "replica_task_sessions",
+            "VmReplicaPoint": "vm_replica_points",
+        }
         children = 0
         for uid, (obj, mode) in bad.items():
             href = w.href(obj.kind, obj.guid, True, sim.origin)
-            assert rows[href]["entity_type"] == obj.kind and rows[href]["uid"] == (None if mode == "uid" else uid)
+            assert rows[href]["entity_type"] == obj.kind and rows[href]["uid"] == (
+                None if mode == "uid" else uid
+            )
             row = got[table_of[obj.kind]].get(uid)
             if row is not None:  # never half-written: only a placeholder from a child's link
                 assert row["placeholder"] is True and row["name"] == obj.name
-                assert all(v is None for k, v in row.items() if k not in ("uid", "href", "name", "placeholder"))
+                assert all(
+                    v is None for k, v in row.items() if k not in ("uid", "href", "name", "placeholder")
+                )
             if obj.kind == "ReplicaJobSession":
                 kids = [t for t in obj.tasks if t.uid in got["replica_task_sessions"]]
-                assert kids and all(got["replica_task_sessions"][t.uid]["job_session_uid"] == uid for t in kids)
+                assert kids and all(
+                    got["replica_task_sessions"][t.uid]["job_session_uid"] == uid for t in kids
+                )
                 children += len(kids)
             if obj.kind == "BackupServer":
                 kids = [r for r in got["replica_job_sessions"].values() if r["backup_server_uid"] == uid]

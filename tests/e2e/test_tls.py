@@ -5,18 +5,15 @@ VEEAM_EM_CA_BUNDLE) trusts EM's CA; `--insecure` works only when asked for, and 
 
 from __future__ import annotations
 
-import os
 import ssl
-import subprocess
-import sys
 import time
 
 import pytest
 import trustme
 
-from e2e import assert_equal_to_truth
 from etl import db
 from etl.simulator import Simulator, World
+from helpers import assert_equal_to_truth, cli
 
 
 def world() -> World:
@@ -39,14 +36,6 @@ def https(ca, *names: str) -> Simulator:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(*(names or ("127.0.0.1", "localhost"))).configure_cert(ctx)
     return Simulator(world(), ssl_context=ctx)
-
-
-def cli(*args: str, **env: str) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("VEEAM_") and k not in
-               ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE")}
-    environ.update(VEEAM_EM_PASSWORD="demo", **env)
-    return subprocess.run([sys.executable, "-m", "etl", *args], capture_output=True, text=True, env=environ,
-                          timeout=120, stdin=subprocess.DEVNULL)
 
 
 def test_simulator_serves_https(ca):
@@ -80,15 +69,26 @@ def test_ca_bundle_flag_and_environment(ca, bundle, tmp_path):
 
 def test_insecure_only_by_flag_and_loudly(ca, tmp_path):
     with https(ca) as sim:
-        done = cli("run", "--url", sim.url, "--user", "demo", "--db", f"sqlite:///{tmp_path}/w.db", "--insecure")
+        done = cli(
+            "run", "--url", sim.url, "--user", "demo", "--db", f"sqlite:///{tmp_path}/w.db", "--insecure"
+        )
     assert done.returncode == 0, done.stderr
     assert "TLS certificate verification is OFF" in done.stderr
 
 
 def test_certificate_for_another_name_is_refused(ca, bundle, tmp_path):
     with https(ca, "em01.lab.local") as sim:  # trusted CA, but not issued for 127.0.0.1
-        done = cli("run", "--url", sim.url, "--user", "demo", "--db", f"sqlite:///{tmp_path}/w.db",
-                   "--ca-bundle", bundle)
+        done = cli(
+            "run",
+            "--url",
+            sim.url,
+            "--user",
+            "demo",
+            "--db",
+            f"sqlite:///{tmp_path}/w.db",
+            "--ca-bundle",
+            bundle,
+        )
     assert done.returncode == 1 and "was not accepted" in done.stderr and "mismatch" in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -97,14 +97,34 @@ def test_bundle_of_another_ca_is_refused(ca, tmp_path):
     other = tmp_path / "other.pem"
     trustme.CA().cert_pem.write_to_path(str(other))
     with https(ca) as sim:
-        done = cli("run", "--url", sim.url, "--user", "demo", "--db", f"sqlite:///{tmp_path}/w.db",
-                   "--ca-bundle", str(other))
+        done = cli(
+            "run",
+            "--url",
+            sim.url,
+            "--user",
+            "demo",
+            "--db",
+            f"sqlite:///{tmp_path}/w.db",
+            "--ca-bundle",
+            str(other),
+        )
     assert done.returncode == 1 and "was not accepted" in done.stderr
 
 
 def test_unreadable_bundle_is_a_configuration_error(tmp_path):
     junk = tmp_path / "junk.pem"
     junk.write_text("not a certificate\n")
-    done = cli("run", "--url", "https://127.0.0.1:9/api", "--user", "demo", "--db", f"sqlite:///{tmp_path}/w.db",
-               "--ca-bundle", str(junk))
-    assert done.returncode == 2 and "cannot use the CA bundle" in done.stderr and "Traceback" not in done.stderr
+    done = cli(
+        "run",
+        "--url",
+        "https://127.0.0.1:9/api",
+        "--user",
+        "demo",
+        "--db",
+        f"sqlite:///{tmp_path}/w.db",
+        "--ca-bundle",
+        str(junk),
+    )
+    assert (
+        done.returncode == 2 and "cannot use the CA bundle" in done.stderr and "Traceback" not in done.stderr
+    )

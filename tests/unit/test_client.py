@@ -7,12 +7,16 @@ from etl.client import EMClient, RetryPolicy, redact_url
 from etl.errors import AuthError, ForeignLink, HostileDocument, NotFound, SourceError
 
 NS = 'xmlns="http://www.veeam.com/ent/v1.0"'
-ROOT = (f'<EnterpriseManager {NS}><Links><Link Href="http://em01.lab:9399/api/sessionMngr/?v=latest" '
-        f'Type="LogonSession" Rel="Create"/></Links></EnterpriseManager>').encode()
-SESSION = (f'<LogonSession {NS} Type="LogonSession" Href="http://em01.lab:9399/api/logonSessions/s1"><Links>'
-           f'<Link Href="http://em01.lab:9399/api/query" Type="QueryService" Rel="Down"/>'
-           f'<Link Href="http://em01.lab:9399/api/logonSessions/s1" Type="LogonSession" Rel="Delete"/></Links>'
-           f"<UserName>demo</UserName><SessionId>s1</SessionId></LogonSession>").encode()
+ROOT = (
+    f'<EnterpriseManager {NS}><Links><Link Href="http://em01.lab:9399/api/sessionMngr/?v=latest" '
+    f'Type="LogonSession" Rel="Create"/></Links></EnterpriseManager>'
+).encode()
+SESSION = (
+    f'<LogonSession {NS} Type="LogonSession" Href="http://em01.lab:9399/api/logonSessions/s1"><Links>'
+    f'<Link Href="http://em01.lab:9399/api/query" Type="QueryService" Rel="Down"/>'
+    f'<Link Href="http://em01.lab:9399/api/logonSessions/s1" Type="LogonSession" Rel="Delete"/></Links>'
+    f"<UserName>demo</UserName><SessionId>s1</SessionId></LogonSession>"
+).encode()
 SERVER = f'<BackupServer {NS} UID="urn:veeam:BackupServer:1" Name="vbr"/>'.encode()
 FAST = RetryPolicy(attempts=4, base=0.001, cap=0.01, total=5)
 
@@ -31,8 +35,11 @@ class FakeEM:
             return httpx.Response(200, content=ROOT)
         if path == "/api/sessionMngr/" and request.method == "POST":
             if request.headers.get("authorization") != httpx.BasicAuth("demo", self.password)._auth_header:
-                return httpx.Response(401, content=f'<Error {NS} Message="bad" StatusCode="401"/>'.encode(),
-                                      headers={"WWW-Authenticate": "Basic Realm=RestSvc"})
+                return httpx.Response(
+                    401,
+                    content=f'<Error {NS} Message="bad" StatusCode="401"/>'.encode(),
+                    headers={"WWW-Authenticate": "Basic Realm=RestSvc"},
+                )
             self.tokens += 1
             return httpx.Response(201, content=SESSION, headers={"x-restsvcsessionid": f"tok{self.tokens}"})
         if path == "/api/logonSessions/s1" and request.method == "DELETE":
@@ -46,7 +53,9 @@ class FakeEM:
 
 
 def client(em: FakeEM, **kw) -> EMClient:
-    return EMClient("http://127.0.0.1:9399/api", "demo", "pw", transport=httpx.MockTransport(em), retry=FAST, **kw)
+    return EMClient(
+        "http://127.0.0.1:9399/api", "demo", "pw", transport=httpx.MockTransport(em), retry=FAST, **kw
+    )
 
 
 def test_logon_uses_advertised_link_and_rebases_em_host():
@@ -76,8 +85,16 @@ def test_401_relogon_once_and_repeat():
 
 
 def test_retries_503_and_truncated_then_succeeds():
-    em = FakeEM(script={"/api/backupServers/1": [(503, b"busy", {"Retry-After": "0"}), (200, SERVER[:20], {}),
-                                                 (500, b"", {}), (200, SERVER, {})]})
+    em = FakeEM(
+        script={
+            "/api/backupServers/1": [
+                (503, b"busy", {"Retry-After": "0"}),
+                (200, SERVER[:20], {}),
+                (500, b"", {}),
+                (200, SERVER, {}),
+            ]
+        }
+    )
     with client(em) as c:
         assert c.get("/api/backupServers/1").get("UID")
         assert c.retries == 3
@@ -90,7 +107,9 @@ def test_gives_up_after_bounded_attempts():
 
 
 def test_404_and_other_4xx_are_final():
-    em = FakeEM(script={"/api/x": [(400, f'<Error {NS} Message="bad filter" StatusCode="400"/>'.encode(), {})]})
+    em = FakeEM(
+        script={"/api/x": [(400, f'<Error {NS} Message="bad filter" StatusCode="400"/>'.encode(), {})]}
+    )
     with client(em) as c:
         with pytest.raises(NotFound):
             c.get("/api/backupServers/404")
@@ -117,8 +136,12 @@ def test_foreign_origin_never_requested():
 
 def test_query_url_has_explicit_page_size_and_encoded_filter():
     with client(FakeEM(), page_size=250) as c:
-        url = c.query_url("ReplicaTaskSession", filter='CreationTime>="2025-08-15T06:00:00Z"', sort_asc="CreationTime",
-                          page=3)
+        url = c.query_url(
+            "ReplicaTaskSession",
+            filter='CreationTime>="2025-08-15T06:00:00Z"',
+            sort_asc="CreationTime",
+            page=3,
+        )
     parsed = httpx.URL(url)
     assert parsed.params["pageSize"] == "250" and parsed.params["page"] == "3"
     assert parsed.params["filter"] == 'CreationTime>="2025-08-15T06:00:00Z"'

@@ -16,24 +16,90 @@ from etl.simulator import Quirks, Simulator, World
 
 PUBLIC_VIEWS = {
     "v_replica_job_runs": [
-        "job_uid", "job_name", "backup_server_uid", "backup_server_name", "session_uid", "session_name",
-        "creation_time_utc", "end_time_utc", "day_utc", "duration_s", "state", "result", "is_retry",
-        "failure_message", "tasks", "tasks_success", "tasks_warning", "tasks_failed", "tasks_running",
-        "total_bytes"],
+        "job_uid",
+        "job_name",
+        "backup_server_uid",
+        "backup_server_name",
+        "session_uid",
+        "session_name",
+        "creation_time_utc",
+        "end_time_utc",
+        "day_utc",
+        "duration_s",
+        "state",
+        "result",
+        "is_retry",
+        "failure_message",
+        "tasks",
+        "tasks_success",
+        "tasks_warning",
+        "tasks_failed",
+        "tasks_running",
+        "total_bytes",
+    ],
     "v_replica_job_daily": [
-        "job_uid", "job_name", "backup_server_uid", "backup_server_name", "day_utc", "runs", "sessions", "retries",
-        "successes", "warnings", "failures", "recovered", "running", "final_result", "success_rate"],
+        "job_uid",
+        "job_name",
+        "backup_server_uid",
+        "backup_server_name",
+        "day_utc",
+        "runs",
+        "sessions",
+        "retries",
+        "successes",
+        "warnings",
+        "failures",
+        "recovered",
+        "running",
+        "final_result",
+        "success_rate",
+    ],
     "v_vm_replica_status": [
-        "backup_server_uid", "backup_server_name", "vm_display_name", "tasks", "last_task_start_utc",
-        "last_task_state", "last_task_result", "last_result", "last_result_utc", "last_success_utc",
-        "replica_points", "newest_point_utc", "rpo_hours", "hours_since_success", "rpo_breach", "rpo_status"],
+        "backup_server_uid",
+        "backup_server_name",
+        "vm_display_name",
+        "tasks",
+        "last_task_start_utc",
+        "last_task_state",
+        "last_task_result",
+        "last_result",
+        "last_result_utc",
+        "last_success_utc",
+        "replica_points",
+        "newest_point_utc",
+        "rpo_hours",
+        "hours_since_success",
+        "rpo_breach",
+        "rpo_status",
+    ],
     "v_replica_transfer_daily": [
-        "backup_server_uid", "backup_server_name", "day_utc", "tasks", "tasks_success", "tasks_warning",
-        "tasks_failed", "bytes", "bytes_ok"],
+        "backup_server_uid",
+        "backup_server_name",
+        "day_utc",
+        "tasks",
+        "tasks_success",
+        "tasks_warning",
+        "tasks_failed",
+        "bytes",
+        "bytes_ok",
+    ],
     "v_replica_failures": [
-        "task_uid", "occurred_utc", "creation_time_utc", "end_time_utc", "result", "reason", "vm_display_name",
-        "backup_server_uid", "backup_server_name", "job_uid", "job_name", "job_session_uid", "session_name",
-        "is_retry", "later_success"],
+        "task_uid",
+        "occurred_utc",
+        "creation_time_utc",
+        "end_time_utc",
+        "result",
+        "reason",
+        "vm_display_name",
+        "backup_server_uid",
+        "backup_server_name",
+        "job_uid",
+        "job_name",
+        "job_session_uid",
+        "session_name",
+        "is_retry",
+        "later_success",
+    ],
 }
 GIB = 2**30
 _ids = itertools.count(1)
@@ -48,13 +114,19 @@ class Warehouse:
         db.migrate(self.eng)
         self.loaded = datetime(2025, 1, 1, tzinfo=UTC)
         with self.eng.begin() as conn:
-            self.run_id = conn.execute(insert(schema.etl_runs).values(
-                source="test", started_at=self.loaded, status="succeeded", mode="full")
-                .returning(schema.etl_runs.c.id)).scalar()
+            self.run_id = conn.execute(
+                insert(schema.etl_runs)
+                .values(source="test", started_at=self.loaded, status="succeeded", mode="full")
+                .returning(schema.etl_runs.c.id)
+            ).scalar()
 
     def _meta(self) -> dict:
-        return {"source": "test", "first_loaded_at": self.loaded, "last_loaded_at": self.loaded,
-                "run_id": self.run_id}
+        return {
+            "source": "test",
+            "first_loaded_at": self.loaded,
+            "last_loaded_at": self.loaded,
+            "run_id": self.run_id,
+        }
 
     def add(self, table, **row) -> str:
         row.setdefault("uid", f"urn:veeam:{table.name}:{next(_ids)}")
@@ -65,19 +137,59 @@ class Warehouse:
     def server(self, name: str = "vbr01", **kw) -> str:
         return self.add(schema.backup_servers, name=name, placeholder=False, **kw)
 
-    def session(self, server: str, job: str, start: datetime | None, end: datetime | None, result: str,
-                retry: bool = False, **kw) -> str:
-        return self.add(schema.replica_job_sessions, backup_server_uid=server, job_uid=f"urn:veeam:Job:{job}",
-                        job_name=f"{job} Replication", job_type="Replica", name=f"{job}@{start}",
-                        creation_time_utc=start, end_time_utc=end, result=result, is_retry=retry,
-                        state="Working" if result == "None" else "Stopped", placeholder=False, **kw)
+    def session(
+        self,
+        server: str,
+        job: str,
+        start: datetime | None,
+        end: datetime | None,
+        result: str,
+        retry: bool = False,
+        **kw,
+    ) -> str:
+        return self.add(
+            schema.replica_job_sessions,
+            backup_server_uid=server,
+            job_uid=f"urn:veeam:Job:{job}",
+            job_name=f"{job} Replication",
+            job_type="Replica",
+            name=f"{job}@{start}",
+            creation_time_utc=start,
+            end_time_utc=end,
+            result=result,
+            is_retry=retry,
+            state="Working" if result == "None" else "Stopped",
+            placeholder=False,
+            **kw,
+        )
 
-    def task(self, session: str, server: str, vm: str, start: datetime, end: datetime | None, result: str,
-             size: int = GIB, reason: str | None = None, **kw) -> str:
+    def task(
+        self,
+        session: str,
+        server: str,
+        vm: str,
+        start: datetime,
+        end: datetime | None,
+        result: str,
+        size: int = GIB,
+        reason: str | None = None,
+        **kw,
+    ) -> str:
         state = "InProgress" if result == "None" else "Completed"
-        return self.add(schema.replica_task_sessions, job_session_uid=session, backup_server_uid=server,
-                        vm_display_name=vm, name=f"{vm}@{start}", creation_time_utc=start, end_time_utc=end,
-                        state=state, result=result, reason=reason, total_size=size, **kw)
+        return self.add(
+            schema.replica_task_sessions,
+            job_session_uid=session,
+            backup_server_uid=server,
+            vm_display_name=vm,
+            name=f"{vm}@{start}",
+            creation_time_utc=start,
+            end_time_utc=end,
+            state=state,
+            result=result,
+            reason=reason,
+            total_size=size,
+            **kw,
+        )
 
     def rows(self, view: str, where: str = "", **params) -> list[dict]:
         with self.eng.connect() as conn:
@@ -131,7 +243,13 @@ def test_job_runs_durations_task_counts_and_bytes(wh):
     assert set(rows) == {done, running, skewed, empty}
     d = rows[done]
     assert d["duration_s"] == pytest.approx(1815.0, abs=0.01)
-    assert (d["tasks"], d["tasks_success"], d["tasks_warning"], d["tasks_failed"], d["tasks_running"]) == (3, 1, 1, 1, 0)
+    assert (d["tasks"], d["tasks_success"], d["tasks_warning"], d["tasks_failed"], d["tasks_running"]) == (
+        3,
+        1,
+        1,
+        1,
+        0,
+    )
     assert d["total_bytes"] == 18 * GIB and isinstance(d["total_bytes"], int)
     assert d["backup_server_name"] == "vbr01.lab" and d["job_name"] == "SQL Replication"
     assert d["creation_time_utc"] == at(3, 10) and d["end_time_utc"] == at(3, 10, 30, 15)
@@ -165,7 +283,13 @@ def test_daily_folds_a_successful_retry_into_its_failed_run(wh):
     assert set(days) == {"2025-03-05", "2025-03-06", "2025-03-07"}
     d5 = days["2025-03-05"]
     assert (d5["runs"], d5["sessions"], d5["retries"]) == (2, 5, 3)
-    assert (d5["successes"], d5["warnings"], d5["failures"], d5["recovered"], d5["running"]) == (1, 0, 1, 1, 0)
+    assert (d5["successes"], d5["warnings"], d5["failures"], d5["recovered"], d5["running"]) == (
+        1,
+        0,
+        1,
+        1,
+        0,
+    )
     assert d5["success_rate"] == pytest.approx(0.5) and d5["final_result"] == "Failed"
     d6 = days["2025-03-06"]
     assert (d6["runs"], d6["sessions"], d6["warnings"], d6["failures"], d6["recovered"]) == (1, 2, 1, 0, 1)
@@ -199,29 +323,50 @@ def test_vm_status_rpo_breach_amber_and_green_against_now(wh):
 
     ran("fresh", 30, "Failed")
     ran("fresh", 2, "Success")
-    ran("old", 30, "Success")                         # 30 h > 24 h: breach
-    ran("half", 13, "Success")                        # older than 12 h: amber
-    ran("warned", 1, "Warning")                       # a warning counts as success, but amber
+    ran("old", 30, "Success")  # 30 h > 24 h: breach
+    ran("half", 13, "Success")  # older than 12 h: amber
+    ran("warned", 1, "Warning")  # a warning counts as success, but amber
     ran("flaky", 3, "Success")
-    ran("flaky", 1, "Failed")                         # newest attempt failed: amber
-    ran("never", 5, "Failed")                         # no success at all: breach
+    ran("flaky", 1, "Failed")  # newest attempt failed: amber
+    ran("never", 5, "Failed")  # no success at all: breach
     running = wh.task(s, srv, "fresh", now - timedelta(minutes=5), None, "None")
     point_t = now - timedelta(hours=2, minutes=1)
-    wh.add(schema.vm_replica_points, backup_server_uid=srv, vm_display_name="fresh", name="fresh@p",
-           creation_time_utc=point_t, placeholder=False)
-    wh.add(schema.vm_replica_points, backup_server_uid=srv, vm_display_name="fresh", name="fresh@q",
-           creation_time_utc=now - timedelta(hours=40), placeholder=False)
+    wh.add(
+        schema.vm_replica_points,
+        backup_server_uid=srv,
+        vm_display_name="fresh",
+        name="fresh@p",
+        creation_time_utc=point_t,
+        placeholder=False,
+    )
+    wh.add(
+        schema.vm_replica_points,
+        backup_server_uid=srv,
+        vm_display_name="fresh",
+        name="fresh@q",
+        creation_time_utc=now - timedelta(hours=40),
+        placeholder=False,
+    )
     wh.add(schema.vm_replica_points, name="ghost@p", placeholder=True)
 
     vms = {r["vm_display_name"]: r for r in wh.rows("v_vm_replica_status")}
     assert set(vms) == {"fresh", "old", "half", "warned", "flaky", "never"}
     assert {k: (v["rpo_breach"], v["rpo_status"]) for k, v in vms.items()} == {
-        "fresh": (0, "green"), "old": (1, "red"), "half": (0, "amber"), "warned": (0, "amber"),
-        "flaky": (0, "amber"), "never": (1, "red")}
+        "fresh": (0, "green"),
+        "old": (1, "red"),
+        "half": (0, "amber"),
+        "warned": (0, "amber"),
+        "flaky": (0, "amber"),
+        "never": (1, "red"),
+    }
     f = vms["fresh"]
     assert f["hours_since_success"] == pytest.approx(2.0, abs=0.05)
     assert abs(f["last_success_utc"] - (now - timedelta(hours=2))) < timedelta(milliseconds=2)
-    assert (f["last_task_result"], f["last_task_state"], f["last_result"]) == ("None", "InProgress", "Success")
+    assert (f["last_task_result"], f["last_task_state"], f["last_result"]) == (
+        "None",
+        "InProgress",
+        "Success",
+    )
     assert f["tasks"] == 3 and f["rpo_hours"] == 24
     assert abs(f["newest_point_utc"] - point_t) < timedelta(milliseconds=2) and f["replica_points"] == 2
     assert f["backup_server_name"] == "vbr02"
@@ -231,7 +376,9 @@ def test_vm_status_rpo_breach_amber_and_green_against_now(wh):
     assert running  # the running task is the newest but does not hide the last finished result
 
     with wh.eng.begin() as conn:
-        conn.execute(update(schema.etl_settings).where(schema.etl_settings.c.key == "rpo_hours").values(value="48"))
+        conn.execute(
+            update(schema.etl_settings).where(schema.etl_settings.c.key == "rpo_hours").values(value="48")
+        )
     vms = {r["vm_display_name"]: r for r in wh.rows("v_vm_replica_status")}
     assert (vms["old"]["rpo_breach"], vms["old"]["rpo_status"], vms["old"]["rpo_hours"]) == (0, "amber", 48)
     assert (vms["half"]["rpo_status"], vms["never"]["rpo_status"]) == ("green", "red")
@@ -257,7 +404,7 @@ def test_transfer_counts_bytes_on_the_utc_day_tasks_end(wh):
     wh.task(s, a, "vm1", at(10, 23, 41), at(10, 23, 59, 59), "Success", size=1 * GIB)
     wh.task(s, a, "vm2", at(10, 23, 50), at(11, 0, 20), "Warning", size=2 * GIB)  # across midnight
     wh.task(s, a, "vm3", at(10, 23, 51), at(11, 0, 30), "Failed", size=4 * GIB)
-    wh.task(s, a, "vm4", at(11, 0, 31), None, "None", size=8 * GIB)              # running: not yet
+    wh.task(s, a, "vm4", at(11, 0, 31), None, "None", size=8 * GIB)  # running: not yet
     t = wh.session(b, "K", at(11, 5), at(11, 6), "Success")
     wh.task(t, b, "vm5", at(11, 5, 1), at(11, 5, 30), "Success", size=16 * GIB)
 
@@ -265,7 +412,13 @@ def test_transfer_counts_bytes_on_the_utc_day_tasks_end(wh):
     assert set(got) == {("vbr-a", "2025-03-10"), ("vbr-a", "2025-03-11"), ("vbr-b", "2025-03-11")}
     assert (got["vbr-a", "2025-03-10"]["tasks"], got["vbr-a", "2025-03-10"]["bytes"]) == (1, GIB)
     d = got["vbr-a", "2025-03-11"]
-    assert (d["tasks"], d["tasks_warning"], d["tasks_failed"], d["bytes"], d["bytes_ok"]) == (2, 1, 1, 6 * GIB, 2 * GIB)
+    assert (d["tasks"], d["tasks_warning"], d["tasks_failed"], d["bytes"], d["bytes_ok"]) == (
+        2,
+        1,
+        1,
+        6 * GIB,
+        2 * GIB,
+    )
     assert got["vbr-b", "2025-03-11"]["bytes"] == 16 * GIB
 
 
@@ -309,8 +462,19 @@ def expected_from_truth(truth: dict, now: datetime, rpo_hours: float = 24.0) -> 
     daily: dict[tuple, dict] = {}
     for (job, _), ss in groups.items():
         day = ss[0]["creation_time_utc"].date().isoformat()
-        d = daily.setdefault((job, day), {"runs": 0, "sessions": 0, "retries": 0, "Success": 0, "Warning": 0,
-                                          "Failed": 0, "recovered": 0, "running": 0})
+        d = daily.setdefault(
+            (job, day),
+            {
+                "runs": 0,
+                "sessions": 0,
+                "retries": 0,
+                "Success": 0,
+                "Warning": 0,
+                "Failed": 0,
+                "recovered": 0,
+                "running": 0,
+            },
+        )
         final = ss[-1]["result"]
         d["runs"] += 1
         d["sessions"] += len(ss)
@@ -327,7 +491,9 @@ def expected_from_truth(truth: dict, now: datetime, rpo_hours: float = 24.0) -> 
     vms: dict[tuple, dict] = {}
     for t in tasks:
         v = vms.setdefault((t["backup_server_uid"], t["vm_display_name"]), {"last_success": None})
-        if t["result"] in ("Success", "Warning") and (v["last_success"] is None or t["end_time_utc"] > v["last_success"]):
+        if t["result"] in ("Success", "Warning") and (
+            v["last_success"] is None or t["end_time_utc"] > v["last_success"]
+        ):
             v["last_success"] = t["end_time_utc"]
     for v in vms.values():
         v["hours"] = None if v["last_success"] is None else (now - v["last_success"]).total_seconds() / 3600
@@ -340,8 +506,12 @@ def expected_from_truth(truth: dict, now: datetime, rpo_hours: float = 24.0) -> 
             cell[0] += 1
             cell[1] += t["total_size"]
 
-    runs = {s["uid"]: None if s["end_time_utc"] is None else (s["end_time_utc"] - s["creation_time_utc"]).total_seconds()
-            for s in sessions}
+    runs = {
+        s["uid"]: None
+        if s["end_time_utc"] is None
+        else (s["end_time_utc"] - s["creation_time_utc"]).total_seconds()
+        for s in sessions
+    }
     failures = {t["uid"] for t in tasks if t["result"] in ("Failed", "Warning")}
     return {"daily": daily, "vms": vms, "transfer": dict(transfer), "runs": runs, "failures": failures}
 
@@ -363,10 +533,28 @@ def assert_views_match(wh: Warehouse, truth: dict, before: datetime, after: date
     assert set(got_daily) == set(exp["daily"])
     for key, e in exp["daily"].items():
         g = got_daily[key]
-        assert (g["runs"], g["sessions"], g["retries"], g["successes"], g["warnings"], g["failures"],
-                g["recovered"], g["running"]) == (e["runs"], e["sessions"], e["retries"], e["Success"],
-                                                  e["Warning"], e["Failed"], e["recovered"], e["running"]), key
-        assert g["success_rate"] == (None if e["success_rate"] is None else pytest.approx(e["success_rate"])), key
+        assert (
+            g["runs"],
+            g["sessions"],
+            g["retries"],
+            g["successes"],
+            g["warnings"],
+            g["failures"],
+            g["recovered"],
+            g["running"],
+        ) == (
+            e["runs"],
+            e["sessions"],
+            e["retries"],
+            e["Success"],
+            e["Warning"],
+            e["Failed"],
+            e["recovered"],
+            e["running"],
+        ), key
+        assert g["success_rate"] == (
+            None if e["success_rate"] is None else pytest.approx(e["success_rate"])
+        ), key
 
     got_vms = {(r["backup_server_uid"], r["vm_display_name"]): r for r in wh.rows("v_vm_replica_status")}
     assert set(got_vms) == set(exp["vms"])
@@ -380,8 +568,10 @@ def assert_views_match(wh: Warehouse, truth: dict, before: datetime, after: date
         if early["vms"][key]["breach"] == e["breach"]:  # not on the edge while the query ran
             assert g["rpo_breach"] == e["breach"], key
 
-    got_transfer = {(r["backup_server_uid"], str(r["day_utc"])): [r["tasks"], r["bytes"]]
-                    for r in wh.rows("v_replica_transfer_daily")}
+    got_transfer = {
+        (r["backup_server_uid"], str(r["day_utc"])): [r["tasks"], r["bytes"]]
+        for r in wh.rows("v_replica_transfer_daily")
+    }
     assert got_transfer == exp["transfer"]
 
     got_runs = {r["session_uid"]: r["duration_s"] for r in wh.rows("v_replica_job_runs")}
@@ -395,8 +585,16 @@ def assert_views_match(wh: Warehouse, truth: dict, before: datetime, after: date
 @pytest.mark.parametrize("seed", [3, 11])
 def test_views_match_simulator_truth_loaded_directly(wh, seed):
     quirks = Quirks(deleted_server=True, deleted_point=True)
-    world = World(seed=seed, servers=3, jobs=5, vms_per_job=6, days=9, runs_per_day=3,
-                  now=datetime.now(UTC).replace(microsecond=0) - timedelta(hours=20), quirks=quirks)
+    world = World(
+        seed=seed,
+        servers=3,
+        jobs=5,
+        vms_per_job=6,
+        days=9,
+        runs_per_day=3,
+        now=datetime.now(UTC).replace(microsecond=0) - timedelta(hours=20),
+        quirks=quirks,
+    )
     truth = world.truth()
     assert any(s["is_retry"] for s in truth["replica_job_sessions"].values())
     assert any(s["result"] == "None" for s in truth["replica_job_sessions"].values())

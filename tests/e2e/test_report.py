@@ -23,7 +23,7 @@ from etl import charts, db, report, schema
 from etl.cli import main
 from etl.simulator import World
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 HOSTILE_VM = '<script>alert("vm")</script>&"vm'
 HOSTILE_JOB = "<img src=x onerror=alert(1)> Job"
 CHART_IDS = ("chart-success-rate", "chart-success-matrix", "chart-rpo", "chart-transfer")
@@ -37,22 +37,46 @@ def _load(url: str, seed: int = 2) -> None:
     truth = World(seed=seed, servers=2, jobs=4, vms_per_job=6, days=10, now=now).truth()
     meta = {"source": "test", "first_loaded_at": now, "last_loaded_at": now}
     with eng.begin() as conn:
-        meta["run_id"] = conn.execute(insert(schema.etl_runs).values(
-            source="test", started_at=now, finished_at=now, status="succeeded", mode="full")
-            .returning(schema.etl_runs.c.id)).scalar()
+        meta["run_id"] = conn.execute(
+            insert(schema.etl_runs)
+            .values(source="test", started_at=now, finished_at=now, status="succeeded", mode="full")
+            .returning(schema.etl_runs.c.id)
+        ).scalar()
         for table in schema.ENTITY_TABLES:
             conn.execute(insert(table), [{**r, **meta} for r in truth[table.name].values()])
         server = next(iter(truth["backup_servers"]))
-        conn.execute(insert(schema.replica_job_sessions).values(
-            uid="urn:veeam:ReplicaJobSession:evil", backup_server_uid=server, job_uid="urn:veeam:Job:evil",
-            job_name=HOSTILE_JOB, name="evil@1", creation_time_utc=now - timedelta(hours=30),
-            end_time_utc=now - timedelta(hours=29), state="Stopped", result="Failed", is_retry=False,
-            placeholder=False, **meta))
-        conn.execute(insert(schema.replica_task_sessions).values(
-            uid="urn:veeam:ReplicaTaskSession:evil", job_session_uid="urn:veeam:ReplicaJobSession:evil",
-            backup_server_uid=server, vm_display_name=HOSTILE_VM, name="evil@1",
-            creation_time_utc=now - timedelta(hours=30), end_time_utc=now - timedelta(hours=29, minutes=30),
-            state="Completed", result="Failed", reason="</td><b>reason</b>", total_size=2**30, **meta))
+        conn.execute(
+            insert(schema.replica_job_sessions).values(
+                uid="urn:veeam:ReplicaJobSession:evil",
+                backup_server_uid=server,
+                job_uid="urn:veeam:Job:evil",
+                job_name=HOSTILE_JOB,
+                name="evil@1",
+                creation_time_utc=now - timedelta(hours=30),
+                end_time_utc=now - timedelta(hours=29),
+                state="Stopped",
+                result="Failed",
+                is_retry=False,
+                placeholder=False,
+                **meta,
+            )
+        )
+        conn.execute(
+            insert(schema.replica_task_sessions).values(
+                uid="urn:veeam:ReplicaTaskSession:evil",
+                job_session_uid="urn:veeam:ReplicaJobSession:evil",
+                backup_server_uid=server,
+                vm_display_name=HOSTILE_VM,
+                name="evil@1",
+                creation_time_utc=now - timedelta(hours=30),
+                end_time_utc=now - timedelta(hours=29, minutes=30),
+                state="Completed",
+                result="Failed",
+                reason="</td><b>reason</b>",
+                total_size=2**30,
+                **meta,
+            )
+        )
     eng.dispose()
 
 
@@ -84,8 +108,11 @@ def test_csv_of_each_view_has_its_columns_and_every_row(warehouse):
         with eng.connect() as conn:
             assert rows[0] == report.view_columns(conn, view)
             assert len(rows) - 1 == conn.execute(text(f"SELECT COUNT(*) FROM {view}")).scalar() > 0
-    failures = list(csv.DictReader(io.StringIO(_run("report", "--db", warehouse, "--format", "csv",
-                                                    "--view", "v_replica_failures"))))
+    failures = list(
+        csv.DictReader(
+            io.StringIO(_run("report", "--db", warehouse, "--format", "csv", "--view", "v_replica_failures"))
+        )
+    )
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", failures[0]["occurred_utc"])
     assert failures == sorted(failures, key=lambda r: r["occurred_utc"], reverse=True)
     assert any(r["vm_display_name"] == HOSTILE_VM for r in failures)
@@ -93,8 +120,9 @@ def test_csv_of_each_view_has_its_columns_and_every_row(warehouse):
 
 
 def test_json_view_and_summary(warehouse):
-    runs = json.loads(_run("report", "--db", warehouse, "--format", "json", "--view", "v_replica_job_runs",
-                           "--limit", "5"))
+    runs = json.loads(
+        _run("report", "--db", warehouse, "--format", "json", "--view", "v_replica_job_runs", "--limit", "5")
+    )
     assert len(runs) == 5 and set(runs[0]) >= {"session_uid", "duration_s", "total_bytes", "result"}
     assert isinstance(runs[0]["total_bytes"], int)
     daily = json.loads(_run("report", "--db", warehouse, "--format", "json", "--view", "v_replica_job_daily"))
@@ -130,8 +158,20 @@ def test_report_usage_errors(sqlite_warehouse, tmp_path):
     assert r.exit_code == 2 and "--out" in r.output
     r = runner.invoke(main, ["report", "--db", sqlite_warehouse, "--view", "nope"])
     assert r.exit_code == 2
-    r = runner.invoke(main, ["report", "--db", sqlite_warehouse, "--format", "html", "--out",
-                             str(tmp_path / "x.html"), "--view", "v_replica_failures"])
+    r = runner.invoke(
+        main,
+        [
+            "report",
+            "--db",
+            sqlite_warehouse,
+            "--format",
+            "html",
+            "--out",
+            str(tmp_path / "x.html"),
+            "--view",
+            "v_replica_failures",
+        ],
+    )
     assert r.exit_code == 2
     r = runner.invoke(main, ["report", "--db", f"sqlite:///{tmp_path / 'empty.db'}"])
     assert r.exit_code == 2 and "migrate" in r.output
@@ -146,7 +186,9 @@ def test_cli_view_choices_are_the_report_views():
 def test_out_writes_a_file(sqlite_warehouse, tmp_path, monkeypatch):
     monkeypatch.setenv("VEEAM_ETL_DB", sqlite_warehouse)
     out = tmp_path / "runs.csv"
-    result = CliRunner().invoke(main, ["report", "--format", "csv", "--view", "v_replica_job_runs", "--out", str(out)])
+    result = CliRunner().invoke(
+        main, ["report", "--format", "csv", "--view", "v_replica_job_runs", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert out.read_text(encoding="utf-8").startswith("job_uid,job_name,")
 
@@ -160,17 +202,35 @@ def test_nice_axis_maximum():
 
 # ---------------------------------------------------------------------- HTML in a real browser
 def _chromium() -> str:
-    found = shutil.which("chromium") or ("/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None)
+    found = shutil.which("chromium") or (
+        "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
+    )
     if not found:
         pytest.fail("Debian's chromium is required for the HTML report test: apt-get install -y chromium")
     return found
 
 
 def _browse(page: Path, profile: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--disable-default-apps", "--mute-audio", f"--user-data-dir={profile}", "--enable-logging=stderr",
-           "--v=0", "--window-size=1600,1000", "--hide-scrollbars", *extra, page.as_uri()]
+    cmd = [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-default-apps",
+        "--mute-audio",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--window-size=1600,1000",
+        "--hide-scrollbars",
+        *extra,
+        page.as_uri(),
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=profile)
 
 
@@ -202,13 +262,26 @@ def test_browser_harness_sees_console_errors(tmp_path):
 
 def test_html_report_renders_in_headless_chromium(sqlite_warehouse, tmp_path):
     page = tmp_path / "veeam-report.html"
-    result = CliRunner().invoke(main, ["report", "--db", sqlite_warehouse, "--format", "html", "--out", str(page)])
+    result = CliRunner().invoke(
+        main, ["report", "--db", sqlite_warehouse, "--format", "html", "--out", str(page)]
+    )
     assert result.exit_code == 0, result.output
     html = page.read_text(encoding="utf-8")
 
     # self-contained and offline: no script, no external resource of any kind
     tags, attributes = _markup(html)
-    assert not tags & {"script", "link", "img", "iframe", "object", "embed", "base", "image", "use", "foreignobject"}
+    assert not tags & {
+        "script",
+        "link",
+        "img",
+        "iframe",
+        "object",
+        "embed",
+        "base",
+        "image",
+        "use",
+        "foreignobject",
+    }
     assert not attributes & {"src", "href", "xlink:href", "srcset", "action", "onerror", "onload"}
     assert "url(" not in html and "@import" not in html
     assert set(re.findall(r"https?://[^\s\"'<>]+", html)) <= {"http://www.w3.org/2000/svg"}
@@ -253,8 +326,13 @@ def test_an_empty_warehouse_reports_without_errors(tmp_path):
         assert f'id="{chart_id}"' in html
     assert "no failed or warning tasks" in html and "last load never" in html
     s = json.loads(report.render(eng, "json"))
-    assert s["tiles"] == {"vms_protected": 0, "rpo_breaches": 0, "rpo_amber": 0, "success_rate_7d": None,
-                          "gb_last_24h": 0.0}
+    assert s["tiles"] == {
+        "vms_protected": 0,
+        "rpo_breaches": 0,
+        "rpo_amber": 0,
+        "success_rate_7d": None,
+        "gb_last_24h": 0.0,
+    }
     assert "(no rows)" in report.render(eng, "table")
     assert report.render(eng, "csv", "v_replica_failures").startswith("task_uid,occurred_utc,")
     eng.dispose()
@@ -262,8 +340,11 @@ def test_an_empty_warehouse_reports_without_errors(tmp_path):
 
 def test_demo_writes_the_html_report(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, ["demo", "--db", f"sqlite:///{tmp_path / 'demo.db'}", "--report", "wall.html"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        main,
+        ["demo", "--db", f"sqlite:///{tmp_path / 'demo.db'}", "--report", "wall.html"],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     line = next(x for x in result.output.splitlines() if x.startswith("report: "))
     path = Path(line.removeprefix("report: "))

@@ -10,7 +10,9 @@ from etl import db, schema, views
 
 def _diff(eng):
     with eng.connect() as conn:
-        return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), schema.metadata)
+        return compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), schema.metadata
+        )
 
 
 def test_upgrade_empty_then_no_autogenerate_diff(db_url):
@@ -21,7 +23,10 @@ def test_upgrade_empty_then_no_autogenerate_diff(db_url):
     names = set(inspect(eng).get_table_names())
     assert {t.name for t in schema.metadata.sorted_tables} <= names
     with eng.connect() as conn:
-        assert conn.scalar(select(schema.etl_settings.c.value).where(schema.etl_settings.c.key == "rpo_hours")) == "24"
+        assert (
+            conn.scalar(select(schema.etl_settings.c.value).where(schema.etl_settings.c.key == "rpo_hours"))
+            == "24"
+        )
     assert set(views.names(eng.dialect.name)) <= set(inspect(eng).get_view_names())
     eng.dispose()
 

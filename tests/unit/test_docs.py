@@ -16,7 +16,7 @@ from sqlalchemy import insert
 from etl import db, report, schema, views
 from etl.simulator import World
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REGENERATE = "python scripts/datadict.py > docs/warehouse.md"
 
 
@@ -34,8 +34,12 @@ def test_data_dictionary_is_in_sync():
 
 def test_every_table_and_view_column_has_a_meaning():
     dd = _datadict()
-    missing = [f"{t.name}.{c.name}" for t in schema.metadata.sorted_tables for c in t.columns
-               if dd.meaning(t.name, c.name) == dd.MISSING]
+    missing = [
+        f"{t.name}.{c.name}"
+        for t in schema.metadata.sorted_tables
+        for c in t.columns
+        if dd.meaning(t.name, c.name) == dd.MISSING
+    ]
     missing += [t.name for t in schema.metadata.sorted_tables if t.name not in dd.TABLES]
     for view, columns in dd.view_columns().items():
         missing += [f"{view}.{c}" for c in columns if dd.view_meaning(view, c) == dd.MISSING]
@@ -53,8 +57,15 @@ def test_dictionary_lists_every_public_view_and_table():
 
 def test_bi_guide_uses_the_views_and_a_read_only_role():
     text = (ROOT / "docs" / "bi.md").read_text(encoding="utf-8")
-    for phrase in ("CREATE ROLE veeam_bi", "GRANT USAGE ON SCHEMA", "GRANT SELECT ON ALL TABLES",
-                   "ALTER DEFAULT PRIVILEGES", "Grafana", "Metabase", "Superset"):
+    for phrase in (
+        "CREATE ROLE veeam_bi",
+        "GRANT USAGE ON SCHEMA",
+        "GRANT SELECT ON ALL TABLES",
+        "ALTER DEFAULT PRIVILEGES",
+        "Grafana",
+        "Metabase",
+        "Superset",
+    ):
         assert phrase in text, phrase
     for view in ("v_replica_job_daily", "v_vm_replica_status", "v_replica_transfer_daily"):
         assert view in text, view
@@ -78,15 +89,23 @@ def test_bi_guide_sql_runs_on_postgresql_as_the_read_only_role(pg):
         eng = db.engine(pg.url(dbname, owner))
         db.migrate(eng)
         now = datetime.now(UTC).replace(microsecond=0)
-        truth = World(seed=4, jobs=2, vms_per_job=3, days=3, now=now - timedelta(hours=30)).truth()  # breaches
+        truth = World(
+            seed=4, jobs=2, vms_per_job=3, days=3, now=now - timedelta(hours=30)
+        ).truth()  # breaches
         meta = {"source": "docs", "first_loaded_at": now, "last_loaded_at": now}
         with eng.begin() as conn:
-            meta["run_id"] = conn.execute(insert(schema.etl_runs).values(
-                source="docs", started_at=now, status="succeeded", mode="full").returning(schema.etl_runs.c.id)).scalar()
+            meta["run_id"] = conn.execute(
+                insert(schema.etl_runs)
+                .values(source="docs", started_at=now, status="succeeded", mode="full")
+                .returning(schema.etl_runs.c.id)
+            ).scalar()
             for table in schema.ENTITY_TABLES:
                 conn.execute(insert(table), [{**r, **meta} for r in truth[table.name].values()])
-        setup = (role_sql.replace("veeam_bi", bi).replace("veeam_etl", owner)
-                 .replace("DATABASE veeam ", f"DATABASE {dbname} "))
+        setup = (
+            role_sql.replace("veeam_bi", bi)
+            .replace("veeam_etl", owner)
+            .replace("DATABASE veeam ", f"DATABASE {dbname} ")
+        )
         with psycopg.connect(pg.psql_dsn(dbname), autocommit=True) as admin:
             for statement in filter(None, (s.strip() for s in setup.split(";"))):
                 admin.execute(statement)

@@ -44,7 +44,9 @@ class Api:
         assert r.status_code == 200, (url, r.status_code, r.text)
         return xml_of(r.content)
 
-    def query_all(self, type_: str, fmt: str = "References", page_size: int = 100, **extra) -> list[ET.Element]:
+    def query_all(
+        self, type_: str, fmt: str = "References", page_size: int = 100, **extra
+    ) -> list[ET.Element]:
         """Walk the Next links; return every Ref/entity element."""
         params = "&".join(f"{k}={quote(v, safe='')}" for k, v in extra.items())
         url = f"/query?type={type_}&format={fmt}&pageSize={page_size}" + (f"&{params}" if params else "")
@@ -94,42 +96,74 @@ def guid_of(href: str) -> str:
 
 def task_row(el: ET.Element) -> dict:
     srv, rel = link(el, "Up", "BackupServerReference"), link(el, "Related", "VmReplicaPoint")
-    return {"uid": el.get("UID"), "href": el.get("Href"), "job_session_uid": text(el, "JobSessionUid"),
-            "backup_server_uid": "urn:veeam:BackupServer:" + guid_of(srv.get("Href")),
-            "replica_point_uid": None if rel is None else "urn:veeam:VmReplicaPoint:" + guid_of(rel.get("Href")),
-            "name": el.get("Name"), "vm_display_name": el.get("VmDisplayName"),
-            "creation_time_utc": ts(text(el, "CreationTimeUTC")), "end_time_utc": ts(text(el, "EndTimeUTC")),
-            "state": text(el, "State"), "result": text(el, "Result"), "reason": text(el, "Reason"),
-            "total_size": int(text(el, "TotalSize"))}
+    return {
+        "uid": el.get("UID"),
+        "href": el.get("Href"),
+        "job_session_uid": text(el, "JobSessionUid"),
+        "backup_server_uid": "urn:veeam:BackupServer:" + guid_of(srv.get("Href")),
+        "replica_point_uid": None if rel is None else "urn:veeam:VmReplicaPoint:" + guid_of(rel.get("Href")),
+        "name": el.get("Name"),
+        "vm_display_name": el.get("VmDisplayName"),
+        "creation_time_utc": ts(text(el, "CreationTimeUTC")),
+        "end_time_utc": ts(text(el, "EndTimeUTC")),
+        "state": text(el, "State"),
+        "result": text(el, "Result"),
+        "reason": text(el, "Reason"),
+        "total_size": int(text(el, "TotalSize")),
+    }
 
 
 def session_row(el: ET.Element) -> dict:
     srv = link(el, "Up", "BackupServerReference")
-    return {"uid": el.get("UID"), "href": el.get("Href"),
-            "backup_server_uid": "urn:veeam:BackupServer:" + guid_of(srv.get("Href")),
-            "job_uid": text(el, "JobUid"), "job_name": text(el, "JobName"), "job_type": text(el, "JobType"),
-            "name": el.get("Name"), "creation_time_utc": ts(text(el, "CreationTimeUTC")),
-            "end_time_utc": ts(text(el, "EndTimeUTC")), "state": text(el, "State"), "result": text(el, "Result"),
-            "progress": int(text(el, "Progress")), "is_retry": text(el, "IsRetry") == "true",
-            "failure_message": text(el, "FailureMessage"), "placeholder": False}
+    return {
+        "uid": el.get("UID"),
+        "href": el.get("Href"),
+        "backup_server_uid": "urn:veeam:BackupServer:" + guid_of(srv.get("Href")),
+        "job_uid": text(el, "JobUid"),
+        "job_name": text(el, "JobName"),
+        "job_type": text(el, "JobType"),
+        "name": el.get("Name"),
+        "creation_time_utc": ts(text(el, "CreationTimeUTC")),
+        "end_time_utc": ts(text(el, "EndTimeUTC")),
+        "state": text(el, "State"),
+        "result": text(el, "Result"),
+        "progress": int(text(el, "Progress")),
+        "is_retry": text(el, "IsRetry") == "true",
+        "failure_message": text(el, "FailureMessage"),
+        "placeholder": False,
+    }
 
 
 def point_row(el: ET.Element) -> dict:
     srv, rep = link(el, "Up", "BackupServerReference"), link(el, "Up", "ReplicaReference")
-    return {"uid": el.get("UID"), "href": el.get("Href"),
-            "backup_server_uid": "urn:veeam:BackupServer:" + guid_of(srv.get("Href")),
-            "replica_uid": "urn:veeam:Replica:" + guid_of(rep.get("Href")), "name": el.get("Name"),
-            "vm_display_name": el.get("VmDisplayName"), "vm_name": text(el, "VmName"),
-            "creation_time_utc": ts(text(el, "CreationTimeUTC")), "algorithm": text(el, "Algorithm"),
-            "point_type": text(el, "PointType"), "placeholder": False}
+    return {
+        "uid": el.get("UID"),
+        "href": el.get("Href"),
+        "backup_server_uid": "urn:veeam:BackupServer:" + guid_of(srv.get("Href")),
+        "replica_uid": "urn:veeam:Replica:" + guid_of(rep.get("Href")),
+        "name": el.get("Name"),
+        "vm_display_name": el.get("VmDisplayName"),
+        "vm_name": text(el, "VmName"),
+        "creation_time_utc": ts(text(el, "CreationTimeUTC")),
+        "algorithm": text(el, "Algorithm"),
+        "point_type": text(el, "PointType"),
+        "placeholder": False,
+    }
 
 
 def server_row(el: ET.Element) -> dict:
     wcf = text(el, "WcfPort")
-    return {"uid": el.get("UID"), "href": el.get("Href"), "name": el.get("Name"),
-            "description": text(el, "Description"), "port": int(text(el, "Port")), "version": text(el, "Version"),
-            "wcf_port": None if wcf is None else int(wcf),
-            "vbr_certificate_thumbprint": text(el, "VbrCertificateThumbprint"), "placeholder": False}
+    return {
+        "uid": el.get("UID"),
+        "href": el.get("Href"),
+        "name": el.get("Name"),
+        "description": text(el, "Description"),
+        "port": int(text(el, "Port")),
+        "version": text(el, "Version"),
+        "wcf_port": None if wcf is None else int(wcf),
+        "vbr_certificate_thumbprint": text(el, "VbrCertificateThumbprint"),
+        "placeholder": False,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -241,8 +275,11 @@ def test_plain_collections_only_last_30_days():
     with Simulator(w) as s:
         api = Api(s)
         t = s.truth()
-        recent = {u for u, r in t["replica_job_sessions"].items()
-                  if r["creation_time_utc"] >= NOW - timedelta(days=30)}
+        recent = {
+            u
+            for u, r in t["replica_job_sessions"].items()
+            if r["creation_time_utc"] >= NOW - timedelta(days=30)
+        }
         assert recent and len(recent) < len(t["replica_job_sessions"])
         assert {r.get("UID") for r in api.xml("/replicaSessions")} == recent
         assert len(api.query_all("ReplicaJobSession")) == len(t["replica_job_sessions"])
@@ -310,8 +347,9 @@ def test_entity_and_reference_forms(api, world):
     up = link(ent, "Up", "ReplicaJobSessionReference")
     parent = api.xml(up.get("Href"))
     assert parent.get("UID") == row["job_session_uid"] and parent.get("Name") == up.get("Name")
-    down = api.xml(link(api.xml(up.get("Href"), format="Entity"), "Down", "ReplicaTaskSessionReferenceList")
-                   .get("Href"))
+    down = api.xml(
+        link(api.xml(up.get("Href"), format="Entity"), "Down", "ReplicaTaskSessionReferenceList").get("Href")
+    )
     assert uid in {r.get("UID") for r in down}
     assert api.get("/replicaSessions/00000000-0000-4000-8000-000000000000").status_code == 404
     coll = api.xml("/replicaSessions", format="Entity")
@@ -387,14 +425,24 @@ def test_filter_grammar(api, world):
     want = {u for u, r in tasks.items() if r["job_session_uid"] == js_uid and r["result"] == "Success"}
     assert _query_uids(api, "ReplicaTaskSession", f'JobSessionUid=="{js_uid}";Result==Success') == want
     vm = next(iter(tasks.values()))["vm_display_name"]
-    want = {u for u, r in tasks.items() if (r["vm_display_name"] == vm or r["result"] == "Failed")
-            and r["creation_time_utc"] < cut}
-    got = _query_uids(api, "ReplicaTaskSession", f'(VmDisplayName=={vm.upper()},Result==Failed);CreationTime<"2025-08-10T06:00:00Z"')
+    want = {
+        u
+        for u, r in tasks.items()
+        if (r["vm_display_name"] == vm or r["result"] == "Failed") and r["creation_time_utc"] < cut
+    }
+    got = _query_uids(
+        api,
+        "ReplicaTaskSession",
+        f'(VmDisplayName=={vm.upper()},Result==Failed);CreationTime<"2025-08-10T06:00:00Z"',
+    )
     assert got == want
     name = next(r["job_name"] for r in sessions.values() if "&" in r["job_name"] or " " in r["job_name"])
     assert _query_uids(api, "ReplicaJobSession", f'JobName=="{name}"') == {
-        u for u, r in sessions.items() if r["job_name"] == name}
-    assert _query_uids(api, "ReplicaJobSession", "IsRetry==true") == {u for u, r in sessions.items() if r["is_retry"]}
+        u for u, r in sessions.items() if r["job_name"] == name
+    }
+    assert _query_uids(api, "ReplicaJobSession", "IsRetry==true") == {
+        u for u, r in sessions.items() if r["is_retry"]
+    }
     running = {u for u, r in sessions.items() if r["end_time_utc"] is None}
     assert _query_uids(api, "ReplicaJobSession", "State==Working") == running
     assert _query_uids(api, "ReplicaJobSession", "Result==None") == running
@@ -402,25 +450,30 @@ def test_filter_grammar(api, world):
     big = {u for u, r in tasks.items() if r["total_size"] > 2**36}
     assert _query_uids(api, "ReplicaTaskSession", f"TotalSize>{2**36}") == big
     assert _query_uids(api, "VmReplicaPoint", "Type==Full") == {
-        u for u, r in t["vm_replica_points"].items() if r["point_type"] == "Full"}
+        u for u, r in t["vm_replica_points"].items() if r["point_type"] == "Full"
+    }
     assert _query_uids(api, "BackupServer", 'Name=="VBR01.LAB.LOCAL"') == {
-        u for u, r in t["backup_servers"].items() if r["name"] == "vbr01.lab.local"}
+        u for u, r in t["backup_servers"].items() if r["name"] == "vbr01.lab.local"
+    }
     quoted = api.get("/query", type="ReplicaJobSession", filter='JobName=="say ""hi"""')
     assert quoted.status_code == 200 and len(xml_of(quoted.content).find(NS + "Refs")) == 0
 
 
-@pytest.mark.parametrize("params", [
-    {"type": "ReplicaTaskSession", "filter": "CreationTimeUTC>=\"2025-08-10T06:00:00Z\""},
-    {"type": "ReplicaTaskSession", "filter": "Result>=Maybe"},
-    {"type": "ReplicaTaskSession", "filter": "(Result==Failed"},
-    {"type": "ReplicaTaskSession", "filter": "Result=Failed"},
-    {"type": "ReplicaTaskSession", "filter": "CreationTime>=\"2025-08-10 06:00:00\""},
-    {"type": "ReplicaTaskSession", "filter": "TotalSize>big"},
-    {"type": "ReplicaTaskSession", "sortAsc": "Nope"},
-    {"type": "ReplicaTaskSession", "pageSize": "0"},
-    {"type": "NoSuchType"},
-    {},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"type": "ReplicaTaskSession", "filter": 'CreationTimeUTC>="2025-08-10T06:00:00Z"'},
+        {"type": "ReplicaTaskSession", "filter": "Result>=Maybe"},
+        {"type": "ReplicaTaskSession", "filter": "(Result==Failed"},
+        {"type": "ReplicaTaskSession", "filter": "Result=Failed"},
+        {"type": "ReplicaTaskSession", "filter": 'CreationTime>="2025-08-10 06:00:00"'},
+        {"type": "ReplicaTaskSession", "filter": "TotalSize>big"},
+        {"type": "ReplicaTaskSession", "sortAsc": "Nope"},
+        {"type": "ReplicaTaskSession", "pageSize": "0"},
+        {"type": "NoSuchType"},
+        {},
+    ],
+)
 def test_invalid_queries_are_400(api, params):
     r = api.get("/query", **params)
     assert r.status_code == 400
@@ -447,7 +500,9 @@ def test_query_cache_invalidated_by_advance():
         assert before
         c = httpx.Client()
         assert c.post(s.url.replace("/api", "/admin/advance"), params={"hours": "6"}).status_code == 204
-        assert not {r.get("UID") for r in api.query_all("ReplicaJobSession", filter="State==Working")} & before
+        assert (
+            not {r.get("UID") for r in api.query_all("ReplicaJobSession", filter="State==Working")} & before
+        )
         for uid in before:
             row = w.truth()["replica_job_sessions"][uid]
             assert session_row(api.xml(row["href"])) == row
@@ -457,8 +512,15 @@ def test_query_cache_invalidated_by_advance():
 
 # ---------------------------------------------------------------------- quirks
 def test_quirk_spelling_bom_origin_and_namespace():
-    q = Quirks(misspelled_hrefs=False, bom=True, public_origin="http://em01.lab.local:9399",
-               prefixed_namespace=True, unknown_elements=True, shuffle_attributes=True, vm_name=False)
+    q = Quirks(
+        misspelled_hrefs=False,
+        bom=True,
+        public_origin="http://em01.lab.local:9399",
+        prefixed_namespace=True,
+        unknown_elements=True,
+        shuffle_attributes=True,
+        vm_name=False,
+    )
     w = World(seed=2, jobs=2, days=2, quirks=q)
     with Simulator(w) as s:
         api = Api(s)
@@ -475,7 +537,9 @@ def test_quirk_spelling_bom_origin_and_namespace():
             misspelled = path.replace("replicaTaskSessions", "repicaTaskSessions")
             assert api.get(s.url.removesuffix("/api") + misspelled).status_code == 200
         assert all(r["vm_name"] is None for r in t["vm_replica_points"].values())
-        assert all(r["href"].startswith("http://em01.lab.local:9399/") for r in t["replica_job_sessions"].values())
+        assert all(
+            r["href"].startswith("http://em01.lab.local:9399/") for r in t["replica_job_sessions"].values()
+        )
         orders = {tuple(el.attrib) for el in root.iter(NS + "ReplicaTaskSession")}
         assert len(orders) > 1
 

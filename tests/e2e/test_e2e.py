@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
 from sqlalchemy import func, select
 
-from e2e import assert_equal_to_truth, dump
 from etl import db, pipeline, schema
 from etl.simulator import Quirks, Simulator, World
-
-
-def cli(*args: str, password: str | None = "demo", **env: str) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("VEEAM_")}
-    if password is not None:
-        environ["VEEAM_EM_PASSWORD"] = password
-    environ.update(env)
-    return subprocess.run([sys.executable, "-m", "etl", *args], capture_output=True, text=True, env=environ,
-                          timeout=300, stdin=subprocess.DEVNULL)
+from helpers import assert_equal_to_truth, cli, dump
 
 
 def test_cli_run_twice_equals_truth_and_changes_nothing(db_url):
@@ -36,15 +26,22 @@ def test_cli_run_twice_equals_truth_and_changes_nothing(db_url):
         assert second.returncode == 0, second.stderr
         assert dump(eng, with_meta=True) == before  # no value and no count changed
         with eng.connect() as conn:
-            statuses = conn.execute(select(schema.etl_runs.c.status).order_by(schema.etl_runs.c.id)).scalars().all()
+            statuses = (
+                conn.execute(select(schema.etl_runs.c.status).order_by(schema.etl_runs.c.id)).scalars().all()
+            )
         assert statuses == ["succeeded", "succeeded"]
         eng.dispose()
 
 
 QUIRKS = {
     "em-defaults": Quirks(),
-    "bom-prefixed-shuffled-unknown": Quirks(bom=True, prefixed_namespace=True, shuffle_attributes=True,
-                                            unknown_elements=True, xml_declaration=False),
+    "bom-prefixed-shuffled-unknown": Quirks(
+        bom=True,
+        prefixed_namespace=True,
+        shuffle_attributes=True,
+        unknown_elements=True,
+        xml_declaration=False,
+    ),
     "no-related-links-no-vmname": Quirks(related_links=False, vm_name=False, misspelled_hrefs=False),
     "parents-only-by-link": Quirks(parents_only_by_link=True),
     "deleted-parents-404": Quirks(deleted_server=True, deleted_point=True),
@@ -67,8 +64,14 @@ def test_quirks_load_equal_to_truth(name, tmp_path):
 
 
 def test_demo_command(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "etl", "demo", "--db", f"sqlite:///{tmp_path}/demo.db"],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-m", "etl", "demo", "--db", f"sqlite:///{tmp_path}/demo.db"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stderr
     assert "run 1 succeeded" in done.stdout
     eng = db.engine(f"sqlite:///{tmp_path}/demo.db")
@@ -80,16 +83,32 @@ def test_demo_command(tmp_path):
 
 def test_bad_password_is_a_clear_error(tmp_path):
     with Simulator(World(seed=1, jobs=1, vms_per_job=1, days=1)) as sim:
-        done = cli("run", "--url", sim.url, "--user", "demo", "--db", f"sqlite:///{tmp_path}/w.db",
-                   password="wrong-pass-123")
+        done = cli(
+            "run",
+            "--url",
+            sim.url,
+            "--user",
+            "demo",
+            "--db",
+            f"sqlite:///{tmp_path}/w.db",
+            password="wrong-pass-123",
+        )
     assert done.returncode == 1
     assert "refused the logon" in done.stderr and "Traceback" not in done.stderr
     assert "wrong-pass-123" not in done.stderr + done.stdout
 
 
 def test_missing_password_is_usage_error(tmp_path):
-    done = cli("run", "--url", "http://127.0.0.1:9/api", "--user", "demo", "--db", f"sqlite:///{tmp_path}/w.db",
-               password=None)
+    done = cli(
+        "run",
+        "--url",
+        "http://127.0.0.1:9/api",
+        "--user",
+        "demo",
+        "--db",
+        f"sqlite:///{tmp_path}/w.db",
+        password=None,
+    )
     assert done.returncode == 2 and "VEEAM_EM_PASSWORD" in done.stderr
 
 
@@ -99,8 +118,11 @@ def test_simulate_command_in_one_process_run_in_another(tmp_path):
     import urllib.request
     from datetime import datetime
 
-    sim = subprocess.Popen([sys.executable, "-m", "etl", "simulate", "--port", "0", "--jobs", "3", "--days", "3"],
-                           stdout=subprocess.PIPE, text=True)
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "etl", "simulate", "--port", "0", "--jobs", "3", "--days", "3"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = sim.stdout.readline().split(" at ", 1)[1].split()[0]
         assert url.startswith("http://127.0.0.1:") and url.endswith("/api")
@@ -110,8 +132,13 @@ def test_simulate_command_in_one_process_run_in_another(tmp_path):
         with urllib.request.urlopen(url.removesuffix("/api") + "/admin/truth") as answer:  # noqa: S310 - loopback
             raw = json.load(answer)
         instants = {"creation_time_utc", "end_time_utc"}
-        truth = {t: {uid: {k: datetime.fromisoformat(v) if k in instants and v else v for k, v in row.items()}
-                     for uid, row in rows.items()} for t, rows in raw.items()}
+        truth = {
+            t: {
+                uid: {k: datetime.fromisoformat(v) if k in instants and v else v for k, v in row.items()}
+                for uid, row in rows.items()
+            }
+            for t, rows in raw.items()
+        }
         assert_equal_to_truth(db.engine(db_url), truth)
     finally:
         sim.terminate()

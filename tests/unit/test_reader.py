@@ -34,9 +34,16 @@ def _alive(pid: int) -> bool:
 
 
 def test_readers_end_when_the_loading_process_is_killed():
-    loader = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom etl.reader import Readers\n"
-                               "r = Readers(2)\nprint(*r.pids, flush=True)\ntime.sleep(60)"],
-                              stdout=subprocess.PIPE, text=True)
+    loader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom etl.reader import Readers\n"
+            "r = Readers(2)\nprint(*r.pids, flush=True)\ntime.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     pids = [int(p) for p in loader.stdout.readline().split()]
     assert len(pids) == 2 and all(_alive(p) for p in pids)
     os.kill(loader.pid, signal.SIGKILL)
