@@ -160,8 +160,8 @@ def print_summary(summary: pipeline.Summary) -> None:
     for table, counts in summary.tables.items():
         click.echo(f"  {table:<24}{counts['inserted']:>10}{counts['updated']:>10}")
     click.echo(
-        f"  parents fetched by link: {summary.parents_by_link}, recorded from links: "
-        f"{summary.parents_from_links}, quarantined: {summary.quarantined}"
+        f"  parents fetched by link: {summary.parents_fetched}, recorded from links: "
+        f"{summary.placeholders}, quarantined: {summary.quarantined}, undocumented values: {summary.new_values}"
     )
     click.echo(
         f"  requests: {summary.requests}, retries: {summary.retries}, "

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from etl import schema
+from etl import registry
 from etl.load import data_columns
 
 TESTS = Path(__file__).resolve().parent
@@ -48,7 +48,7 @@ def dump(eng: Engine, with_meta: bool = False) -> dict[str, dict[str, dict]]:
     """{table: {uid: row}} of the entity tables (data columns; all columns with `with_meta`)."""
     out = {}
     with eng.connect() as conn:
-        for table in schema.ENTITY_TABLES:
+        for table in registry.tables():
             cols = list(table.columns) if with_meta else [table.c[n] for n in data_columns(table)]
             out[table.name] = {r["uid"]: dict(r) for r in conn.execute(select(*cols)).mappings()}
     return out

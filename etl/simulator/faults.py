@@ -34,9 +34,9 @@ REQUEST_FAULTS = (
 # How a corrupted entity is made unreadable, per type (chosen per entity from the seed).
 CORRUPTIONS = {
     "BackupServer": ("port", "uid"),
-    "ReplicaJobSession": ("date", "state", "uid"),
-    "ReplicaTaskSession": ("size", "date", "result", "uid"),
-    "VmReplicaPoint": ("algorithm", "date", "uid"),
+    "ReplicaJobSession": ("date", "progress", "uid"),
+    "ReplicaTaskSession": ("size", "date", "end", "uid"),
+    "VmReplicaPoint": ("date", "uid"),
 }
 _UID = re.compile(rb'UID="urn:veeam:(\w+):([0-9A-Fa-f-]+)"')
 _LINK = re.compile(rb"<(?:\w+:)?Link\b[^>]*>")
@@ -331,9 +331,8 @@ class Faults:
         field, value = {
             "port": (b"Port", b"9392/tcp"),
             "size": (b"TotalSize", b"12.5 GB"),
-            "state": (b"State", b"Exploded"),
-            "result": (b"Result", b"Maybe"),
-            "algorithm": (b"Algorithm", b"Quantum"),
+            "progress": (b"Progress", b"half"),
+            "end": (b"EndTimeUTC", b"yesterday"),
         }[mode]
         pattern = rb"(<(?:\w+:)?" + field + rb">)[^<]*(</)"
         return re.sub(pattern, rb"\g<1>" + value + rb"\g<2>", piece, count=1)

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import insert, text
 
-from etl import charts, db, report, schema
+from etl import charts, db, registry, report, schema
 from etl.cli import main
 from etl.simulator import World
 
@@ -42,7 +42,7 @@ def _load(url: str, seed: int = 2) -> None:
             .values(source="test", started_at=now, finished_at=now, status="succeeded", mode="full")
             .returning(schema.etl_runs.c.id)
         ).scalar()
-        for table in schema.ENTITY_TABLES:
+        for table in registry.tables():
             conn.execute(insert(table), [{**r, **meta} for r in truth[table.name].values()])
         server = next(iter(truth["backup_servers"]))
         conn.execute(

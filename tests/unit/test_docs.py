@@ -13,7 +13,7 @@ import pytest
 from psycopg import sql
 from sqlalchemy import insert
 
-from etl import db, report, schema, views
+from etl import db, registry, report, schema, views
 from etl.simulator import World
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +99,7 @@ def test_bi_guide_sql_runs_on_postgresql_as_the_read_only_role(pg):
                 .values(source="docs", started_at=now, status="succeeded", mode="full")
                 .returning(schema.etl_runs.c.id)
             ).scalar()
-            for table in schema.ENTITY_TABLES:
+            for table in registry.tables():
                 conn.execute(insert(table), [{**r, **meta} for r in truth[table.name].values()])
         setup = (
             role_sql.replace("veeam_bi", bi)
