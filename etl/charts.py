@@ -66,13 +66,20 @@ def text_width(text: str, size: float, bold: bool = False) -> float:
 
 
 def fit(text: str, width: float, size: float, bold: bool = False) -> str:
-    """`text`, cut with "…" so that it fits in `width` at font size `size`."""
+    """`text`, shortened in the middle with "…" so that it fits in `width` at font size `size`: names
+    that differ only at their end ("… Replication 03" / "… Replication 04") stay apart."""
     if text_width(text, size, bold) <= width:
         return text
-    out = text
-    while out and text_width(out + "…", size, bold) > width:
-        out = out[:-1]
-    return out.rstrip() + "…"
+    head, tail = len(text) // 2, len(text) - len(text) // 2
+    while head + tail > 0:
+        if head * 2 > tail:  # keep about twice as much of the end as of the start
+            head -= 1
+        else:
+            tail -= 1
+        shown = text[:head].rstrip() + "…" + text[len(text) - tail :].lstrip()
+        if text_width(shown, size, bold) <= width:
+            return shown
+    return "…"
 
 
 def nice_max(value: float, ticks: int = 4) -> tuple[float, float]:
@@ -153,7 +160,7 @@ def _axis_titles(
     return [
         f'<text x="{_n(left + (width - left) / 2)}" y="{height - 6}" text-anchor="middle" '
         f'class="axis-title x-title">{_e(x_title)}</text>',
-        f'<text x="2" y="{_n(top - 10)}" class="axis-title y-title">{_e(y_title)}</text>',
+        f'<text x="4" y="{_n(top - 10)}" class="axis-title y-title">{_e(y_title)}</text>',
     ]
 
 
@@ -366,7 +373,7 @@ def heat_matrix(
     n = max(1, len(x_labels))
     cw = (width - left - right) / n
     height = top + cell_h * len(rows) + 50
-    body = [f'<text x="2" y="{top - 8}" class="axis-title y-title">{_e(y_title)}</text>']
+    body = [f'<text x="4" y="{top - 8}" class="axis-title y-title">{_e(y_title)}</text>']
     for r, (name, values, tips) in enumerate(rows):
         y = top + r * cell_h
         body.append(

@@ -65,7 +65,7 @@ h2 { margin:0 0 10px; font-size:1.13rem; font-weight:600; color:var(--text); tex
   letter-spacing:.8px; }
 h2 small { display:block; margin-top:3px; color:var(--muted); font-size:.87rem; font-weight:400;
   text-transform:none; letter-spacing:0; }
-svg.chart { display:block; width:100%; height:auto; max-height:560px; margin:6px 0; }
+svg.chart { display:block; width:100%; height:auto; margin:6px 0; }
 svg.chart-donut { width:14.5rem; flex:none; margin:0; }
 svg text { fill:var(--muted); font-size:14px; font-family:inherit; }
 svg text.chart-title { fill:var(--text); font-size:16px; font-weight:600; }
@@ -456,8 +456,8 @@ def _jobs_section(s: dict) -> str:
         "Jobs",
         "last 7 days; runs = run groups (retries folded in); recovered = failed first, fixed by a retry; "
         "last = newest session, running until EM says it ended",
-        '<table id="jobs-table"><colgroup><col><col style="width:20%"><col style="width:4.2em">'
-        '<col style="width:4.4em"><col style="width:6.4em"><col style="width:5.4em"><col style="width:12em">'
+        '<table id="jobs-table"><colgroup><col><col style="width:17%"><col style="width:3.8em">'
+        '<col style="width:4.2em"><col style="width:7em"><col style="width:5.2em"><col style="width:8.4em">'
         '</colgroup><thead><tr><th>job</th><th>server</th><th class="num">runs</th><th class="num">failed</th>'
         '<th class="num">recovered</th><th class="num">success</th><th>last</th></tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>",

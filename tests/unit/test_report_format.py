@@ -175,7 +175,8 @@ def test_labels_stay_inside_the_viewbox():
     width, _ = _viewbox(root)
     labels = [t for t in root.iter(f"{SVG}text") if t.get("class") == "label"]
     shown = "".join(labels[0].itertext()).replace(long_name, "", 1)  # the text, without its <title>
-    assert shown.endswith("…") and long_name.startswith(shown[:-1])
+    head, tail = shown.split("…")
+    assert head and tail and long_name.startswith(head) and long_name.endswith(tail)
     for t in labels:
         text = (t.text or "").strip()
         assert float(t.get("x")) - charts.text_width(text, charts.LABEL) >= 0, text
@@ -183,6 +184,15 @@ def test_labels_stay_inside_the_viewbox():
         if "x-tick" in (t.get("class") or ""):
             half = charts.text_width(t.text, charts.TICK) / 2
             assert float(t.get("x")) - half >= 0 and float(t.get("x")) + half <= width, t.text
+
+
+def test_shortened_names_keep_their_distinguishing_end():
+    names = [
+        f"Very Long Job Name For The Frankfurt Datacenter File & Print {n:02} Replication" for n in (3, 4)
+    ]
+    shown = [charts.fit(n, 200, charts.LABEL) for n in names]
+    assert shown[0] != shown[1] and all("…" in s and charts.text_width(s, charts.LABEL) <= 200 for s in shown)
+    assert charts.fit("short", 200, charts.LABEL) == "short"
 
 
 def test_an_empty_chart_says_so_and_draws_no_axis():
