@@ -493,7 +493,7 @@ def test_the_layout_probe_sees_overflow_clipping_and_stray_labels(tmp_path):
     assert chart["min_font_px"] < 10.5 and chart["visible_title"] == []
 
 
-WIDTHS = (1024, 1440, 1920)
+WIDTHS = (1024, 1280, 1440, 1920)  # 1280: the narrowest two-column layout
 
 
 def test_html_report_lays_out_cleanly_in_headless_chromium(sqlite_warehouse, tmp_path):
