@@ -402,7 +402,8 @@ def status(db_url, db_schema, limit, as_json) -> None:
             "v_replica_failures",
         ]
     ),
-    help="One reporting view in full (table, csv, json); default: a summary.",
+    help="One reporting view in full (table, csv, json). Without it: the summary as tables, or as JSON "
+    "with every section; csv needs --view (one table per invocation).",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many rows of --view.")
 def report(db_url, db_schema, fmt, out, view, limit) -> None:
