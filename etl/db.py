@@ -171,7 +171,7 @@ def _check_postgresql(conn: Connection, eng: Engine, schema: str | None, mode: s
             f"role {role} may not create tables in schema {where} of database {database} (PostgreSQL 15 "
             f"and later let only the database owner create in public): create a schema it owns "
             f"(CREATE SCHEMA veeam AUTHORIZATION {role};) and pass --db-schema veeam, or "
-            f"ALTER ROLE {role} SET search_path = veeam"
+            f"ALTER ROLE {role} IN DATABASE {database} SET search_path = veeam"
         )
 
 
