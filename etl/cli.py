@@ -263,8 +263,8 @@ class _Progress:
 
         counts = summary.tables.get(_table_of(type_name) or "")
         total = sum(written(c) for c in summary.tables.values())
-        mine = f"{written(counts):>9} rows" if counts is not None else " " * 14
-        return f"  {type_name:<20}{mine}   {total:>9} rows in all   {summary.requests:>6} requests"
+        mine = f"{written(counts):>9} rows written" if counts is not None else " " * 22
+        return f"  {type_name:<20}{mine}, {total:>9} in all tables, {summary.requests:>6} requests"
 
     def __call__(self, summary: pipeline.Summary, type_name: str) -> None:
         if not self.enabled:
