@@ -416,7 +416,11 @@ def run(
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
-    "--port", type=int, default=9399, show_default=True, help="Port to listen on (0: any free port)."
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=9399,
+    show_default=True,
+    help="Port to listen on (0: any free port).",
 )
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the simulated estate.")
 @click.option("--servers", type=int, default=2, show_default=True, help="Backup servers.")
