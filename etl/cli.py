@@ -479,8 +479,9 @@ def demo(db_url, seed, report_path) -> None:
     """The whole job on embedded defaults: start a simulated EM, load it into a local SQLite file
     and print the summary. Reads no environment variables.
 
-    A rerun loads the same estate (its history starts at today's UTC midnight and runs to the current
-    hour; links always name em01.demo.local), so it shows only what changed since, like a scheduled run.
+    A rerun loads the same estate (two weeks up to today's UTC midnight, then the day so far to the
+    current hour; links always name em01.demo.local), so it shows only what changed since, like a
+    scheduled run.
     """
     from .simulator import Simulator
 
