@@ -1,13 +1,19 @@
-"""Command line: click wiring only. Reads flags and environment, builds objects, calls one core
-function, prints, and maps errors to exit codes (0 ok, 1 failed, 2 usage/config, 75 locked).
+"""Command line: click wiring only. Reads flags and environment, checks them (etl.config, db.warehouse),
+builds objects, calls one core function, prints, and maps errors to exit codes (0 ok, 1 failed,
+2 usage/config, 75 locked, 130/143 interrupted by SIGINT/SIGTERM). Every error ends in one line on
+stderr, in the log format (text or JSON).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import shlex
+import signal
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,12 +21,13 @@ from pathlib import Path
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import db, logs, pipeline
+from . import config, db, logs, pipeline, transform
 from .client import RetryPolicy
-from .errors import ConfigError, VeeamEtlError
+from .errors import ConfigError, Interrupted, VeeamEtlError
 
 DEFAULT_DB = "sqlite:///veeam.db"
 DEMO_DB = "sqlite:///veeam-demo.db"
+DEMO_ORIGIN = "http://em01.demo.local:9399"  # what the demo's EM writes into its links, whatever its port
 
 db_option = click.option(
     "--db",
@@ -39,11 +46,112 @@ schema_option = click.option(
 
 
 def _fail(exc: VeeamEtlError) -> None:
-    click.echo(f"veeam-etl: error: {exc}", err=True)
+    click.echo(logs.line(str(exc)), err=True)
     sys.exit(exc.exit_code)
 
 
+# -v and --log-format belong before the command (`veeam-etl -v run`); every command takes them after
+# its name as well (`veeam-etl run -v`): counts add up, a format after the command wins.
+VERBOSE_HELP = "More log output (-vv for debug)."
+LOG_FORMAT_HELP = "Log lines for humans or for log collectors [env VEEAM_ETL_LOG_FORMAT]."
+
+
+def _log_settings(ctx: click.Context) -> dict:
+    return ctx.find_root().meta.setdefault("veeam_etl.log", {"verbose": 0, "format": "text"})
+
+
+def _log_option_after_command(ctx: click.Context, param: click.Parameter, value) -> None:
+    settings = _log_settings(ctx)
+    if param.name == "verbose":
+        settings["verbose"] += value
+    elif value is not None:
+        settings["format"] = value
+    logs.setup(settings["verbose"], settings["format"])
+
+
+def _log_options_after_command() -> list[click.Option]:
+    return [
+        click.Option(
+            ["-v", "--verbose"],
+            count=True,
+            expose_value=False,
+            callback=_log_option_after_command,
+            help=VERBOSE_HELP,
+        ),
+        click.Option(
+            ["--log-format"],
+            type=click.Choice(["text", "json"]),
+            expose_value=False,
+            callback=_log_option_after_command,
+            help=LOG_FORMAT_HELP.replace(" [env", " (overrides the one before the command) [env"),
+        ),
+    ]
+
+
+def _format_asked(args: list[str]) -> str | None:
+    """The --log-format in raw arguments or the environment, for errors found before options are read."""
+    fmt = os.environ.get("VEEAM_ETL_LOG_FORMAT")
+    for i, arg in enumerate(args):
+        if arg == "--log-format" and i + 1 < len(args):
+            fmt = args[i + 1]
+        elif arg.startswith("--log-format="):
+            fmt = arg.partition("=")[2]
+    return fmt if fmt in ("text", "json") else None
+
+
+def _on_signal(signum: int, _frame) -> None:
+    """SIGINT and SIGTERM end the command like Ctrl-C; a second signal ends the process at once."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """_on_signal for SIGINT and SIGTERM while the block runs (in the main thread; elsewhere signals
+    are not ours to handle), the previous handlers afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, _on_signal)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 class _Group(click.Group):
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params.extend(_log_options_after_command())
+        super().add_command(cmd, name)
+
+    def main(self, args=None, prog_name=None, **extra):
+        """Runs the command with SIGINT and SIGTERM handled alike (_on_signal), and reports click's own
+        usage errors (unknown option, bad value, missing option) as one line, exit 2."""
+        args = sys.argv[1:] if args is None else list(args)
+        extra.pop("standalone_mode", None)
+        with _signals_interrupt():
+            try:
+                code = super().main(args, prog_name, standalone_mode=False, **extra)
+            except click.exceptions.NoArgsIsHelpError as exc:
+                exc.show()
+                sys.exit(exc.exit_code)
+            except click.ClickException as exc:
+                ctx = getattr(exc, "ctx", None)
+                hint = (
+                    f" (see `{ctx.command_path} --help`)" if isinstance(exc, click.UsageError) and ctx else ""
+                )
+                click.echo(logs.line(exc.format_message() + hint, fmt=_format_asked(args)), err=True)
+                sys.exit(exc.exit_code)
+            except click.Abort as exc:  # Ctrl-C or Ctrl-D at a prompt
+                interrupt = exc.__context__ if isinstance(exc.__context__, KeyboardInterrupt) else None
+                click.echo(logs.line(str(interrupt or "") or "aborted", level="warning"), err=True)
+                sys.exit(getattr(interrupt, "exit_code", 128 + signal.SIGINT) if interrupt else 1)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -52,29 +160,34 @@ class _Group(click.Group):
         except SQLAlchemyError as exc:  # e.g. the warehouse is unreachable: a message, not a traceback
             detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
             click.echo(
-                f"veeam-etl: error: the warehouse failed: {type(exc).__name__}: "
-                f"{logs.redact(detail[0] if detail else '')}",
+                logs.line(f"the warehouse failed: {type(exc).__name__}: {detail[0] if detail else ''}"),
                 err=True,
             )
             sys.exit(1)
-        except KeyboardInterrupt:
-            click.echo("veeam-etl: interrupted", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            click.echo(logs.line(str(exc) or "interrupted by SIGINT", level="warning"), err=True)
+            sys.exit(getattr(exc, "exit_code", 128 + signal.SIGINT))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
     envvar="VEEAM_ETL_LOG_FORMAT",
-    help="Log lines for humans or for log collectors [env VEEAM_ETL_LOG_FORMAT].",
+    help=LOG_FORMAT_HELP,
 )
 @click.version_option(package_name="veeam-etl")
-def main(verbose: int, log_format: str) -> None:
-    """Load Veeam Backup Enterprise Manager replication history into a SQL warehouse you own."""
+@click.pass_context
+def main(ctx: click.Context, verbose: int, log_format: str) -> None:
+    """Load Veeam Backup Enterprise Manager replication history into a SQL warehouse you own.
+
+    Exit codes: 0 done, 1 failed, 2 usage or configuration error, 75 another run holds the lock,
+    130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM.
+    """
+    _log_settings(ctx).update(verbose=verbose, format=log_format)
     logs.setup(verbose, log_format)
 
 
@@ -86,7 +199,7 @@ def migrate(db_url: str, db_schema: str | None) -> None:
 
     Reads VEEAM_ETL_DB.
     """
-    eng = db.engine(db_url, db_schema)
+    eng = db.warehouse(db_url, db_schema, mode="migrate")
     db.migrate(eng)
     click.echo(f"warehouse {db.masked(db_url)} is at revision {db.current(eng)}")
 
@@ -130,25 +243,39 @@ def _since(value: str | None) -> datetime | None:
     return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 
+def _table_of(type_name: str) -> str | None:
+    """The warehouse table rows of an EM entity type go to (None for a type without one)."""
+    entry = transform.ENTITY_TYPES.get(type_name)
+    return entry[0] if entry else None
+
+
 class _Progress:
-    """One self-overwriting status line on a terminal; silent when stderr is not a TTY."""
+    """One self-overwriting status line on a terminal; silent when stderr is not a TTY. It shows the
+    rows written to the table of the type being loaded and, labelled as such, the total of all tables."""
 
     def __init__(self) -> None:
         self.enabled = sys.stderr.isatty()
-        self.shown = False
+        self.width = 0
+
+    def line(self, summary: pipeline.Summary, type_name: str) -> str:
+        def written(counts: dict[str, int]) -> int:
+            return counts["inserted"] + counts["updated"]
+
+        counts = summary.tables.get(_table_of(type_name) or "")
+        total = sum(written(c) for c in summary.tables.values())
+        mine = f"{written(counts):>9} rows written" if counts is not None else " " * 22
+        return f"  {type_name:<20}{mine}, {total:>9} in all tables, {summary.requests:>6} requests"
 
     def __call__(self, summary: pipeline.Summary, type_name: str) -> None:
         if not self.enabled:
             return
-        rows = sum(c["inserted"] + c["updated"] for c in summary.tables.values())
-        click.echo(
-            f"\r  {type_name:<20} {rows:>9} rows written  {summary.requests:>6} requests ", nl=False, err=True
-        )
-        self.shown = True
+        text = self.line(summary, type_name)
+        click.echo("\r" + text.ljust(self.width), nl=False, err=True)
+        self.width = max(self.width, len(text))
 
     def done(self) -> None:
-        if self.shown:
-            click.echo("\r" + " " * 70 + "\r", nl=False, err=True)
+        if self.width:
+            click.echo("\r" + " " * self.width + "\r", nl=False, err=True)
 
 
 def print_summary(summary: pipeline.Summary) -> None:
@@ -260,8 +387,10 @@ def run(
     VEEAM_ETL_DB_SCHEMA. Exit codes: 0 loaded, 1 failed (nothing inconsistent committed),
     2 usage or configuration error, 75 another run holds the lock for this warehouse and EM.
     """
+    url = config.em_url(url)
     if full_refresh and since:
         raise ConfigError("--full-refresh and --since exclude each other")
+    verify = _verify(ca_bundle, insecure)
     password = _password(password_file)
     logs.secret(password)
     options = pipeline.Options(
@@ -275,12 +404,10 @@ def run(
         source=source_name,
         batch_rows=batch_rows,
     )
-    eng = db.engine(db_url, db_schema)
+    eng = db.warehouse(db_url, db_schema, mode="write")
     progress = _Progress()
     try:
-        summary = pipeline.run(
-            eng, url, user, password, verify=_verify(ca_bundle, insecure), options=options, progress=progress
-        )
+        summary = pipeline.run(eng, url, user, password, verify=verify, options=options, progress=progress)
     finally:
         progress.done()
     print_summary(summary)
@@ -289,7 +416,11 @@ def run(
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
-    "--port", type=int, default=9399, show_default=True, help="Port to listen on (0: any free port)."
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=9399,
+    show_default=True,
+    help="Port to listen on (0: any free port).",
 )
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the simulated estate.")
 @click.option("--servers", type=int, default=2, show_default=True, help="Backup servers.")
@@ -347,19 +478,45 @@ def simulate(host, port, seed, servers, jobs, vms_per_job, days, runs_per_day, u
 def demo(db_url, seed, report_path) -> None:
     """The whole job on embedded defaults: start a simulated EM, load it into a local SQLite file
     and print the summary. Reads no environment variables.
-    """
-    from .simulator import Simulator, World
 
-    world = World(seed=seed, now=datetime.now(UTC).replace(microsecond=0))
+    A rerun loads the same estate (two weeks up to today's UTC midnight, then the day so far to the
+    current hour; links always name em01.demo.local), so it shows only what changed since, like a
+    scheduled run.
+    """
+    from .simulator import Simulator
+
+    eng = db.warehouse(db_url, mode="write")
+    world = _demo_world(seed, datetime.now(UTC))
     with Simulator(world, user="demo", password="demo") as sim:  # noqa: S106 - the simulator's demo account
         click.echo(f"simulated Enterprise Manager at {sim.url}")
-        eng = db.engine(db_url)
         summary = pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(source="demo"))
     print_summary(summary)
     from . import report
 
     click.echo(f"report: {report.write(eng, 'html', report_path)}")
-    click.echo(f"warehouse: {db.masked(db_url)}")
+    click.echo(f"warehouse: {db.masked(db_url)}; look at it again with:")
+    where = _demo_db_argument(db_url)
+    click.echo(f"  veeam-etl report --db {where}")
+    click.echo(f"  veeam-etl status --db {where}")
+
+
+def _demo_world(seed: int, now: datetime):
+    """The demo's estate: anchored at `now`'s UTC midnight and advanced to the start of its hour, with
+    links on DEMO_ORIGIN, so two demos in the same hour serve identical data and a later one only adds
+    to it and finishes what was running (hrefs never name the random port it happens to listen on)."""
+    from .simulator import Quirks, World
+
+    midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    world = World(seed=seed, now=midnight, quirks=Quirks(public_origin=DEMO_ORIGIN))
+    world.advance(now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - midnight)
+    return world
+
+
+def _demo_db_argument(db_url: str) -> str:
+    """--db for later commands on the demo's warehouse: a SQLite path made absolute (they may run
+    elsewhere), a password masked; quoted for a POSIX shell."""
+    path = db.sqlite_file(db_url)
+    return shlex.quote(f"sqlite:///{path}" if path is not None else db.masked(db_url))
 
 
 @main.command()
@@ -371,7 +528,7 @@ def status(db_url, db_schema, limit, as_json) -> None:
     """Recent runs, their outcome and counts, and the incremental watermarks. Reads VEEAM_ETL_DB."""
     from . import status as status_mod
 
-    eng = db.engine(db_url, db_schema)
+    eng = db.warehouse(db_url, db_schema, mode="read")
     data = status_mod.collect(eng, limit)
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
@@ -415,7 +572,7 @@ def report(db_url, db_schema, fmt, out, view, limit) -> None:
 
     if fmt == "html" and not out:
         raise ConfigError("--format html needs --out FILE")
-    eng = db.engine(db_url, db_schema)
+    eng = db.warehouse(db_url, db_schema, mode="read")
     if out:
         click.echo(f"report: {report_mod.write(eng, fmt, out, view, limit)}", err=True)
     else:

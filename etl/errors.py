@@ -14,10 +14,15 @@
     ├── LoadError            the warehouse refused a batch (rolled back)    exit 1
     └── WorkerError          a worker process died or answered nonsense     exit 1
 
+    KeyboardInterrupt
+    └── Interrupted          SIGINT or SIGTERM: handled like Ctrl-C         exit 128 + signal
+
 Messages name what failed and where (URL, table) and never contain a secret.
 """
 
 from __future__ import annotations
+
+import signal
 
 
 class VeeamEtlError(Exception):
@@ -90,3 +95,19 @@ class LoadError(VeeamEtlError):
 
 class WorkerError(VeeamEtlError):
     """A worker process (etl.workers) died or answered nonsense: not a problem of the page, never retried."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal ended the command (the CLI raises it from its SIGINT and SIGTERM handlers). A
+    KeyboardInterrupt, so every stage treats SIGTERM like Ctrl-C: the batch in flight is rolled back,
+    the run is recorded failed with ``str(exc)`` ("interrupted by SIGTERM"), the lock is released."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        self.signame = signal.Signals(signum).name
+        super().__init__(f"interrupted by {self.signame}")
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number, as a shell reports a process a signal ended: 130 SIGINT, 143 SIGTERM."""
+        return 128 + self.signum
