@@ -163,12 +163,18 @@ def warm(urls: list[str], page_size: int) -> float:
     return time.perf_counter() - started
 
 
-def table_rows(pg: PostgresServer, dbname: str) -> dict[str, int]:
+def table_rows(pg: PostgresServer, dbname: str) -> dict[str, list[int]]:
+    """{table: [rows, bytes]} of the entity tables, bytes with indexes and TOAST (pg_total_relation_size)."""
     from etl import schema
 
-    with psycopg.connect(pg.psql_dsn(dbname)) as conn:
+    with psycopg.connect(pg.psql_dsn(dbname), autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
         return {
-            t.name: conn.execute(f"SELECT count(*) FROM {t.name}").fetchone()[0]  # noqa: S608 - our table names
+            t.name: list(
+                conn.execute(
+                    f"SELECT count(*), pg_total_relation_size('{t.name}') FROM {t.name}"  # noqa: S608 - our names
+                ).fetchone()
+            )
             for t in schema.ENTITY_TABLES
         }
 
@@ -256,9 +262,13 @@ def markdown(r: dict) -> str:
         f"| CPU of the loading process / its reader processes (all at once) | "
         f"{r['conc_full']['cpu_s']:.1f} s / {r['conc_full']['reader_cpu_s']:.1f} s |",
         "",
-        "Warehouse rows after the full load: "
-        + ", ".join(f"{t} {n:,}" for t, n in r["rows"].items())
-        + f" ({sum(r['rows'].values()):,} in all).",
+        "Warehouse after the full load (PostgreSQL, after VACUUM ANALYZE; bytes include indexes):",
+        "",
+        "| table | rows | MiB | bytes per row |",
+        "|---|---|---|---|",
+        *(f"| {t} | {n:,} | {b / 2**20:.1f} | {b / n if n else 0:,.0f} |" for t, (n, b) in r["rows"].items()),
+        f"| all | {sum(n for n, _ in r['rows'].values()):,} | {sum(b for _, b in r['rows'].values()) / 2**20:.1f} "
+        f"| {sum(b for _, b in r['rows'].values()) / max(1, sum(n for n, _ in r['rows'].values())):,.0f} |",
         "",
         f"## One scheduled run: incremental, {TICK_MINUTES} simulated minutes later",
         "",
