@@ -44,6 +44,7 @@ import re
 import threading
 import time
 import tomllib
+import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -287,6 +288,10 @@ def parse(text: str, path: str | os.PathLike = "estate.toml") -> Estate:
             problem("[schedule]: key 'cron'", f"{value!r} is not a five-field cron expression")
         elif key == "cron":
             cron = value
+        elif not _is_timezone(value):
+            problem(
+                "[schedule]: key 'timezone'", f"{value!r} is not an IANA time zone such as 'Europe/London'"
+            )
         else:
             timezone = value
     parallel = data.get("parallel", DEFAULT_PARALLEL)
@@ -296,6 +301,14 @@ def parse(text: str, path: str | os.PathLike = "estate.toml") -> Estate:
     if problems:
         raise EstateError(problems)
     return Estate(path, tuple(ems), cron, timezone, parallel)
+
+
+def _is_timezone(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _unknown(key: str, allowed: Iterable[str]) -> str:

@@ -169,6 +169,10 @@ def test_a_password_put_into_password_env_is_not_echoed():
             '[schedule]\ncron = "every 15 minutes"\n',
             ["[schedule]: key 'cron': 'every 15 minutes' is not a five-field"],
         ),
+        (
+            '[schedule]\ntimezone = "Mars/Olympus"\n',
+            ["[schedule]: key 'timezone': 'Mars/Olympus' is not an IANA"],
+        ),
         ("", ["[[em]]: no Enterprise Manager listed"]),
         ('[[em]]\nname = "a"\nurl = "https://a/api"\n[em]\n', ["not valid TOML"]),
     ],
