@@ -273,7 +273,7 @@ def run(
     Reads VEEAM_EM_URL, VEEAM_EM_USER, VEEAM_EM_PASSWORD, VEEAM_EM_CA_BUNDLE, VEEAM_ETL_DB and
     VEEAM_ETL_DB_SCHEMA. Exit codes: 0 loaded, 1 failed (nothing inconsistent committed),
     2 usage or configuration error, 75 another run holds the lock for this warehouse and EM.
-    With --config: every EM of the estate file (VEEAM_EM_* are then not read), one summary row
+    With --config: every EM of the estate file (VEEAM_EM_URL and VEEAM_EM_USER are ignored), one row
     each; 0 all loaded, 1 any failed, 75 when the only problem is locks held by other runs.
     """
     if full_refresh and since:

@@ -8,7 +8,7 @@ dg = pytest.importorskip("dagster", reason="the Dagster integration needs `pip i
 
 from etl import db, orchestration  # noqa: E402
 from etl.simulator import fleet as sim_fleet  # noqa: E402
-from helpers import assert_equal_to_truth  # noqa: E402
+from helpers import assert_equal_to_truth, dump  # noqa: E402
 
 SIZE = {"servers": 2, "jobs": 3, "vms_per_job": 4, "days": 3}
 
@@ -84,3 +84,34 @@ def test_asset_names_that_collide_are_refused(tmp_path):
     with pytest.raises(orchestration.ConfigError, match="both become the Dagster asset 'em_lon'"):
         orchestration.definitions(estate)
     assert orchestration.asset_name("9-site") == "em_9_site"
+
+
+def test_a_held_lock_ends_the_step_without_a_materialization(tmp_path, monkeypatch):
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert
+
+    from etl import schema
+
+    monkeypatch.setenv("DAGSTER_TEST_EM_PW", "demo")
+    db_url = f"sqlite:///{tmp_path / 'w.db'}"
+    eng = db.engine(db_url)
+    db.migrate(eng)
+    now = datetime.now(UTC)
+    with eng.begin() as conn:  # a live run of site-1 on another host
+        conn.execute(
+            insert(schema.etl_locks).values(
+                source="site-1", run_id=None, host="other-host", pid=4242, acquired_at=now, heartbeat_at=now
+            )
+        )
+    with sim_fleet.serving(1, seed=81, **SIZE) as sims:
+        estate = tmp_path / "estate.toml"
+        _estate(estate, sims)
+        defs = orchestration.definitions(estate, warehouse=orchestration.Warehouse(url=db_url))
+        result = dg.materialize(
+            list(defs.assets), resources={"warehouse": orchestration.Warehouse(url=db_url)}
+        )
+        assert result.success
+        assert not _materializations(result, dg.AssetKey(["veeam_etl", "site_1"]))
+        assert all(not rows for rows in dump(eng, source="site-1").values())
+    eng.dispose()
