@@ -300,10 +300,21 @@ def print_summary(summary: pipeline.Summary) -> None:
 @click.option(
     "--url",
     envvar="VEEAM_EM_URL",
-    required=True,
     help="Enterprise Manager API base, e.g. https://em01:9398/api [env VEEAM_EM_URL].",
 )
-@click.option("--user", envvar="VEEAM_EM_USER", required=True, help="EM account [env VEEAM_EM_USER].")
+@click.option("--user", envvar="VEEAM_EM_USER", help="EM account [env VEEAM_EM_USER].")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Estate file (TOML) listing several EMs: load them all (docs/fleet.md). Excludes --url/--user.",
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, 64),
+    help="With --config: EMs loaded at once (default: the file's `parallel`, else 4; 1 on SQLite).",
+)
+@click.option("--only", multiple=True, metavar="NAME", help="With --config: load only this EM (repeatable).")
 @click.option(
     "--password-file",
     type=click.Path(dir_okay=False),
@@ -380,16 +391,30 @@ def run(
     timeout,
     source_name,
     retries,
+    config_path,
+    parallel,
+    only,
 ) -> None:
     """Crawl one Enterprise Manager and upsert into the warehouse (migrates an empty one first).
 
     Reads VEEAM_EM_URL, VEEAM_EM_USER, VEEAM_EM_PASSWORD, VEEAM_EM_CA_BUNDLE, VEEAM_ETL_DB and
     VEEAM_ETL_DB_SCHEMA. Exit codes: 0 loaded, 1 failed (nothing inconsistent committed),
     2 usage or configuration error, 75 another run holds the lock for this warehouse and EM.
+    With --config: every EM of the estate file (VEEAM_EM_URL and VEEAM_EM_USER are ignored), one row
+    each; 0 all loaded, 1 any failed, 75 when the only problem is locks held by other runs.
     """
-    url = config.em_url(url)
     if full_refresh and since:
         raise ConfigError("--full-refresh and --since exclude each other")
+    if config_path is not None:
+        _run_estate(config_path, parallel, only, db_url, db_schema)
+        return
+    if parallel is not None or only:
+        raise ConfigError("--parallel and --only go with --config")
+    if not url or not user:
+        raise click.UsageError(
+            f"Missing option '--{'url' if not url else 'user'}' (or --config ESTATE.toml)."
+        )
+    url = config.em_url(url)
     verify = _verify(ca_bundle, insecure)
     password = _password(password_file)
     logs.secret(password)
@@ -413,6 +438,54 @@ def run(
     print_summary(summary)
 
 
+# run options an estate file may also set: on the command line they apply to every EM of the file
+_ESTATE_OVERRIDES = (
+    "page_size",
+    "concurrency",
+    "timeout",
+    "retries",
+    "batch_rows",
+    "lookback",
+    "full_refresh",
+    "since",
+)
+# per-EM settings that only the estate file can give
+_ESTATE_EXCLUDES = ("url", "user", "password_file", "ca_bundle", "insecure", "source_name")
+
+
+def _run_estate(config_path, parallel, only, db_url, db_schema) -> None:
+    """`run --config`: every EM of the estate file; flags given on the command line override it."""
+    from . import fleet
+
+    ctx = click.get_current_context()
+    given = {
+        name
+        for name in ctx.params
+        if ctx.get_parameter_source(name)
+        in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.PROMPT)
+    }
+    clash = [f"--{n.replace('_', '-')}" for n in _ESTATE_EXCLUDES if n in given]
+    if clash:
+        raise click.UsageError(
+            f"--config excludes {', '.join(clash)} (each EM sets them in the estate file)."
+        )
+    overrides = {n: ctx.params[n] for n in _ESTATE_OVERRIDES if n in given}
+    if "since" in overrides:
+        overrides["since"] = _since(overrides["since"])
+    estate = fleet.load(config_path).select(only)
+
+    def done(outcome) -> None:  # one log line per EM as it ends, for long runs watched on a terminal
+        logging.getLogger("etl.fleet").info(
+            "em %s: %s in %.1f s", outcome.name, outcome.status, outcome.duration_s
+        )
+
+    result = fleet.run_estate(
+        db_url, estate, db_schema=db_schema, parallel=parallel, overrides=overrides, on_done=done
+    )
+    click.echo(fleet.render(result))
+    sys.exit(result.exit_code)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -430,38 +503,49 @@ def run(
 @click.option("--runs-per-day", type=int, default=2, show_default=True, help="Job runs per day.")
 @click.option("--user", default="demo", show_default=True, help="Account the simulator accepts.")
 @click.option("--password", default="demo", show_default=True, help="Password the simulator accepts.")
-def simulate(host, port, seed, servers, jobs, vms_per_job, days, runs_per_day, user, password) -> None:
+@click.option(
+    "--ems",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="Serve this many EMs (seeds --seed, --seed+1, ...; ports from --port on, or free ports with --port 0).",
+)
+def simulate(host, port, seed, servers, jobs, vms_per_job, days, runs_per_day, user, password, ems) -> None:
     """Serve a simulated Enterprise Manager over HTTP until stopped (Ctrl-C).
 
     A seeded, deterministic estate of replication jobs, sessions, tasks and replica points.
     POST /admin/advance?hours=H moves its clock forward. Reads no environment variables.
     """
-    from .simulator import Simulator, World
+    from .simulator import fleet as sim_fleet
 
-    world = World(
-        seed=seed,
-        servers=servers,
-        jobs=jobs,
-        vms_per_job=vms_per_job,
-        days=days,
-        runs_per_day=runs_per_day,
-        now=datetime.now(UTC).replace(microsecond=0),
-    )
-    sim = Simulator(world, host=host, port=port, user=user, password=password)
     try:
-        sim.start()
+        sims = sim_fleet.start(
+            ems,
+            host=host,
+            port=port,
+            seed=seed,
+            user=user,
+            password=password,
+            servers=servers,
+            jobs=jobs,
+            vms_per_job=vms_per_job,
+            days=days,
+            runs_per_day=runs_per_day,
+            now=datetime.now(UTC).replace(microsecond=0),
+        )
     except OSError as exc:
         raise ConfigError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc} (try --port 0 for any free port)"
         ) from None
-    click.echo(f"simulated Enterprise Manager at {sim.url} (user {user}); Ctrl-C to stop", err=False)
+    for sim in sims:
+        click.echo(f"simulated Enterprise Manager at {sim.url} (user {user}); Ctrl-C to stop", err=False)
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
-        sim.stop()
+        sim_fleet.stop(sims)
 
 
 @main.command()

@@ -19,7 +19,7 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
 import httpx
 from lxml import etree
 
-from . import parse
+from . import config, parse
 from .errors import AuthError, ConfigError, ForeignLink, HostileDocument, NotFound, ParseError, SourceError
 from .retry import Budget, RetryPolicy, certificate_problem, plain_http_answer, retry_after, verdict
 
@@ -45,21 +45,6 @@ def redact_url(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def check_url(url: str) -> None:
-    """Raise ConfigError unless `url` can be an EM API base: http(s), a host, a port in range."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        raise ConfigError(f"the port of {redact_url(url)!r} is not a number from 1 to 65535") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"not an http(s) URL: {redact_url(url)!r}; expected the API base, e.g. https://em01.example.com:9398/api"
-        )
-    if port == 0:
-        raise ConfigError(f"the port of {redact_url(url)!r} is not a number from 1 to 65535")
 
 
 class _Reply(NamedTuple):
@@ -133,7 +118,7 @@ class EMClient:
         concurrency: int = 8,
     ):
         """`concurrency`: requests in flight at once, however many threads use the client."""
-        check_url(url)
+        config.em_url(url, "the EM URL")
         self.base = url.rstrip("/") + "/"
         self.page_size = page_size
         self.retry_policy = retry or RetryPolicy()

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import crawl, db, parse, registry, runs, schema, transform
-from .client import EMClient, check_url, redact_url
+from . import config, crawl, db, parse, registry, runs, schema, transform
+from .client import EMClient, redact_url
 from .errors import DataError, LoadError
 from .load import Loader
 from .registry import EntityType
@@ -404,7 +404,7 @@ def run(
     `progress(summary, type_name)` is called after every committed batch (for a display).
     """
     opts = options or Options()
-    check_url(url)  # before anything is recorded: a bad URL is a configuration error, not a failed run
+    config.em_url(url, "the EM URL")  # before anything is recorded: a configuration error, not a failed run
     source = opts.source or source_name(url)
     started = time.monotonic()
     db.ensure_current(eng)
