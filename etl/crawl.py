@@ -101,19 +101,52 @@ def literal(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
+FILTER_CHARS = 3000  # characters of filter per query: with the rest, well under common 8 KB URL limits
+
+Starts = dict[str, datetime | None]  # backup server uid -> creation instant to read from (None: all)
+
+
 def _instant(instant: datetime) -> str:
     return f'"{instant:%Y-%m-%dT%H:%M:%SZ}"'  # filters take UTC date-times, quoted
 
 
-def window_filter(entity_type: EntityType, instant: datetime | None) -> str | None:
-    """What an incremental run asks for: entities created at or after `instant`; for sessions also
-    older ones that ended at or after it or are not finished (None: everything)."""
-    if instant is None or entity_type.window is None:
-        return None
+def _window(entity_type: EntityType, instant: datetime) -> str:
+    """Entities created at or after `instant`; for sessions also older ones that ended at or after
+    it or are not finished (any State but the final one)."""
     at = _instant(instant)
     if entity_type.final_state is None:
         return f"{entity_type.window}>={at}"
-    return f"{entity_type.window}>={at},EndTime>={at},State!={literal(entity_type.final_state)}"
+    return f"({entity_type.window}>={at},EndTime>={at},State!={literal(entity_type.final_state)})"
+
+
+def window_filters(entity_type: EntityType, starts: Starts | datetime | None) -> list[str | None]:
+    """The filters of an incremental read of `entity_type`, one query each.
+
+    `starts` None: everything, one query without a filter. A datetime: one window for all backup
+    servers. A dict: one window per backup server, `(BackupServerUid=="a";<window from ta>),…` (`;`
+    binds tighter than `,`), a server without a start read whole; as many servers per query as fit
+    in FILTER_CHARS. EM collects each backup server on its own schedule, so a server that was
+    unreachable delivers its sessions hours late with their original creation times (em-api.md,
+    "Collection lag per backup server"): one window per server loses none of them.
+    """
+    if entity_type.window is None or starts is None or (isinstance(starts, dict) and not starts):
+        return [None]
+    if isinstance(starts, datetime):
+        return [_window(entity_type, starts)]
+    terms = [
+        f"BackupServerUid=={literal(server)}"
+        if start is None
+        else f"(BackupServerUid=={literal(server)};{_window(entity_type, start)})"
+        for server, start in sorted(starts.items())
+    ]
+    filters, current = [], ""
+    for term in terms:
+        if current and len(current) + 1 + len(term) > FILTER_CHARS:
+            filters.append(current)
+            current = ""
+        current = f"{current},{term}" if current else term
+    filters.append(current)
+    return filters
 
 
 def uid_filters(name: str, uids: Iterable[str]) -> Iterator[str]:

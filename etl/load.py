@@ -57,7 +57,20 @@ class _Statements:
             if isinstance(table.c[name].type, (schema.UTCDateTime, Boolean))
         ]
         self.columns = self.data + ["source", "first_loaded_at", "last_loaded_at", "run_id"]
-        updates = ", ".join(f"{c} = excluded.{c}" for c in self.columns if c not in KEEP_ON_UPDATE)
+        # columns the loader fills itself (a lookup, an inference): EM's NULL never overwrites them
+        self.kept = frozenset(i for i, name in enumerate(self.data) if table.c[name].info.get("kept"))
+        updates = ", ".join(
+            f"{c} = COALESCE(excluded.{c}, {table.name}.{c})"
+            if table.c[c].info.get("kept")
+            else f"{c} = excluded.{c}"
+            for c in self.columns
+            if c not in KEEP_ON_UPDATE
+        )
+        # what a column the rows lack is written as: its scalar default, else NULL
+        self.defaults = [
+            c.default.arg if c.default is not None and c.default.is_scalar else None
+            for c in (table.c[name] for name in self.data)
+        ]
         names = ", ".join(self.columns)
         self._group = f"({', '.join([self.mark] * len(self.columns))})"
         self._insert = f"INSERT INTO {table.name} ({names}) VALUES "
@@ -152,6 +165,8 @@ class Loader:
         writes, inserted, updated = [], 0, 0
         for uid, values in batch.items():
             before = old.get(uid)
+            if before is not None and st.kept:
+                values = tuple(before[i] if v is None and i in st.kept else v for i, v in enumerate(values))
             if before is None:
                 inserted += 1
             elif uid in placeholders or before == values:
@@ -171,11 +186,15 @@ class Loader:
         return inserted, updated
 
     def _driver_rows(self, st: _Statements, rows: RowBatch) -> list[tuple]:
-        """rows.values in the statement's column order and the driver's types; columns the rows
-        lack are NULL. Column by column, so that the loops run in C rather than once per row."""
+        """rows.values in the statement's column order and the driver's types; a column the rows
+        lack is its default (NULL when it has none). Column by column, so that the loops run in C
+        rather than once per row."""
         columns = list(zip(*rows.values, strict=True))
-        nulls = (None,) * len(rows.values)
-        out = [columns[rows.columns.index(c)] if c in rows.columns else nulls for c in st.data]
+        n = len(rows.values)
+        out = [
+            columns[rows.columns.index(c)] if c in rows.columns else (default,) * n
+            for c, default in zip(st.data, st.defaults, strict=True)
+        ]
         if self._convert:
             for i in st.typed:
                 out[i] = map(self._convert, out[i])

@@ -298,6 +298,20 @@ def integer(text: str | None, url: str | None = None, bits: int = 64) -> int | N
     return value
 
 
+_DECIMAL = re.compile(
+    r"[+-]?(?:[0-9]{1,20}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})(?:[eE][+-]?[0-9]{1,3})?", re.ASCII
+)
+
+
+def decimal(text: str | None, url: str | None = None) -> float | None:
+    """A decimal with a `.` (EM writes ratios invariant-culture: `5.71`, `0`) as a float."""
+    if text is None:
+        return None
+    if not _DECIMAL.fullmatch(text):
+        raise DataError(f"not a decimal number: {text[:60]!r}", url)
+    return float(text)
+
+
 def _opt_int(text: str | None, url: str) -> int | None:
     try:
         return integer(text, url)

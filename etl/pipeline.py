@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import config, crawl, db, parse, registry, runs, schema, transform
+from . import batched, config, crawl, db, parse, registry, runs, schema, transform
 from .client import EMClient, redact_url
 from .errors import DataError, LoadError
 from .load import Loader
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 KNOWN_LIMIT = 50_000  # parent uids remembered per table: a few MB, whatever the estate
 
-__all__ = ["Options", "RetryPolicy", "Summary", "plan", "run", "source_name"]
+__all__ = ["Options", "RetryPolicy", "Summary", "mode_of", "run", "source_name", "starts"]
 
 
 def source_name(url: str) -> str:
@@ -138,6 +138,13 @@ class _Batch:
                 summary.quarantined += 1
 
 
+def _newest(newest: dict[str, datetime], rows: RowBatch, column: str) -> None:
+    """Fold the rows' newest `column` instant per backup server into `newest`."""
+    for server, at in zip(rows.column("backup_server_uid"), rows.column(column), strict=True):
+        if server is not None and at is not None and (server not in newest or at > newest[server]):
+            newest[server] = at
+
+
 class Loading:
     """One run's loading of query pages into the warehouse, batch by batch."""
 
@@ -157,7 +164,8 @@ class Loading:
         self.worker_processes = worker_processes
         self.batch_rows = batch_rows
         self._workers: ProcessPool | None = None
-        self.marks: dict[str, datetime] = {}
+        self.marks: runs.Marks = {}  # newest creation instant committed, per type and backup server
+        self.listed: set[str] = set()  # backup servers EM listed in this run
         self.rejected: set[str] = set()  # uids/hrefs quarantined in this run (few)
         self.running: set[str] = set()  # sessions EM reported as unfinished in this run
         self.values_seen: set[tuple[str, str, str]] = set()  # (type, column, value) warned about
@@ -196,7 +204,8 @@ class Loading:
         s = self.summary
         done = _Batch()
         first, rows, more = None, 0, True
-        newest: datetime | None = None
+        newest: dict[str, datetime] = {}
+        listed: set[str] = set()
         running: list[str] = []
         try:
             with self.eng.begin() as conn:
@@ -204,12 +213,14 @@ class Loading:
                 for page in pages:
                     first = first or page.url
                     self._store(loader, page.rows, done)
+                    if entity_type.snapshot:
+                        self._snapshot(conn, entity_type, page.rows)
                     for record in page.quarantined:
                         self._quarantine(conn, record, done)
                     if entity_type.time_column:
-                        newest = max(
-                            filter(None, [newest, *page.rows.column(entity_type.time_column)]), default=None
-                        )
+                        _newest(newest, page.rows, entity_type.time_column)
+                    elif entity_type is registry.BACKUP_SERVER:
+                        listed.update(page.rows.column("uid"))
                     if entity_type.final_state is not None:
                         running += [
                             uid
@@ -232,15 +243,104 @@ class Loading:
             ) from None
         # what the run learnt from this batch counts once it is committed
         done.commit_into(s, self.rejected)
-        if newest is not None and (
-            entity_type.name not in self.marks or newest > self.marks[entity_type.name]
-        ):
-            self.marks[entity_type.name] = newest
+        marks = self.marks.setdefault(entity_type.name, {})
+        for server, at in newest.items():
+            if server not in marks or at > marks[server]:
+                marks[server] = at
+        self.listed |= listed
         self.running.update(running)
         if self.progress and first is not None:
             self.summary.requests = self.client.requests
             self.progress(self.summary, entity_type.name)
         return more
+
+    def _snapshot(self, conn: Connection, entity_type: EntityType, rows: RowBatch) -> None:
+        """One row per entity of this run in the type's snapshot table (e.g. repository space)."""
+        assert entity_type.snapshot is not None
+        table, key = entity_type.snapshot
+        history = schema.table(table)
+        measured = [c.name for c in history.columns if c.name in rows.columns and c.name != key]
+        found = [dict(zip(rows.columns, values, strict=True)) for values in rows.values]
+        found = [r for r in found if not r.get("placeholder")]
+        if not found:
+            return
+        conn.execute(
+            delete(history).where(
+                history.c.run_id == self.summary.run_id, history.c[key].in_([r["uid"] for r in found])
+            )
+        )
+        conn.execute(
+            insert(history),
+            [
+                {
+                    key: r["uid"],
+                    "run_id": self.summary.run_id,
+                    "source": self.summary.source,
+                    "observed_at": self.now,
+                }
+                | {c: r[c] for c in measured}
+                for r in found
+            ],
+        )
+
+    def map_jobs(self, entity_type: EntityType) -> None:
+        """Fill `job_uid` of this run's new rows that have none, asking EM
+        `type=<type>&filter=JobUid==<job>` for each job that may own them: the jobs of the same
+        backup servers, of the declared job types. Rows already mapped are never asked about again,
+        so a run with no new backups or replicas makes no such request."""
+        assert entity_type.job_types is not None
+        table, jobs, source = schema.table(entity_type.table), schema.jobs, self.summary.source
+        with self.eng.connect() as conn:
+            unmapped = conn.execute(
+                select(table.c.uid, table.c.backup_server_uid).where(
+                    table.c.source == source,
+                    table.c.run_id == self.summary.run_id,
+                    table.c.job_uid.is_(None),
+                    table.c.placeholder.is_(False),
+                )
+            ).all()
+            if not unmapped:
+                return
+            candidates = conn.scalars(
+                select(jobs.c.uid).where(
+                    jobs.c.source == source,
+                    jobs.c.placeholder.is_(False),
+                    jobs.c.backup_server_uid.in_({server for _, server in unmapped if server}),
+                    jobs.c.job_type.in_(entity_type.job_types),
+                )
+            ).all()
+        wanted = {uid for uid, _ in unmapped}
+
+        def members(job_uid: str) -> list[str]:
+            url = self.client.query_url(entity_type.name, filter=f"JobUid=={crawl.literal(job_uid)}")
+            found, seen = [], set()
+            while url and url not in seen:  # nearly always one page: a job has a backup or two
+                seen.add(url)
+                page = crawl.fetch_page(self.client, url, entity_type)
+                found += page.rows.column("uid")
+                nxt = page.paging.next_href
+                url = self.client.resolve(nxt) if nxt and page.rows.values else None
+            return found
+
+        mapped = 0
+        with self.eng.begin() as conn:
+            for job_uid, uids in zip(candidates, self.pool.map(members, candidates), strict=True):
+                mine = [uid for uid in uids if uid in wanted]
+                for chunk in batched(mine, schema.IN_LIST):
+                    mapped += conn.execute(
+                        update(table)
+                        .where(table.c.uid.in_(chunk), table.c.job_uid.is_(None))
+                        .values(job_uid=job_uid, run_id=self.summary.run_id)
+                    ).rowcount
+        if mapped:
+            self.summary.tables[entity_type.table]["updated"] += mapped
+        log.info(
+            "%s: %d of %d new rows mapped to their job (%d jobs asked)",
+            entity_type.table,
+            mapped,
+            len(wanted),
+            len(candidates),
+        )
 
     def _check_values(self, entity_type: EntityType, rows: RowBatch) -> None:
         """Warn once per run about each enum value EM's documentation does not list (it is stored
@@ -374,18 +474,25 @@ class Loading:
                 self.load_pages(t, f)
 
 
-def plan(opts: Options, marks: dict[str, datetime]) -> tuple[str, dict[str, datetime | None]]:
-    """The mode and, per incremental type, the creation instant to query from (None: everything).
-
-    The first run on an empty warehouse and --full-refresh read everything; --since reads from the
-    given instant; otherwise each type is read from its watermark minus the lookback.
-    """
-    names = [t.name for t in registry.incremental()]
+def mode_of(opts: Options, marks: runs.Marks) -> str:
+    """full (the first run on an empty warehouse, --full-refresh), since (--since) or incremental."""
     if opts.full_refresh or (not marks and opts.since is None):
-        return "full", dict.fromkeys(names)
-    if opts.since is not None:
-        return "since", dict.fromkeys(names, opts.since)
-    return "incremental", {t: marks[t] - opts.lookback if t in marks else None for t in names}
+        return "full"
+    return "since" if opts.since is not None else "incremental"
+
+
+def starts(
+    opts: Options, mode: str, marks: runs.Marks, entity_type: EntityType, servers: set[str]
+) -> crawl.Starts | datetime | None:
+    """Where an incremental type is read from: None (everything: a full run), one instant (--since),
+    or per backup server its watermark minus the lookback, a server without one (new, or new to
+    this type) read from the beginning. `servers`: those EM lists now, and those with watermarks."""
+    if mode == "full":
+        return None
+    if mode == "since":
+        return opts.since
+    own = marks.get(entity_type.name, {})
+    return {s: own[s] - opts.lookback if s in own else None for s in servers | set(own)}
 
 
 def run(
@@ -412,7 +519,7 @@ def run(
     try:
         with eng.connect() as conn:
             marks = runs.watermarks(conn, source)
-        mode, windows = plan(opts, marks)
+        mode = mode_of(opts, marks)
         run_id = runs.start_run(eng, source, mode)
         summary = Summary(run_id, source, mode)
         log.info("run %d: %s load of %s", run_id, mode, source)
@@ -435,10 +542,13 @@ def run(
                     eng, client, summary, pool, ahead, progress, opts.worker_processes, opts.batch_rows
                 )
                 try:
+                    known = {server for per_server in marks.values() for server in per_server}
                     for entity_type in registry.TYPES.values():
-                        loading.load_pages(
-                            entity_type, crawl.window_filter(entity_type, windows.get(entity_type.name))
-                        )
+                        begin = starts(opts, mode, marks, entity_type, loading.listed | known)
+                        for window in crawl.window_filters(entity_type, begin):
+                            loading.load_pages(entity_type, window)
+                        if entity_type.job_types is not None:
+                            loading.map_jobs(entity_type)
                     if mode != "full":
                         loading.finish_stragglers()
                 finally:

@@ -21,7 +21,7 @@ from sqlalchemy import Table
 from . import schema, transform
 from .parse import Link
 
-Columns = Callable[[etree._Element, dict[str, str | None], str | None], dict[str, Any]]
+Columns = Callable[[etree._Element, dict[str, str | None], str | None, dict[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,9 @@ class Parent:
 
     The parent's UID is the `field` element when the entity has one, else the link's href read as
     `urn:veeam:<type_name>:<last path segment>`. The link is the first one with Rel `rel` whose
-    `Type` is `link_type`, or whose href path contains `path` (older servers mistype some links:
-    em-backup-side.md §13.2). `required`: an entity without this parent is unreadable.
+    `Type` is `link_type`, or whose Name is `link_name` (the link to an agent child backup's
+    parent is typed like the entity it names: em-backup-side.md §5). `required`: an entity without
+    this parent is unreadable.
     """
 
     column: str
@@ -39,13 +40,13 @@ class Parent:
     link_type: str
     rel: str = "Up"
     field: str | None = None
-    path: str | None = None
+    link_name: str | None = None
     required: bool = False
 
     def link(self, links: Iterable[Link]) -> Link | None:
         for ln in links:
             if ln.rel == self.rel and (
-                ln.type == self.link_type or (self.path is not None and self.path in ln.href)
+                ln.type == self.link_type or (self.link_name is not None and ln.name == self.link_name)
             ):
                 return ln
         return None
@@ -69,6 +70,11 @@ class EntityType:
     session_filter: tuple[str, str] | None = None
     also: tuple[str, ...] = ()  # other `Type` attributes EM gives this type (keyed under `name`'s urn)
     enums: dict[str, frozenset[str]] = field(default_factory=dict)  # column -> documented values
+    # a table that gets one row per entity per run that read it, for trends: (table, key column)
+    snapshot: tuple[str, str] | None = None
+    # The relation to jobs is not in the entity: EM answers `type=<name>&filter=JobUid==<job>`
+    # (em-backup-side.md §5, §9). The job types whose query can answer it (None: no such relation).
+    job_types: frozenset[str] | None = None
 
     @property
     def types(self) -> frozenset[str]:
@@ -78,16 +84,97 @@ class EntityType:
     @property
     def sort(self) -> str | None:
         """Query sort parameter: creation time keeps paging stable while EM adds sessions."""
-        return "CreationTime" if self.window is not None else None
+        return self.window
 
 
 RESULTS = frozenset({"Success", "Warning", "Failed", "None"})
 JOB_STATES = frozenset({"Starting", "Working", "Stopping", "Pausing", "Resuming", "Stopped"})
 TASK_STATES = frozenset({"Pending", "InProgress", "Completed"})
+JOB_TYPES = frozenset(
+    {
+        "Backup",
+        "BackupCopy",
+        "ImmediateBackupCopy",
+        "ImmediateBackupCopyWorker",
+        "Replica",
+        "AgentBackup",
+        "AgentManagement",
+        "NasBackup",
+    }
+)
+PLATFORMS = frozenset(
+    {"VMware", "HyperV", "Hyperv", "vCloud", "AgentForLinux", "AgentForWindows", "CustomPlatform"}
+)
+ALGORITHMS = frozenset({"Full", "Incremental", "ReversedIncremental", "SyntheticFull"})
+POINT_TYPES = frozenset({"Full", "Increment", "ReverseIncrement", "Snapshot"})
 
 _SERVER = Parent("backup_server_uid", "BackupServer", "BackupServerReference")
+_REPOSITORY = Parent("repository_uid", "Repository", "RepositoryReference")
+_BACKUP = Parent("backup_uid", "Backup", "BackupReference")
+_SESSION = {"state": JOB_STATES, "result": RESULTS, "job_type": JOB_TYPES}
+_TASK = {"state": TASK_STATES, "result": RESULTS}
 
+# --- inventory: small, read in full every run ------------------------------------------------------
 BACKUP_SERVER = EntityType("BackupServer", "backup_servers", transform.backup_server)
+JOB = EntityType(
+    "Job",
+    "jobs",
+    transform.job,
+    parents=(_SERVER,),
+    # agent jobs are AgentBackupJob entities (UID urn:veeam:AgentBackupJob:…) whose sessions name
+    # them urn:veeam:Job:… (em-backup-side.md §10): keyed as the sessions name them
+    also=("AgentBackupJob",),
+    enums={"job_type": JOB_TYPES, "platform": PLATFORMS},
+)
+REPOSITORY = EntityType(
+    "Repository",
+    "repositories",
+    transform.repository,
+    parents=(_SERVER,),
+    enums={
+        "kind": frozenset(
+            {
+                "WindowsLocal",
+                "LinuxLocal",
+                "CifsShare",
+                "DDBoost",
+                "Cloud",
+                "HPStoreOnce",
+                "ExaGrid",
+                "Foreign",
+                "SanSnapshot",
+                "HPStoreOnceIntegration",
+                "Extendable",
+                "Quantum",
+                "Nfs",
+            }
+        )
+    },
+    snapshot=("repository_space", "repository_uid"),
+)
+BACKUP = EntityType(
+    "Backup",
+    "backups",
+    transform.backup,
+    # an agent ChildBackup's second Up link (Type="Backup", Name="Parent Backup") names its ParentBackup
+    parents=(
+        _REPOSITORY,
+        _SERVER,
+        Parent("parent_backup_uid", "Backup", "Backup", link_name="Parent Backup"),
+    ),
+    enums={"platform": PLATFORMS, "backup_type": frozenset({"Standard", "ParentBackup", "ChildBackup"})},
+    job_types=JOB_TYPES - {"Replica"},
+)
+REPLICA = EntityType(
+    "Replica",
+    "replicas",
+    transform.replica,
+    parents=(_REPOSITORY, _SERVER),
+    enums={"platform": PLATFORMS},
+    job_types=frozenset({"Replica"}),
+)
+
+# --- the replication side ----------------------------------------------------------------------------
 REPLICA_JOB_SESSION = EntityType(
     "ReplicaJobSession",
     "replica_job_sessions",
@@ -96,7 +183,7 @@ REPLICA_JOB_SESSION = EntityType(
     window="CreationTime",
     time_column="creation_time_utc",
     final_state="Stopped",
-    enums={"state": JOB_STATES, "result": RESULTS},
+    enums=_SESSION,
 )
 VM_REPLICA_POINT = EntityType(
     "VmReplicaPoint",
@@ -105,10 +192,7 @@ VM_REPLICA_POINT = EntityType(
     parents=(_SERVER, Parent("replica_uid", "Replica", "ReplicaReference")),
     window="CreationTime",
     time_column="creation_time_utc",
-    enums={
-        "algorithm": frozenset({"Full", "Incremental", "ReversedIncremental", "SyntheticFull"}),
-        "point_type": frozenset({"Full", "Increment", "ReverseIncrement", "Snapshot"}),
-    },
+    enums={"algorithm": ALGORITHMS, "point_type": POINT_TYPES},
 )
 REPLICA_TASK_SESSION = EntityType(
     "ReplicaTaskSession",
@@ -129,12 +213,95 @@ REPLICA_TASK_SESSION = EntityType(
     time_column="creation_time_utc",
     final_state="Completed",
     session_filter=("JobSessionUid", "job_session_uid"),
-    enums={"state": TASK_STATES, "result": RESULTS},
+    enums=_TASK,
+)
+
+# --- the backup side ---------------------------------------------------------------------------------
+BACKUP_JOB_SESSION = EntityType(
+    "BackupJobSession",
+    "backup_job_sessions",
+    transform.backup_job_session,
+    parents=(
+        _SERVER,
+        Parent("job_uid", "Job", "JobReference", field="JobUid"),
+        # AgentManagement (per-computer) sessions: `Up` to their AgentBackup session, "Parent session"
+        Parent("parent_session_uid", "BackupJobSession", "BackupJobSessionReference"),
+    ),
+    window="CreationTime",
+    time_column="creation_time_utc",
+    final_state="Stopped",
+    enums=_SESSION,
+)
+RESTORE_POINT = EntityType(
+    "RestorePoint",
+    "restore_points",
+    transform.restore_point,
+    parents=(_BACKUP, _SERVER),
+    window="CreationTime",  # the filter is CreationTime although the element is BackupDateUTC
+    time_column="backup_date_utc",
+)
+BACKUP_FILE = EntityType(
+    "BackupFile",
+    "backup_files",
+    transform.backup_file,
+    parents=(_BACKUP, _SERVER),
+    window="CreationTimeUTC",  # the one type whose time filter is named CreationTimeUTC
+    time_column="creation_time_utc",
+    enums={"file_type": frozenset({"vbk", "vib", "vrb"})},
+)
+VM_RESTORE_POINT = EntityType(
+    "VmRestorePoint",
+    "vm_restore_points",
+    transform.vm_restore_point,
+    parents=(
+        Parent("restore_point_uid", "RestorePoint", "RestorePointReference"),
+        Parent("backup_file_uid", "BackupFile", "BackupFileReference"),
+        _SERVER,
+    ),
+    window="CreationTime",
+    time_column="creation_time_utc",
+    enums={"algorithm": ALGORITHMS, "point_type": POINT_TYPES},
+)
+BACKUP_TASK_SESSION = EntityType(
+    "BackupTaskSession",
+    "backup_task_sessions",
+    transform.backup_task_session,
+    parents=(
+        Parent(
+            "job_session_uid",
+            "BackupJobSession",
+            "BackupJobSessionReference",
+            field="JobSessionUid",
+            required=True,
+        ),
+        _SERVER,
+        Parent("vm_restore_point_uid", "VmRestorePoint", "VmRestorePoint", rel="Related"),
+    ),
+    window="CreationTime",
+    time_column="creation_time_utc",
+    final_state="Completed",
+    session_filter=("JobSessionUid", "job_session_uid"),
+    enums=_TASK,
 )
 
 # Query order: parents before children, so that most parents are in the warehouse before a child names them.
 TYPES: dict[str, EntityType] = {
-    t.name: t for t in (BACKUP_SERVER, REPLICA_JOB_SESSION, VM_REPLICA_POINT, REPLICA_TASK_SESSION)
+    t.name: t
+    for t in (
+        BACKUP_SERVER,
+        JOB,
+        REPOSITORY,
+        BACKUP,
+        REPLICA,
+        REPLICA_JOB_SESSION,
+        VM_REPLICA_POINT,
+        REPLICA_TASK_SESSION,
+        BACKUP_JOB_SESSION,
+        RESTORE_POINT,
+        BACKUP_FILE,
+        VM_RESTORE_POINT,
+        BACKUP_TASK_SESSION,
+    )
 }
 
 

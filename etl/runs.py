@@ -147,34 +147,47 @@ def finish_run(conn, run_id: int, status: str, stats: dict, error: str | None = 
     )
 
 
-def watermarks(conn, source: str) -> dict[str, datetime]:
-    rows = conn.execute(
-        select(etl_watermarks.c.entity_type, etl_watermarks.c.watermark_utc).where(
-            etl_watermarks.c.source == source
-        )
-    )
-    return {entity_type: mark for entity_type, mark in rows}
+Marks = dict[str, dict[str, datetime]]  # entity type -> backup server uid -> newest creation instant
 
 
-def advance_watermarks(conn, source: str, run_id: int, marks: dict[str, datetime]) -> None:
-    """Set each entity type's watermark to the newest creation time this run committed (never back)."""
+def watermarks(conn, source: str) -> Marks:
+    """{entity type: {backup server uid: newest creation instant committed}} of `source`."""
+    w = etl_watermarks.c
+    marks: Marks = {}
+    rows = conn.execute(select(w.entity_type, w.backup_server_uid, w.watermark_utc).where(w.source == source))
+    for entity_type, server, mark in rows:
+        marks.setdefault(entity_type, {})[server] = mark
+    return marks
+
+
+def advance_watermarks(conn, source: str, run_id: int, marks: Marks) -> None:
+    """Move each (entity type, backup server) watermark to the newest creation instant this run
+    committed; never back."""
     old = watermarks(conn, source)
     now = now_utc()
-    for entity_type, mark in marks.items():
-        if entity_type in old:
-            if mark <= old[entity_type]:
-                continue
-            conn.execute(
-                update(etl_watermarks)
-                .where(and_(etl_watermarks.c.source == source, etl_watermarks.c.entity_type == entity_type))
-                .values(watermark_utc=mark, run_id=run_id, updated_at=now)
-            )
-        else:
-            conn.execute(
-                insert(etl_watermarks).values(
-                    source=source, entity_type=entity_type, watermark_utc=mark, run_id=run_id, updated_at=now
+    w = etl_watermarks.c
+    for entity_type, per_server in marks.items():
+        for server, mark in per_server.items():
+            before = old.get(entity_type, {}).get(server)
+            if before is None:
+                conn.execute(
+                    insert(etl_watermarks).values(
+                        source=source,
+                        entity_type=entity_type,
+                        backup_server_uid=server,
+                        watermark_utc=mark,
+                        run_id=run_id,
+                        updated_at=now,
+                    )
                 )
-            )
+            elif mark > before:
+                conn.execute(
+                    update(etl_watermarks)
+                    .where(
+                        and_(w.source == source, w.entity_type == entity_type, w.backup_server_uid == server)
+                    )
+                    .values(watermark_utc=mark, run_id=run_id, updated_at=now)
+                )
 
 
 def quarantine(

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -63,6 +64,30 @@ def now_utc() -> datetime:
 
 def _uid() -> Column:
     return Column("uid", String(200), primary_key=True)
+
+
+def _server() -> Column:
+    return Column("backup_server_uid", String(200), ForeignKey("backup_servers.uid"))
+
+
+def _placeholder() -> Column:
+    """Marks a row recorded only from a child's link (EM answered 404 for it)."""
+    return Column("placeholder", Boolean, nullable=False, default=False)
+
+
+def _deleted_at() -> Column:
+    """When a retention sweep found EM no longer lists the object (NULL while it does)."""
+    return Column("deleted_at", UTCDateTime)
+
+
+# A column the loader fills itself (from a lookup or an inference), not from the entity: a NULL
+# from EM never overwrites what is there (etl.load).
+KEPT = {"kept": True}
+
+
+def _job_by_filter() -> Column:
+    """The job of a backup or replica: EM answers it only to a `JobUid` query filter."""
+    return Column("job_uid", String(200), ForeignKey("jobs.uid"), info=KEPT)
 
 
 def _load_metadata() -> list[Column]:
@@ -115,13 +140,87 @@ backup_servers = Table(
     *_load_metadata(),
 )
 
+jobs = Table(
+    "jobs",
+    metadata,
+    _uid(),
+    Column("href", Text),
+    _server(),
+    Column("name", String(500)),
+    Column("job_type", String(100)),
+    Column("platform", String(100)),
+    Column("description", Text),
+    Column("schedule_configured", Boolean),
+    Column("schedule_enabled", Boolean),
+    Column("next_run_utc", UTCDateTime),
+    _placeholder(),
+    *_load_metadata(),
+)
+
+repositories = Table(
+    "repositories",
+    metadata,
+    _uid(),
+    Column("href", Text),
+    _server(),
+    Column("name", String(500)),
+    Column("kind", String(100)),
+    Column("capacity", BigInteger),  # bytes; NULL where EM reports -1 (unknown)
+    Column("free_space", BigInteger),  # bytes
+    _placeholder(),
+    *_load_metadata(),
+)
+
+repository_space = Table(
+    "repository_space",
+    metadata,
+    Column("repository_uid", String(200), ForeignKey("repositories.uid"), primary_key=True),
+    Column("run_id", Integer, primary_key=True),
+    Column("source", String(500), nullable=False),
+    Column("observed_at", UTCDateTime, nullable=False),
+    Column("capacity", BigInteger),
+    Column("free_space", BigInteger),
+)
+
+backups = Table(
+    "backups",
+    metadata,
+    _uid(),
+    Column("href", Text),
+    _server(),
+    Column("repository_uid", String(200), ForeignKey("repositories.uid")),
+    Column("parent_backup_uid", String(200), ForeignKey("backups.uid")),
+    _job_by_filter(),
+    Column("name", String(500)),
+    Column("platform", String(100)),
+    Column("backup_type", String(100)),
+    _placeholder(),
+    _deleted_at(),
+    *_load_metadata(),
+)
+
+replicas = Table(
+    "replicas",
+    metadata,
+    _uid(),
+    Column("href", Text),
+    _server(),
+    Column("repository_uid", String(200), ForeignKey("repositories.uid")),
+    _job_by_filter(),
+    Column("name", String(500)),
+    Column("platform", String(100)),
+    _placeholder(),
+    _deleted_at(),
+    *_load_metadata(),
+)
+
 replica_job_sessions = Table(
     "replica_job_sessions",
     metadata,
     _uid(),
     Column("href", Text),
     Column("backup_server_uid", String(200), ForeignKey("backup_servers.uid")),
-    Column("job_uid", String(200)),
+    Column("job_uid", String(200), ForeignKey("jobs.uid")),
     Column("job_name", String(500)),
     Column("job_type", String(100)),
     Column("name", String(500)),
@@ -145,7 +244,7 @@ vm_replica_points = Table(
     _uid(),
     Column("href", Text),
     Column("backup_server_uid", String(200), ForeignKey("backup_servers.uid")),
-    Column("replica_uid", String(200)),
+    Column("replica_uid", String(200), ForeignKey("replicas.uid")),
     Column("name", String(500)),
     Column("vm_display_name", String(500)),
     Column("vm_name", String(500)),
@@ -153,6 +252,7 @@ vm_replica_points = Table(
     Column("algorithm", String(50)),
     Column("point_type", String(50)),
     Column("placeholder", Boolean, nullable=False, default=False),
+    _deleted_at(),
     *_load_metadata(),
 )
 Index(None, vm_replica_points.c.creation_time_utc)
@@ -180,11 +280,123 @@ Index(None, replica_task_sessions.c.job_session_uid)
 Index(None, replica_task_sessions.c.vm_display_name, replica_task_sessions.c.creation_time_utc)
 Index(None, replica_task_sessions.c.creation_time_utc)
 
+backup_job_sessions = Table(
+    "backup_job_sessions",
+    metadata,
+    _uid(),
+    Column("href", Text),
+    _server(),
+    Column("job_uid", String(200), ForeignKey("jobs.uid")),
+    # AgentManagement (per-computer) sessions: their AgentBackup parent session; NULL otherwise
+    Column("parent_session_uid", String(200), ForeignKey("backup_job_sessions.uid")),
+    Column("job_name", String(500)),
+    Column("job_type", String(100)),
+    Column("name", String(500)),
+    Column("creation_time_utc", UTCDateTime),
+    Column("end_time_utc", UTCDateTime),
+    Column("state", String(50)),
+    Column("result", String(50)),
+    Column("progress", Integer),
+    Column("is_retry", Boolean),
+    Column("failure_message", Text),
+    _placeholder(),
+    *_load_metadata(),
+)
+Index(None, backup_job_sessions.c.creation_time_utc)
+Index(None, backup_job_sessions.c.job_uid, backup_job_sessions.c.creation_time_utc)
+
+restore_points = Table(
+    "restore_points",
+    metadata,
+    _uid(),
+    Column("href", Text),
+    Column("backup_uid", String(200), ForeignKey("backups.uid")),
+    _server(),
+    Column("name", String(500)),
+    Column("backup_date_utc", UTCDateTime),
+    _placeholder(),
+    _deleted_at(),
+    *_load_metadata(),
+)
+Index(None, restore_points.c.backup_uid)
+
+backup_files = Table(
+    "backup_files",
+    metadata,
+    _uid(),
+    Column("href", Text),
+    Column("backup_uid", String(200), ForeignKey("backups.uid")),
+    _server(),
+    Column("name", String(500)),
+    Column("file_path", Text),
+    Column("file_type", String(50)),
+    Column("backup_size", BigInteger),  # bytes on disk
+    Column("data_size", BigInteger),  # bytes read from the source, before data reduction
+    Column("deduplication_ratio", Float),
+    Column("compress_ratio", Float),
+    Column("creation_time_utc", UTCDateTime),
+    _placeholder(),
+    _deleted_at(),
+    *_load_metadata(),
+)
+Index(None, backup_files.c.backup_uid)
+Index(None, backup_files.c.creation_time_utc)
+
+vm_restore_points = Table(
+    "vm_restore_points",
+    metadata,
+    _uid(),
+    Column("href", Text),
+    Column("restore_point_uid", String(200), ForeignKey("restore_points.uid")),
+    Column("backup_file_uid", String(200), ForeignKey("backup_files.uid")),
+    _server(),
+    Column("name", String(500)),
+    Column("vm_display_name", String(500)),
+    Column("vm_name", String(500)),
+    Column("hierarchy_obj_ref", String(500)),
+    Column("creation_time_utc", UTCDateTime),
+    Column("algorithm", String(50)),
+    Column("point_type", String(50)),
+    _placeholder(),
+    _deleted_at(),
+    *_load_metadata(),
+)
+Index(None, vm_restore_points.c.creation_time_utc)
+Index(None, vm_restore_points.c.hierarchy_obj_ref, vm_restore_points.c.creation_time_utc)
+Index(None, vm_restore_points.c.restore_point_uid)
+
+backup_task_sessions = Table(
+    "backup_task_sessions",
+    metadata,
+    _uid(),
+    Column("href", Text),
+    Column("job_session_uid", String(200), ForeignKey("backup_job_sessions.uid"), nullable=False),
+    _server(),
+    Column("vm_restore_point_uid", String(200), ForeignKey("vm_restore_points.uid"), info=KEPT),
+    # where vm_restore_point_uid came from: 'link' (EM's Related link) or 'inferred' (see docs)
+    Column("vm_restore_point_link", String(20), info=KEPT),
+    Column("name", String(500)),
+    Column("vm_display_name", String(500)),
+    Column("vm_uid", String(500)),  # the VM's hierarchy reference (= vm_restore_points.hierarchy_obj_ref)
+    Column("creation_time_utc", UTCDateTime),
+    Column("end_time_utc", UTCDateTime),
+    Column("state", String(50)),
+    Column("result", String(50)),
+    Column("reason", Text),
+    Column("total_size", BigInteger),  # bytes: the VM's source size, not bytes transferred
+    *_load_metadata(),
+)
+Index(None, backup_task_sessions.c.job_session_uid)
+Index(None, backup_task_sessions.c.creation_time_utc)
+Index(None, backup_task_sessions.c.vm_uid, backup_task_sessions.c.creation_time_utc)
+
 etl_watermarks = Table(
     "etl_watermarks",
     metadata,
     Column("source", String(500), primary_key=True),
     Column("entity_type", String(100), primary_key=True),
+    # windows are kept per backup server: EM collects each one on its own schedule (em-api.md)
+    Column("backup_server_uid", String(200), primary_key=True),
     Column("watermark_utc", UTCDateTime, nullable=False),
     Column("run_id", Integer, ForeignKey("etl_runs.id"), nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),

@@ -128,7 +128,7 @@ def entity(entity_type: EntityType, el: etree._Element) -> Entity:
                 f"{entity_type.name} without {parent.field or 'a link to its ' + parent.type_name}", url
             )
         row[parent.column] = value
-    row.update(entity_type.columns(el, fields, url))
+    row.update(entity_type.columns(el, fields, url, row))
     return Entity(entity_type.table, row, parents)
 
 
@@ -168,9 +168,13 @@ def placeholder(link: Link, uid: str) -> dict[str, Any]:
 
 
 # --- one small function per EM type: its own columns (parents come from its declaration) -----------
+# Each takes the element, its fields ({element name: text}), its href and the row so far (uid,
+# href, name and the parent columns), and returns the type's other columns.
+
+Fields = dict[str, str | None]
 
 
-def backup_server(el: etree._Element, f: dict[str, str | None], url: str | None) -> dict[str, Any]:
+def backup_server(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
     return {
         "description": f.get("Description"),
         "port": parse.integer(f.get("Port"), url, 32),
@@ -181,7 +185,7 @@ def backup_server(el: etree._Element, f: dict[str, str | None], url: str | None)
     }
 
 
-def replica_job_session(el: etree._Element, f: dict[str, str | None], url: str | None) -> dict[str, Any]:
+def replica_job_session(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
     return {
         "job_uid": f.get("JobUid"),
         "job_name": f.get("JobName"),
@@ -197,7 +201,7 @@ def replica_job_session(el: etree._Element, f: dict[str, str | None], url: str |
     }
 
 
-def replica_task_session(el: etree._Element, f: dict[str, str | None], url: str | None) -> dict[str, Any]:
+def replica_task_session(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
     return {
         "vm_display_name": el.get("VmDisplayName"),
         "creation_time_utc": parse.utc(f.get("CreationTimeUTC"), url),
@@ -209,12 +213,90 @@ def replica_task_session(el: etree._Element, f: dict[str, str | None], url: str 
     }
 
 
-def vm_replica_point(el: etree._Element, f: dict[str, str | None], url: str | None) -> dict[str, Any]:
+def vm_replica_point(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
     return {
         "vm_display_name": el.get("VmDisplayName"),
         "vm_name": f.get("VmName"),
         "creation_time_utc": parse.utc(f.get("CreationTimeUTC"), url),
         "algorithm": f.get("Algorithm"),
         "point_type": f.get("PointType"),
+        "placeholder": False,
+    }
+
+
+def job(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
+    """Job and AgentBackupJob: the scalar fields; schedule and job-info blocks are version-shaped
+    (`Standart`, `ImmediateCopyMode`, …: em-backup-side.md §7) and left out."""
+    return {
+        "job_type": f.get("JobType"),
+        "platform": f.get("Platform"),
+        "description": f.get("Description"),
+        "schedule_configured": parse.boolean(f.get("ScheduleConfigured"), url),
+        "schedule_enabled": parse.boolean(f.get("ScheduleEnabled"), url),
+        "next_run_utc": parse.utc(f.get("NextRun"), url),
+        "placeholder": False,
+    }
+
+
+def repository(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
+    """Capacity -1 means EM does not know it (em-backup-side.md §8): stored as NULL."""
+    capacity = parse.integer(f.get("Capacity"), url)
+    return {
+        "kind": f.get("Kind"),
+        "capacity": None if capacity is not None and capacity < 0 else capacity,
+        "free_space": parse.integer(f.get("FreeSpace"), url),
+        "placeholder": False,
+    }
+
+
+def backup(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
+    """The backup's job is not in the entity; the loader asks `type=Backup&filter=JobUid==…`."""
+    return {"platform": f.get("Platform"), "backup_type": f.get("BackupType"), "placeholder": False}
+
+
+def replica(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
+    return {"platform": f.get("Platform"), "placeholder": False}
+
+
+def backup_job_session(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
+    return replica_job_session(el, f, url, row)  # the same JobSessionEntityType fields
+
+
+def backup_task_session(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
+    """`TotalSize` is the VM's source size, not bytes moved (em-backup-side.md §2)."""
+    return {
+        "vm_restore_point_link": "link" if row.get("vm_restore_point_uid") is not None else None,
+        "vm_uid": f.get("VmUid"),
+        **replica_task_session(el, f, url, row),
+    }
+
+
+def restore_point(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
+    """Its Name is a SQL-Server-style date ("Jun  5 2025  1:01AM"): never parsed; BackupDateUTC is."""
+    return {"backup_date_utc": parse.utc(f.get("BackupDateUTC"), url), "placeholder": False}
+
+
+def vm_restore_point(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
+    return {
+        "vm_display_name": el.get("VmDisplayName"),
+        "vm_name": f.get("VmName"),
+        "hierarchy_obj_ref": f.get("HierarchyObjRef"),
+        "creation_time_utc": parse.utc(f.get("CreationTimeUTC"), url),
+        "algorithm": f.get("Algorithm"),
+        "point_type": f.get("PointType"),
+        "placeholder": False,
+    }
+
+
+def backup_file(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
+    """Note the spelling `CreationTimeUtc` on backup files (em-backup-side.md §6); ratios are decimals."""
+    return {
+        "file_path": f.get("FilePath"),
+        "file_type": f.get("FileType"),
+        "backup_size": parse.integer(f.get("BackupSize"), url),
+        "data_size": parse.integer(f.get("DataSize"), url),
+        "deduplication_ratio": parse.decimal(f.get("DeduplicationRatio"), url),
+        "compress_ratio": parse.decimal(f.get("CompressRatio"), url),
+        "creation_time_utc": parse.utc(f.get("CreationTimeUtc") or f.get("CreationTimeUTC"), url),
         "placeholder": False,
     }
