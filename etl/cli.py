@@ -15,14 +15,13 @@ import signal
 import sys
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import config, db, logs, pipeline, transform
-from .client import RetryPolicy
+from . import config, db, logs, pipeline, registry, settings
 from .errors import ConfigError, Interrupted, VeeamEtlError
 
 DEFAULT_DB = "sqlite:///veeam.db"
@@ -244,9 +243,9 @@ def _since(value: str | None) -> datetime | None:
 
 
 def _table_of(type_name: str) -> str | None:
-    """The warehouse table rows of an EM entity type go to (None for a type without one)."""
-    entry = transform.ENTITY_TYPES.get(type_name)
-    return entry[0] if entry else None
+    """The warehouse table of an EM entity type (None for a type the loader does not know)."""
+    entry = registry.TYPES.get(type_name)
+    return entry.table if entry else None
 
 
 class _Progress:
@@ -296,13 +295,68 @@ def print_summary(summary: pipeline.Summary) -> None:
     )
 
 
-@main.command()
-@click.option(
-    "--url",
-    envvar="VEEAM_EM_URL",
-    help="Enterprise Manager API base, e.g. https://em01:9398/api [env VEEAM_EM_URL].",
+def _options(*decorators):
+    """Apply click option decorators in the order written (the first one listed in --help first)."""
+
+    def apply(f):
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+
+    return apply
+
+
+def _setting_option(setting: settings.Setting):
+    """A click option from a run setting of the core: its flag, range, default and help."""
+    if setting.type is bool:
+        return click.option(setting.flag, is_flag=True, help=setting.help)
+    kind = (click.IntRange if setting.type is int else click.FloatRange)(setting.low, setting.high)
+    return click.option(
+        setting.flag, type=kind, default=setting.default, show_default=True, help=setting.help
+    )
+
+
+# Which Enterprise Manager, as whom, trusting what: shared by `run` and `verify`.
+em_options = _options(
+    click.option(
+        "--url",
+        envvar="VEEAM_EM_URL",
+        help="Enterprise Manager API base, e.g. https://em01:9398/api [env VEEAM_EM_URL].",
+    ),
+    click.option("--user", envvar="VEEAM_EM_USER", help="EM account [env VEEAM_EM_USER]."),
+    click.option(
+        "--password-file",
+        type=click.Path(dir_okay=False),
+        help="Read the EM password from this file (else VEEAM_EM_PASSWORD, else a prompt on a terminal).",
+    ),
+    db_option,
+    schema_option,
+    click.option(
+        "--ca-bundle",
+        envvar="VEEAM_EM_CA_BUNDLE",
+        type=click.Path(dir_okay=False),
+        help="PEM file of CAs to trust for EM's certificate [env VEEAM_EM_CA_BUNDLE].",
+    ),
+    click.option("--insecure", is_flag=True, help="Do not verify EM's TLS certificate (warns; avoid)."),
+    click.option("--source-name", help="Name of this EM in the warehouse (default: its URL)."),
 )
-@click.option("--user", envvar="VEEAM_EM_USER", help="EM account [env VEEAM_EM_USER].")
+settings_options = _options(*(_setting_option(s) for s in settings.SETTINGS))
+
+
+def _em(url, user, password_file, ca_bundle, insecure) -> tuple[str, str, str, bool | str]:
+    """(url, user, password, TLS verification) of one EM from the flags, checked; the password is
+    registered as a secret so that no log line carries it."""
+    if not url or not user:
+        raise click.UsageError(f"Missing option '--{'url' if not url else 'user'}'.")
+    url = config.em_url(url)
+    verify = _verify(ca_bundle, insecure)
+    password = _password(password_file)
+    logs.secret(password)
+    return url, user, password, verify
+
+
+@main.command()
+@em_options
 @click.option(
     "--config",
     "config_path",
@@ -315,65 +369,8 @@ def print_summary(summary: pipeline.Summary) -> None:
     help="With --config: EMs loaded at once (default: the file's `parallel`, else 4; 1 on SQLite).",
 )
 @click.option("--only", multiple=True, metavar="NAME", help="With --config: load only this EM (repeatable).")
-@click.option(
-    "--password-file",
-    type=click.Path(dir_okay=False),
-    help="Read the EM password from this file (else VEEAM_EM_PASSWORD, else a prompt on a terminal).",
-)
-@db_option
-@schema_option
-@click.option(
-    "--ca-bundle",
-    envvar="VEEAM_EM_CA_BUNDLE",
-    type=click.Path(dir_okay=False),
-    help="PEM file of CAs to trust for EM's certificate [env VEEAM_EM_CA_BUNDLE].",
-)
-@click.option("--insecure", is_flag=True, help="Do not verify EM's TLS certificate (warns; avoid).")
-@click.option("--full-refresh", is_flag=True, help="Ignore watermarks and read everything EM has.")
 @click.option("--since", help="Read sessions created at or after this ISO date/date-time (UTC unless given).")
-@click.option(
-    "--lookback",
-    type=click.FloatRange(min=0),
-    default=1.0,
-    show_default=True,
-    help="Hours before the watermark an incremental run reads again (late-collected sessions).",
-)
-@click.option(
-    "--page-size",
-    type=click.IntRange(1, 10000),
-    default=500,
-    show_default=True,
-    help="Entities per query page.",
-)
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 32),
-    default=4,
-    show_default=True,
-    help="Requests in flight at once against EM.",
-)
-@click.option(
-    "--batch-rows",
-    type=click.IntRange(1, 1_000_000),
-    default=10_000,
-    show_default=True,
-    help="Rows per warehouse transaction (whole query pages); a killed run loses at most one batch.",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=1),
-    default=60.0,
-    show_default=True,
-    help="Seconds to wait for EM on one request.",
-)
-@click.option("--source-name", help="Name of this EM in the warehouse (default: its URL).")
-@click.option(
-    "--retries",
-    type=click.IntRange(1, 20),
-    default=6,
-    show_default=True,
-    help="Attempts per request before the run fails (backoff from 0.5 s doubling to 30 s, 5 min at most).",
-)
+@settings_options
 def run(
     url,
     user,
@@ -382,28 +379,23 @@ def run(
     db_schema,
     ca_bundle,
     insecure,
-    full_refresh,
-    since,
-    lookback,
-    page_size,
-    concurrency,
-    batch_rows,
-    timeout,
     source_name,
-    retries,
     config_path,
     parallel,
     only,
+    since,
+    **tuning,
 ) -> None:
     """Crawl one Enterprise Manager and upsert into the warehouse (migrates an empty one first).
 
     Reads VEEAM_EM_URL, VEEAM_EM_USER, VEEAM_EM_PASSWORD, VEEAM_EM_CA_BUNDLE, VEEAM_ETL_DB and
     VEEAM_ETL_DB_SCHEMA. Exit codes: 0 loaded, 1 failed (nothing inconsistent committed),
-    2 usage or configuration error, 75 another run holds the lock for this warehouse and EM.
-    With --config: every EM of the estate file (VEEAM_EM_URL and VEEAM_EM_USER are ignored), one row
-    each; 0 all loaded, 1 any failed, 75 when the only problem is locks held by other runs.
+    2 usage or configuration error, 75 another run holds the lock for this warehouse and EM,
+    130/143 interrupted (SIGINT/SIGTERM). With --config: every EM of the estate file (VEEAM_EM_URL
+    and VEEAM_EM_USER are ignored), one row each; 0 all loaded, 1 any failed, 75 when the only
+    problem is locks held by other runs.
     """
-    if full_refresh and since:
+    if tuning["full_refresh"] and since:
         raise ConfigError("--full-refresh and --since exclude each other")
     if config_path is not None:
         _run_estate(config_path, parallel, only, db_url, db_schema)
@@ -414,21 +406,8 @@ def run(
         raise click.UsageError(
             f"Missing option '--{'url' if not url else 'user'}' (or --config ESTATE.toml)."
         )
-    url = config.em_url(url)
-    verify = _verify(ca_bundle, insecure)
-    password = _password(password_file)
-    logs.secret(password)
-    options = pipeline.Options(
-        page_size=page_size,
-        concurrency=concurrency,
-        full_refresh=full_refresh,
-        since=_since(since),
-        lookback=timedelta(hours=lookback),
-        timeout=timeout,
-        retry=RetryPolicy(attempts=retries),
-        source=source_name,
-        batch_rows=batch_rows,
-    )
+    url, user, password, verify = _em(url, user, password_file, ca_bundle, insecure)
+    options = settings.options(tuning, since=_since(since), source=source_name)
     eng = db.warehouse(db_url, db_schema, mode="write")
     progress = _Progress()
     try:
@@ -438,17 +417,46 @@ def run(
     print_summary(summary)
 
 
-# run options an estate file may also set: on the command line they apply to every EM of the file
-_ESTATE_OVERRIDES = (
-    "page_size",
-    "concurrency",
-    "timeout",
-    "retries",
-    "batch_rows",
-    "lookback",
-    "full_refresh",
-    "since",
+@main.command()
+@em_options
+@click.option(
+    "--days",
+    type=click.FloatRange(min=0.01),
+    default=7.0,
+    show_default=True,
+    help="Compare the sessions and points created in this many days before the last run.",
 )
+@click.option("--repair", is_flag=True, help="Reload exactly the windows that differ.")
+@settings_options
+def verify(
+    url, user, password_file, db_url, db_schema, ca_bundle, insecure, source_name, days, repair, **tuning
+):
+    """Does the warehouse hold what Enterprise Manager holds? Count per backup server and type.
+
+    For each backup server and incremental entity type, compares EM's count over the window (a
+    one-per-page query answers it) with the warehouse's, and prints the table of differences. Exit
+    codes: 0 equal, 1 some differ (with --repair: still differ after the reload), 2 usage, 75 the
+    repair found another run holding the lock. Meant for a weekly schedule beside the ordinary runs.
+    """
+    from . import verify as verify_mod
+
+    url, user, password, tls = _em(url, user, password_file, ca_bundle, insecure)
+    options = settings.options(tuning, source=source_name)
+    eng = db.warehouse(db_url, db_schema, mode="write" if repair else "read")
+    result = verify_mod.verify(
+        eng, url, user, password, verify=tls, days=days, repair=repair, options=options
+    )
+    click.echo(verify_mod.render(result))
+    if result.repaired is not None:
+        print_summary(result.repaired)
+        again = verify_mod.verify(eng, url, user, password, verify=tls, days=days, options=options)
+        click.echo(verify_mod.render(again))
+        result = again
+    sys.exit(1 if result.differences else 0)
+
+
+# run options an estate file may also set: on the command line they apply to every EM of the file
+_ESTATE_OVERRIDES = (*settings.BY_NAME, "since")
 # per-EM settings that only the estate file can give
 _ESTATE_EXCLUDES = ("url", "user", "password_file", "ca_bundle", "insecure", "source_name")
 

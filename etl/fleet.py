@@ -47,31 +47,24 @@ import tomllib
 import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import config, db, logs, pipeline, schema
-from .client import RetryPolicy
+from . import config, db, logs, pipeline, schema, settings
 from .errors import ConfigError, LockHeld, VeeamEtlError
+from .settings import SETTINGS
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PARALLEL = 4
 DEFAULT_CRON = "*/15 * * * *"
 
-# Run options an [[em]] or [defaults] table may set: key -> (type, minimum, maximum), the same
-# ranges as the `veeam-etl run` flags of the same name (--page-size, ...).
+# Run options an [[em]] or [defaults] table may set: key -> (type, minimum, maximum), the settings
+# of `veeam-etl run` (etl.settings: --page-size is page_size, ...).
 OPTIONS: dict[str, tuple[type, float | None, float | None]] = {
-    "page_size": (int, 1, 10_000),
-    "concurrency": (int, 1, 32),
-    "timeout": (float, 1, None),
-    "retries": (int, 1, 20),
-    "batch_rows": (int, 1, 1_000_000),
-    "lookback": (float, 0, None),
-    "full_refresh": (bool, None, None),
+    s.name: (s.type, s.low, s.high) for s in SETTINGS
 }
 CONNECTION_KEYS = ("url", "user", "password_env", "password_file", "ca_bundle", "insecure")
 EM_KEYS = ("name", *CONNECTION_KEYS, *OPTIONS)
@@ -143,15 +136,7 @@ class EM:
         """`pipeline.Options` for this EM: the file's options, then `overrides` (keys of OPTIONS, or
         `since`), over the defaults; `source` is the EM's name."""
         opts = {**self.options, **(overrides or {})}
-        kwargs: dict = {"source": self.name}
-        for key in ("page_size", "concurrency", "timeout", "batch_rows", "full_refresh", "since"):
-            if opts.get(key) is not None:
-                kwargs[key] = opts[key]
-        if opts.get("lookback") is not None:
-            kwargs["lookback"] = timedelta(hours=opts["lookback"])
-        if opts.get("retries") is not None:
-            kwargs["retry"] = RetryPolicy(attempts=opts["retries"])
-        return pipeline.Options(**kwargs)
+        return settings.options(opts, source=self.name, since=opts.get("since"))
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,12 @@ what was committed; watermarks only when the whole run has succeeded.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
@@ -28,6 +27,7 @@ from .errors import DataError, LoadError
 from .load import Loader
 from .registry import EntityType
 from .retry import RetryPolicy
+from .settings import Options
 from .transform import Entity, Page, QuarantineRecord, RowBatch
 from .workers import ProcessPool
 
@@ -50,28 +50,6 @@ def _uid_or_href(href: str, type_name: str) -> str:
         return parse.uid_from_href(href, type_name)
     except DataError:
         return href
-
-
-@dataclass
-class Options:
-    """How one run reads EM and writes the warehouse (the CLI's flags, with their defaults)."""
-
-    page_size: int = 500
-    concurrency: int = 4  # requests in flight: gentle enough for a production EM
-    # pages fetched or being read ahead of the loader (None: 2 x concurrency). More than
-    # `concurrency`, so that requests keep going out while fetched pages wait for a worker process.
-    ahead: int | None = None
-    full_refresh: bool = False
-    since: datetime | None = None
-    lookback: timedelta = timedelta(
-        hours=1
-    )  # running sessions are re-read by UID; this covers late collection
-    timeout: float = 60.0
-    batch_rows: int = 10_000  # rows per transaction (whole pages): fewer commits, bounded loss on a kill
-    # processes that parse and transform the pages of long queries, beside the one that loads
-    worker_processes: int = field(default_factory=lambda: min(2, max(1, (os.cpu_count() or 1) - 1)))
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    source: str | None = None  # defaults to source_name(url)
 
 
 @dataclass
@@ -519,7 +497,7 @@ def run(
     try:
         with eng.connect() as conn:
             marks = runs.watermarks(conn, source)
-        mode = mode_of(opts, marks)
+        mode = "repair" if opts.windows is not None else mode_of(opts, marks)
         run_id = runs.start_run(eng, source, mode)
         summary = Summary(run_id, source, mode)
         log.info("run %d: %s load of %s", run_id, mode, source)
@@ -544,12 +522,17 @@ def run(
                 try:
                     known = {server for per_server in marks.values() for server in per_server}
                     for entity_type in registry.TYPES.values():
-                        begin = starts(opts, mode, marks, entity_type, loading.listed | known)
+                        if opts.windows is not None:
+                            if entity_type.name not in opts.windows:
+                                continue
+                            begin: crawl.Starts | datetime | None = dict(opts.windows[entity_type.name])
+                        else:
+                            begin = starts(opts, mode, marks, entity_type, loading.listed | known)
                         for window in crawl.window_filters(entity_type, begin):
                             loading.load_pages(entity_type, window)
                         if entity_type.job_types is not None:
                             loading.map_jobs(entity_type)
-                    if mode != "full":
+                    if mode in ("incremental", "since"):
                         loading.finish_stragglers()
                 finally:
                     loading.close()
