@@ -15,13 +15,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import batched, config, crawl, db, parse, registry, runs, schema, transform
+from . import config, crawl, db, parse, reconcile, registry, runs, schema, transform
 from .client import EMClient, redact_url
 from .errors import DataError, LoadError
 from .load import Loader
@@ -67,6 +67,9 @@ class Summary:
     placeholders: int = 0  # parents EM could not give, recorded from what the child's link says
     quarantined: int = 0
     new_values: int = 0  # enum values EM sent that its documentation does not list (stored as sent)
+    # retention sweep: table -> {"deleted": rows EM no longer lists, "back": rows listed again}
+    swept: dict[str, dict[str, int]] = field(default_factory=dict)
+    sweep_requests: int = 0  # of `requests`: those of the retention sweep
     requests: int = 0
     retries: int = 0
     foreign_links: int = 0
@@ -90,6 +93,8 @@ class Summary:
             "retries": self.retries,
             "quarantined": self.quarantined,
             "foreign_links": self.foreign_links,
+            "new_values": self.new_values,
+            "sweep_requests": self.sweep_requests,
         }
 
 
@@ -143,7 +148,7 @@ class Loading:
         self.batch_rows = batch_rows
         self._workers: ProcessPool | None = None
         self.marks: runs.Marks = {}  # newest creation instant committed, per type and backup server
-        self.listed: set[str] = set()  # backup servers EM listed in this run
+        self.listed: dict[str, set[str]] = {}  # inventory tables: the uids EM listed in this run
         self.rejected: set[str] = set()  # uids/hrefs quarantined in this run (few)
         self.running: set[str] = set()  # sessions EM reported as unfinished in this run
         self.values_seen: set[tuple[str, str, str]] = set()  # (type, column, value) warned about
@@ -197,7 +202,7 @@ class Loading:
                         self._quarantine(conn, record, done)
                     if entity_type.time_column:
                         _newest(newest, page.rows, entity_type.time_column)
-                    elif entity_type is registry.BACKUP_SERVER:
+                    else:  # inventory, read whole: what EM lists now
                         listed.update(page.rows.column("uid"))
                     if entity_type.final_state is not None:
                         running += [
@@ -225,7 +230,8 @@ class Loading:
         for server, at in newest.items():
             if server not in marks or at > marks[server]:
                 marks[server] = at
-        self.listed |= listed
+        if listed:
+            self.listed.setdefault(entity_type.table, set()).update(listed)
         self.running.update(running)
         if self.progress and first is not None:
             self.summary.requests = self.client.requests
@@ -259,65 +265,6 @@ class Loading:
                 | {c: r[c] for c in measured}
                 for r in found
             ],
-        )
-
-    def map_jobs(self, entity_type: EntityType) -> None:
-        """Fill `job_uid` of this run's new rows that have none, asking EM
-        `type=<type>&filter=JobUid==<job>` for each job that may own them: the jobs of the same
-        backup servers, of the declared job types. Rows already mapped are never asked about again,
-        so a run with no new backups or replicas makes no such request."""
-        assert entity_type.job_types is not None
-        table, jobs, source = schema.table(entity_type.table), schema.jobs, self.summary.source
-        with self.eng.connect() as conn:
-            unmapped = conn.execute(
-                select(table.c.uid, table.c.backup_server_uid).where(
-                    table.c.source == source,
-                    table.c.run_id == self.summary.run_id,
-                    table.c.job_uid.is_(None),
-                    table.c.placeholder.is_(False),
-                )
-            ).all()
-            if not unmapped:
-                return
-            candidates = conn.scalars(
-                select(jobs.c.uid).where(
-                    jobs.c.source == source,
-                    jobs.c.placeholder.is_(False),
-                    jobs.c.backup_server_uid.in_({server for _, server in unmapped if server}),
-                    jobs.c.job_type.in_(entity_type.job_types),
-                )
-            ).all()
-        wanted = {uid for uid, _ in unmapped}
-
-        def members(job_uid: str) -> list[str]:
-            url = self.client.query_url(entity_type.name, filter=f"JobUid=={crawl.literal(job_uid)}")
-            found, seen = [], set()
-            while url and url not in seen:  # nearly always one page: a job has a backup or two
-                seen.add(url)
-                page = crawl.fetch_page(self.client, url, entity_type)
-                found += page.rows.column("uid")
-                nxt = page.paging.next_href
-                url = self.client.resolve(nxt) if nxt and page.rows.values else None
-            return found
-
-        mapped = 0
-        with self.eng.begin() as conn:
-            for job_uid, uids in zip(candidates, self.pool.map(members, candidates), strict=True):
-                mine = [uid for uid in uids if uid in wanted]
-                for chunk in batched(mine, schema.IN_LIST):
-                    mapped += conn.execute(
-                        update(table)
-                        .where(table.c.uid.in_(chunk), table.c.job_uid.is_(None))
-                        .values(job_uid=job_uid, run_id=self.summary.run_id)
-                    ).rowcount
-        if mapped:
-            self.summary.tables[entity_type.table]["updated"] += mapped
-        log.info(
-            "%s: %d of %d new rows mapped to their job (%d jobs asked)",
-            entity_type.table,
-            mapped,
-            len(wanted),
-            len(candidates),
         )
 
     def _check_values(self, entity_type: EntityType, rows: RowBatch) -> None:
@@ -452,6 +399,72 @@ class Loading:
                 self.load_pages(t, f)
 
 
+def _load_everything(loading: Loading, opts: Options, mode: str, marks: runs.Marks) -> None:
+    """Every entity type in registry order (inventory whole, the rest by windows); then the
+    unfinished sessions, what the warehouse works out itself (jobs, restore points) and the
+    retention sweep."""
+    summary, eng = loading.summary, loading.eng
+    known = {server for per_server in marks.values() for server in per_server}
+    for entity_type in registry.TYPES.values():
+        if opts.windows is not None:
+            if entity_type.name not in opts.windows:
+                continue
+            begin: crawl.Starts | datetime | None = dict(opts.windows[entity_type.name])
+        else:
+            servers = loading.listed.get(registry.BACKUP_SERVER.table, set()) | known
+            begin = starts(opts, mode, marks, entity_type, servers)
+        for window in crawl.window_filters(entity_type, begin):
+            loading.load_pages(entity_type, window)
+        if entity_type.job_types is not None and mode != "repair":
+            mapped = reconcile.map_jobs(
+                eng, loading.client, loading.pool, entity_type, summary.source, summary.run_id
+            )
+            summary.tables[entity_type.table]["updated"] += mapped
+    if mode in ("incremental", "since"):
+        loading.finish_stragglers()
+    with eng.begin() as conn:
+        linked = reconcile.infer_restore_points(conn, summary.source, summary.run_id, loading.now)
+    summary.tables[registry.BACKUP_TASK_SESSION.table]["updated"] += linked
+    if mode != "repair":
+        _sweep(loading, opts, mode)
+
+
+def _sweep(loading: Loading, opts: Options, mode: str) -> None:
+    """Retention: inventory types against what this run listed (no request); the others against
+    EM's uid lists when due (every `sweep_hours`, in a full load, or forced by `opts.sweep`)."""
+    summary, client, eng = loading.summary, loading.client, loading.eng
+    with eng.connect() as conn:
+        last = runs.last_sweep(conn, summary.source)
+    due = (
+        opts.sweep
+        if opts.sweep is not None
+        else (mode == "full" or last is None or loading.now - last >= timedelta(hours=opts.sweep_hours))
+    )
+    before = client.requests
+    for entity_type in reconcile.swept_types():
+        if entity_type.window is None:
+            uids = sorted(loading.listed.get(entity_type.table, set()))
+            gone, back = reconcile.sweep(
+                eng, entity_type, summary.source, summary.run_id, loading.now, iter([uids])
+            )
+        elif due:
+            gone, back = reconcile.sweep(
+                eng,
+                entity_type,
+                summary.source,
+                summary.run_id,
+                loading.now,
+                lambda t=entity_type: reconcile.listed_uids(client, t),
+            )
+        else:
+            continue
+        summary.swept[entity_type.table] = {"deleted": gone, "back": back}
+    summary.sweep_requests = client.requests - before
+    if due:
+        with eng.begin() as conn:
+            runs.record_sweep(conn, summary.source, summary.run_id, loading.now)
+
+
 def mode_of(opts: Options, marks: runs.Marks) -> str:
     """full (the first run on an empty warehouse, --full-refresh), since (--since) or incremental."""
     if opts.full_refresh or (not marks and opts.since is None):
@@ -520,20 +533,7 @@ def run(
                     eng, client, summary, pool, ahead, progress, opts.worker_processes, opts.batch_rows
                 )
                 try:
-                    known = {server for per_server in marks.values() for server in per_server}
-                    for entity_type in registry.TYPES.values():
-                        if opts.windows is not None:
-                            if entity_type.name not in opts.windows:
-                                continue
-                            begin: crawl.Starts | datetime | None = dict(opts.windows[entity_type.name])
-                        else:
-                            begin = starts(opts, mode, marks, entity_type, loading.listed | known)
-                        for window in crawl.window_filters(entity_type, begin):
-                            loading.load_pages(entity_type, window)
-                        if entity_type.job_types is not None:
-                            loading.map_jobs(entity_type)
-                    if mode in ("incremental", "since"):
-                        loading.finish_stragglers()
+                    _load_everything(loading, opts, mode, marks)
                 finally:
                     loading.close()
             summary.finish("succeeded", client, started)

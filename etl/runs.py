@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from . import batched
 from .errors import LockHeld
-from .schema import IN_LIST, etl_locks, etl_quarantine, etl_runs, etl_watermarks, now_utc
+from .schema import IN_LIST, etl_locks, etl_quarantine, etl_runs, etl_sweeps, etl_watermarks, now_utc
 
 HOST = socket.gethostname()
 STALE_AFTER = timedelta(minutes=30)
@@ -118,6 +118,8 @@ def start_run(eng: Engine, source: str, mode: str) -> int:
                 retries=0,
                 quarantined=0,
                 foreign_links=0,
+                new_values=0,
+                sweep_requests=0,
                 host=HOST,
                 pid=os.getpid(),
             )
@@ -142,6 +144,8 @@ def finish_run(conn, run_id: int, status: str, stats: dict, error: str | None = 
             retries=stats.get("retries", 0),
             quarantined=stats.get("quarantined", 0),
             foreign_links=stats.get("foreign_links", 0),
+            new_values=stats.get("new_values", 0),
+            sweep_requests=stats.get("sweep_requests", 0),
             error=error[:4000] if error else None,
         )
     )
@@ -230,3 +234,13 @@ def unfinished(conn, source: str, table, final_state: str) -> list[str]:
     if "placeholder" in table.c:
         query = query.where(table.c.placeholder.is_(False))
     return list(conn.scalars(query))
+
+
+def last_sweep(conn, source: str) -> datetime | None:
+    """When the retention sweep of `source` last ran (None: never)."""
+    return conn.scalar(select(etl_sweeps.c.swept_at).where(etl_sweeps.c.source == source))
+
+
+def record_sweep(conn, source: str, run_id: int, at: datetime) -> None:
+    conn.execute(delete(etl_sweeps).where(etl_sweeps.c.source == source))
+    conn.execute(insert(etl_sweeps).values(source=source, swept_at=at, run_id=run_id))

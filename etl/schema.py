@@ -119,6 +119,8 @@ etl_runs = Table(
     Column("retries", Integer, nullable=False, default=0),
     Column("quarantined", Integer, nullable=False, default=0),
     Column("foreign_links", Integer, nullable=False, default=0),
+    Column("new_values", Integer, nullable=False, default=0),  # enum values EM documents nowhere
+    Column("sweep_requests", Integer, nullable=False, default=0),  # of requests: the retention sweep's
     Column("error", Text),
     Column("host", String(255)),
     Column("pid", Integer),
@@ -400,6 +402,14 @@ etl_watermarks = Table(
     Column("watermark_utc", UTCDateTime, nullable=False),
     Column("run_id", Integer, ForeignKey("etl_runs.id"), nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+etl_sweeps = Table(
+    "etl_sweeps",
+    metadata,
+    Column("source", String(500), primary_key=True),
+    Column("swept_at", UTCDateTime, nullable=False),  # the last retention sweep (etl.reconcile)
+    Column("run_id", Integer, nullable=False),
 )
 
 etl_locks = Table(

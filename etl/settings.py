@@ -36,6 +36,10 @@ class Options:
     source: str | None = None  # the EM's name in the warehouse; defaults to its URL
     # reload exactly these windows and nothing else (`verify --repair`): type -> backup server -> from
     windows: dict[str, dict[str, datetime]] | None = None
+    # the retention sweep of restore points, backup files and replica points: True always, False
+    # never, None when the last one is `sweep_hours` old (inventory is swept every run, for free)
+    sweep: bool | None = None
+    sweep_hours: float = 24.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Hours before each watermark an incremental run reads again.",
     ),
     Setting("full_refresh", bool, None, None, False, "Ignore watermarks and read everything EM has."),
+    Setting(
+        "sweep_hours",
+        float,
+        0,
+        None,
+        _O.sweep_hours,
+        "Hours between retention sweeps (EM's uid lists of restore points, files, replica points).",
+    ),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 

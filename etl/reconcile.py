@@ -1,0 +1,212 @@
+"""What the warehouse works out after the pages of a run are loaded, where EM's entities say nothing.
+
+- `map_jobs`: a backup's or replica's job, which EM answers only to `type=…&filter=JobUid==<job>`
+  (em-backup-side.md §5, §9) — asked only for this run's new rows, so a quiet run asks nothing;
+- `infer_restore_points`: a backup task's VM restore point when EM gives no `Related` link
+  (em-backup-side.md §14), marked `inferred`; a link EM gave is never overwritten;
+- `sweep`: retention — objects EM no longer lists get `deleted_at`, and lose it if they come back.
+  Rows are never deleted.
+Uses the run's client and warehouse; knows the tables through etl.registry and etl.schema.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, and_, exists, func, literal, or_, select, text, update
+
+from . import batched, crawl, parse, registry, schema
+from .client import EMClient
+from .errors import UnexpectedDocument
+from .registry import EntityType
+
+log = logging.getLogger(__name__)
+
+SWEEP_PAGE_SIZE = 1000  # uids per References page: they are a tenth of an entity's size
+
+
+def map_jobs(
+    eng: Engine,
+    client: EMClient,
+    pool: Executor,
+    entity_type: EntityType,
+    source: str,
+    run_id: int,
+) -> int:
+    """Fill `job_uid` of rows of `entity_type` this run wrote without one, asking EM
+    `type=<type>&filter=JobUid==<job>` for each job of the declared job types on the same backup
+    servers. Returns how many rows got their job."""
+    assert entity_type.job_types is not None
+    table, jobs = schema.table(entity_type.table), schema.jobs
+    with eng.connect() as conn:
+        unmapped = conn.execute(
+            select(table.c.uid, table.c.backup_server_uid).where(
+                table.c.source == source,
+                table.c.run_id == run_id,
+                table.c.job_uid.is_(None),
+                table.c.placeholder.is_(False),
+            )
+        ).all()
+        if not unmapped:
+            return 0
+        candidates = conn.scalars(
+            select(jobs.c.uid).where(
+                jobs.c.source == source,
+                jobs.c.placeholder.is_(False),
+                jobs.c.backup_server_uid.in_({server for _, server in unmapped if server}),
+                jobs.c.job_type.in_(entity_type.job_types),
+            )
+        ).all()
+    wanted = {uid for uid, _ in unmapped}
+
+    def members(job_uid: str) -> list[str]:
+        url: str | None = client.query_url(entity_type.name, filter=f"JobUid=={crawl.literal(job_uid)}")
+        found: list[str] = []
+        seen: set[str] = set()
+        while url and url not in seen:  # nearly always one page: a job has a backup or two
+            seen.add(url)
+            page = crawl.fetch_page(client, url, entity_type)
+            found += page.rows.column("uid")
+            nxt = page.paging.next_href
+            url = client.resolve(nxt) if nxt and page.rows.values else None
+        return found
+
+    mapped = 0
+    with eng.begin() as conn:
+        for job_uid, uids in zip(candidates, pool.map(members, candidates), strict=True):
+            for chunk in batched([uid for uid in uids if uid in wanted], schema.IN_LIST):
+                mapped += conn.execute(
+                    update(table)
+                    .where(table.c.uid.in_(chunk), table.c.job_uid.is_(None))
+                    .values(job_uid=job_uid, run_id=run_id)
+                ).rowcount
+    log.info(
+        "%s: %d of %d new rows mapped to their job (%d jobs asked)",
+        table.name,
+        mapped,
+        len(wanted),
+        len(candidates),
+    )
+    return mapped
+
+
+def infer_restore_points(conn: Connection, source: str, run_id: int, now: datetime) -> int:
+    """Link backup tasks EM gave no `Related` restore-point link to the VM restore point they made.
+
+    A task that finished Success or Warning made the VM restore point of the same VM on the same
+    backup server created within the task's window (em-backup-side.md §14): the VM is matched by
+    `vm_uid` = `hierarchy_obj_ref`, or by name on servers without `VmUid` (the point's VmName,
+    VmDisplayName or the `<vm>@` prefix of its Name). The newest such point wins. Only tasks or
+    points this run wrote are looked at. Returns how many tasks were linked.
+    """
+    t, v = schema.backup_task_sessions, schema.vm_restore_points
+    same_vm = or_(
+        and_(t.c.vm_uid.is_not(None), v.c.hierarchy_obj_ref == t.c.vm_uid),
+        and_(
+            t.c.vm_uid.is_(None),
+            or_(
+                v.c.vm_name == t.c.vm_display_name,
+                v.c.vm_display_name == t.c.vm_display_name,
+                func.substr(v.c.name, 1, func.length(t.c.vm_display_name) + 1)
+                == t.c.vm_display_name + literal("@"),
+            ),
+        ),
+    )
+    candidates = and_(
+        v.c.backup_server_uid == t.c.backup_server_uid,
+        v.c.placeholder.is_(False),
+        same_vm,
+        v.c.creation_time_utc >= t.c.creation_time_utc,
+        v.c.creation_time_utc <= func.coalesce(t.c.end_time_utc, now),
+    )
+    point = select(v.c.uid).where(candidates).order_by(v.c.creation_time_utc.desc(), v.c.uid.desc()).limit(1)
+    linked = conn.execute(
+        update(t)
+        .where(
+            t.c.source == source,
+            t.c.vm_restore_point_uid.is_(None),
+            t.c.state == "Completed",
+            t.c.result.in_(("Success", "Warning")),
+            or_(t.c.run_id == run_id, exists(select(v.c.uid).where(candidates, v.c.run_id == run_id))),
+            exists(select(v.c.uid).where(candidates)),
+        )
+        .values(vm_restore_point_uid=point.scalar_subquery(), vm_restore_point_link="inferred", run_id=run_id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if linked:
+        log.info("inferred the VM restore point of %d backup tasks", linked)
+    return linked
+
+
+def swept_types() -> list[EntityType]:
+    """The types retention removes from EM (their tables have `deleted_at`)."""
+    return [t for t in registry.TYPES.values() if "deleted_at" in schema.table(t.table).c]
+
+
+def listed_uids(client: EMClient, entity_type: EntityType) -> Iterator[list[str]]:
+    """Every uid EM lists of `entity_type`, a References page at a time, last page first.
+
+    Retention removes the oldest objects; pages sorted by creation time and read from the end
+    shift towards pages not yet read, so no listed uid is missed while EM deletes.
+    """
+    sort = entity_type.sort
+
+    def url(page: int) -> str:
+        return client.query_url(
+            entity_type.name, format="References", sort_asc=sort, page=page, page_size=SWEEP_PAGE_SIZE
+        )
+
+    first = client.document(url(1))
+    pages = parse.paging(first, url(1)).pages or 1
+    for k in range(pages, 1, -1):
+        yield _ref_uids(client.document(url(k)), entity_type)
+    yield _ref_uids(first, entity_type)
+
+
+def _ref_uids(root, entity_type: EntityType) -> list[str]:
+    refs = root.find(parse.q(root, "Refs"))
+    if parse.local(root) != "QueryResult" or (refs is None and root.find(parse.q(root, "Entities")) is None):
+        raise UnexpectedDocument(
+            f"a References query for {entity_type.name} answered <{parse.local(root)}>, expected a QueryResult with <Refs>"
+        )
+    return [el.get("UID") for el in ([] if refs is None else refs) if el.get("UID")]
+
+
+def sweep(
+    eng: Engine,
+    entity_type: EntityType,
+    source: str,
+    run_id: int,
+    now: datetime,
+    pages: Iterator[list[str]] | Callable[[], Iterator[list[str]]],
+) -> tuple[int, int]:
+    """Mark rows of `source` EM no longer lists as deleted (`deleted_at` = now) and clear the mark of
+    those it lists again; `pages` yields the listed uids. Rows this run wrote were listed by
+    definition and are left alone. Returns (marked deleted, brought back)."""
+    table = schema.table(entity_type.table)
+    seen = f"veeam_etl_seen_{table.name}"
+    with eng.begin() as conn:
+        conn.execute(text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {seen} (uid VARCHAR(200) PRIMARY KEY)"))
+        conn.execute(text(f"DELETE FROM {seen}"))
+        for uids in pages() if callable(pages) else pages:
+            for chunk in batched(dict.fromkeys(uids), schema.IN_LIST):
+                conn.execute(text(f"INSERT INTO {seen} (uid) VALUES (:uid)"), [{"uid": u} for u in chunk])
+        listed = select(text("uid")).select_from(text(seen))
+        gone = conn.execute(
+            update(table)
+            .where(table.c.source == source, table.c.deleted_at.is_(None), table.c.run_id != run_id)
+            .where(table.c.uid.not_in(listed))
+            .values(deleted_at=now)
+        ).rowcount
+        back = conn.execute(
+            update(table)
+            .where(table.c.source == source, table.c.deleted_at.is_not(None), table.c.uid.in_(listed))
+            .values(deleted_at=None, run_id=run_id)
+        ).rowcount
+        conn.execute(text(f"DELETE FROM {seen}"))
+    if gone or back:
+        log.info("%s: %d no longer listed by EM (deleted_at set), %d listed again", table.name, gone, back)
+    return gone, back
