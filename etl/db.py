@@ -238,11 +238,17 @@ def migration_lock(eng: Engine) -> Iterator[Connection]:
     """A connection inside a transaction that holds the warehouse's migration lock; committed when the
     block ends, rolled back on an exception. PostgreSQL: a transaction-scoped advisory lock; SQLite: the
     write lock (BEGIN IMMEDIATE). Waits up to MIGRATION_WAIT_S for another process, then raises LockHeld.
+
+    On SQLite, foreign keys are off during the migration and checked as a whole before the commit
+    (SQLite's own procedure for rebuilding a table: a batch migration of a table other tables
+    reference would otherwise fail on the implicit DELETE of its DROP); a violation rolls back.
     """
     with eng.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
         try:
-            if conn.dialect.name == "sqlite":
+            if sqlite:
                 conn.exec_driver_sql(f"PRAGMA busy_timeout={MIGRATION_WAIT_S * 1000}")
+                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction: before BEGIN
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             else:
                 before = conn.scalar(text("SELECT current_setting('lock_timeout')"))
@@ -262,10 +268,18 @@ def migration_lock(eng: Engine) -> Iterator[Connection]:
             raise
         try:
             yield conn
+            if sqlite:
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if broken:
+                    raise LoadError(f"the migration would break {len(broken)} foreign keys, e.g. {broken[0]}")
         except BaseException:
             conn.rollback()
             raise
-        conn.commit()
+        else:
+            conn.commit()
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")  # after the transaction: it only works there
 
 
 def migrate(eng: Engine, revision: str = "head") -> None:

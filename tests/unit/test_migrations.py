@@ -3,7 +3,7 @@
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 
 from etl import db, schema, views
 
@@ -49,4 +49,96 @@ def test_sqlite_enforces_foreign_keys(tmp_path):
     eng = db.engine(f"sqlite:///{tmp_path}/fk.db")
     with eng.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    eng.dispose()
+
+
+def test_upgrading_a_populated_0001_warehouse_keeps_every_row(db_url):
+    """0002 adds the backup side and foreign keys from rows already loaded (to jobs and replicas):
+    every old row survives with its values, the jobs and replicas they name are recorded as
+    placeholders, and the watermarks become per backup server."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import MetaData, func, insert
+
+    from etl.simulator import World
+
+    eng = db.engine(db_url)
+    cfg = db.alembic_config()
+    with eng.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    old = MetaData()
+    old.reflect(eng)
+    truth = World(seed=5, servers=2, jobs=3, vms_per_job=4, days=3).truth()
+    now = datetime(2025, 8, 15, 12, tzinfo=UTC)
+    meta = {"source": "em", "first_loaded_at": now, "last_loaded_at": now, "run_id": 1}
+    tables = ["backup_servers", "replica_job_sessions", "vm_replica_points", "replica_task_sessions"]
+    with eng.begin() as conn:
+        conn.execute(
+            insert(old.tables["etl_runs"]).values(
+                id=1,
+                source="em",
+                started_at=now,
+                status="succeeded",
+                mode="full",
+                rows_inserted=0,
+                rows_updated=0,
+                parents_from_links=0,
+                requests=0,
+                retries=0,
+                quarantined=0,
+                foreign_links=0,
+            )
+        )
+        for name in tables:
+            columns = {c.name for c in old.tables[name].columns}
+            values = [{k: v for k, v in {**r, **meta}.items() if k in columns} for r in truth[name].values()]
+            conn.execute(insert(old.tables[name]), values)
+        for entity_type in ("ReplicaJobSession", "ReplicaTaskSession", "VmReplicaPoint"):
+            conn.execute(
+                insert(old.tables["etl_watermarks"]).values(
+                    source="em", entity_type=entity_type, watermark_utc=now, run_id=1, updated_at=now
+                )
+            )
+
+    def rows(conn, name):  # the old columns, read with the typed schema (aware instants on SQLite too)
+        columns = [schema.table(name).c[c.name] for c in old.tables[name].columns]
+        return [tuple(r) for r in conn.execute(select(*columns).order_by(text("uid")))]
+
+    with eng.connect() as conn:
+        before = {name: rows(conn, name) for name in tables}
+
+    db.migrate(eng)
+
+    assert db.current(eng) == db.head() and _diff(eng) == []
+    with eng.connect() as conn:
+        for name in tables:
+            assert rows(conn, name) == before[name], name
+        job_uids = {r["job_uid"] for r in truth["replica_job_sessions"].values()}
+        jobs = conn.execute(select(schema.jobs.c.uid, schema.jobs.c.placeholder, schema.jobs.c.name)).all()
+        assert {uid for uid, _, _ in jobs} == job_uids and all(placeholder for _, placeholder, _ in jobs)
+        assert all(name for _, _, name in jobs)  # the job name the sessions carried
+        replica_uids = {r["replica_uid"] for r in truth["vm_replica_points"].values() if r["replica_uid"]}
+        assert set(conn.scalars(select(schema.replicas.c.uid))) == replica_uids
+        marks = conn.execute(select(schema.etl_watermarks)).mappings().all()
+        servers = {r["backup_server_uid"] for r in truth["replica_task_sessions"].values()}
+        assert {(m["entity_type"], m["backup_server_uid"]) for m in marks} >= {
+            ("ReplicaTaskSession", s) for s in servers
+        }
+        for m in marks:
+            table = schema.table(
+                {
+                    "ReplicaJobSession": "replica_job_sessions",
+                    "ReplicaTaskSession": "replica_task_sessions",
+                    "VmReplicaPoint": "vm_replica_points",
+                }[m["entity_type"]]
+            )
+            newest = conn.scalar(
+                select(func.max(table.c.creation_time_utc)).where(
+                    table.c.backup_server_uid == m["backup_server_uid"]
+                )
+            )
+            assert m["watermark_utc"] == min(newest, now)
+        if eng.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
     eng.dispose()
