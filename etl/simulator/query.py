@@ -353,8 +353,9 @@ class QueryEngine:
         count = -(-len(objs) // size)
         if count == 0 and not self.w.quirks.bare_empty_results:
             count = 1  # em-samples/query-empty-list.xml: page 1 of 1, an empty wrapper
-        fmt_name = "Entities" if fmt == "entities" else "References"
-        base = f"{api}/query?type={quote(raw_type, safe='')}&format={fmt_name}&pageSize={size}"
+        # paging links repeat the query as asked (em-samples/query-references-page.xml: no format)
+        given = f"&format={quote(q['format'], safe='')}" if q.get("format") else ""
+        base = f"{api}/query?type={quote(raw_type, safe='')}{given}&pageSize={size}"
         tail = (f"&filter={quote(flt, safe='')}" if flt else "") + (
             f"&{'sortDesc' if desc else 'sortAsc'}={quote(sort_by, safe='')}" if sort_by else ""
         )

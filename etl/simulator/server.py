@@ -133,10 +133,10 @@ class _Server(ThreadingHTTPServer):
             self.open_connections.discard(request)
         super().shutdown_request(request)
 
-    def drop_connections(self) -> None:
-        """Reset every open keep-alive connection (stop() does this; faults may too)."""
+    def drop_connections(self, spare: socket.socket | None = None) -> None:
+        """Reset every open keep-alive connection but `spare` (stop() does this; faults may too)."""
         with self._conn_lock:
-            conns = list(self.open_connections)
+            conns = [c for c in self.open_connections if c is not spare]
         for conn in conns:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
@@ -217,13 +217,14 @@ class Simulator:
         )
         self._thread.start()
 
-    def _close_listener(self) -> None:
-        """Stop serving, reset open connections, close the listening socket; under `_life`."""
+    def _close_listener(self, spare: socket.socket | None = None) -> None:
+        """Stop serving, reset open connections (but `spare`), close the listening socket; under
+        `_life`."""
         httpd, thread = self._httpd, self._thread
         self._httpd = self._thread = None
         if httpd is not None:
             httpd.shutdown()
-            httpd.drop_connections()
+            httpd.drop_connections(spare)
             httpd.server_close()
         if thread is not None:
             thread.join(timeout=5)
@@ -239,11 +240,12 @@ class Simulator:
             self._close_listener()
 
     # ------------------------------------------------------------------ restarts
-    def outage(self, seconds: float, mode: str = "503") -> None:
+    def outage(self, seconds: float, mode: str = "503", spare: socket.socket | None = None) -> None:
         """The EM service restarts (a Windows service restart, an IIS recycle): every logon token dies
         and, for `seconds`, mode "503" answers every request (root, logon, data; not /admin) with
         HTTP.sys's 503 page, mode "refuse" closes the listening socket (connections are refused),
-        resets open keep-alive connections and listens again on the same port afterwards."""
+        resets open keep-alive connections (but `spare`, the caller's own) and listens again on the
+        same port afterwards."""
         if mode not in OUTAGE_MODES:
             raise ValueError(f"outage mode must be one of {OUTAGE_MODES}, not {mode!r}")
         self.expire_token(None)
@@ -256,7 +258,7 @@ class Simulator:
         with self._life:
             if self._stopped or self._httpd is None:
                 return
-            self._close_listener()
+            self._close_listener(spare)
             self._reopen_timer = threading.Timer(seconds, self._reopen)
             self._reopen_timer.daemon = True
             self._reopen_timer.start()
@@ -392,11 +394,6 @@ class Simulator:
         except (BrokenPipeError, ConnectionResetError):
             h.close_connection = True
             return
-        after = ctx.extra.get("after")
-        if after is not None:  # e.g. an outage asked for over /admin: the answer leaves first
-            with contextlib.suppress(OSError):
-                h.wfile.flush()
-            after()
 
     def serve(self, ctx: RequestContext) -> Response:
         """The response EM would give (faults call this to break a real answer on the wire)."""
@@ -530,8 +527,9 @@ class Simulator:
                 return self.error(400, "seconds must be a number")
             if mode not in OUTAGE_MODES or seconds < 0:
                 return self.error(400, f"mode must be one of {OUTAGE_MODES}, seconds >= 0")
-            ctx.extra["after"] = lambda: self.outage(seconds, mode)
-            return 204, {}, b""
+            self.outage(seconds, mode, spare=ctx.handler.connection)  # in force before the answer
+            ctx.handler.close_connection = True
+            return 204, {"Connection": "close"}, b""
         if action == "truth" and ctx.method == "GET":
             body = json.dumps(self.world.truth(self.origin), default=_json_default, indent=1).encode()
             return 200, {"Content-Type": "application/json"}, body
