@@ -313,6 +313,36 @@ def test_served_entities_match_truth(api, world):
         assert task_row(api.xml(row["href"])) == row
 
 
+def test_served_entities_match_truth_with_lag_extra_states_and_v13():
+    q = Quirks(
+        extra_states=True, collection_lag_hours={1: 2.5}, server_versions=("13.0.1.2067", "12.1.2.172")
+    )
+    w = World(seed=12, servers=3, jobs=12, days=3, quirks=q)
+    with Simulator(w) as s:
+        api = Api(s)
+        for step in range(3):
+            t = s.truth()
+            got = {
+                "replica_task_sessions": {
+                    el.get("UID"): task_row(el)
+                    for el in api.query_all("ReplicaTaskSession", "Entities", page_size=500)
+                },
+                "replica_job_sessions": {
+                    el.get("UID"): session_row(el)
+                    for el in api.query_all("ReplicaJobSession", "Entities", page_size=500)
+                },
+                "vm_replica_points": {
+                    el.get("UID"): point_row(el)
+                    for el in api.query_all("VmReplicaPoint", "Entities", page_size=500)
+                },
+                "backup_servers": {
+                    el.get("UID"): server_row(el) for el in api.query_all("BackupServer", "Entities")
+                },
+            }
+            assert got == t, step
+            w.advance(timedelta(minutes=40))
+
+
 def test_timestamps_mix_fraction_digits(api):
     r = api.get("/query", type="ReplicaTaskSession", format="Entities", pageSize="300")
     stamps = re.findall(rb"<CreationTimeUTC>([^<]*)</CreationTimeUTC>", r.content)
