@@ -36,6 +36,7 @@ JOB_TYPES = (
     "ImmediateBackupCopyWorker",
     "NasBackup",
 )
+REPLICA = JOB_TYPES.index("Replica")
 RESULT_ENUM = ("Success", "Warning", "Failed")
 ALGORITHMS = ("Full", "Incremental", "ReversedIncremental", "SyntheticFull")
 POINT_TYPES = ("Full", "Increment", "ReverseIncrement", "Snapshot")
@@ -91,7 +92,7 @@ def params_for(kind: str, w: World) -> dict:
         p.update(srv)
         p.update(
             {
-                "jobtype": ("JobType", _enum(JOB_TYPES), lambda o: 1),
+                "jobtype": ("JobType", _enum(JOB_TYPES), lambda o: REPLICA),
                 "jobuid": ("JobUid", ("str",), lambda o: f"urn:veeam:Job:{o.job.guid}"),
                 "jobname": ("JobName", ("str",), lambda o: o.job.name),
                 "creationtime": ("CreationTime", ("date",), lambda o: o.start),
