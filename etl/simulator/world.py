@@ -406,7 +406,7 @@ class World:
         js.visible_at = max(t.created for t in tasks)
         js.end = trunc(max(t.end for t in tasks) + rng.randrange(5 * T, 30 * T), js.prec)
         js.result = max(t.result for t in tasks)
-        js.extra = self._extra_state(js)
+        js.extra = self._extra_state(js) if self.quirks.extra_states else None
         nbad = sum(1 for t in tasks if t.result != SUCCESS)
         js.failure = None
         if js.result != SUCCESS and rng.random() < 0.7:
@@ -440,9 +440,25 @@ class World:
         """Make visible what happened up to `upto`, each object once EM has collected it from its
         backup server (`server.view`)."""
         heap, pending = self._heap, self._pending
-        if not pending and not any(s.lag for s in self.servers):  # every view is `upto`
+        if not pending and not any(s.lag for s in self.servers):  # every view is `upto`: no waiting
+            sessions, tasks, points, active = self.job_sessions, self.tasks, self.points, self._active
+            js_idx, task_idx, point_idx = (self.index[k] for k in SEGMENT if k != "BackupServer")
+            pop, push = heapq.heappop, self._push
             while heap and heap[0][0] <= upto:
-                self._admit(heapq.heappop(heap)[2], None)
+                obj = pop(heap)[2]
+                if obj.kind == "ReplicaJobSession":
+                    sessions.append(obj)
+                    js_idx[obj.guid] = obj
+                    for t in obj.tasks:
+                        tasks.append(t)
+                        task_idx[t.guid] = t
+                        if t.point is not None and not t.point.deleted:
+                            push(t.end, t.point)
+                    if obj.end > upto:
+                        active.append(obj)
+                else:
+                    points.append(obj)
+                    point_idx[obj.guid] = obj
             return
         while True:
             while heap and heap[0][0] <= upto:
