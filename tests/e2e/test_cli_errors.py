@@ -218,3 +218,24 @@ def test_global_options_after_the_command(tmp_path):
     assert {e["level"] for e in entries} >= {"info", "debug"}, entries
     done = cli("status", "-v", "--log-format", "text", "--db", url)
     assert done.returncode == 0 and "succeeded" in done.stdout, done.stderr
+
+
+# --- mistakes only Enterprise Manager's answer reveals: one line, exit 1, never retried -------------
+
+
+def test_https_to_a_plain_http_port_is_not_retried_and_says_which_side_speaks_what(tmp_path):
+    with Simulator(World(seed=1, jobs=1, vms_per_job=2, days=1)) as sim:
+        https = sim.url.replace("http://", "https://")
+        done = _run(https, f"sqlite:///{tmp_path}/w.db")
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "answers plain HTTP, not HTTPS" in last and "http://" in last, last
+    assert "retrying" not in done.stderr  # a protocol mismatch is not a transient failure
+
+
+def test_a_url_without_the_api_base_hints_at_it(tmp_path):
+    with Simulator(World(seed=1, jobs=1, vms_per_job=2, days=1)) as sim:
+        done = _run(sim.url.removesuffix("/api"), f"sqlite:///{tmp_path}/w.db")
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "ending in /api" in last and "HTTP 404" in last, last
