@@ -387,7 +387,7 @@ class Loading:
             for t in sessions:
                 if t.session_filter is None:
                     continue
-                filter_name, column = t.session_filter
+                column = t.session_filter[1]
                 parent = next(p for p in t.parents if p.column == column)
                 of_tasks = runs.values_of(conn, schema.table(t.table), column, reread[t.name])
                 reread[t.name] = sorted(set(reread.get(parent.type_name, [])) | of_tasks)

@@ -326,6 +326,3 @@ def tables() -> list[Table]:
 def incremental() -> list[EntityType]:
     return [t for t in TYPES.values() if t.window is not None]
 
-
-def inventory() -> list[EntityType]:
-    return [t for t in TYPES.values() if t.window is None]
