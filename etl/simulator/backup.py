@@ -38,7 +38,7 @@ SESSION_STATES = (
     "Postprocessing",
     "ActionRequired",
 )
-COPY_OPEN_STATES = ("Working", "Working", "Working", "Idle", "WaitingRepository")
+COPY_OPEN_STATES = ("Working", "Idle", "Working", "WaitingRepository")  # per copy job, while open
 # (segment under /api, urn type) of every backup-side kind; `AgentBackupJob` lives under /agents/jobs
 SEGMENT = {
     "Job": "jobs",
@@ -384,7 +384,7 @@ class BackupSide:
             self._make_replication_job(job)
         self.backups: list[Backup] = []
         for job in self.backup_jobs + self.copy_jobs:
-            self._add_backup(self._new_backup(job, job.name, job.server, job.backup.repo, "Standard"), job)
+            self._add_backup(self._new_backup(job, job.name, job.server, job.backup.repo, "Standard"))
         for aj in self.agent_jobs:
             self._add_agent_backups(aj)
         self.sessions: list[Session] = []
@@ -504,7 +504,6 @@ class BackupSide:
         else:
             job.job_type, job.platform = "BackupCopy", source.platform
             job.worker_guid = job.worker_name = None
-            rng.getrandbits(128)
         job.description = f"Created by LAB\\veeam.admin (copies of {source.name})"
         job.sched_configured = job.sched_enabled = True
         job.vms = source.vms
@@ -591,7 +590,7 @@ class BackupSide:
             b.platform = "HyperV" if job.platform.lower() == "hyperv" else "VMware"
         return b
 
-    def _add_backup(self, b: Backup, job=None) -> Backup:
+    def _add_backup(self, b: Backup) -> Backup:
         self.backups.append(b)
         self.index["Backup"][b.guid] = b
         return b
@@ -850,7 +849,7 @@ class BackupSide:
         jt = "ImmediateBackupCopyWorker" if worker else "BackupCopy"
         sessions = []
         js = self._session(rng, job, start, False, jg, jn, jt, "jobs")
-        if rng.random() < 0.15:  # fails early; a retry session copies for the rest of the interval
+        if rng.random() < 0.15 or k % 5 == 2:  # fails early; a retry copies for the rest of the interval
             js.end = trunc(start + int(rng.uniform(1, 6) * 3600 * T), js.prec)
             js.result, js.failure = FAILED, rng.choice(COPY_FAILURES)
             sessions.append(js)
