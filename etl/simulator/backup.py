@@ -852,6 +852,8 @@ class BackupSide:
         if rng.random() < 0.15 or k % 5 == 2:  # fails early; a retry copies for the rest of the interval
             js.end = trunc(start + int(rng.uniform(1, 6) * 3600 * T), js.prec)
             js.result, js.failure = FAILED, rng.choice(COPY_FAILURES)
+            if worker:  # the 13.1 example: a failed worker session without FailureMessage
+                js.failure = None
             sessions.append(js)
             rs = self._session(rng, job, js.end + 600 * T, True, jg, jn, jt, "jobs")
             rs.end = trunc(nxt - _rr(rng, 300 * T, 1800 * T), rs.prec)
