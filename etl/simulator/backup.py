@@ -397,7 +397,8 @@ class BackupSide:
         self._active: list[Session] = []
         self.retired_count = 0
         self._upto = w.now_ticks
-        self._add_orphan_backup()
+        if self.backup_jobs:
+            self._add_orphan_backup()
         self._generate(w.now_ticks)
         self._reveal(w.now_ticks)
         self._retire(w.now_ticks)
