@@ -7,7 +7,7 @@ Migrates the warehouse (timed apart), runs the full load, then (optionally) a no
 run, and prints one JSON line. Stage times come from thin timers wrapped around etl functions from
 outside (a few clock reads per page, not per row); with "profile" the full load runs under cProfile
 (main thread only) and the top 10 functions by own time are returned as text. Optional keys
-"reader_processes", "ahead" and "batch_rows" override those pipeline options (for experiments).
+"worker_processes", "ahead" and "batch_rows" override those pipeline options (for experiments).
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ import time
 from collections import Counter, defaultdict
 from urllib.parse import parse_qs, urlsplit
 
-from etl import client, crawl, db, parse, pipeline, reader, runs
+from etl import client, crawl, db, parse, pipeline, runs, transform
 from etl.load import Loader
 
 STAGES: dict[str, float] = defaultdict(float)  # wall seconds per stage
 CPU: dict[str, float] = defaultdict(float)  # CPU seconds of the thread that ran the stage
 REQUESTS: Counter = Counter()  # logical requests by what they ask for
-READER_RSS: list[float] = []  # peak RSS of each reader process of the last load
-READER_CPU: list[float] = []  # CPU seconds of each reader process of the last load
+WORKER_RSS: list[float] = []  # peak RSS of each worker process of the last load
+WORKER_CPU: list[float] = []  # CPU seconds of each worker process of the last load
 _lock = threading.Lock()
 
 
@@ -101,18 +101,18 @@ def instrument() -> None:
     # every thread (the pool fetches ahead; the first page of each type is fetched by the main thread)
     _timed(client.EMClient, "_exchange", "threads: HTTP request + body")
     _timed(parse, "document", "threads: XML parse (parse.document)")
-    _timed(reader, "read", "threads: transform (reader.read)")
-    # reader processes (long queries are parsed and transformed there): their peak RSS before they stop
-    close = pipeline._Run.close
+    _timed(transform, "read", "threads: transform (transform.read)")
+    # worker processes (long queries are parsed and transformed there): their peak RSS before they stop
+    close = pipeline.Loading.close
 
     def closing(self):
-        readers = getattr(self, "_readers", None)
-        for pid in readers.pids if readers else []:
-            READER_RSS.append(rss_mb(pid))
-            READER_CPU.append(cpu_s(pid))
+        workers = getattr(self, "_workers", None)
+        for pid in workers.pids if workers else []:
+            WORKER_RSS.append(rss_mb(pid))
+            WORKER_CPU.append(cpu_s(pid))
         close(self)
 
-    pipeline._Run.close = closing
+    pipeline.Loading.close = closing
 
 
 def rss_mb(pid: int | str = "self") -> float:
@@ -135,13 +135,13 @@ def load(eng, cfg: dict, mode: str) -> dict:
         page_size=cfg["page_size"],
         concurrency=cfg["concurrency"],
         source="bench",
-        **{k: cfg[k] for k in ("reader_processes", "ahead", "batch_rows") if k in cfg},
+        **{k: cfg[k] for k in ("worker_processes", "ahead", "batch_rows") if k in cfg},
     )
     STAGES.clear()
     CPU.clear()
     REQUESTS.clear()
-    READER_RSS.clear()
-    READER_CPU.clear()
+    WORKER_RSS.clear()
+    WORKER_CPU.clear()
     before = resource.getrusage(resource.RUSAGE_SELF)
     prof = cProfile.Profile() if cfg.get("profile") and mode == "full" else None
     t = time.perf_counter()
@@ -161,10 +161,10 @@ def load(eng, cfg: dict, mode: str) -> dict:
         "entities": sum(c["inserted"] + c["updated"] for c in summary.tables.values()),
         "stages": dict(STAGES),
         "cpu": dict(CPU),
-        "rss_mb": rss_mb() + sum(READER_RSS),
+        "rss_mb": rss_mb() + sum(WORKER_RSS),
         "loader_rss_mb": rss_mb(),
-        "reader_rss_mb": list(READER_RSS),
-        "reader_cpu_s": list(READER_CPU),
+        "worker_rss_mb": list(WORKER_RSS),
+        "worker_cpu_s": list(WORKER_CPU),
         "cpu_s": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
         "requests_by_kind": dict(REQUESTS),
     }

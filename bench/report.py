@@ -12,7 +12,7 @@ MAIN_STAGES = [
 THREAD_STAGES = [
     "threads: HTTP request + body",
     "threads: XML parse (parse.document)",
-    "threads: transform (reader.read)",
+    "threads: transform (transform.read)",
 ]
 
 
@@ -123,13 +123,13 @@ def markdown(r: dict) -> str:
                 f"{full['requests'] / min_requests:.3f}×",
             )
         )
-        readers = full.get("reader_rss_mb") or []
+        readers = full.get("worker_rss_mb") or []
         rows.append(
             (
                 f"{label} full load, peak RSS",
                 f"{full['rss_mb']:.0f} MB",
                 f"loading process {full.get('loader_rss_mb', full['rss_mb']):.0f} MB"
-                + "".join(f" + reader process {mb:.0f} MB" for mb in readers),
+                + "".join(f" + worker process {mb:.0f} MB" for mb in readers),
                 "",
             )
         )
@@ -141,10 +141,10 @@ def markdown(r: dict) -> str:
                 "",
             )
         )
-        for cpu in full.get("reader_cpu_s") or []:
+        for cpu in full.get("worker_cpu_s") or []:
             rows.append(
                 (
-                    f"{label} full load, CPU time of the reader process",
+                    f"{label} full load, CPU time of the worker process",
                     _s(cpu),
                     f"{cpu / full['wall_s']:.0%} of the wall (parse, transform, pickling)",
                     "",

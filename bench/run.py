@@ -26,7 +26,7 @@ import httpx
 import psycopg
 from lxml import etree
 
-from etl import crawl, db, pipeline, schema
+from etl import db, pipeline, registry, schema
 from etl.load import _statements
 
 BENCH = Path(__file__).resolve().parent
@@ -35,12 +35,7 @@ from report import markdown  # noqa: E402 - bench/report.py: figures, ratios and
 
 from pgserver import PostgresServer  # noqa: E402
 
-TABLES = [
-    "backup_servers",
-    "replica_job_sessions",
-    "vm_replica_points",
-    "replica_task_sessions",
-]  # load order
+TABLES = [t.table for t in registry.TYPES.values()]  # load order
 
 
 def log(msg: str) -> None:
@@ -93,8 +88,9 @@ def fetch_floor(url: str, page_size: int) -> tuple[float, list[tuple[str, bytes]
         started = time.perf_counter()
         token = http.post(f"{url}/sessionMngr/?v=latest", auth=("demo", "demo")).headers["X-RestSvcSessionId"]
         headers = {"X-RestSvcSessionId": token, "Accept": "application/xml"}
-        for type_name in crawl.TYPES:
-            sort = f"&sortAsc={crawl.SORT[type_name]}" if type_name in crawl.SORT else ""
+        for entity_type in registry.TYPES.values():
+            type_name = entity_type.name
+            sort = f"&sortAsc={entity_type.sort}" if entity_type.sort else ""
             page, pages = 1, 1
             while page <= pages:
                 reply = http.get(

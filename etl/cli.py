@@ -1,13 +1,19 @@
-"""Command line: click wiring only. Reads flags and environment, builds objects, calls one core
-function, prints, and maps errors to exit codes (0 ok, 1 failed, 2 usage/config, 75 locked).
+"""Command line: click wiring only. Reads flags and environment, checks them (etl.config, db.warehouse),
+builds objects, calls one core function, prints, and maps errors to exit codes (0 ok, 1 failed,
+2 usage/config, 75 locked, 130/143 interrupted by SIGINT/SIGTERM). Every error ends in one line on
+stderr, in the log format (text or JSON).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import shlex
+import signal
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,12 +21,13 @@ from pathlib import Path
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import db, logs, pipeline
+from . import config, db, logs, pipeline, transform
 from .client import RetryPolicy
-from .errors import ConfigError, VeeamEtlError
+from .errors import ConfigError, Interrupted, VeeamEtlError
 
 DEFAULT_DB = "sqlite:///veeam.db"
 DEMO_DB = "sqlite:///veeam-demo.db"
+DEMO_ORIGIN = "http://em01.demo.local:9399"  # what the demo's EM writes into its links, whatever its port
 
 db_option = click.option(
     "--db",
@@ -39,11 +46,112 @@ schema_option = click.option(
 
 
 def _fail(exc: VeeamEtlError) -> None:
-    click.echo(f"veeam-etl: error: {exc}", err=True)
+    click.echo(logs.line(str(exc)), err=True)
     sys.exit(exc.exit_code)
 
 
+# -v and --log-format belong before the command (`veeam-etl -v run`); every command takes them after
+# its name as well (`veeam-etl run -v`): counts add up, a format after the command wins.
+VERBOSE_HELP = "More log output (-vv for debug)."
+LOG_FORMAT_HELP = "Log lines for humans or for log collectors [env VEEAM_ETL_LOG_FORMAT]."
+
+
+def _log_settings(ctx: click.Context) -> dict:
+    return ctx.find_root().meta.setdefault("veeam_etl.log", {"verbose": 0, "format": "text"})
+
+
+def _log_option_after_command(ctx: click.Context, param: click.Parameter, value) -> None:
+    settings = _log_settings(ctx)
+    if param.name == "verbose":
+        settings["verbose"] += value
+    elif value is not None:
+        settings["format"] = value
+    logs.setup(settings["verbose"], settings["format"])
+
+
+def _log_options_after_command() -> list[click.Option]:
+    return [
+        click.Option(
+            ["-v", "--verbose"],
+            count=True,
+            expose_value=False,
+            callback=_log_option_after_command,
+            help=VERBOSE_HELP,
+        ),
+        click.Option(
+            ["--log-format"],
+            type=click.Choice(["text", "json"]),
+            expose_value=False,
+            callback=_log_option_after_command,
+            help=LOG_FORMAT_HELP.replace(" [env", " (overrides the one before the command) [env"),
+        ),
+    ]
+
+
+def _format_asked(args: list[str]) -> str | None:
+    """The --log-format in raw arguments or the environment, for errors found before options are read."""
+    fmt = os.environ.get("VEEAM_ETL_LOG_FORMAT")
+    for i, arg in enumerate(args):
+        if arg == "--log-format" and i + 1 < len(args):
+            fmt = args[i + 1]
+        elif arg.startswith("--log-format="):
+            fmt = arg.partition("=")[2]
+    return fmt if fmt in ("text", "json") else None
+
+
+def _on_signal(signum: int, _frame) -> None:
+    """SIGINT and SIGTERM end the command like Ctrl-C; a second signal ends the process at once."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """_on_signal for SIGINT and SIGTERM while the block runs (in the main thread; elsewhere signals
+    are not ours to handle), the previous handlers afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, _on_signal)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 class _Group(click.Group):
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params.extend(_log_options_after_command())
+        super().add_command(cmd, name)
+
+    def main(self, args=None, prog_name=None, **extra):
+        """Runs the command with SIGINT and SIGTERM handled alike (_on_signal), and reports click's own
+        usage errors (unknown option, bad value, missing option) as one line, exit 2."""
+        args = sys.argv[1:] if args is None else list(args)
+        extra.pop("standalone_mode", None)
+        with _signals_interrupt():
+            try:
+                code = super().main(args, prog_name, standalone_mode=False, **extra)
+            except click.exceptions.NoArgsIsHelpError as exc:
+                exc.show()
+                sys.exit(exc.exit_code)
+            except click.ClickException as exc:
+                ctx = getattr(exc, "ctx", None)
+                hint = (
+                    f" (see `{ctx.command_path} --help`)" if isinstance(exc, click.UsageError) and ctx else ""
+                )
+                click.echo(logs.line(exc.format_message() + hint, fmt=_format_asked(args)), err=True)
+                sys.exit(exc.exit_code)
+            except click.Abort as exc:  # Ctrl-C or Ctrl-D at a prompt
+                interrupt = exc.__context__ if isinstance(exc.__context__, KeyboardInterrupt) else None
+                click.echo(logs.line(str(interrupt or "") or "aborted", level="warning"), err=True)
+                sys.exit(getattr(interrupt, "exit_code", 128 + signal.SIGINT) if interrupt else 1)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -52,29 +160,34 @@ class _Group(click.Group):
         except SQLAlchemyError as exc:  # e.g. the warehouse is unreachable: a message, not a traceback
             detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
             click.echo(
-                f"veeam-etl: error: the warehouse failed: {type(exc).__name__}: "
-                f"{logs.redact(detail[0] if detail else '')}",
+                logs.line(f"the warehouse failed: {type(exc).__name__}: {detail[0] if detail else ''}"),
                 err=True,
             )
             sys.exit(1)
-        except KeyboardInterrupt:
-            click.echo("veeam-etl: interrupted", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            click.echo(logs.line(str(exc) or "interrupted by SIGINT", level="warning"), err=True)
+            sys.exit(getattr(exc, "exit_code", 128 + signal.SIGINT))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
     envvar="VEEAM_ETL_LOG_FORMAT",
-    help="Log lines for humans or for log collectors [env VEEAM_ETL_LOG_FORMAT].",
+    help=LOG_FORMAT_HELP,
 )
 @click.version_option(package_name="veeam-etl")
-def main(verbose: int, log_format: str) -> None:
-    """Load Veeam Backup Enterprise Manager replication history into a SQL warehouse you own."""
+@click.pass_context
+def main(ctx: click.Context, verbose: int, log_format: str) -> None:
+    """Load Veeam Backup Enterprise Manager replication history into a SQL warehouse you own.
+
+    Exit codes: 0 done, 1 failed, 2 usage or configuration error, 75 another run holds the lock,
+    130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM.
+    """
+    _log_settings(ctx).update(verbose=verbose, format=log_format)
     logs.setup(verbose, log_format)
 
 
@@ -86,7 +199,7 @@ def migrate(db_url: str, db_schema: str | None) -> None:
 
     Reads VEEAM_ETL_DB.
     """
-    eng = db.engine(db_url, db_schema)
+    eng = db.warehouse(db_url, db_schema, mode="migrate")
     db.migrate(eng)
     click.echo(f"warehouse {db.masked(db_url)} is at revision {db.current(eng)}")
 
@@ -130,25 +243,39 @@ def _since(value: str | None) -> datetime | None:
     return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 
+def _table_of(type_name: str) -> str | None:
+    """The warehouse table rows of an EM entity type go to (None for a type without one)."""
+    entry = transform.ENTITY_TYPES.get(type_name)
+    return entry[0] if entry else None
+
+
 class _Progress:
-    """One self-overwriting status line on a terminal; silent when stderr is not a TTY."""
+    """One self-overwriting status line on a terminal; silent when stderr is not a TTY. It shows the
+    rows written to the table of the type being loaded and, labelled as such, the total of all tables."""
 
     def __init__(self) -> None:
         self.enabled = sys.stderr.isatty()
-        self.shown = False
+        self.width = 0
+
+    def line(self, summary: pipeline.Summary, type_name: str) -> str:
+        def written(counts: dict[str, int]) -> int:
+            return counts["inserted"] + counts["updated"]
+
+        counts = summary.tables.get(_table_of(type_name) or "")
+        total = sum(written(c) for c in summary.tables.values())
+        mine = f"{written(counts):>9} rows written" if counts is not None else " " * 22
+        return f"  {type_name:<20}{mine}, {total:>9} in all tables, {summary.requests:>6} requests"
 
     def __call__(self, summary: pipeline.Summary, type_name: str) -> None:
         if not self.enabled:
             return
-        rows = sum(c["inserted"] + c["updated"] for c in summary.tables.values())
-        click.echo(
-            f"\r  {type_name:<20} {rows:>9} rows written  {summary.requests:>6} requests ", nl=False, err=True
-        )
-        self.shown = True
+        text = self.line(summary, type_name)
+        click.echo("\r" + text.ljust(self.width), nl=False, err=True)
+        self.width = max(self.width, len(text))
 
     def done(self) -> None:
-        if self.shown:
-            click.echo("\r" + " " * 70 + "\r", nl=False, err=True)
+        if self.width:
+            click.echo("\r" + " " * self.width + "\r", nl=False, err=True)
 
 
 def print_summary(summary: pipeline.Summary) -> None:
@@ -160,8 +287,8 @@ def print_summary(summary: pipeline.Summary) -> None:
     for table, counts in summary.tables.items():
         click.echo(f"  {table:<24}{counts['inserted']:>10}{counts['updated']:>10}")
     click.echo(
-        f"  parents fetched by link: {summary.parents_by_link}, recorded from links: "
-        f"{summary.parents_from_links}, quarantined: {summary.quarantined}"
+        f"  parents fetched by link: {summary.parents_fetched}, recorded from links: "
+        f"{summary.placeholders}, quarantined: {summary.quarantined}, undocumented values: {summary.new_values}"
     )
     click.echo(
         f"  requests: {summary.requests}, retries: {summary.retries}, "
@@ -173,10 +300,21 @@ def print_summary(summary: pipeline.Summary) -> None:
 @click.option(
     "--url",
     envvar="VEEAM_EM_URL",
-    required=True,
     help="Enterprise Manager API base, e.g. https://em01:9398/api [env VEEAM_EM_URL].",
 )
-@click.option("--user", envvar="VEEAM_EM_USER", required=True, help="EM account [env VEEAM_EM_USER].")
+@click.option("--user", envvar="VEEAM_EM_USER", help="EM account [env VEEAM_EM_USER].")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Estate file (TOML) listing several EMs: load them all (docs/fleet.md). Excludes --url/--user.",
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, 64),
+    help="With --config: EMs loaded at once (default: the file's `parallel`, else 4; 1 on SQLite).",
+)
+@click.option("--only", multiple=True, metavar="NAME", help="With --config: load only this EM (repeatable).")
 @click.option(
     "--password-file",
     type=click.Path(dir_okay=False),
@@ -253,15 +391,31 @@ def run(
     timeout,
     source_name,
     retries,
+    config_path,
+    parallel,
+    only,
 ) -> None:
     """Crawl one Enterprise Manager and upsert into the warehouse (migrates an empty one first).
 
     Reads VEEAM_EM_URL, VEEAM_EM_USER, VEEAM_EM_PASSWORD, VEEAM_EM_CA_BUNDLE, VEEAM_ETL_DB and
     VEEAM_ETL_DB_SCHEMA. Exit codes: 0 loaded, 1 failed (nothing inconsistent committed),
     2 usage or configuration error, 75 another run holds the lock for this warehouse and EM.
+    With --config: every EM of the estate file (VEEAM_EM_URL and VEEAM_EM_USER are ignored), one row
+    each; 0 all loaded, 1 any failed, 75 when the only problem is locks held by other runs.
     """
     if full_refresh and since:
         raise ConfigError("--full-refresh and --since exclude each other")
+    if config_path is not None:
+        _run_estate(config_path, parallel, only, db_url, db_schema)
+        return
+    if parallel is not None or only:
+        raise ConfigError("--parallel and --only go with --config")
+    if not url or not user:
+        raise click.UsageError(
+            f"Missing option '--{'url' if not url else 'user'}' (or --config ESTATE.toml)."
+        )
+    url = config.em_url(url)
+    verify = _verify(ca_bundle, insecure)
     password = _password(password_file)
     logs.secret(password)
     options = pipeline.Options(
@@ -275,21 +429,71 @@ def run(
         source=source_name,
         batch_rows=batch_rows,
     )
-    eng = db.engine(db_url, db_schema)
+    eng = db.warehouse(db_url, db_schema, mode="write")
     progress = _Progress()
     try:
-        summary = pipeline.run(
-            eng, url, user, password, verify=_verify(ca_bundle, insecure), options=options, progress=progress
-        )
+        summary = pipeline.run(eng, url, user, password, verify=verify, options=options, progress=progress)
     finally:
         progress.done()
     print_summary(summary)
 
 
+# run options an estate file may also set: on the command line they apply to every EM of the file
+_ESTATE_OVERRIDES = (
+    "page_size",
+    "concurrency",
+    "timeout",
+    "retries",
+    "batch_rows",
+    "lookback",
+    "full_refresh",
+    "since",
+)
+# per-EM settings that only the estate file can give
+_ESTATE_EXCLUDES = ("url", "user", "password_file", "ca_bundle", "insecure", "source_name")
+
+
+def _run_estate(config_path, parallel, only, db_url, db_schema) -> None:
+    """`run --config`: every EM of the estate file; flags given on the command line override it."""
+    from . import fleet
+
+    ctx = click.get_current_context()
+    given = {
+        name
+        for name in ctx.params
+        if ctx.get_parameter_source(name)
+        in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.PROMPT)
+    }
+    clash = [f"--{n.replace('_', '-')}" for n in _ESTATE_EXCLUDES if n in given]
+    if clash:
+        raise click.UsageError(
+            f"--config excludes {', '.join(clash)} (each EM sets them in the estate file)."
+        )
+    overrides = {n: ctx.params[n] for n in _ESTATE_OVERRIDES if n in given}
+    if "since" in overrides:
+        overrides["since"] = _since(overrides["since"])
+    estate = fleet.load(config_path).select(only)
+
+    def done(outcome) -> None:  # one log line per EM as it ends, for long runs watched on a terminal
+        logging.getLogger("etl.fleet").info(
+            "em %s: %s in %.1f s", outcome.name, outcome.status, outcome.duration_s
+        )
+
+    result = fleet.run_estate(
+        db_url, estate, db_schema=db_schema, parallel=parallel, overrides=overrides, on_done=done
+    )
+    click.echo(fleet.render(result))
+    sys.exit(result.exit_code)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
-    "--port", type=int, default=9399, show_default=True, help="Port to listen on (0: any free port)."
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=9399,
+    show_default=True,
+    help="Port to listen on (0: any free port).",
 )
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the simulated estate.")
 @click.option("--servers", type=int, default=2, show_default=True, help="Backup servers.")
@@ -299,38 +503,49 @@ def run(
 @click.option("--runs-per-day", type=int, default=2, show_default=True, help="Job runs per day.")
 @click.option("--user", default="demo", show_default=True, help="Account the simulator accepts.")
 @click.option("--password", default="demo", show_default=True, help="Password the simulator accepts.")
-def simulate(host, port, seed, servers, jobs, vms_per_job, days, runs_per_day, user, password) -> None:
+@click.option(
+    "--ems",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="Serve this many EMs (seeds --seed, --seed+1, ...; ports from --port on, or free ports with --port 0).",
+)
+def simulate(host, port, seed, servers, jobs, vms_per_job, days, runs_per_day, user, password, ems) -> None:
     """Serve a simulated Enterprise Manager over HTTP until stopped (Ctrl-C).
 
     A seeded, deterministic estate of replication jobs, sessions, tasks and replica points.
     POST /admin/advance?hours=H moves its clock forward. Reads no environment variables.
     """
-    from .simulator import Simulator, World
+    from .simulator import fleet as sim_fleet
 
-    world = World(
-        seed=seed,
-        servers=servers,
-        jobs=jobs,
-        vms_per_job=vms_per_job,
-        days=days,
-        runs_per_day=runs_per_day,
-        now=datetime.now(UTC).replace(microsecond=0),
-    )
-    sim = Simulator(world, host=host, port=port, user=user, password=password)
     try:
-        sim.start()
+        sims = sim_fleet.start(
+            ems,
+            host=host,
+            port=port,
+            seed=seed,
+            user=user,
+            password=password,
+            servers=servers,
+            jobs=jobs,
+            vms_per_job=vms_per_job,
+            days=days,
+            runs_per_day=runs_per_day,
+            now=datetime.now(UTC).replace(microsecond=0),
+        )
     except OSError as exc:
         raise ConfigError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc} (try --port 0 for any free port)"
         ) from None
-    click.echo(f"simulated Enterprise Manager at {sim.url} (user {user}); Ctrl-C to stop", err=False)
+    for sim in sims:
+        click.echo(f"simulated Enterprise Manager at {sim.url} (user {user}); Ctrl-C to stop", err=False)
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
-        sim.stop()
+        sim_fleet.stop(sims)
 
 
 @main.command()
@@ -347,19 +562,45 @@ def simulate(host, port, seed, servers, jobs, vms_per_job, days, runs_per_day, u
 def demo(db_url, seed, report_path) -> None:
     """The whole job on embedded defaults: start a simulated EM, load it into a local SQLite file
     and print the summary. Reads no environment variables.
-    """
-    from .simulator import Simulator, World
 
-    world = World(seed=seed, now=datetime.now(UTC).replace(microsecond=0))
+    A rerun loads the same estate (two weeks up to today's UTC midnight, then the day so far to the
+    current hour; links always name em01.demo.local), so it shows only what changed since, like a
+    scheduled run.
+    """
+    from .simulator import Simulator
+
+    eng = db.warehouse(db_url, mode="write")
+    world = _demo_world(seed, datetime.now(UTC))
     with Simulator(world, user="demo", password="demo") as sim:  # noqa: S106 - the simulator's demo account
         click.echo(f"simulated Enterprise Manager at {sim.url}")
-        eng = db.engine(db_url)
         summary = pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(source="demo"))
     print_summary(summary)
     from . import report
 
     click.echo(f"report: {report.write(eng, 'html', report_path)}")
-    click.echo(f"warehouse: {db.masked(db_url)}")
+    click.echo(f"warehouse: {db.masked(db_url)}; look at it again with:")
+    where = _demo_db_argument(db_url)
+    click.echo(f"  veeam-etl report --db {where}")
+    click.echo(f"  veeam-etl status --db {where}")
+
+
+def _demo_world(seed: int, now: datetime):
+    """The demo's estate: anchored at `now`'s UTC midnight and advanced to the start of its hour, with
+    links on DEMO_ORIGIN, so two demos in the same hour serve identical data and a later one only adds
+    to it and finishes what was running (hrefs never name the random port it happens to listen on)."""
+    from .simulator import Quirks, World
+
+    midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    world = World(seed=seed, now=midnight, quirks=Quirks(public_origin=DEMO_ORIGIN))
+    world.advance(now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - midnight)
+    return world
+
+
+def _demo_db_argument(db_url: str) -> str:
+    """--db for later commands on the demo's warehouse: a SQLite path made absolute (they may run
+    elsewhere), a password masked; quoted for a POSIX shell."""
+    path = db.sqlite_file(db_url)
+    return shlex.quote(f"sqlite:///{path}" if path is not None else db.masked(db_url))
 
 
 @main.command()
@@ -371,7 +612,7 @@ def status(db_url, db_schema, limit, as_json) -> None:
     """Recent runs, their outcome and counts, and the incremental watermarks. Reads VEEAM_ETL_DB."""
     from . import status as status_mod
 
-    eng = db.engine(db_url, db_schema)
+    eng = db.warehouse(db_url, db_schema, mode="read")
     data = status_mod.collect(eng, limit)
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
@@ -402,7 +643,8 @@ def status(db_url, db_schema, limit, as_json) -> None:
             "v_replica_failures",
         ]
     ),
-    help="One reporting view in full (table, csv, json); default: a summary.",
+    help="One reporting view in full (table, csv, json). Without it: the summary as tables, or as JSON "
+    "with every section; csv needs --view (one table per invocation).",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many rows of --view.")
 def report(db_url, db_schema, fmt, out, view, limit) -> None:
@@ -414,7 +656,7 @@ def report(db_url, db_schema, fmt, out, view, limit) -> None:
 
     if fmt == "html" and not out:
         raise ConfigError("--format html needs --out FILE")
-    eng = db.engine(db_url, db_schema)
+    eng = db.warehouse(db_url, db_schema, mode="read")
     if out:
         click.echo(f"report: {report_mod.write(eng, fmt, out, view, limit)}", err=True)
     else:

@@ -1,36 +1,37 @@
-"""HTTP client of one Enterprise Manager: logon, re-logon, retries, link safety, query URLs.
+"""HTTP client of one Enterprise Manager: logon session, link safety, query URLs, verified bodies.
 
-Knows HTTP and the EM session protocol, never tables. Thread-safe: the crawl fetches pages from a
-small pool of threads through one client. Whether a failure is retried is decided in `_verdict` only.
+`EMClient.get(href)` returns the body of a 2xx answer, after transport and HTTP retries under one
+`retry.Budget`; what to retry is decided by `retry.verdict` alone. Knows HTTP and the EM session
+protocol, never tables or entity types. Thread-safe: the crawl fetches pages from a small pool of
+threads through one client, with at most `concurrency` requests in flight.
 """
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import random
 import ssl
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
 from lxml import etree
 
-from . import parse
+from . import config, parse
 from .errors import AuthError, ConfigError, ForeignLink, HostileDocument, NotFound, ParseError, SourceError
+from .retry import Budget, RetryPolicy, certificate_problem, plain_http_answer, retry_after, verdict
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 TOKEN_HEADER = "X-RestSvcSessionId"  # noqa: S105 - a header name, not a secret
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+__all__ = ["EMClient", "RetryPolicy", "origin", "redact_url"]
 
 
 def origin(url: str) -> tuple[str, str]:
+    """(scheme, host:port) of a URL, with the scheme's default port filled in."""
     parts = urlsplit(url)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
     return parts.scheme.lower(), f"{(parts.hostname or '').lower()}:{port}"
@@ -46,35 +47,6 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-class RetryPolicy:
-    """Bounded exponential backoff with full jitter; `Retry-After` honoured up to the cap.
-
-    One logical request (a page, an entity, the logon) gets at most `attempts` tries and stops
-    retrying once `total` seconds have passed since its first try; transport, HTTP and parse
-    failures draw on the same budget.
-    """
-
-    def __init__(self, attempts: int = 6, base: float = 0.5, cap: float = 30.0, total: float = 300.0):
-        self.attempts, self.base, self.cap, self.total = attempts, base, cap, total
-
-    def __repr__(self) -> str:
-        return f"RetryPolicy(attempts={self.attempts}, base={self.base}, cap={self.cap}, total={self.total})"
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.cap)
-        return random.uniform(0, min(self.cap, self.base * 2**attempt))  # noqa: S311 - jitter
-
-
-class _Budget:
-    """Attempts and time spent on one logical request."""
-
-    __slots__ = ("attempts", "started", "tries")
-
-    def __init__(self, attempts: int):
-        self.attempts, self.started, self.tries = attempts, time.monotonic(), 0
-
-
 class _Reply(NamedTuple):
     status: int
     headers: httpx.Headers
@@ -82,34 +54,46 @@ class _Reply(NamedTuple):
     reason: str
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date), None when absent or unreadable."""
-    value = (headers.get("Retry-After") or "").strip()
-    if not value:
-        return None
-    try:
-        return (
-            max(float(value), 0.0)
-            if value.replace(".", "", 1).isdigit()
-            else (email.utils.parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
-        )
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
+class LogonSession:
+    """The EM logon session: its token, a generation that bumps on every logon, the logoff link.
 
+    When EM forgets the token (401: 15 minutes idle, a service restart) every thread that was using
+    it calls `renew(generation_it_used)`; the first logs on again, the others find the generation
+    moved and simply repeat with the new token.
+    """
 
-def _certificate_problem(exc: BaseException) -> str | None:
-    """The reason when a transport error is a refused TLS certificate (never retried), else None."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            return exc.verify_message or str(exc)
-        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-            return str(exc).split("certificate verify failed:", 1)[-1].split("(_ssl", 1)[0].strip() or str(
-                exc
-            )
-        exc = exc.__cause__ or exc.__context__
-    return None
+    def __init__(self, logon: Callable[[], tuple[str, str | None]]):
+        """`logon()` performs one logon and returns (token, logoff href or None)."""
+        self._logon = logon
+        self._lock = threading.Lock()  # guards the fields below
+        self._renewing = threading.Lock()  # one logon at a time (held while the logon requests run)
+        self.token: str | None = None
+        self.generation = 0
+        self.logoff_href: str | None = None
+
+    def current(self) -> tuple[str | None, int]:
+        with self._lock:
+            return self.token, self.generation
+
+    def renew(self, generation: int) -> bool:
+        """Log on again unless another thread already did since `generation`; True if this call did."""
+        with self._renewing:
+            if generation != self.generation:
+                return False
+            if self.token is not None:
+                log.info("session token rejected; logging on again")
+            token, logoff = self._logon()
+            with self._lock:
+                self.token, self.logoff_href = token, logoff
+                self.generation += 1
+            return True
+
+    def end(self) -> tuple[str | None, str | None]:
+        """Forget the session; returns the (token, logoff href) it had."""
+        with self._lock:
+            token, href = self.token, self.logoff_href
+            self.token = None
+            return token, href
 
 
 class EMClient:
@@ -117,6 +101,7 @@ class EMClient:
 
     `url` is the API base (``https://em01:9398/api``). `verify` is True, False or a CA bundle path.
     Use as a context manager: logon on enter, logoff on exit even when the body raised.
+    Raises ConfigError for an unusable URL or CA bundle.
     """
 
     def __init__(
@@ -133,11 +118,10 @@ class EMClient:
         concurrency: int = 8,
     ):
         """`concurrency`: requests in flight at once, however many threads use the client."""
-        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-            raise SourceError(f"not an http(s) URL: {redact_url(url)!r}")
+        config.em_url(url, "the EM URL")
         self.base = url.rstrip("/") + "/"
         self.page_size = page_size
-        self.retry = retry or RetryPolicy()
+        self.retry_policy = retry or RetryPolicy()
         self.timeout = timeout
         self._user, self._password = user, password
         self._origin = origin(self.base)
@@ -155,12 +139,9 @@ class EMClient:
             follow_redirects=False,
         )
         self._in_flight = threading.BoundedSemaphore(concurrency)
-        self._lock = threading.Lock()
-        self._logon_lock = threading.Lock()
-        self._token: str | None = None
-        self._generation = 0  # bumps on every logon, so concurrent 401s re-logon once
-        self._logoff_href: str | None = None
-        self.query_href: str | None = None
+        self._counts = threading.Lock()
+        self.session = LogonSession(self._logon)
+        self._create_href: str | None = None
         self.requests = 0
         self.retries = 0
         self.foreign_links = 0
@@ -182,22 +163,37 @@ class EMClient:
         self.close()
 
     def logon(self) -> None:
-        root = self._document("GET", self.base, auth=False)
+        """Read the API root for the logon link, then log on. Raises AuthError, SourceError."""
+        try:
+            root = self.document(self.base, auth=False)
+        except NotFound:
+            raise SourceError(
+                "no Enterprise Manager API here (HTTP 404): the URL must be the API base, ending in /api, "
+                "e.g. https://em01.example.com:9398/api",
+                redact_url(self.base),
+                404,
+            ) from None
         create = next(
             (ln for ln in parse.links(root) if ln.rel == "Create" and ln.type == "LogonSession"), None
         )
         if create is None:
             raise SourceError(
-                "EM root advertises no LogonSession link; is this an Enterprise Manager API URL?", self.base
+                f"the API root answered <{parse.local(root)}> without a LogonSession link; is this an "
+                "Enterprise Manager API URL (…:9398/api)?",
+                redact_url(self.base),
             )
         self._em_origins.add(origin(urljoin(self.base, create.href)))
-        self._logon(create.href)
+        self._create_href = create.href
+        self.session.renew(self.session.generation)
+        log.info("logged on to %s as %s", redact_url(self.base), self._user)
 
-    def _logon(self, href: str) -> None:
-        url = self.resolve(href)
-        budget = _Budget(self.retry.attempts)
+    def _logon(self) -> tuple[str, str | None]:
+        """POST the logon (HTTP Basic); the token and the logoff link of the new session."""
+        assert self._create_href is not None
+        url = self.resolve(self._create_href)
+        budget = self.retry_policy.budget()
         while True:
-            reply = self._send("POST", url, auth=False, basic=True, budget=budget)
+            reply = self._send("POST", url, budget, auth=False, basic=True)
             if reply.status in (401, 403):
                 raise AuthError(
                     f"Enterprise Manager refused the logon of user {self._user!r} (HTTP {reply.status})",
@@ -210,38 +206,30 @@ class EMClient:
             if not token:
                 raise SourceError(f"logon answered without a {TOKEN_HEADER} header", url)
             try:
-                root = self._parse(reply.body, url)
+                root = parse.document(reply.body, url)
                 break
             except ParseError as exc:
-                if not exc.retriable:
-                    raise
-                self._pause(budget, None, exc)
+                self.retry(budget, exc)
         self._http.cookies.clear()  # the header is the one credential we send
-        session_links = parse.links(root)
         if root.get("Href"):
             self._em_origins.add(origin(urljoin(url, root.get("Href"))))
-        with self._lock:
-            self._token = token
-            self._generation += 1
-            self._create_href = href
-            self._logoff_href = next((ln.href for ln in session_links if ln.rel == "Delete"), None)
-            query = next((ln.href for ln in session_links if ln.type == "QueryService"), None)
-            self.query_href = self.resolve(query) if query else urljoin(self.base, "query")
-        log.info("logged on to %s as %s", redact_url(self.base), self._user)
+        logoff = next((ln.href for ln in parse.links(root) if ln.rel == "Delete"), None)
+        return token, logoff
 
     def close(self) -> None:
-        """Log off (best effort) and close connections."""
+        """Log off (best effort, one try: a dead EM must not hold the exit up) and close connections."""
         try:
-            if self._token and self._logoff_href:
-                try:  # one try: a dead EM must not hold the exit up for a whole retry budget
-                    self._send("DELETE", self.resolve(self._logoff_href), relogon=False, budget=_Budget(1))
+            token, logoff = self.session.end()
+            if token and logoff:
+                try:
+                    self._count("requests")
+                    self._exchange("DELETE", self.resolve(logoff), {TOKEN_HEADER: token}, None)
                 except (SourceError, httpx.HTTPError) as exc:
                     log.warning("logoff failed: %s", exc)
         finally:
-            self._token = None
             self._http.close()
 
-    # --- requests ---------------------------------------------------------------------------------
+    # --- addresses --------------------------------------------------------------------------------
 
     def resolve(self, href: str) -> str:
         """An absolute URL on the configured origin for an href EM gave us, or ForeignLink.
@@ -255,7 +243,7 @@ class EMClient:
             parts = urlsplit(url)
             where = origin(url)
             if where == self._origin:
-                final = url
+                final: str | None = url
             elif where in self._em_origins:
                 base = urlsplit(self.base)
                 final = urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
@@ -264,121 +252,155 @@ class EMClient:
             if final is not None:
                 httpx.URL(final)  # control characters and the like: httpx would refuse to send it
         except (ValueError, httpx.InvalidURL):
-            self._refuse()
+            self._count("foreign_links")
             raise ForeignLink(f"unreadable link refused: {href[:100]!r}") from None
         if final is None:
-            self._refuse()
+            self._count("foreign_links")
             raise ForeignLink(
                 f"link to another origin refused: {parts.scheme}://{parts.netloc}", redact_url(url)
             )
         return final
 
-    def _refuse(self) -> None:
-        with self._lock:
-            self.foreign_links += 1
-
     def query_url(
-        self, type_name: str, *, filter: str | None = None, sort_asc: str | None = None, page: int = 1
+        self,
+        type_name: str,
+        *,
+        filter: str | None = None,
+        sort_asc: str | None = None,
+        page: int = 1,
+        page_size: int | None = None,
+        format: str = "Entities",
     ) -> str:
+        """`<base>/query?type=…&format=…&pageSize=…&page=…[&filter=…][&sortAsc=…]`.
+
+        Queries run at the API base plus `query`. The logon session's QueryService link
+        (`/api/querySvc`) is a menu of preset queries that answers the menu whatever parameters it is
+        given (em-api.md, "Logon session"), so it is never used.
+        """
         params: dict[str, str | int] = {
             "type": type_name,
-            "format": "Entities",
-            "pageSize": self.page_size,
+            "format": format,
+            "pageSize": page_size or self.page_size,
             "page": page,
         }
         if filter:
             params["filter"] = filter
         if sort_asc:
             params["sortAsc"] = sort_asc
-        assert self.query_href is not None, "log on first"
-        return f"{self.query_href}?{urlencode(params, quote_via=quote)}"
+        return f"{self.base}query?{urlencode(params, quote_via=quote)}"
 
-    def get(self, href: str, read: Callable[[bytes, str], T] = parse.em_document) -> T:
-        """GET an href EM gave us (or a query URL) and return `read(body, url)`, by default the parsed
-        document. A ParseError that `read` raises counts as a failed attempt when it is retriable."""
-        return self._document("GET", self.resolve(href), read=read)
+    # --- requests ---------------------------------------------------------------------------------
 
-    def _document(
-        self, method: str, url: str, auth: bool = True, read: Callable[[bytes, str], T] = parse.em_document
-    ) -> T:
-        budget = _Budget(self.retry.attempts)
+    def get(self, href: str, budget: Budget | None = None) -> bytes:
+        """The body of a GET of an href EM gave us (or a query URL), after retries.
+
+        Raises NotFound (404), AuthError (401 even after a fresh logon), SourceError (other 4xx/5xx
+        once the budget is spent, transport failures), HostileDocument (an oversized body),
+        ForeignLink (an href to another origin).
+        """
+        url = self.resolve(href)
+        reply = self._send("GET", url, budget or self.retry_policy.budget())
+        return self._body(reply, url)
+
+    def document(self, href: str, auth: bool = True) -> etree._Element:
+        """GET and parse an EM document; a body that does not parse is fetched again under the same
+        budget (ParseError.retriable). Raises what `get` and `parse.em_document` raise."""
+        url = self.resolve(href)
+        budget = self.retry_policy.budget()
         while True:
-            reply = self._send(method, url, auth=auth, budget=budget)
+            body = self._body(self._send("GET", url, budget, auth=auth), url)
             try:
-                if reply.status == 401:
-                    raise AuthError("Enterprise Manager answered 401 after a fresh logon", url, 401)
-                if reply.status == 404:
-                    raise NotFound("not found (HTTP 404)", url, 404)
-                if reply.status >= 400:
-                    message = parse.error_message(reply.body) or reply.reason
-                    raise SourceError(f"HTTP {reply.status}: {message[:300]}", url, reply.status)
-                return read(reply.body, url)
+                return parse.em_document(body, url)
             except ParseError as exc:
-                if not exc.retriable:
-                    raise
-                self._pause(budget, None, exc)
+                self.retry(budget, exc)
 
-    def _parse(self, body: bytes, url: str) -> etree._Element:
-        return parse.document(body, url)
+    def retry(self, budget: Budget, error: ParseError) -> None:
+        """After a body that did not parse: raise `error` if `retry.verdict` finds it fatal, else
+        wait for the next try (SourceError when the budget is used up)."""
+        if verdict(error=error) == "fatal":
+            raise error
+        self._wait(budget, error)
+
+    def _wait(self, budget: Budget, error: BaseException, retry_after: float | None = None) -> None:
+        """Sleep before the next try of a failure `verdict` found retriable (SourceError when the
+        budget is used up)."""
+        delay = budget.spend(error, retry_after)
+        self._count("retries")
+        log.warning("retrying in %.1f s (attempt %d): %s", delay, budget.tries, error)
+        time.sleep(delay)
+
+    def _body(self, reply: _Reply, url: str) -> bytes:
+        if reply.status == 401:
+            raise AuthError("Enterprise Manager answered 401 after a fresh logon", url, 401)
+        if reply.status == 404:
+            raise NotFound("not found (HTTP 404)", url, 404)
+        if reply.status >= 400:
+            message = parse.error_message(reply.body) or reply.reason
+            raise SourceError(f"HTTP {reply.status}: {message[:300]}", url, reply.status)
+        return reply.body
 
     def _send(
-        self,
-        method: str,
-        url: str,
-        *,
-        auth: bool = True,
-        basic: bool = False,
-        relogon: bool = True,
-        budget: _Budget | None = None,
+        self, method: str, url: str, budget: Budget, *, auth: bool = True, basic: bool = False
     ) -> _Reply:
         """One logical request: transport retries, 429/5xx retries, one re-logon on 401."""
-        budget = budget or _Budget(self.retry.attempts)
+        relogon = auth
         stale = 0  # 401s for a token another thread has already replaced
         while True:
-            with self._lock:
-                token, generation = self._token, self._generation
-                self.requests += 1
+            token, generation = self.session.current()
             headers = {"Accept": "application/xml"}
             if auth and token:
                 headers[TOKEN_HEADER] = token
+            self._count("requests")
             sent = time.monotonic()
             try:
                 reply = self._exchange(method, url, headers, (self._user, self._password) if basic else None)
-                log.debug(
-                    "%s %s -> HTTP %d, %d bytes in %.3f s",
-                    method,
-                    redact_url(url),
-                    reply.status,
-                    len(reply.body),
-                    time.monotonic() - sent,
-                )
             except httpx.TransportError as exc:
-                if self._verdict(None, False, exc) == "fatal":
-                    raise SourceError(
-                        f"the TLS certificate of {urlsplit(url).netloc} was not accepted: "
-                        f"{_certificate_problem(exc)}; trust EM's certificate or its CA with a CA "
-                        f"bundle (--ca-bundle)",
-                        redact_url(url),
-                    ) from None
-                self._pause(budget, None, SourceError(f"{type(exc).__name__}: {exc}", url))
+                self._transport_failed(budget, exc, url)
                 continue
-            verdict = self._verdict(reply.status, auth and relogon)
-            if verdict == "ok":
+            log.debug(
+                "%s %s -> HTTP %d, %d bytes in %.3f s",
+                method,
+                redact_url(url),
+                reply.status,
+                len(reply.body),
+                time.monotonic() - sent,
+            )
+            decided = verdict(reply.status, may_relogon=relogon)
+            if decided == "ok":
                 return reply
-            if verdict == "relogon":
-                if self._relogon(generation):
+            if decided == "relogon":
+                if self.session.renew(generation):
                     relogon = False  # once per request
                 else:
                     stale += 1  # another thread logged on meanwhile: repeat with its token
-                    if stale > self.retry.attempts:
-                        relogon = False
+                    relogon = stale <= self.retry_policy.attempts
                 continue
             message = parse.error_message(reply.body) or reply.reason
-            self._pause(
+            self._wait(
                 budget,
-                _retry_after(reply.headers),
                 SourceError(f"HTTP {reply.status} {message[:200]}", url, reply.status),
+                retry_after(reply.headers),
             )
+
+    def _transport_failed(self, budget: Budget, exc: httpx.TransportError, url: str) -> None:
+        if verdict(error=exc) == "retry":
+            self._wait(budget, SourceError(f"{type(exc).__name__}: {exc}", url))
+            return
+        where = urlsplit(url).netloc
+        problem = certificate_problem(exc)
+        if problem:
+            raise SourceError(
+                f"the TLS certificate of {where} was not accepted: {problem}; trust EM's certificate or its "
+                "CA with a CA bundle (--ca-bundle)",
+                redact_url(url),
+            ) from None
+        if plain_http_answer(exc):
+            raise SourceError(
+                f"{where} answers plain HTTP, not HTTPS: use an http:// URL for this port, or EM's HTTPS "
+                "port (9398 by default)",
+                redact_url(url),
+            ) from None
+        raise SourceError(f"{type(exc).__name__}: {exc}", redact_url(url)) from None
 
     def _exchange(self, method: str, url: str, headers: dict[str, str], auth) -> _Reply:
         """Send one request and read the body, refusing more than MAX_BODY_BYTES and bodies that
@@ -414,41 +436,6 @@ class EMClient:
         finally:
             response.close()
 
-    @staticmethod
-    def _verdict(status: int | None, may_relogon: bool, exc: BaseException | None = None) -> str:
-        """The retry policy in one place: 'ok' (hand the response back), 'retry' (back off), 'relogon',
-        or 'fatal' (a transport error retrying cannot cure).
-
-        Retried: transport errors (connect/read timeouts, resets, cut-off bodies) except a refused TLS
-        certificate, 429 and 5xx, and bodies that do not parse (`ParseError.retriable`, in
-        `_document`). A 401 on an authenticated request logs on again once. Everything else is final.
-        """
-        if exc is not None:
-            return "fatal" if _certificate_problem(exc) else "retry"
-        if status in RETRY_STATUSES:
-            return "retry"
-        if status == 401 and may_relogon:
-            return "relogon"
-        return "ok"
-
-    def _pause(self, budget: _Budget, retry_after: float | None, error: SourceError) -> None:
-        budget.tries += 1
-        elapsed = time.monotonic() - budget.started
-        delay = self.retry.delay(budget.tries - 1, retry_after)
-        if budget.tries >= budget.attempts or elapsed + delay > self.retry.total:
-            raise SourceError(
-                f"giving up after {budget.tries} attempts in {elapsed:.0f} s: {error}"
-            ) from None
-        with self._lock:
-            self.retries += 1
-        log.warning("retrying in %.1f s (attempt %d): %s", delay, budget.tries, error)
-        time.sleep(delay)
-
-    def _relogon(self, generation: int) -> bool:
-        """Log on again unless another thread already did since `generation`; True if this call did."""
-        with self._logon_lock:
-            if generation != self._generation:
-                return False  # another thread already logged on again
-            log.info("session token rejected; logging on again")
-            self._logon(self._create_href)
-            return True
+    def _count(self, counter: str) -> None:
+        with self._counts:
+            setattr(self, counter, getattr(self, counter) + 1)

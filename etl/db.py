@@ -1,27 +1,36 @@
-"""Warehouse connections and schema management: engine(url), migrate() to Alembic head + views.
+"""Warehouse connections and schema management: warehouse() checks and connects, migrate() brings the
+schema to Alembic head and (re)creates the reporting views.
 
 The same migrations/env.py serves `alembic upgrade head` and `veeam-etl migrate`: we hand it our
-connection through `config.attributes["connection"]`. Views are (re)created from sql/ after upgrade.
+connection through `config.attributes["connection"]`. Migrations are serialised by a database lock
+(PostgreSQL advisory lock, SQLite write lock), so two first runs on an empty warehouse never race.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from . import views
-from .errors import ConfigError, LoadError
+from . import config, views
+from .errors import ConfigError, LoadError, LockHeld
 
 log = logging.getLogger(__name__)
+
+MIGRATION_WAIT_S = 30  # how long a migration waits for another process's migration before giving up
+_PG_MIGRATION_LOCK = 0x5645_4545_4D_4554  # pg_advisory_xact_lock key of veeam-etl migrations ("VEEEMET")
+CREATE_HINT = "create it with `veeam-etl migrate` (or a first `veeam-etl run`)"
 
 
 def _package_dir(name: str) -> Path:
@@ -36,8 +45,7 @@ def masked(url: str) -> str:
         return "<unparseable database URL>"
 
 
-def engine(url: str, schema: str | None = None) -> Engine:
-    """An engine for a SQLite or PostgreSQL warehouse; SQLite enforces foreign keys."""
+def _parse(url: str) -> URL:
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -46,8 +54,22 @@ def engine(url: str, schema: str | None = None) -> Engine:
         ) from None
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigError(f"unsupported warehouse {parsed.get_backend_name()!r}: use sqlite or postgresql")
+    return parsed
+
+
+def engine(url: str, schema: str | None = None) -> Engine:
+    """An engine for a SQLite or PostgreSQL warehouse; SQLite enforces foreign keys. `schema`
+    (PostgreSQL only) becomes the connection's search_path. Raises ConfigError (bad URL, a schema
+    on SQLite, a schema name that is not a plain identifier). Connects to nothing."""
+    parsed = _parse(url)
+    schema = config.schema_name(schema)
     kwargs = {}
-    if parsed.get_backend_name() == "postgresql" and schema:
+    if schema and parsed.get_backend_name() == "sqlite":
+        raise ConfigError(
+            f"--db-schema {schema} applies to PostgreSQL only; a SQLite warehouse has no schemas: "
+            "drop the flag (or unset VEEAM_ETL_DB_SCHEMA)"
+        )
+    if schema:
         kwargs["connect_args"] = {"options": f"-csearch_path={schema}"}
     try:
         eng = create_engine(parsed, **kwargs)
@@ -60,13 +82,128 @@ def engine(url: str, schema: str | None = None) -> Engine:
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=30000")  # first: switching to WAL below may wait for another process
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA cache_size=-65536")  # 64 MB: random-uid index and FK lookups stay in memory
     cur.execute("PRAGMA wal_autocheckpoint=10000")  # checkpoint (and fsync) every ~40 MB of WAL, not 4 MB
     cur.close()
+
+
+# ---------------------------------------------------------------- opening a warehouse, checked
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The absolute path of a SQLite warehouse's file; None for PostgreSQL. Raises ConfigError for
+    an in-memory database (``sqlite://``, ``sqlite:///``, ``:memory:``, ``mode=memory``), which
+    keeps nothing once the command ends."""
+    parsed = _parse(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if (
+        database in ("", ":memory:")
+        or database.startswith("file::memory:")
+        or parsed.query.get("mode") == "memory"
+    ):
+        raise ConfigError(
+            f"--db {url} is an in-memory SQLite database, which keeps nothing once the command ends: "
+            "name a file, e.g. sqlite:///veeam.db"
+        )
+    if database.startswith("file:"):  # a SQLite URI filename (?uri=true): what it names is SQLite's business
+        return Path(database[len("file:") :].partition("?")[0]).absolute()
+    return Path(database).absolute()
+
+
+def _check_sqlite_file(url: str, path: Path, mode: str) -> None:
+    """Raise ConfigError when SQLite could not open `path` for `mode`, naming the path and the cause.
+    Reading never creates the file."""
+    if mode == "read":
+        if not path.exists():
+            raise ConfigError(f"warehouse {path} does not exist (--db {url}): {CREATE_HINT}")
+        if path.is_dir():
+            raise ConfigError(f"--db {url} names a directory, {path}: name a file, e.g. sqlite:///veeam.db")
+        if not os.access(path, os.R_OK):
+            raise ConfigError(f"warehouse {path} is not readable by this user: check its permissions")
+        return
+    directory = path.parent
+    if not directory.is_dir():
+        what = "is not a directory" if directory.exists() else "does not exist"
+        raise ConfigError(
+            f"--db {url}: directory {directory} {what}: create it (mkdir -p {directory}) or choose another path"
+        )
+    if path.is_dir():
+        raise ConfigError(f"--db {url} names a directory, {path}: name a file, e.g. sqlite:///veeam.db")
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise ConfigError(
+            f"warehouse {path} is read-only for this user: make it writable or choose another --db"
+        )
+    # SQLite creates the file and, in WAL mode, its -wal and -shm files beside it
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"--db {url}: directory {directory} is read-only for this user, and SQLite writes its file and "
+            "journal there: make the directory writable or choose another path"
+        )
+
+
+def _user_and_database(eng: Engine) -> tuple[str, str]:
+    return eng.url.username or "your role", eng.url.database or "your database"
+
+
+def _check_postgresql(conn: Connection, eng: Engine, schema: str | None, mode: str) -> None:
+    role, database = _user_and_database(eng)
+    if schema and not conn.scalar(text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema}):
+        raise ConfigError(
+            f"schema {schema} does not exist in database {database}: create it as a superuser "
+            f"(CREATE SCHEMA {schema} AUTHORIZATION {role};) or choose another --db-schema"
+        )
+    where = conn.scalar(text("SELECT current_schema()"))
+    if where is None:
+        path = conn.scalar(text("SELECT current_setting('search_path')"))
+        raise ConfigError(
+            f"role {role} has no schema to use in database {database} (its search_path {path} names none "
+            f"that exists): create one (CREATE SCHEMA veeam AUTHORIZATION {role};) and pass --db-schema veeam"
+        )
+    creates = mode == "migrate" or (mode == "write" and revision(conn) != head())
+    if creates and not conn.scalar(text("SELECT has_schema_privilege(current_schema(), 'CREATE')")):
+        raise ConfigError(
+            f"role {role} may not create tables in schema {where} of database {database} (PostgreSQL 15 "
+            f"and later let only the database owner create in public): create a schema it owns "
+            f"(CREATE SCHEMA veeam AUTHORIZATION {role};) and pass --db-schema veeam, or "
+            f"ALTER ROLE {role} IN DATABASE {database} SET search_path = veeam"
+        )
+
+
+def warehouse(url: str, schema: str | None = None, *, mode: str) -> Engine:
+    """An engine for the warehouse, after checking that `mode` can work on it, or ConfigError.
+
+    `mode`: "read" (report, status: the warehouse must exist and be migrated; nothing is created),
+    "write" (run: SQLite's directory must be writable; on PostgreSQL the schema must exist and, when
+    a migration is due, allow CREATE) or "migrate" (like write, CREATE always). In-memory SQLite is
+    refused. SQLite is checked on the file system before anything is opened; PostgreSQL is asked
+    (read-only queries). Connection failures propagate as SQLAlchemyError.
+    """
+    if mode not in ("read", "write", "migrate"):
+        raise ValueError(f"mode {mode!r}")
+    path = sqlite_file(url)
+    eng = engine(url, schema)
+    if path is not None:
+        _check_sqlite_file(url, path, mode)
+    try:
+        with eng.connect() as conn:
+            if eng.dialect.name == "postgresql":
+                _check_postgresql(conn, eng, config.schema_name(schema), mode)
+            if mode == "read" and revision(conn) is None:
+                where = path or masked(url)
+                raise ConfigError(f"warehouse {where} has no tables yet: {CREATE_HINT}")
+    except BaseException:
+        eng.dispose()
+        raise
+    return eng
+
+
+# ---------------------------------------------------------------- schema: Alembic and the views
 
 
 def alembic_config() -> Config:
@@ -79,28 +216,84 @@ def head() -> str:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def revision(conn: Connection) -> str | None:
+    """The warehouse's Alembic revision seen through `conn`; None when it was never migrated."""
+    return MigrationContext.configure(conn).get_current_revision()
+
+
 def current(eng: Engine) -> str | None:
     with eng.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return revision(conn)
+
+
+def create_views(conn: Connection) -> None:
+    """Drop and re-create every reporting view (etl.views) inside the caller's transaction."""
+    views.drop(conn)
+    for sql in views.definitions(conn.dialect.name).values():
+        conn.execute(text(sql))
+
+
+@contextmanager
+def migration_lock(eng: Engine) -> Iterator[Connection]:
+    """A connection inside a transaction that holds the warehouse's migration lock; committed when the
+    block ends, rolled back on an exception. PostgreSQL: a transaction-scoped advisory lock; SQLite: the
+    write lock (BEGIN IMMEDIATE). Waits up to MIGRATION_WAIT_S for another process, then raises LockHeld.
+    """
+    with eng.connect() as conn:
+        try:
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={MIGRATION_WAIT_S * 1000}")
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                before = conn.scalar(text("SELECT current_setting('lock_timeout')"))
+                conn.execute(
+                    text("SELECT set_config('lock_timeout', :t, true)"), {"t": f"{MIGRATION_WAIT_S}s"}
+                )
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+                conn.execute(text("SELECT set_config('lock_timeout', :t, true)"), {"t": before})
+        except OperationalError as exc:
+            conn.rollback()
+            sqlstate = getattr(exc.orig, "sqlstate", None)
+            if sqlstate == "55P03" or "database is locked" in str(exc.orig):
+                raise LockHeld(
+                    f"another process has been migrating warehouse {masked(str(eng.url))} for "
+                    f"{MIGRATION_WAIT_S} s: try again later"
+                ) from None
+            raise
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
 
 
 def migrate(eng: Engine, revision: str = "head") -> None:
-    """Upgrade the warehouse to `revision` and (re)create the reporting views."""
-    cfg = alembic_config()
-    try:
-        with eng.begin() as conn:
-            views.drop(conn)  # SQLite batch migrations rebuild tables that views name
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
-        views.create(eng)
-    except SQLAlchemyError as exc:
-        raise LoadError(
-            f"migrating {masked(str(eng.url))} failed: {type(exc).__name__}: {exc.orig or exc}"
-        ) from None
+    """Upgrade the warehouse to `revision` and (re)create the reporting views, under the migration
+    lock. Raises LockHeld (another process kept migrating) or LoadError (the database refused)."""
+    _upgrade(eng, revision, only_if_behind=False)
 
 
 def ensure_current(eng: Engine) -> None:
-    """Bring an empty or older warehouse to head; a no-op when it is already there."""
+    """Bring an empty or older warehouse to head; a no-op when it is already there, also when another
+    process migrated it while this one waited for the migration lock."""
     if current(eng) != head():
         log.info("migrating warehouse %s to %s", masked(str(eng.url)), head())
-        migrate(eng)
+        _upgrade(eng, "head", only_if_behind=True)
+
+
+def _upgrade(eng: Engine, target: str, only_if_behind: bool) -> None:
+    cfg = alembic_config()
+    try:
+        with migration_lock(eng) as conn:
+            if only_if_behind and revision(conn) == head():
+                return
+            views.drop(conn)  # SQLite batch migrations rebuild tables that views name
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, target)
+            create_views(conn)
+    except SQLAlchemyError as exc:
+        raise LoadError(
+            f"migrating {masked(str(eng.url))} failed: {type(exc).__name__}: "
+            f"{getattr(exc, 'orig', None) or exc}"
+        ) from None

@@ -9,14 +9,20 @@
     │   ├── ForeignLink      an href to another origin: never requested
     │   └── ParseError       a body that is not a readable EM document (retried)
     │       ├── HostileDocument  DOCTYPE / entities / oversized: refused at once
+    │       ├── UnexpectedDocument  a well-formed answer of the wrong shape (menu, Refs): never retried
     │       └── DataError    one entity whose fields cannot be read (quarantined, not fatal)
     ├── LoadError            the warehouse refused a batch (rolled back)    exit 1
-    └── ReaderError          a reader process died or answered nonsense     exit 1
+    └── WorkerError          a worker process died or answered nonsense     exit 1
+
+    KeyboardInterrupt
+    └── Interrupted          SIGINT or SIGTERM: handled like Ctrl-C         exit 128 + signal
 
 Messages name what failed and where (URL, table) and never contain a secret.
 """
 
 from __future__ import annotations
+
+import signal
 
 
 class VeeamEtlError(Exception):
@@ -66,6 +72,13 @@ class HostileDocument(ParseError):
     retriable = False
 
 
+class UnexpectedDocument(ParseError):
+    """A well-formed EM document that is not what was asked for (the QuerySvc menu answered to a
+    query, a References page, entities of another type): retrying would get the same answer."""
+
+    retriable = False
+
+
 class DataError(ParseError):
     """An entity whose fields cannot be read: quarantined by the pipeline, counted in the summary."""
 
@@ -80,5 +93,21 @@ class LoadError(VeeamEtlError):
     """The warehouse refused a batch; the batch was rolled back."""
 
 
-class ReaderError(VeeamEtlError):
-    """A reader process (etl.reader) died or answered nonsense: not a problem of the page, never retried."""
+class WorkerError(VeeamEtlError):
+    """A worker process (etl.workers) died or answered nonsense: not a problem of the page, never retried."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal ended the command (the CLI raises it from its SIGINT and SIGTERM handlers). A
+    KeyboardInterrupt, so every stage treats SIGTERM like Ctrl-C: the batch in flight is rolled back,
+    the run is recorded failed with ``str(exc)`` ("interrupted by SIGTERM"), the lock is released."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        self.signame = signal.Signals(signum).name
+        super().__init__(f"interrupted by {self.signame}")
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number, as a shell reports a process a signal ended: 130 SIGINT, 143 SIGTERM."""
+        return 128 + self.signum

@@ -2,7 +2,7 @@
 
 Each batch is compared with what the warehouse holds and only new or changed rows are written, so
 a rerun over unchanged data writes nothing and `updated` means "a value changed". Rows arrive as
-`transform.Rows` (flat tuples, matched to the table's columns by name) and are written in the
+`transform.RowBatch` (flat tuples, matched to the table's columns by name) and are written in the
 driver's own types, with no per-row ORM or Core processing: on SQLite multi-row
 `INSERT … ON CONFLICT (uid) DO UPDATE` statements, on PostgreSQL COPY into a staging table and one
 merge. Knows no HTTP.
@@ -18,11 +18,10 @@ from datetime import UTC, datetime
 from sqlalchemy import Boolean, Connection, Table
 from sqlalchemy.exc import DBAPIError
 
-from . import schema
+from . import batched, schema
 from .errors import ConfigError, LoadError
-from .transform import Rows
+from .transform import RowBatch
 
-CHUNK = 500  # uids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 KEEP_ON_UPDATE = frozenset({"uid", "first_loaded_at"})
 
 
@@ -121,8 +120,7 @@ class Loader:
 
     def _select(self, st: _Statements, columns: list[str], uids: list[str]) -> list[tuple]:
         found: list[tuple] = []
-        for i in range(0, len(uids), CHUNK):
-            chunk = uids[i : i + CHUNK]
+        for chunk in batched(uids, schema.IN_LIST):
             found.extend(self.conn.exec_driver_sql(st.select_in(columns, len(chunk)), tuple(chunk)).all())
         return found
 
@@ -130,7 +128,7 @@ class Loader:
         """Those of `uids` the warehouse already holds."""
         return {row[0] for row in self._select(self._statements(table), ["uid"], list(uids))}
 
-    def upsert(self, rows: Rows) -> tuple[int, int]:
+    def upsert(self, rows: RowBatch) -> tuple[int, int]:
         """Insert new uids, update changed ones; returns (inserted, updated).
 
         A placeholder (a parent recorded only from a link) is inserted when the uid is new and
@@ -172,7 +170,7 @@ class Loader:
                 ) from None
         return inserted, updated
 
-    def _driver_rows(self, st: _Statements, rows: Rows) -> list[tuple]:
+    def _driver_rows(self, st: _Statements, rows: RowBatch) -> list[tuple]:
         """rows.values in the statement's column order and the driver's types; columns the rows
         lack are NULL. Column by column, so that the loops run in C rather than once per row."""
         columns = list(zip(*rows.values, strict=True))

@@ -6,6 +6,7 @@ expansion, no network, bounded size; a DOCTYPE is rejected outright.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from typing import NamedTuple
 
 from lxml import etree
 
-from .errors import DataError, HostileDocument, ParseError
+from .errors import DataError, HostileDocument, ParseError, UnexpectedDocument
 
 NS = "http://www.veeam.com/ent/v1.0"
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -26,9 +27,14 @@ _TYPES = (
     "VmReplicaPoint",
     "Replica",
     "Job",
+    "AgentBackupJob",
     "BackupJobSession",
     "BackupTaskSession",
     "VmRestorePoint",
+    "RestorePoint",
+    "Backup",
+    "BackupFile",
+    "Repository",
 )
 EM_ROOTS = frozenset(
     {
@@ -38,6 +44,7 @@ EM_ROOTS = frozenset(
         "Error",
         "EnterpriseManager",
         "LogonSession",
+        "QuerySvc",
         *_TYPES,
         *(t + "s" for t in _TYPES),
     }
@@ -98,16 +105,9 @@ def document(body: bytes, url: str) -> etree._Element:
     return root
 
 
-_LOCAL: dict[str, str] = {}  # qualified tag -> local name; EM documents use a few dozen tags
-
-
+@functools.lru_cache(maxsize=4096)  # EM documents use a few dozen tags; bounded: hostile ones invent tags
 def _local_name(tag) -> str:
-    name = _LOCAL.get(tag)
-    if name is None:
-        name = tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
-        if isinstance(tag, str) and len(_LOCAL) < 10_000:  # bounded: hostile documents invent tags
-            _LOCAL[tag] = name
-    return name
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""  # comments and PIs have no str tag
 
 
 def em_document(body: bytes, url: str) -> etree._Element:
@@ -123,19 +123,14 @@ def local(el: etree._Element) -> str:
     return _local_name(el.tag)
 
 
-_QUALIFIED: dict[tuple[str, str], str] = {}  # (tag, name) -> qualified name; bounded like _LOCAL
+@functools.lru_cache(maxsize=4096)
+def _qualified(tag, name: str) -> str:
+    return tag[: tag.index("}") + 1] + name if isinstance(tag, str) and tag.startswith("{") else name
 
 
 def q(el: etree._Element, name: str) -> str:
     """Qualified tag for `name` in the namespace `el` is in."""
-    tag = el.tag
-    key = (tag, name)
-    out = _QUALIFIED.get(key)
-    if out is None:
-        out = tag[: tag.index("}") + 1] + name if isinstance(tag, str) and tag.startswith("{") else name
-        if len(_QUALIFIED) < 10_000:
-            _QUALIFIED[key] = out
-    return out
+    return _qualified(el.tag, name)
 
 
 class Link(NamedTuple):
@@ -159,28 +154,28 @@ def links(el: etree._Element) -> list[Link]:
     return out
 
 
-def content(el: etree._Element) -> tuple[dict[str, str | None], dict[tuple[str, str], Link]]:
+def content(el: etree._Element) -> tuple[dict[str, str | None], list[Link]]:
     """An entity's fields and the links naming other objects, in one pass over its children.
 
     Fields: child elements other than Links as {local name: stripped text, None when empty}.
-    Links: {(Rel, Type): first such link} of the `Up` and `Related` links. The transform's hot
-    path: Alternate, Down and mount links are skipped before their other attributes are read.
+    Links: the `Up` and `Related` links, in document order. The transform's hot path: Alternate,
+    Down and mount links are skipped before their other attributes are read.
     """
     fields: dict[str, str | None] = {}
-    links: dict[tuple[str, str], Link] = {}
+    found: list[Link] = []
     for child in el:
         name = _local_name(child.tag)
         if name == "Links":
             for ln in child:
                 rel = ln.get("Rel")
                 if (rel == "Up" or rel == "Related") and _local_name(ln.tag) == "Link":
-                    href, kind = ln.get("Href"), ln.get("Type", "")
-                    if href and (rel, kind) not in links:
-                        links[(rel, kind)] = Link(rel, kind, href, ln.get("Name"))
+                    href = ln.get("Href")
+                    if href:
+                        found.append(Link(rel, ln.get("Type", ""), href, ln.get("Name")))
         elif name:
             text = child.text
             fields[name] = (text.strip() or None) if text else None
-    return fields, links
+    return fields, found
 
 
 class Paging(NamedTuple):
@@ -197,11 +192,68 @@ def paging(root: etree._Element, url: str) -> Paging:
     return Paging(_opt_int(info.get("PageNum"), url), _opt_int(info.get("PagesCount"), url), nxt)
 
 
-def entities(root: etree._Element, type_name: str) -> list[etree._Element]:
-    """The `type_name` entity elements of a query result, a collection or a single entity."""
-    if local(root) == type_name:
+def entities(root: etree._Element, types: frozenset[str] | str) -> list[etree._Element]:
+    """The entity elements whose `Type` attribute is one of `types`, in a query result (under
+    `<Entities>`, whatever the wrapper is named), a collection, or a single entity root.
+
+    EM names the wrapper and the element after the type, but not always (em-api.md: CDP sessions
+    under `<CdpReplicaSessions>`, agent jobs under a singular wrapper): the `Type` attribute decides.
+    """
+    wanted = frozenset((types,)) if isinstance(types, str) else types
+    if root.get("Type") in wanted:
         return [root]
-    return list(root.iter(q(root, type_name)))
+    box = root.find(q(root, "Entities"))
+    return [el for el in _candidates(root if box is None else box) if el.get("Type") in wanted]
+
+
+def _candidates(box: etree._Element):
+    """Elements directly in `box` that carry a Type attribute, or one level down in a wrapper."""
+    for child in box:
+        if child.get("Type") is not None:
+            yield child
+        elif isinstance(child.tag, str):
+            for el in child:
+                if el.get("Type") is not None:
+                    yield el
+
+
+def query_entities(root: etree._Element, types: frozenset[str], url: str) -> list[etree._Element]:
+    """The entities of a query page asked for in the Entities format, after checking its shape.
+
+    A page counts only as a `<QueryResult>` in EM's namespace holding `<Entities>` and
+    `<PagingInfo>` (we always send a page size). Anything else raises UnexpectedDocument naming the
+    root found and what was expected: the QuerySvc menu (what `/querySvc` answers to a query), a
+    References page, or entities none of which is of the type asked for. Zero entities in a
+    well-shaped page is a true empty result.
+    """
+    qname = etree.QName(root)
+    expected = "a <QueryResult> with <Entities> and <PagingInfo>"
+    if qname.localname != "QueryResult" or qname.namespace != NS:
+        where = f" in namespace {qname.namespace!r}" if qname.namespace != NS else ""
+        raise UnexpectedDocument(f"query answered <{qname.localname[:60]}>{where}, expected {expected}", url)
+    box = root.find(q(root, "Entities"))
+    if box is None:
+        found = (
+            "<Refs> (the References format)" if root.find(q(root, "Refs")) is not None else "no <Entities>"
+        )
+        raise UnexpectedDocument(f"query answered a QueryResult with {found}, expected {expected}", url)
+    if root.find(q(root, "PagingInfo")) is None:
+        raise UnexpectedDocument(
+            f"query answered a QueryResult without <PagingInfo>, expected {expected}", url
+        )
+    matched, others = [], set()
+    for el in _candidates(box):
+        kind = el.get("Type")
+        if kind in types:
+            matched.append(el)
+        else:
+            others.add(str(kind)[:60])
+    if others and not matched:
+        raise UnexpectedDocument(
+            f"query for {'/'.join(sorted(types))} answered entities of type {', '.join(sorted(others))} only",
+            url,
+        )
+    return matched
 
 
 def error_message(body: bytes) -> str | None:
@@ -264,19 +316,11 @@ def boolean(text: str | None, url: str | None = None) -> bool | None:
     raise DataError(f"not a boolean: {text[:60]!r}", url)
 
 
-_UIDS: dict[tuple[str, str], str] = {}  # parents recur on every page (servers, job sessions): read once
-
-
+@functools.lru_cache(maxsize=16384)  # parents recur on every page (servers, job sessions): read once
 def uid_from_href(href: str, type_name: str) -> str:
-    """EM UIDs are `urn:veeam:<Type>:<guid>` where the guid is the Href's last path segment."""
-    key = (href, type_name)
-    uid = _UIDS.get(key)
-    if uid is None:
-        uid = _uid_from_href(href, type_name)
-        if len(_UIDS) >= 10_000:
-            _UIDS.clear()
-        _UIDS[key] = uid
-    return uid
+    """EM UIDs are `urn:veeam:<Type>:<guid>` where the guid is the Href's last path segment.
+    Raises DataError when the href names no object."""
+    return _uid_from_href(href, type_name)
 
 
 def _uid_from_href(href: str, type_name: str) -> str:

@@ -3,7 +3,8 @@
 A batch of whole query pages (about 10,000 rows) is one transaction: each page, as it arrives, its
 missing parents (fetched by link, or recorded from the link when EM cannot give them), then its
 rows; then the lock heartbeat. So every commit leaves the warehouse consistent, and a killed run
-loses at most the batch in flight. Watermarks advance only when the whole run has committed.
+loses at most the batch in flight. What the summary counts, and the watermarks, advance only with
+what was committed; watermarks only when the whole run has succeeded.
 """
 
 from __future__ import annotations
@@ -11,27 +12,30 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import crawl, db, parse, runs, schema, transform
-from .client import EMClient, RetryPolicy, redact_url
-from .crawl import Page, Reject
+from . import config, crawl, db, parse, registry, runs, schema, transform
+from .client import EMClient, redact_url
 from .errors import DataError, LoadError
 from .load import Loader
-from .reader import Readers
-from .transform import Entity, Rows
+from .registry import EntityType
+from .retry import RetryPolicy
+from .transform import Entity, Page, QuarantineRecord, RowBatch
+from .workers import ProcessPool
 
 log = logging.getLogger(__name__)
 
-TABLES = {t.name: t for t in schema.ENTITY_TABLES}
-KNOWN_LIMIT = 50_000  # uids remembered per parent table: a few MB, whatever the estate
+KNOWN_LIMIT = 50_000  # parent uids remembered per table: a few MB, whatever the estate
+
+__all__ = ["Options", "RetryPolicy", "Summary", "plan", "run", "source_name"]
 
 
 def source_name(url: str) -> str:
@@ -48,22 +52,14 @@ def _uid_or_href(href: str, type_name: str) -> str:
         return href
 
 
-def _parent_columns(table) -> list[tuple[str, str]]:
-    """(fk column, parent table) pairs of an entity table, from the schema's foreign keys."""
-    return [
-        (c.name, fk.column.table.name)
-        for c in table.columns
-        for fk in c.foreign_keys
-        if fk.column.table.name in TABLES
-    ]
-
-
 @dataclass
 class Options:
+    """How one run reads EM and writes the warehouse (the CLI's flags, with their defaults)."""
+
     page_size: int = 500
     concurrency: int = 4  # requests in flight: gentle enough for a production EM
     # pages fetched or being read ahead of the loader (None: 2 x concurrency). More than
-    # `concurrency`, so that requests keep going out while fetched pages wait for a reader process.
+    # `concurrency`, so that requests keep going out while fetched pages wait for a worker process.
     ahead: int | None = None
     full_refresh: bool = False
     since: datetime | None = None
@@ -73,23 +69,26 @@ class Options:
     timeout: float = 60.0
     batch_rows: int = 10_000  # rows per transaction (whole pages): fewer commits, bounded loss on a kill
     # processes that parse and transform the pages of long queries, beside the one that loads
-    reader_processes: int = field(default_factory=lambda: min(2, max(1, (os.cpu_count() or 1) - 1)))
+    worker_processes: int = field(default_factory=lambda: min(2, max(1, (os.cpu_count() or 1) - 1)))
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     source: str | None = None  # defaults to source_name(url)
 
 
 @dataclass
 class Summary:
+    """What one run did. Counts are of committed work only."""
+
     run_id: int
     source: str
     mode: str
     status: str = "running"
     tables: dict[str, dict[str, int]] = field(
-        default_factory=lambda: {name: {"inserted": 0, "updated": 0} for name in TABLES}
+        default_factory=lambda: {t.table: {"inserted": 0, "updated": 0} for t in registry.TYPES.values()}
     )
-    parents_by_link: int = 0  # parents fetched by following a link
-    parents_from_links: int = 0  # parents EM could not give, recorded from what the link says
+    parents_fetched: int = 0  # parents fetched by following a child's link
+    placeholders: int = 0  # parents EM could not give, recorded from what the child's link says
     quarantined: int = 0
+    new_values: int = 0  # enum values EM sent that its documentation does not list (stored as sent)
     requests: int = 0
     retries: int = 0
     foreign_links: int = 0
@@ -108,7 +107,7 @@ class Summary:
     def stats(self) -> dict:
         return {
             "tables": self.tables,
-            "parents_from_links": self.parents_from_links,
+            "parents_from_links": self.placeholders,
             "requests": self.requests,
             "retries": self.retries,
             "quarantined": self.quarantined,
@@ -119,7 +118,29 @@ class Summary:
 Progress = Callable[[Summary, str], None]
 
 
-class _Run:
+class _Batch:
+    """What one transaction did, added to the summary only once it has committed."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.parents_fetched = 0
+        self.placeholders = 0
+        self.quarantined: list[str] = []  # keys of entities quarantined
+
+    def commit_into(self, summary: Summary, rejected: set[str]) -> None:
+        for (table, what), n in self.counts.items():
+            summary.tables.setdefault(table, {"inserted": 0, "updated": 0})[what] += n
+        summary.parents_fetched += self.parents_fetched
+        summary.placeholders += self.placeholders
+        for key in self.quarantined:
+            if key not in rejected:  # one entity, counted once however often we met it
+                rejected.add(key)
+                summary.quarantined += 1
+
+
+class Loading:
+    """One run's loading of query pages into the warehouse, batch by batch."""
+
     def __init__(
         self,
         eng: Engine,
@@ -128,49 +149,52 @@ class _Run:
         pool: ThreadPoolExecutor,
         ahead: int,
         progress: Progress | None,
-        reader_processes: int = 0,
+        worker_processes: int = 0,
         batch_rows: int = 1,
     ):
         self.eng, self.client, self.summary, self.pool, self.ahead = eng, client, summary, pool, ahead
         self.progress = progress
-        self.reader_processes = reader_processes
+        self.worker_processes = worker_processes
         self.batch_rows = batch_rows
-        self._readers: Readers | None = None
+        self._workers: ProcessPool | None = None
         self.marks: dict[str, datetime] = {}
         self.rejected: set[str] = set()  # uids/hrefs quarantined in this run (few)
-        self.running: set[str] = set()  # sessions EM reported as still running in this run
-        # parents confirmed in the warehouse during this run, for the parent tables every page asks about
+        self.running: set[str] = set()  # sessions EM reported as unfinished in this run
+        self.values_seen: set[tuple[str, str, str]] = set()  # (type, column, value) warned about
+        # parents confirmed in the warehouse during this run, for the tables some type names as a parent
+        parent_types = {p.type_name for t in registry.TYPES.values() for p in t.parents}
         self.known: dict[str, set[str]] = {
-            name: set() for name in ("backup_servers", "replica_job_sessions", "vm_replica_points")
+            registry.TYPES[name].table: set() for name in parent_types if name in registry.TYPES
         }
         self.now = schema.now_utc()
         with eng.connect() as conn:  # tables empty at the start: a first load needs no comparisons
             self.fresh = frozenset(
-                t.name for t in schema.ENTITY_TABLES if conn.execute(select(t.c.uid).limit(1)).first() is None
+                t.name for t in registry.tables() if conn.execute(select(t.c.uid).limit(1)).first() is None
             )
 
-    def readers(self) -> Readers | None:
-        """Reader processes for long queries, started on first need (None when configured off)."""
-        if self._readers is None and self.reader_processes > 0:
-            self._readers = Readers(self.reader_processes)
-        return self._readers
+    def workers(self) -> ProcessPool | None:
+        """Worker processes for long queries, started on first need (None when configured off)."""
+        if self._workers is None and self.worker_processes > 0:
+            self._workers = ProcessPool(self.worker_processes)
+        return self._workers
 
     def close(self) -> None:
-        if self._readers is not None:
-            self._readers.close()
+        if self._workers is not None:
+            self._workers.shutdown()
 
-    def load_pages(self, type_name: str, filter: str | None = None) -> None:
+    def load_pages(self, entity_type: EntityType, filter: str | None = None) -> None:
         """Every page of a query, committed a batch of pages (about `batch_rows` rows) at a time."""
-        pages = crawl.pages(self.client, self.pool, type_name, filter, self.ahead, self.readers)
-        while self._load_batch(type_name, pages):
+        pages = crawl.pages(self.client, self.pool, entity_type, filter, self.ahead, self.workers)
+        while self._load_batch(entity_type, pages):
             pass
 
-    def _load_batch(self, type_name: str, pages: Iterator[Page]) -> bool:
+    def _load_batch(self, entity_type: EntityType, pages: Iterator[Page]) -> bool:
         """One transaction: pages stored as they arrive (each page's missing parents, then its rows and
         quarantined entities) until about `batch_rows` rows, then the lock heartbeat. Storing a page
         while the next ones are fetched keeps both busy. A failure rolls the whole batch back and
         names the table and a page. False when the pages have run out."""
         s = self.summary
+        done = _Batch()
         first, rows, more = None, 0, True
         newest: datetime | None = None
         running: list[str] = []
@@ -179,18 +203,22 @@ class _Run:
                 loader = Loader(conn, s.source, s.run_id, self.now, self.fresh)
                 for page in pages:
                     first = first or page.url
-                    self._store(loader, page.rows)
-                    for reject in page.rejects:
-                        self._quarantine(conn, reject)
-                    newest = max(filter(None, [newest, *page.rows.column("creation_time_utc")]), default=None)
-                    if type_name in crawl.FINAL_STATE:
+                    self._store(loader, page.rows, done)
+                    for record in page.quarantined:
+                        self._quarantine(conn, record, done)
+                    if entity_type.time_column:
+                        newest = max(
+                            filter(None, [newest, *page.rows.column(entity_type.time_column)]), default=None
+                        )
+                    if entity_type.final_state is not None:
                         running += [
                             uid
-                            for uid, end in zip(
-                                page.rows.column("uid"), page.rows.column("end_time_utc"), strict=True
+                            for uid, state in zip(
+                                page.rows.column("uid"), page.rows.column("state"), strict=True
                             )
-                            if end is None
+                            if state != entity_type.final_state
                         ]
+                    self._check_values(entity_type, page.rows)
                     rows += len(page.rows.values)
                     if rows >= self.batch_rows:
                         break
@@ -199,139 +227,165 @@ class _Run:
                 runs.heartbeat(conn, s.source, s.run_id)
         except SQLAlchemyError as exc:
             raise LoadError(
-                f"loading {type_name} pages failed and was rolled back: {type(exc).__name__}: "
+                f"loading {entity_type.name} pages failed and was rolled back: {type(exc).__name__}: "
                 f"{getattr(exc, 'orig', None) or exc} (first page {first})"
             ) from None
         # what the run learnt from this batch counts once it is committed
-        if newest is not None and (type_name not in self.marks or newest > self.marks[type_name]):
-            self.marks[type_name] = newest
+        done.commit_into(s, self.rejected)
+        if newest is not None and (
+            entity_type.name not in self.marks or newest > self.marks[entity_type.name]
+        ):
+            self.marks[entity_type.name] = newest
         self.running.update(running)
         if self.progress and first is not None:
             self.summary.requests = self.client.requests
-            self.progress(self.summary, type_name)
+            self.progress(self.summary, entity_type.name)
         return more
 
-    def _quarantine(self, conn, reject: Reject) -> None:
-        log.warning("quarantined %s %s: %s", reject.type_name, reject.href, reject.error)
+    def _check_values(self, entity_type: EntityType, rows: RowBatch) -> None:
+        """Warn once per run about each enum value EM's documentation does not list (it is stored
+        as sent: em-api.md, "Values are open sets")."""
+        for column, documented in entity_type.enums.items():
+            for value in set(rows.column(column)) - documented:
+                key = (entity_type.name, column, value)
+                if value is not None and key not in self.values_seen:
+                    self.values_seen.add(key)
+                    self.summary.new_values += 1
+                    log.warning(
+                        "%s %s %r is not a value EM documents; stored as sent",
+                        entity_type.name,
+                        column,
+                        value,
+                    )
+
+    def _quarantine(self, conn: Connection, record: QuarantineRecord, done: _Batch) -> None:
+        log.warning("quarantined %s %s: %s", record.type_name, record.href, record.error)
         runs.quarantine(
             conn,
             self.summary.source,
             self.summary.run_id,
-            reject.type_name,
-            reject.href,
-            reject.uid,
-            reject.error,
-            reject.excerpt,
+            record.type_name,
+            record.href,
+            record.uid,
+            record.error,
+            record.excerpt,
         )
-        key = reject.uid or _uid_or_href(reject.href, reject.type_name)
-        if key not in self.rejected:  # one entity, counted once however often we met it
-            self.rejected.add(key)
-            self.summary.quarantined += 1
+        done.quarantined.append(record.uid or _uid_or_href(record.href, record.type_name))
 
-    def _store(self, loader: Loader, rows: Rows) -> None:
+    def _store(self, loader: Loader, rows: RowBatch, done: _Batch) -> None:
         """Upsert rows of one table, after making sure every parent they name is in the warehouse."""
         if not rows.values:
             return
-        self._ensure_parents(loader, rows)
+        self._ensure_parents(loader, rows, done)
         inserted, updated = loader.upsert(rows)
         self._remember(rows.table, rows.column("uid"))
-        counts = self.summary.tables[rows.table]
-        counts["inserted"] += inserted
-        counts["updated"] += updated
+        done.counts[(rows.table, "inserted")] += inserted
+        done.counts[(rows.table, "updated")] += updated
 
-    def _ensure_parents(self, loader: Loader, rows: Rows) -> None:
-        for column, parent_table in _parent_columns(TABLES[rows.table]):
-            known = self.known.get(parent_table, set())
+    def _ensure_parents(self, loader: Loader, rows: RowBatch, done: _Batch) -> None:
+        for parent in registry.by_table(rows.table).parents:
+            parent_type = registry.TYPES.get(parent.type_name)
+            if parent_type is None:  # a relation the warehouse does not keep as a foreign key
+                continue
+            known = self.known[parent_type.table]
             unsure = [
-                uid for uid in dict.fromkeys(rows.column(column)) if uid is not None and uid not in known
+                uid
+                for uid in dict.fromkeys(rows.column(parent.column))
+                if uid is not None and uid not in known
             ]
+            if parent_type.table == rows.table:  # a parent in the same rows is written with them
+                unsure = [uid for uid in unsure if uid not in set(rows.column("uid"))]
             if not unsure:
                 continue
-            present = loader.present(TABLES[parent_table], unsure)
-            self._remember(parent_table, present)
-            missing = set(unsure) - present
+            present = loader.present(schema.table(parent_type.table), unsure)
+            self._remember(parent_type.table, present)
+            missing = sorted(set(unsure) - present)
             if missing:
                 self._add_parents(
-                    loader, parent_table, {uid: rows.link(column, uid) for uid in sorted(missing)}
+                    loader, parent_type, {uid: rows.link(parent.column, uid) for uid in missing}, done
                 )
 
     def _remember(self, table: str, uids) -> None:
-        """Note parents known to be in the warehouse, so the next page need not ask (few tables, bounded)."""
+        """Note parents known to be in the warehouse, so the next page need not ask (bounded)."""
         known = self.known.get(table)
         if known is not None:
             if len(known) > KNOWN_LIMIT:
                 known.clear()
             known.update(uids)
 
-    def _add_parents(self, loader: Loader, parent_table: str, links: dict) -> None:
+    def _add_parents(self, loader: Loader, parent_type: EntityType, links: dict, done: _Batch) -> None:
         """Fetch missing parents by their links (in parallel); record those EM cannot give from the link."""
-        type_name = transform.TYPE_OF_TABLE[parent_table]
         # a parent quarantined earlier in this run is not asked for again: it would be rejected again
         with_link = [
             (uid, link) for uid, link in links.items() if link is not None and uid not in self.rejected
         ]
-        fetched = self.pool.map(lambda item: crawl.fetch_parent(self.client, item[1], type_name), with_link)
+        fetched = self.pool.map(lambda item: crawl.fetch_parent(self.client, item[1], parent_type), with_link)
         found: list[Entity] = []
         placeholders: list[dict] = []
         for (uid, link), got in zip(with_link, fetched, strict=True):
             if isinstance(got, Entity) and got.row["uid"] == uid:
                 found.append(got)
                 continue
-            if isinstance(got, Reject):
-                self._quarantine(loader.conn, got)
-            row = transform.placeholder(parent_table, link)
-            row["uid"] = uid  # the child's own reference wins over the href's last segment
-            placeholders.append(row)
+            if isinstance(got, QuarantineRecord):
+                self._quarantine(loader.conn, got, done)
+            placeholders.append(transform.placeholder(link, uid))  # the child's reference wins over the href
         placeholders += [
-            transform.placeholder(parent_table, link) | {"uid": uid}
+            transform.placeholder(link, uid)
             if link
             else {"uid": uid, "href": None, "name": None, "placeholder": True}
             for uid, link in links.items()
             if link is None or uid in self.rejected
         ]
-        self.summary.parents_by_link += len(found)
-        self.summary.parents_from_links += len(placeholders)
+        done.parents_fetched += len(found)
+        done.placeholders += len(placeholders)
         for p in placeholders:
-            log.warning("recorded %s %s from a link only: EM did not return it", parent_table, p["uid"])
-        self._store(loader, transform.rows_of(parent_table, found))
+            log.warning("recorded %s %s from a link only: EM did not return it", parent_type.table, p["uid"])
+        self._store(loader, transform.batch_of(parent_type.table, found), done)
         if placeholders:
-            inserted, _ = loader.upsert(transform.rows(parent_table, placeholders))
-            self.summary.tables[parent_table]["inserted"] += inserted
+            inserted, _ = loader.upsert(transform.batch(parent_type.table, placeholders))
+            done.counts[(parent_type.table, "inserted")] += inserted
 
     def finish_stragglers(self) -> None:
-        """Sessions the warehouse last saw running that EM now reports neither running nor ended
-        since the window start (collected late, or removed): read by UID until they finish."""
+        """Sessions the warehouse last saw unfinished that EM now reports neither unfinished nor ended
+        since the window start (collected late, or removed): read by UID until they finish; and the
+        task sessions of those job sessions, which may have been added since."""
+        sessions = [t for t in registry.TYPES.values() if t.final_state is not None]
+        reread: dict[str, list[str]] = {}
         with self.eng.connect() as conn:
-            jobs = [
-                uid
-                for uid in runs.unfinished(conn, self.summary.source, schema.replica_job_sessions)
-                if uid not in self.running
-            ]
-            tasks = [
-                uid
-                for uid in runs.unfinished(conn, self.summary.source, schema.replica_task_sessions)
-                if uid not in self.running
-            ]
-            parents = set(jobs) | runs.job_sessions_of(conn, tasks)
-        if jobs or tasks:
-            log.info("re-reading %d job and %d task sessions by UID", len(jobs), len(tasks))
-        for f in crawl.uid_filters("UID", jobs):
-            self.load_pages("ReplicaJobSession", f)
-        for f in crawl.uid_filters("JobSessionUid", sorted(parents)):
-            self.load_pages("ReplicaTaskSession", f)
+            for t in sessions:
+                table = schema.table(t.table)
+                reread[t.name] = [
+                    uid
+                    for uid in runs.unfinished(conn, self.summary.source, table, t.final_state)
+                    if uid not in self.running
+                ]
+            for t in sessions:
+                if t.session_filter is None:
+                    continue
+                filter_name, column = t.session_filter
+                parent = next(p for p in t.parents if p.column == column)
+                of_tasks = runs.values_of(conn, schema.table(t.table), column, reread[t.name])
+                reread[t.name] = sorted(set(reread.get(parent.type_name, [])) | of_tasks)
+        if any(reread.values()):
+            log.info("re-reading %s", ", ".join(f"{len(v)} {k}" for k, v in reread.items() if v))
+        for t in sessions:
+            name = "UID" if t.session_filter is None else t.session_filter[0]
+            for f in crawl.uid_filters(name, reread[t.name]):
+                self.load_pages(t, f)
 
 
 def plan(opts: Options, marks: dict[str, datetime]) -> tuple[str, dict[str, datetime | None]]:
-    """The mode and, per session type, the CreationTime to query from (None: everything).
+    """The mode and, per incremental type, the creation instant to query from (None: everything).
 
     The first run on an empty warehouse and --full-refresh read everything; --since reads from the
     given instant; otherwise each type is read from its watermark minus the lookback.
     """
+    names = [t.name for t in registry.incremental()]
     if opts.full_refresh or (not marks and opts.since is None):
-        return "full", dict.fromkeys(crawl.SESSION_TYPES)
+        return "full", dict.fromkeys(names)
     if opts.since is not None:
-        return "since", dict.fromkeys(crawl.SESSION_TYPES, opts.since)
-    return "incremental", {t: marks[t] - opts.lookback if t in marks else None for t in crawl.SESSION_TYPES}
+        return "since", dict.fromkeys(names, opts.since)
+    return "incremental", {t: marks[t] - opts.lookback if t in marks else None for t in names}
 
 
 def run(
@@ -347,9 +401,10 @@ def run(
 ) -> Summary:
     """Crawl one Enterprise Manager into the warehouse. Raises a VeeamEtlError on failure.
 
-    `progress(summary, type_name)` is called after every committed page (for a display).
+    `progress(summary, type_name)` is called after every committed batch (for a display).
     """
     opts = options or Options()
+    config.em_url(url, "the EM URL")  # before anything is recorded: a configuration error, not a failed run
     source = opts.source or source_name(url)
     started = time.monotonic()
     db.ensure_current(eng)
@@ -376,20 +431,21 @@ def run(
             )
             ahead = opts.ahead or 2 * opts.concurrency
             with client, ThreadPoolExecutor(ahead, thread_name_prefix="em") as pool:
-                job = _Run(
-                    eng, client, summary, pool, ahead, progress, opts.reader_processes, opts.batch_rows
+                loading = Loading(
+                    eng, client, summary, pool, ahead, progress, opts.worker_processes, opts.batch_rows
                 )
                 try:
-                    job.load_pages("BackupServer")
-                    for type_name in crawl.SESSION_TYPES:
-                        job.load_pages(type_name, crawl.window_filter(type_name, windows[type_name]))
+                    for entity_type in registry.TYPES.values():
+                        loading.load_pages(
+                            entity_type, crawl.window_filter(entity_type, windows.get(entity_type.name))
+                        )
                     if mode != "full":
-                        job.finish_stragglers()
+                        loading.finish_stragglers()
                 finally:
-                    job.close()
+                    loading.close()
             summary.finish("succeeded", client, started)
             with eng.begin() as conn:
-                runs.advance_watermarks(conn, source, run_id, job.marks)
+                runs.advance_watermarks(conn, source, run_id, loading.marks)
                 runs.finish_run(conn, run_id, "succeeded", summary.stats())
             return summary
         except BaseException as exc:

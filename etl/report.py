@@ -2,6 +2,8 @@
 or one self-contained HTML page (etl.report_html, charts from etl.charts).
 
 Reads only the public views, the base tables for one figure, and etl_settings; never writes.
+A session's outcome is shown by `status()`: "running" (or its State) until EM says it has finished,
+then its Result as sent, known or not.
 """
 
 from __future__ import annotations
@@ -9,6 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -108,27 +114,78 @@ def _rate(ok: int, finished: int) -> float | None:
     return None if finished == 0 else ok / finished
 
 
-def summary(eng: Engine, days: int = 14, failures: int = 25) -> dict:
-    """Everything the default report shows: headline tiles, per-job rates, VM RPO status, transfer
-    per day, and the newest failures. "Now" is the database's clock, as in the views."""
-    with eng.connect() as conn:
-        now = _instant(conn.execute(text("SELECT now_utc FROM v__clock")).scalar())
-        today = now.date()
-        first_day = today - timedelta(days=days - 1)
-        rpo = conn.execute(select(etl_settings.c.value).where(etl_settings.c.key == "rpo_hours")).scalar()
-        daily = read_view(conn, "v_replica_job_daily", "day_utc >= :first_day", first_day=first_day)
-        transfer = read_view(conn, "v_replica_transfer_daily", "day_utc >= :first_day", first_day=first_day)
-        vms = read_view(conn, "v_vm_replica_status")
-        newest_failures = read_view(conn, "v_replica_failures", limit=failures)
-        t = replica_task_sessions.c
-        bytes_24h = conn.execute(
-            select(func.coalesce(func.sum(t.total_size), 0)).where(
-                t.end_time_utc >= now - timedelta(hours=24), t.result.in_(("Success", "Warning", "Failed"))
-            )
-        ).scalar()
-        last_load = conn.execute(
-            select(func.max(etl_runs.c.finished_at)).where(etl_runs.c.status == "succeeded")
-        ).scalar()
+# ------------------------------------------------------------------ session outcomes
+# EM's session State is an open set: it mirrors Veeam Backup & Replication's session records, whose
+# states (Idle, Pending, WaitingRepository, Postprocessing, ...) EM's REST reference does not list and
+# which grow with VBR versions. So a session is finished when its State is Stopped (job) or Completed
+# (task), never because its State is missing from some list of running ones.
+FINISHED_STATES = frozenset({"Stopped", "Completed"})
+# Unfinished states that read simply as "running"; any other unfinished state is shown as EM sent it.
+RUNNING_STATES = frozenset({"Starting", "Working", "InProgress", "Resuming"})
+RUNNING = "running"
+NO_RESULT = "no result"
+
+
+def finished(state: str | None) -> bool:
+    """True when a session's State says it has ended (Stopped or Completed)."""
+    return state in FINISHED_STATES
+
+
+def status(state: str | None, result: str | None) -> str:
+    """What a session's outcome reads as in every summary.
+
+    Not finished (State other than Stopped/Completed, whatever Result says): "running" for
+    Starting/Working/InProgress/Resuming or no State, else the State as EM sent it
+    (e.g. "WaitingRepository"). Finished: the Result as EM sent it, known or not (an unknown value is
+    never read as success); EM's "None" or no Result reads "no result".
+    """
+    if not finished(state):
+        return RUNNING if state is None or state in RUNNING_STATES else str(state)
+    return NO_RESULT if result is None or result == "None" else str(result)
+
+
+def _display_rows(rows: list[dict]) -> list[dict]:
+    """View rows as the terminal table shows them: a result column of a session that has not finished
+    reads `status()` ("running", or its State), never EM's raw "None"; CSV and JSON keep the view as is."""
+    pairs = [("state", "result"), ("last_task_state", "last_task_result")]
+    out = []
+    for row in rows:
+        row = dict(row)
+        for state_col, result_col in pairs:
+            if state_col in row and result_col in row and row[result_col] is not None:
+                row[result_col] = status(row[state_col], row[result_col])
+        if row.get("final_result") == "None":  # v_replica_job_daily: the day's latest run group
+            row["final_result"] = RUNNING if row.get("running") else NO_RESULT
+        out.append(row)
+    return out
+
+
+# ------------------------------------------------------------------ the summary
+@dataclass(frozen=True)
+class Window:
+    """What the summary covers: "now" (the database's clock), the days shown (oldest first), the start
+    of the 7-day window, and how many failures to list."""
+
+    now: datetime
+    days: tuple[date, ...]
+    week_start: date
+    failures: int
+
+    @property
+    def first_day(self) -> date:
+        return self.days[0]
+
+
+def _read_daily(conn: Connection, w: Window) -> list[dict]:
+    return read_view(conn, "v_replica_job_daily", "day_utc >= :first_day", first_day=w.first_day)
+
+
+def _read_transfer(conn: Connection, w: Window) -> list[dict]:
+    return read_view(conn, "v_replica_transfer_daily", "day_utc >= :first_day", first_day=w.first_day)
+
+
+def _read_vms(conn: Connection, w: Window) -> list[dict]:
+    vms = read_view(conn, "v_vm_replica_status")
     never = float("inf")
     vms.sort(
         key=lambda v: (
@@ -137,8 +194,57 @@ def summary(eng: Engine, days: int = 14, failures: int = 25) -> dict:
             v["vm_display_name"] or "",
         )
     )
-    week_start = today - timedelta(days=6)
-    week = [d for d in daily if d["day_utc"] >= week_start]
+    for v in vms:
+        v["last_task_status"] = status(v["last_task_state"], v["last_task_result"])
+    return vms
+
+
+def _read_failures(conn: Connection, w: Window) -> list[dict]:
+    return read_view(conn, "v_replica_failures", limit=w.failures)
+
+
+def _read_last_sessions(conn: Connection, w: Window) -> dict[str, dict]:
+    """{job_uid: its newest session's state and result} among sessions started in the window."""
+    rows = conn.execute(
+        text(
+            "SELECT job_uid, state, result FROM (SELECT job_uid, state, result, ROW_NUMBER() OVER "
+            "(PARTITION BY job_uid ORDER BY creation_time_utc DESC, session_uid DESC) AS rn "
+            "FROM v_replica_job_runs WHERE day_utc >= :first_day AND job_uid IS NOT NULL) newest "
+            "WHERE rn = 1"
+        ).bindparams(bindparam("first_day", w.first_day, type_=Date))
+    )
+    return {r.job_uid: {"state": r.state, "result": r.result} for r in rows}
+
+
+def _read_source_24h(conn: Connection, w: Window) -> dict:
+    """Tasks that ended in the last 24 h (as in v_replica_transfer_daily: an end time and a Result
+    other than None) and the sum of their TotalSize in bytes: the source size of the VMs processed,
+    not bytes moved. (Veeam's reference calls TotalSize the size of the restore points; observed values
+    are the VM's disk size — 60 GiB, 40 GiB on a task still in progress, 0 on failed tasks — and EM
+    has no transferred-bytes figure per task.)"""
+    t = replica_task_sessions.c
+    row = conn.execute(
+        select(func.count(), func.coalesce(func.sum(t.total_size), 0)).where(
+            t.end_time_utc >= w.now - timedelta(hours=24), t.result != "None"
+        )
+    ).one()
+    return {"tasks": int(row[0]), "bytes": int(row[1])}
+
+
+# The sections of the summary: key -> the query that reads its rows. A new section of the report is one
+# reader here (its rows land in summary()[key], and in the JSON summary as they are) plus one function
+# in etl.report_html.SECTIONS that draws it.
+READERS: dict[str, Callable[[Connection, Window], list[dict]]] = {
+    "daily": _read_daily,
+    "transfer": _read_transfer,
+    "vms": _read_vms,
+    "failures": _read_failures,
+}
+
+
+def _jobs(daily: list[dict], last_sessions: dict[str, dict], week_start: date) -> list[dict]:
+    """Per job over the last 7 days: run groups by final outcome, the success rate, and its newest
+    session's state, result (None while it runs) and status ("running", or its state, or the result)."""
     jobs: dict[str, dict] = {}
     for d in sorted(daily, key=lambda d: d["day_utc"]):
         j = jobs.setdefault(
@@ -153,9 +259,7 @@ def summary(eng: Engine, days: int = 14, failures: int = 25) -> dict:
                 "running": 0,
             },
         )
-        j.update(
-            job_name=d["job_name"], backup_server_name=d["backup_server_name"], last_result=d["final_result"]
-        )
+        j.update(job_name=d["job_name"], backup_server_name=d["backup_server_name"])
         if d["day_utc"] >= week_start:
             for k in ("runs", "successes", "warnings", "failures", "recovered", "running"):
                 j[k] += d[k]
@@ -163,56 +267,122 @@ def summary(eng: Engine, days: int = 14, failures: int = 25) -> dict:
         j["success_rate"] = _rate(
             j["successes"] + j["warnings"], j["successes"] + j["warnings"] + j["failures"]
         )
+        last = last_sessions.get(j["job_uid"], {})
+        state, result = last.get("state"), last.get("result")
+        j["last_state"] = state
+        j["last_result"] = result if finished(state) else None
+        j["last_status"] = status(state, result) if last else None
+    return sorted(jobs.values(), key=lambda j: (j["job_name"] or "", j["job_uid"]))
+
+
+def summary(eng: Engine, days: int = 14, failures: int = 25) -> dict:
+    """Everything the default report shows, as one dict:
+
+    generated_utc, last_load_utc, rpo_hours, days (the `days` UTC dates shown, oldest first); tiles
+    (vms_protected, rpo_breaches, rpo_amber, success_rate_7d 0..1 or None, gb_last_24h = GB (2^30
+    bytes) of TotalSize of tasks that ended in the last 24 h — the source size of the VMs processed,
+    not bytes moved —, tasks_last_24h); jobs (per job, last 7 days, with last_state/last_result/
+    last_status); and one entry per READERS key (view rows as the views give them). "Now" is the
+    database's clock, as in the views.
+    """
+    with eng.connect() as conn:
+        now = _instant(conn.execute(text("SELECT now_utc FROM v__clock")).scalar())
+        today = now.date()
+        w = Window(
+            now=now,
+            days=tuple(today - timedelta(days=days - 1 - i) for i in range(days)),
+            week_start=today - timedelta(days=6),
+            failures=failures,
+        )
+        rpo = conn.execute(select(etl_settings.c.value).where(etl_settings.c.key == "rpo_hours")).scalar()
+        last_load = conn.execute(
+            select(func.max(etl_runs.c.finished_at)).where(etl_runs.c.status == "succeeded")
+        ).scalar()
+        parts = {key: read(conn, w) for key, read in READERS.items()}
+        last_sessions = _read_last_sessions(conn, w)
+        source = _read_source_24h(conn, w)
+    daily, vms = parts["daily"], parts["vms"]
+    week = [d for d in daily if d["day_utc"] >= w.week_start]
     ok = sum(d["successes"] + d["warnings"] for d in week)
     return {
         "generated_utc": now,
         "last_load_utc": _instant(last_load),
         "rpo_hours": float(rpo) if rpo else 24.0,
-        "days": [first_day + timedelta(days=i) for i in range(days)],
+        "days": list(w.days),
         "tiles": {
             "vms_protected": len(vms),
             "rpo_breaches": sum(v["rpo_breach"] for v in vms),
             "rpo_amber": sum(1 for v in vms if v["rpo_status"] == "amber"),
             "success_rate_7d": _rate(ok, ok + sum(d["failures"] for d in week)),
-            "gb_last_24h": round(int(bytes_24h) / GB, 1),
+            "gb_last_24h": round(source["bytes"] / GB, 1),
+            "tasks_last_24h": source["tasks"],
         },
-        "jobs": sorted(jobs.values(), key=lambda j: (j["job_name"] or "", j["job_uid"])),
-        "daily": daily,
-        "transfer": transfer,
-        "vms": vms,
-        "failures": newest_failures,
+        "jobs": _jobs(daily, last_sessions, w.week_start),
+        **parts,
     }
 
 
 # ------------------------------------------------------------------ rendering
+def _width(s: str) -> int:
+    """Terminal columns `s` takes: wide East Asian characters count 2, combining marks 0."""
+    return sum(
+        0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s
+    )
+
+
+def _clip(s: str, width: int) -> str:
+    if _width(s) <= width:
+        return s
+    out, used = [], 0
+    for ch in s:
+        w = _width(ch)
+        if used + w > width - 1:
+            break
+        out.append(ch)
+        used += w
+    return "".join(out) + "…"
+
+
 def _cell(value, width: int = 60) -> str:
+    """One value as table text: NULL "-", instants to the second with Z, floats rounded, text on one
+    line and clipped to `width` columns."""
     if value is None:
         return "-"
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) < 1 else f"{value:,.1f}"
+    # control characters (tabs, newlines, escapes) would break the columns: whitespace is collapsed,
+    # the rest shown as U+FFFD
     s = " ".join(str(value).split())
-    return s if len(s) <= width else s[: width - 1] + "…"
+    s = "".join("\ufffd" if unicodedata.category(ch) == "Cc" else ch for ch in s)
+    return _clip(s, width)
+
+
+_FIGURE = re.compile(r"-|-?[\d,]+(\.\d+)?%?")
+
+
+def _numeric(value) -> bool:
+    """Numbers, NULL and figures written as text ("91.7%") are right-aligned."""
+    if value is None or isinstance(value, int | float):
+        return True
+    return isinstance(value, str) and _FIGURE.fullmatch(value) is not None
 
 
 def table(rows: list[dict], columns: list[str] | None = None, indent: str = "") -> str:
-    """Rows as an aligned plain-text table (numbers right-aligned)."""
+    """Rows as an aligned plain-text table (numbers right-aligned; NULL as "-"; wide characters
+    counted as two columns)."""
     columns = columns or (list(rows[0]) if rows else [])
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    numeric = [
-        bool(rows) and all(isinstance(r.get(c), int | float) or r.get(c) is None for r in rows)
-        for c in columns
-    ]
+    cells = [[_cell(r.get(c), 100 if c.endswith("uid") else 60) for c in columns] for r in rows]
+    widths = [max([_width(c)] + [_width(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    numeric = [bool(rows) and all(_numeric(r.get(c)) for r in rows) for c in columns]
 
     def line(values):
-        return (
-            indent
-            + "  ".join(
-                v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric, strict=True)
-            ).rstrip()
-        )
+        padded = [
+            " " * (w - _width(v)) + v if n else v + " " * (w - _width(v))
+            for v, w, n in zip(values, widths, numeric, strict=True)
+        ]
+        return (indent + "  ".join(padded)).rstrip()
 
     out = [line(columns), line(["-" * w for w in widths])] + [line(row) for row in cells]
     if not rows:
@@ -227,13 +397,21 @@ def _pct(rate: float | None) -> str:
 def summary_text(s: dict) -> str:
     t = s["tiles"]
     load = s["last_load_utc"].strftime("%Y-%m-%d %H:%M:%SZ") if s["last_load_utc"] else "never"
+    source = f"{t['gb_last_24h']:,.1f} GB in {t['tasks_last_24h']:,} tasks" if t["tasks_last_24h"] else "-"
     out = [
         f"Veeam replication report, {s['generated_utc']:%Y-%m-%d %H:%M:%SZ} (RPO {s['rpo_hours']:g} h, "
         f"last load {load})",
         f"  VMs protected: {t['vms_protected']}   RPO breaches: {t['rpo_breaches']}   "
-        f"success rate 7 days: {_pct(t['success_rate_7d'])}   GB transferred 24 h: {t['gb_last_24h']:,.1f}",
+        f"success rate 7 days: {_pct(t['success_rate_7d'])}",
+        f"  source size of VMs processed, 24 h: {source} (EM's TotalSize; not bytes moved)",
+    ]
+    if not (s["vms"] or s["daily"] or s["failures"]):
+        out.append(
+            "  No data yet: the warehouse holds no replication session (load one with `veeam-etl run`)."
+        )
+    out += [
         "",
-        "Jobs, last 7 days (automatic retries folded in):",
+        "Jobs, last 7 days (automatic retries folded in; last = newest session, running until it ends):",
     ]
     jobs = [
         {
@@ -245,11 +423,14 @@ def summary_text(s: dict) -> str:
             "failed": j["failures"],
             "recovered": j["recovered"],
             "success": _pct(j["success_rate"]),
-            "last": j["last_result"],
+            "last": j["last_status"],
         }
         for j in s["jobs"]
     ]
-    out += [table(jobs, indent="  "), ""]
+    out += [
+        table(jobs, ["job", "server", "runs", "ok", "warn", "failed", "recovered", "success", "last"], "  ")
+    ]
+    out.append("")
     attention = [v for v in s["vms"] if v["rpo_status"] != "green"]
     out.append(f"VMs needing attention ({len(attention)} of {len(s['vms'])}):")
     out += [
@@ -274,16 +455,6 @@ def summary_text(s: dict) -> str:
     return "\n".join(out)
 
 
-def summary_rows(s: dict) -> list[dict]:
-    """The headline figures as metric/value rows (the CSV summary)."""
-    rows = [
-        {"metric": "generated_utc", "value": text_of(s["generated_utc"])},
-        {"metric": "rpo_hours", "value": s["rpo_hours"]},
-    ]
-    rows += [{"metric": k, "value": "" if v is None else v} for k, v in s["tiles"].items()]
-    return rows
-
-
 def to_csv(rows: list[dict], columns: list[str] | None = None) -> str:
     columns = columns or (list(rows[0]) if rows else [])
     buf = io.StringIO()
@@ -299,13 +470,24 @@ def to_json(data) -> str:
 
 
 def render(eng: Engine, fmt: str, view: str | None = None, limit: int | None = None) -> str:
-    """The report as one string in `fmt` (table, csv, json or html); `view` picks one view."""
+    """The report as one string in `fmt` (table, csv, json or html).
+
+    With `view`: that view's rows (at most `limit`) as a table, CSV or JSON, column names as in the
+    view. Without: the summary as terminal tables, as JSON (every section of `summary()`) or as the
+    HTML page; CSV needs a view (one table per invocation). Raises ConfigError for a bad format/view
+    combination or a warehouse without schema, LoadError when the views cannot be read.
+    """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if view is not None and fmt == "html":
         raise ConfigError("--view applies to table, csv and json; the HTML page shows every view")
     if view is not None and view not in VIEWS:
         raise ConfigError(f"unknown view {view!r}: choose one of {', '.join(VIEWS)}")
+    if view is None and fmt == "csv":
+        raise ConfigError(
+            f"--format csv writes one view per invocation: add --view with one of {', '.join(VIEWS)} "
+            "(--format json without --view gives the whole summary)"
+        )
     if db.current(eng) is None:
         raise ConfigError(
             f"warehouse {db.masked(str(eng.url))} has no schema yet: run `veeam-etl migrate` or a load first"
@@ -340,14 +522,12 @@ def _render(eng: Engine, fmt: str, view: str | None, limit: int | None) -> str:
             return to_csv(rows, columns)
         if fmt == "json":
             return to_json(rows)
-        return table(rows, columns) + "\n"
+        return table(_display_rows(rows), columns) + "\n"
     s = summary(eng)
     if fmt == "html":
         from .report_html import page
 
         return page(s)
-    if fmt == "csv":
-        return to_csv(summary_rows(s), ["metric", "value"])
     if fmt == "json":
         return to_json(s)
     return summary_text(s) + "\n"

@@ -1,75 +1,111 @@
 """The HTML report: one self-contained, dark, wall-screen page built from `etl.report.summary()`.
 
-Inline CSS and inline SVG (etl.charts) only: no script, no external fetch, works offline. Every
-string that comes from the warehouse (VM, job and server names, reasons) is escaped here.
+Inline CSS and inline SVG (etl.charts) only: no script, no external fetch, no web font; works
+offline. Every string that comes from the warehouse (VM, job and server names, reasons) is escaped
+here. The layout is a responsive grid: headline tiles that wrap, then two columns of sections
+(`main` and `side`) from 1280 px wide and one column below, then full-width sections; it fits
+without horizontal scrolling from 1024 px to 1920 px and beyond.
+
+Adding a section: write `def _x_section(s: dict) -> str` returning `_section(key, title, note, body)`
+from what `s` holds (add the query that reads it to `etl.report.READERS`, its rows arrive as
+`s[key]`), and append `Section(key, area, _x_section)` to SECTIONS (area "main", "side" or "full").
+A headline figure is one function in TILES returning `_tile(...)`. Every chart and tile must say
+`charts.NO_DATA` when it has nothing to show.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 
 from . import charts
+from .report import finished
 
 MAX_CHIPS = 120  # red and amber VMs shown by name
 MAX_GREEN_CHIPS = 80  # green VMs are named only in estates up to this size
+MAIN_WIDTH, SIDE_WIDTH = 820, 500  # viewBox widths of the charts of the main and side column
+GB_PER_TB = 1024  # GB and TB count powers of two, as Veeam's consoles do
 CSS = """
 :root { color-scheme: dark; --bg:#0d1117; --panel:#161b22; --line:#30363d; --text:#e6edf3; --muted:#8b949e;
-  --green:#3fb950; --amber:#d29922; --red:#f85149; --blue:#58a6ff; }
+  --green:#3fb950; --amber:#d29922; --red:#f85149; --blue:#58a6ff; --gap:18px; }
 * { box-sizing: border-box; }
+html { font-size:clamp(14px, calc(7px + 0.6vw), 19px); }  /* text grows with the screen, as the charts do */
 body { margin:0; background:var(--bg); color:var(--text);
-  font-family:"Segoe UI","Helvetica Neue",Arial,"Liberation Sans","DejaVu Sans",sans-serif; font-size:15px; }
-header { display:flex; align-items:baseline; justify-content:space-between; padding:18px 28px 6px; }
-h1 { margin:0; font-size:28px; font-weight:600; letter-spacing:.3px; }
+  font-family:"Segoe UI","Helvetica Neue",Arial,"Liberation Sans","DejaVu Sans",sans-serif; font-size:1rem; }
+header { display:flex; flex-wrap:wrap; align-items:baseline; justify-content:space-between; gap:4px 24px;
+  padding:18px 28px 6px; }
+h1 { margin:0; font-size:1.85rem; font-weight:600; letter-spacing:.3px; }
 h1 span { color:var(--muted); font-weight:400; }
-.meta { color:var(--muted); font-size:14px; }
-main { padding:10px 28px 28px; display:grid; gap:18px; grid-template-columns: minmax(0,2fr) minmax(0,1fr); }
-.tiles { grid-column:1 / -1; display:grid; grid-template-columns:repeat(4, minmax(0,1fr)); gap:18px; }
-.tile { background:var(--panel); border:1px solid var(--line); border-radius:10px; padding:16px 22px;
-  border-top:5px solid var(--blue); }
-.tile .value { font-size:56px; font-weight:700; line-height:1.1; font-variant-numeric:tabular-nums; }
-.tile .label { color:var(--muted); font-size:16px; text-transform:uppercase; letter-spacing:.8px; }
-.tile .note { color:var(--muted); font-size:13px; margin-top:2px; }
+.meta { color:var(--muted); font-size:.93rem; }
+main { padding:10px 28px 28px; display:flex; flex-direction:column; gap:var(--gap); }
+.tiles { display:grid; grid-template-columns:repeat(auto-fit, minmax(210px, 1fr)); gap:var(--gap); }
+.tile { background:var(--panel); border:1px solid var(--line); border-radius:10px; padding:14px 20px;
+  border-top:5px solid var(--blue); min-width:0; }
+.tile .value { font-size:clamp(34px, 2.9vw, 56px); font-weight:700; line-height:1.15;
+  font-variant-numeric:tabular-nums; white-space:nowrap; }
+.tile .value small { font-size:.45em; font-weight:600; margin-left:.25em; color:var(--muted); }
+.tile .label { color:var(--muted); font-size:1rem; text-transform:uppercase; letter-spacing:.8px; }
+.tile .note { color:var(--muted); font-size:.87rem; margin-top:2px; }
 .tile.green { border-top-color:var(--green); } .tile.green .value { color:var(--green); }
 .tile.amber { border-top-color:var(--amber); } .tile.amber .value { color:var(--amber); }
 .tile.red { border-top-color:var(--red); } .tile.red .value { color:var(--red); }
+.tile.empty { border-top-color:var(--line); } .tile.empty .value { color:var(--muted); }
+.columns { display:grid; grid-template-columns:minmax(0, 1.55fr) minmax(0, 1fr); gap:var(--gap);
+  align-items:start; }
+.column { display:flex; flex-direction:column; gap:var(--gap); min-width:0; }
+.full-width { display:none; }
+@media (max-width: 1279px) { .columns { grid-template-columns:minmax(0, 1fr); }
+  .full-width { display:block; } .in-column { display:none; } }
 section { background:var(--panel); border:1px solid var(--line); border-radius:10px; padding:16px 20px;
   min-width:0; }
-section.wide { grid-column:1 / -1; }
-h2 { margin:0 0 10px; font-size:17px; font-weight:600; color:var(--text); text-transform:uppercase;
+h2 { margin:0 0 10px; font-size:1.13rem; font-weight:600; color:var(--text); text-transform:uppercase;
   letter-spacing:.8px; }
-h2 small { color:var(--muted); font-weight:400; text-transform:none; letter-spacing:0; }
-svg.chart { width:100%; height:auto; display:block; }
-svg text { fill:var(--muted); font-size:13px; font-family:inherit; }
-svg text.total { fill:var(--text); font-size:12px; } svg text.label { fill:var(--text); font-size:14px; }
-svg text.cell-text { fill:#0d1117; font-size:12px; font-weight:700; }
+h2 small { display:block; margin-top:3px; color:var(--muted); font-size:.87rem; font-weight:400;
+  text-transform:none; letter-spacing:0; }
+svg.chart { display:block; width:100%; height:auto; margin:6px 0; }
+svg.chart-donut { width:14.5rem; flex:none; margin:0; }
+svg text { fill:var(--muted); font-size:14px; font-family:inherit; }
+svg text.chart-title { fill:var(--text); font-size:16px; font-weight:600; }
+svg text.axis-title { fill:var(--muted); font-size:13px; font-style:italic; }
+svg text.total { fill:var(--text); font-size:13px; } svg text.label { fill:var(--text); font-size:14px; }
+svg text.cell-text { fill:#0d1117; font-size:13px; font-weight:700; }
 svg text.donut-value { fill:var(--text); font-size:44px; font-weight:700; }
-svg text.empty { fill:var(--muted); font-size:18px; }
-.legend { display:flex; flex-wrap:wrap; gap:6px 18px; margin:8px 0 4px; color:var(--muted); font-size:13px; }
+svg text.empty { fill:var(--text); font-size:20px; font-weight:600; }
+svg text.empty-why { fill:var(--muted); font-size:14px; }
+.legend { display:flex; flex-wrap:wrap; gap:6px 18px; margin:6px 0 4px; color:var(--muted); font-size:.87rem; }
 .legend i { display:inline-block; width:12px; height:12px; border-radius:3px; margin-right:6px;
   vertical-align:-1px; }
-.rpo { display:flex; gap:18px; align-items:center; }
-.rpo svg { width:200px; flex:none; }
-.counts div { font-size:18px; margin:6px 0; } .counts b { font-size:26px; margin-right:8px; }
+.legend b { color:var(--text); font-weight:500; }
+.rpo { display:flex; flex-wrap:wrap; gap:8px 22px; align-items:center; }
+.counts div { font-size:1.13rem; margin:6px 0; white-space:nowrap; } .counts b { font-size:1.73rem; margin-right:8px; }
 .chips { display:flex; flex-wrap:wrap; gap:6px; margin-top:12px; }
-.chip { border-radius:6px; padding:4px 9px; font-size:13px; background:#0d1117; border:1px solid var(--line);
-  border-left:5px solid var(--green); white-space:nowrap; }
+.chip { border-radius:6px; padding:4px 9px; font-size:.87rem; background:#0d1117; border:1px solid var(--line);
+  border-left:5px solid var(--green); white-space:nowrap; max-width:100%; overflow:hidden;
+  text-overflow:ellipsis; }
 .chip.red { border-left-color:var(--red); background:#2d1214; } .chip.amber { border-left-color:var(--amber); }
 .chip small { color:var(--muted); margin-left:6px; }
-.more { color:var(--muted); font-size:13px; padding:4px; }
-table { width:100%; border-collapse:collapse; font-size:14px; }
-th { text-align:left; color:var(--muted); font-weight:500; border-bottom:1px solid var(--line); padding:6px 8px; }
-td { border-bottom:1px solid #21262d; padding:6px 8px; vertical-align:top; }
+.more { color:var(--muted); font-size:.87rem; padding:4px; }
+table { width:100%; border-collapse:collapse; font-size:.93rem; table-layout:fixed; }
+th { text-align:left; color:var(--muted); font-weight:500; border-bottom:1px solid var(--line); padding:6px 8px;
+  overflow-wrap:anywhere; }
+td { border-bottom:1px solid #21262d; padding:6px 8px; vertical-align:top; overflow-wrap:anywhere; }
 td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
-td.reason { color:#c9d1d9; max-width:560px; }
+td.when { white-space:nowrap; font-variant-numeric:tabular-nums; }
+td.reason { color:#c9d1d9; }
 tr.resolved td { opacity:.55; }
-.badge { display:inline-block; border-radius:4px; padding:1px 8px; font-size:12px; font-weight:700;
-  color:#0d1117; }
-.badge.Failed { background:var(--red); } .badge.Warning { background:var(--amber); }
-.badge.Success { background:var(--green); } .badge.None { background:var(--muted); }
-.ok { color:var(--green); font-size:12px; white-space:nowrap; }
+.badge { display:inline-block; border-radius:4px; padding:1px 8px; font-size:.8rem; font-weight:700;
+  color:#0d1117; background:var(--muted); max-width:100%; overflow-wrap:anywhere; vertical-align:top; }
+.badge.failed { background:var(--red); } .badge.warning { background:var(--amber); }
+.badge.success { background:var(--green); }
+.badge.running { background:transparent; color:var(--blue); border:1px solid var(--blue); }
+.badge.other { background:transparent; color:var(--text); border:1px solid var(--muted); }
+.ok { color:var(--green); font-size:.8rem; }
 .empty-note { color:var(--muted); padding:12px 0; }
-footer { color:var(--muted); font-size:12px; padding:0 28px 20px; }
+.empty-note b { color:var(--text); }
+footer { color:var(--muted); font-size:.8rem; padding:0 28px 20px; }
 """
 
 
@@ -85,55 +121,133 @@ def _pct(rate: float | None) -> str:
     return "–" if rate is None else f"{rate * 100:.1f}%"
 
 
-def _tile(label: str, value: str, level: str, note: str, key: str) -> str:
+def _size_unit(gb: float) -> tuple[str, float]:
+    """The unit sizes up to `gb` GB are shown in (GB, or TB from 10,000 GB) and GB per that unit."""
+    return ("TB", GB_PER_TB) if gb >= 10_000 else ("GB", 1)
+
+
+def _loaded(s: dict) -> bool:
+    """Whether the warehouse holds any replication session (else every part says "No data yet")."""
+    return bool(s["vms"] or s["daily"] or s["failures"])
+
+
+def _empty(s: dict, why: str) -> tuple[str, str]:
+    """What an empty chart says: "No data yet" on an empty warehouse, else that this period is empty."""
+    return (charts.NO_DATA if not _loaded(s) else charts.NOTHING, why)
+
+
+def _no_data(s: dict, why: str) -> str:
+    return f'<div class="empty-note"><b>{_e(_empty(s, why)[0])}</b>: {_e(why)}</div>'
+
+
+def _section(key: str, title: str, note: str, body: str) -> str:
+    """One panel of the page: a heading, a note (units, time basis; trusted HTML, never warehouse
+    text) and its body (HTML)."""
+    small = f"<small>{note}</small>" if note else ""
+    return f'<section id="{_e(key)}"><h2>{_e(title)}{small}</h2>{body}</section>'
+
+
+def _side_chart(draw: Callable[[str, int], str], chart_id: str) -> str:
+    """A chart of a side-column section drawn twice: narrow for the side column, and as wide as the
+    main column's charts for the one-column layout under 1280 px (CSS shows one), so that its text
+    keeps the size of the other charts' text at every width. draw(chart_id, viewBox width)."""
     return (
-        f'<div class="tile {level}" id="tile-{key}"><div class="label">{_e(label)}</div>'
-        f'<div class="value">{_e(value)}</div><div class="note">{_e(note)}</div></div>'
+        f'<div class="in-column">{draw(chart_id, SIDE_WIDTH)}</div>'
+        f'<div class="full-width">{draw(chart_id + "-full", MAIN_WIDTH)}</div>'
     )
 
 
-def _tiles(s: dict) -> str:
-    t = s["tiles"]
-    rate = t["success_rate_7d"]
-    rate_level = "blue" if rate is None else "green" if rate >= 0.99 else "amber" if rate >= 0.9 else "red"
-    return (
-        '<div class="tiles">'
-        + "".join(
-            [
-                _tile(
-                    "VMs protected",
-                    f"{t['vms_protected']:,}",
-                    "blue",
-                    f"{t['rpo_amber']} need attention",
-                    "vms",
-                ),
-                _tile(
-                    "RPO breaches",
-                    f"{t['rpo_breaches']:,}",
-                    "red" if t["rpo_breaches"] else "green",
-                    f"no success within {s['rpo_hours']:g} h",
-                    "breaches",
-                ),
-                _tile(
-                    "Success rate 7 days", _pct(rate), rate_level, "run groups, retries folded in", "success"
-                ),
-                _tile(
-                    "GB transferred 24 h", f"{t['gb_last_24h']:,.1f}", "blue", "finished task sessions", "gb"
-                ),
-            ]
-        )
-        + "</div>"
-    )
-
-
-def _legend(names: list[str], extra: tuple[str, str] | None = None) -> str:
-    items = [(n, charts.PALETTE[i % len(charts.PALETTE)]) for i, n in enumerate(names)]
-    if extra:
-        items.append(extra)
+def _legend(items: list[tuple[str, str]]) -> str:
     return (
         '<div class="legend">'
         + "".join(f'<span><i style="background:{color}"></i>{_e(n)}</span>' for n, color in items)
         + "</div>"
+    )
+
+
+def _series_legend(names: list[str]) -> list[tuple[str, str]]:
+    return [(n, charts.PALETTE[i % len(charts.PALETTE)]) for i, n in enumerate(names)]
+
+
+# ------------------------------------------------------------------ headline tiles
+def _tile(key: str, label: str, value: str | None, unit: str, level: str, note: str) -> str:
+    """A headline figure; with `value` None it reads "–" and `note` says why (starting "No data yet")."""
+    shown = "–" if value is None else _e(value) + (f"<small>{_e(unit)}</small>" if unit else "")
+    return (
+        f'<div class="tile {"empty" if value is None else level}" id="tile-{key}">'
+        f'<div class="label">{_e(label)}</div><div class="value">{shown}</div>'
+        f'<div class="note">{_e(note)}</div></div>'
+    )
+
+
+def _tile_vms(s: dict) -> str:
+    t = s["tiles"]
+    if not t["vms_protected"]:
+        return _tile("vms", "VMs protected", None, "", "blue", f"{charts.NO_DATA}: no VM task session loaded")
+    return _tile(
+        "vms", "VMs protected", f"{t['vms_protected']:,}", "", "blue", f"{t['rpo_amber']:,} need attention"
+    )
+
+
+def _tile_breaches(s: dict) -> str:
+    t = s["tiles"]
+    if not t["vms_protected"]:
+        return _tile("breaches", "RPO breaches", None, "", "red", f"{charts.NO_DATA}: no VM to check")
+    level = "red" if t["rpo_breaches"] else "green"
+    note = f"VMs without success within {s['rpo_hours']:g} h"
+    return _tile("breaches", "RPO breaches", f"{t['rpo_breaches']:,}", "", level, note)
+
+
+def _tile_success(s: dict) -> str:
+    rate = s["tiles"]["success_rate_7d"]
+    if rate is None:
+        why = f"{_empty(s, '')[0]}: no run finished in the last 7 days"
+        return _tile("success", "Success rate 7 days", None, "", "blue", why)
+    level = "green" if rate >= 0.99 else "amber" if rate >= 0.9 else "red"
+    return _tile(
+        "success",
+        "Success rate 7 days",
+        f"{rate * 100:.1f}",
+        "%",
+        level,
+        "of finished runs, retries folded in",
+    )
+
+
+def _tile_source(s: dict) -> str:
+    t = s["tiles"]
+    label = "Source size 24 h"
+    if not t["tasks_last_24h"]:
+        return _tile("gb", label, None, "", "blue", f"{_empty(s, '')[0]}: no task ended in the last 24 h")
+    unit, per = _size_unit(t["gb_last_24h"])
+    value = t["gb_last_24h"] / per
+    return _tile(
+        "gb",
+        label,
+        f"{value:,.1f}" if value < 1000 else f"{value:,.0f}",
+        unit,
+        "blue",
+        f"VM sizes of {t['tasks_last_24h']:,} tasks (EM TotalSize), not bytes moved",
+    )
+
+
+TILES: list[Callable[[dict], str]] = [_tile_vms, _tile_breaches, _tile_success, _tile_source]
+
+
+# ------------------------------------------------------------------ sections
+def _cell_tip(d: dict | None) -> str:
+    """Tooltip of one job-day cell: the rate in % and the runs behind it."""
+    if d is None:
+        return "no run"
+    done = d["successes"] + d["warnings"] + d["failures"]
+    # the view counts as `running` every run group without a Success/Warning/Failed result yet
+    running = f"; {d['running']} without a Success/Warning/Failed result yet" if d["running"] else ""
+    if done == 0:
+        return f"no finished run{running}"
+    recovered = f", {d['recovered']} recovered by a retry" if d["recovered"] else ""
+    return (
+        f"{d['success_rate'] * 100:.1f}% success: {d['successes'] + d['warnings']} of {done} finished "
+        f"runs succeeded ({d['failures']} failed{recovered}){running}"
     )
 
 
@@ -142,32 +256,61 @@ def _success_section(s: dict) -> str:
     labels = [d.strftime("%d %b") for d in days]
     by_job: dict[str, dict] = {}
     for d in s["daily"]:
-        by_job.setdefault(d["job_uid"], {})[d["day_utc"]] = d["success_rate"]
+        by_job.setdefault(d["job_uid"], {})[d["day_utc"]] = d
     jobs = [j for j in s["jobs"] if j["job_uid"] in by_job]
-    series = [(j["job_name"] or j["job_uid"], [by_job[j["job_uid"]].get(day) for day in days]) for j in jobs]
+    rates = [
+        (
+            j["job_name"] or j["job_uid"],
+            [(by_job[j["job_uid"]].get(day) or {}).get("success_rate") for day in days],
+        )
+        for j in jobs
+    ]
     ok: dict = {}
     done: dict = {}
     for d in s["daily"]:
         ok[d["day_utc"]] = ok.get(d["day_utc"], 0) + d["successes"] + d["warnings"]
         done[d["day_utc"]] = done.get(d["day_utc"], 0) + d["successes"] + d["warnings"] + d["failures"]
     overall = ("all jobs", [ok[day] / done[day] if done.get(day) else None for day in days])
-    rates = [v for _, vals in series for v in vals if v is not None]
-    low = min(rates, default=1.0)
+    per_job = (
+        rates if len(rates) <= len(charts.PALETTE) else []
+    )  # more lines than colours: the matrix shows them
+    low = min((v for _, vals in per_job + [overall] for v in vals if v is not None), default=1.0)
     y_min = 0.0 if low < 0.5 else 0.5 if low < 0.8 else 0.8
+    why = f"no job run finished in the last {len(days)} days"
     line = charts.line_chart(
         "chart-success-rate",
-        "Daily success rate per job",
+        "Daily success rate" + (" per job" if len(rates) <= len(charts.PALETTE) else ", all jobs"),
         labels,
-        series,
+        per_job,
         overall=overall,
+        x_title="day the run started (UTC)",
+        y_title="success rate (% of finished runs)",
         y_min=y_min,
         y_step=0.25 if y_min == 0 else 0.1,
+        empty=_empty(s, why),
     )
-    matrix = charts.heat_matrix("chart-success-matrix", "Success rate per job and day", series, labels)
-    legend = _legend([n for n, _ in series], extra=("all jobs", charts.TEXT))
-    return (
-        f'<section id="success"><h2>Daily success rate per job <small>last {len(days)} days, UTC; '
-        f"automatic retries folded in</small></h2>{line}{legend}{matrix}</section>"
+    matrix = charts.heat_matrix(
+        "chart-success-matrix",
+        "Success rate per job and day (%)",
+        [
+            (name, vals, [_cell_tip(by_job[j["job_uid"]].get(day)) for day in days])
+            for (name, vals), j in zip(rates, jobs, strict=True)
+        ],
+        labels,
+        x_title="day the run started (UTC)",
+        y_title="job",
+        empty=_empty(s, why),
+    )
+    legend = ""
+    if any(v is not None for v in overall[1]):
+        legend = _legend(_series_legend([n for n, _ in per_job]) + [("all jobs", charts.TEXT)])
+    matrix_legend = _legend(list(charts.RATE_LEGEND)) if rates else ""
+    return _section(
+        "success",
+        "Replication success",
+        f"last {len(days)} days by UTC day; automatic retries folded in; % of finished run groups that "
+        "ended Success or Warning",
+        line + legend + matrix + matrix_legend,
     )
 
 
@@ -176,15 +319,28 @@ def _rpo_section(s: dict) -> str:
     count = {c: sum(1 for v in vms if v["rpo_status"] == c) for c in ("red", "amber", "green")}
     ring = charts.donut(
         "chart-rpo",
-        "VM RPO status",
+        "VMs by RPO status",
         [
             ("breach", count["red"], charts.RED),
             ("attention", count["amber"], charts.AMBER),
-            ("ok", count["green"], charts.GREEN),
+            ("within RPO", count["green"], charts.GREEN),
         ],
         f"{len(vms):,}",
         "VMs",
+        unit="VMs",
     )
+    rpo = s["rpo_hours"]
+    note = (
+        f"RPO {rpo:g} h; amber: last success older than {rpo / 2:g} h or last result Warning/Failed; "
+        "h = hours since the last success"
+    )
+    if not vms:
+        return _section(
+            "rpo",
+            "VM RPO status",
+            note,
+            f'<div class="rpo">{ring}</div>' + _no_data(s, "no VM has a task session"),
+        )
     # every VM needing attention first; green ones only while they fit on a wall screen
     shown = [v for v in vms if v["rpo_status"] != "green"][:MAX_CHIPS]
     if len(vms) <= MAX_GREEN_CHIPS:
@@ -193,9 +349,11 @@ def _rpo_section(s: dict) -> str:
     for v in shown:
         hours = v["hours_since_success"]
         since = "never" if hours is None else f"{hours:.0f} h" if hours >= 10 else f"{hours:.1f} h"
+        now = "" if finished(v["last_task_state"]) else f"; newest task {v['last_task_status']}"
         tip = (
             f"{v['vm_display_name']} on {v['backup_server_name'] or v['backup_server_uid']}: last result "
-            f"{v['last_result'] or '-'}, last success {_when(v['last_success_utc'])} UTC"
+            f"{v['last_result'] or '-'}, last success {_when(v['last_success_utc'])} UTC "
+            f"({since} ago){now}"
         )
         chips.append(
             f'<span class="chip {_e(v["rpo_status"])}" title="{_e(tip)}">{_e(v["vm_display_name"])}'
@@ -206,50 +364,103 @@ def _rpo_section(s: dict) -> str:
             f'<span class="more">+{len(vms) - len(shown):,} more within RPO (v_vm_replica_status lists '
             "them all)</span>"
         )
-    rpo = s["rpo_hours"]
-    return (
-        f'<section id="rpo"><h2>VM RPO status <small>RPO {rpo:g} h; amber: last success older than '
-        f"{rpo / 2:g} h or last result Warning/Failed</small></h2>"
-        f'<div class="rpo">{ring}<div class="counts">'
-        f'<div><b style="color:var(--red)">{count["red"]:,}</b>breach</div>'
-        f'<div><b style="color:var(--amber)">{count["amber"]:,}</b>attention</div>'
-        f'<div><b style="color:var(--green)">{count["green"]:,}</b>within RPO</div></div></div>'
-        f'<div class="chips" id="vm-chips">{"".join(chips)}</div></section>'
+    counts = (
+        '<div class="counts">'
+        f'<div><b style="color:var(--red)">{count["red"]:,}</b>VMs in breach</div>'
+        f'<div><b style="color:var(--amber)">{count["amber"]:,}</b>need attention</div>'
+        f'<div><b style="color:var(--green)">{count["green"]:,}</b>within RPO</div></div>'
+    )
+    return _section(
+        "rpo",
+        "VM RPO status",
+        note,
+        f'<div class="rpo">{ring}{counts}</div><div class="chips" id="vm-chips">{"".join(chips)}</div>',
     )
 
 
-def _transfer_section(s: dict) -> str:
+def _source_size_section(s: dict) -> str:
+    """Per backup server and day, EM's TotalSize of the tasks that ended: the source size of the VMs
+    processed, not bytes moved (TotalSize is the VM's size; EM has no transferred-bytes figure). Read
+    from v_replica_transfer_daily (`bytes`)."""
     days = s["days"]
     servers: dict[str, dict] = {}
     for r in s["transfer"]:
         name = r["backup_server_name"] or r["backup_server_uid"] or "(unknown server)"
-        servers.setdefault(name, {})[r["day_utc"]] = r["bytes"] / (2**30)
-    series = [(name, [per_day.get(d, 0.0) for d in days]) for name, per_day in sorted(servers.items())]
-    bars = charts.stacked_bars(
-        "chart-transfer", "Transferred GB per day", [d.strftime("%d %b") for d in days], series
+        servers.setdefault(name, {})[r["day_utc"]] = r
+    totals = [sum(per_day[d]["bytes"] for per_day in servers.values() if d in per_day) / 2**30 for d in days]
+    unit, per = _size_unit(max(totals, default=0))
+    names = sorted(servers)
+    series = [
+        (n, [servers[n][d]["bytes"] / 2**30 / per if d in servers[n] else 0.0 for d in days]) for n in names
+    ]
+    tips = [
+        [f"{servers[n][d]['tasks']:,} tasks ended" if d in servers[n] else "" for d in days] for n in names
+    ]
+
+    def bars(chart_id: str, width: int) -> str:
+        return charts.stacked_bars(
+            chart_id,
+            "Source size of VMs processed per day",
+            [d.strftime("%d %b") for d in days],
+            series,
+            x_title="day the tasks ended (UTC)",
+            y_title=f"source size ({unit})",
+            unit=unit,
+            tips=tips,
+            empty=_empty(s, f"no task ended in the last {len(days)} days"),
+            width=width,
+        )
+
+    legend = _legend(_series_legend(names)) if any(totals) else ""
+    return _section(
+        "transfer",
+        "Source size processed",
+        f"sum of EM's TotalSize of the tasks that ended each UTC day, per backup server, in {unit} "
+        f"(2<sup>{30 if unit == 'GB' else 40}</sup> bytes): the size of each VM replicated, not bytes moved",
+        _side_chart(bars, "chart-transfer") + legend,
     )
-    return (
-        f'<section id="transfer"><h2>Transferred GB per day <small>per backup server, by the UTC day '
-        f"task sessions ended</small></h2>{bars}{_legend([n for n, _ in series])}</section>"
-    )
+
+
+def _badge(status: str | None, result: str | None) -> str:
+    """A session outcome as a badge: green/amber/red for Success/Warning/Failed, outlined blue while
+    the session runs (result None), outlined grey for any other value, shown as EM sent it."""
+    if status is None:
+        return "–"
+    if result is None:
+        cls = "running"
+    else:
+        cls = {"Success": "success", "Warning": "warning", "Failed": "failed"}.get(status, "other")
+    # long values (WaitingRepository, values newer than this tool) may break between words only
+    shown = re.sub(r"(?<=[a-z])(?=[A-Z])", "<wbr>", _e(status))
+    return f'<span class="badge {cls}" title="{_e(status)}">{shown}</span>'
 
 
 def _jobs_section(s: dict) -> str:
     rows = []
     for j in s["jobs"]:
-        last = j["last_result"] or "None"
-        shown = "running" if last == "None" else last
         rows.append(
-            f'<tr><td>{_e(j["job_name"])}</td><td class="num">{j["runs"]}</td>'
-            f'<td class="num">{j["failures"]}</td><td class="num">{j["recovered"]}</td>'
-            f'<td class="num">{_pct(j["success_rate"])}</td>'
-            f'<td><span class="badge {_e(last)}">{_e(shown)}</span></td></tr>'
+            f"<tr><td>{_e(j['job_name'])}</td><td>{_e(j['backup_server_name'])}</td>"
+            f'<td class="num">{j["runs"]:,}</td><td class="num">{j["failures"]:,}</td>'
+            f'<td class="num">{j["recovered"]:,}</td><td class="num">{_pct(j["success_rate"])}</td>'
+            f"<td>{_badge(j['last_status'], j['last_result'])}</td></tr>"
         )
-    body = "".join(rows) or '<tr><td colspan="6" class="empty-note">no job runs</td></tr>'
-    return (
-        '<section id="jobs"><h2>Jobs <small>last 7 days</small></h2><table id="jobs-table"><thead><tr>'
-        '<th>job</th><th class="num">runs</th><th class="num">failed</th><th class="num">recovered</th>'
-        f'<th class="num">success</th><th>last</th></tr></thead><tbody>{body}</tbody></table></section>'
+    if not rows:
+        return _section(
+            "jobs",
+            "Jobs",
+            "last 7 days",
+            _no_data(s, f"no replication job run in the last {len(s['days'])} days"),
+        )
+    return _section(
+        "jobs",
+        "Jobs",
+        "last 7 days; runs = run groups (retries folded in); recovered = failed first, fixed by a retry; "
+        "last = newest session, running until EM says it ended",
+        '<table id="jobs-table"><colgroup><col><col style="width:17%"><col style="width:3.8em">'
+        '<col style="width:4.2em"><col style="width:7em"><col style="width:5.2em"><col style="width:8.4em">'
+        '</colgroup><thead><tr><th>job</th><th>server</th><th class="num">runs</th><th class="num">failed</th>'
+        '<th class="num">recovered</th><th class="num">success</th><th>last</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>",
     )
 
 
@@ -259,24 +470,58 @@ def _failures_section(s: dict) -> str:
         ok = '<span class="ok">✓ later success</span>' if f["later_success"] else ""
         rows.append(
             f'<tr class="{"resolved" if f["later_success"] else ""}">'
-            f"<td>{_when(f['occurred_utc'])}</td>"
-            f'<td><span class="badge {_e(f["result"])}">{_e(f["result"])}</span></td>'
+            f'<td class="when">{_when(f["occurred_utc"])}</td>'
+            f"<td>{_badge(f['result'], f['result'])}</td>"
             f"<td>{_e(f['vm_display_name'])}</td><td>{_e(f['job_name'])}</td>"
             f'<td>{_e(f["backup_server_name"])}</td><td class="reason">{_e(f["reason"])}</td>'
             f"<td>{ok}</td></tr>"
         )
-    body = "".join(rows) or '<tr><td colspan="7" class="empty-note">no failed or warning tasks</td></tr>'
-    return (
-        f'<section class="wide" id="failures"><h2>Failures and warnings <small>newest {len(rows)}, UTC'
-        '</small></h2><table id="failures-table"><thead><tr><th>time</th><th>result</th><th>VM</th>'
-        "<th>job</th><th>server</th><th>reason</th><th></th></tr></thead>"
-        f"<tbody>{body}</tbody></table></section>"
+    if not rows:
+        if not _loaded(s):
+            return _section("failures", "Failures and warnings", "", _no_data(s, "no task session loaded"))
+        return _section(
+            "failures",
+            "Failures and warnings",
+            "",
+            '<div class="empty-note">No task ended Failed or Warning.</div>',
+        )
+    return _section(
+        "failures",
+        "Failures and warnings",
+        f"newest {len(rows)} tasks that ended Failed or Warning, UTC",
+        '<table id="failures-table"><colgroup><col style="width:9.6em"><col style="width:7.4em">'
+        '<col style="width:11%"><col style="width:16%"><col style="width:13%"><col><col style="width:8.6em">'
+        "</colgroup><thead><tr><th>time</th><th>result</th><th>VM</th><th>job</th><th>server</th>"
+        f"<th>reason</th><th></th></tr></thead><tbody>{''.join(rows)}</tbody></table>",
     )
+
+
+@dataclass(frozen=True)
+class Section:
+    """One panel of the page: its id, where it goes ("main" or "side" column, or "full" width below
+    them) and the function that draws it from the summary."""
+
+    key: str
+    area: str
+    draw: Callable[[dict], str]
+
+
+SECTIONS: list[Section] = [
+    Section("success", "main", _success_section),
+    Section("jobs", "main", _jobs_section),
+    Section("rpo", "side", _rpo_section),
+    Section("transfer", "side", _source_size_section),
+    Section("failures", "full", _failures_section),
+]
 
 
 def page(s: dict) -> str:
     """The whole report as one HTML document."""
     generated = _when(s["generated_utc"], "%Y-%m-%d %H:%M:%S")
+    drawn = {
+        area: "\n".join(x.draw(s) for x in SECTIONS if x.area == area) for area in ("main", "side", "full")
+    }
+    load = _when(s["last_load_utc"]) + (" UTC" if s["last_load_utc"] else "")
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -288,18 +533,21 @@ def page(s: dict) -> str:
 </head>
 <body>
 <header><h1>Veeam replication <span>status</span></h1>
-<div class="meta">generated {generated} UTC · last load {_e(_when(s["last_load_utc"]) + (" UTC" if s["last_load_utc"] else ""))} · RPO {s["rpo_hours"]:g} h</div>
+<div class="meta">generated {generated} UTC · last load {_e(load)} · RPO {s["rpo_hours"]:g} h</div>
 </header>
 <main>
-{_tiles(s)}
-{_success_section(s)}
-{_rpo_section(s)}
-{_transfer_section(s)}
-{_jobs_section(s)}
-{_failures_section(s)}
+<div class="tiles">{"".join(tile(s) for tile in TILES)}</div>
+<div class="columns"><div class="column main">
+{drawn["main"]}
+</div><div class="column side">
+{drawn["side"]}
+</div></div>
+{drawn["full"]}
 </main>
-<footer>veeam-etl report · figures from the warehouse views v_replica_job_daily, v_vm_replica_status,
-v_replica_transfer_daily and v_replica_failures · GB = 2<sup>30</sup> bytes</footer>
+<footer>veeam-etl report · figures from the warehouse views v_replica_job_daily, v_replica_job_runs,
+v_vm_replica_status, v_replica_transfer_daily and v_replica_failures · GB = 2<sup>30</sup> bytes,
+TB = 2<sup>40</sup> bytes · source size = EM's TotalSize of a task session, the size of the VM it
+processed (EM reports no transferred bytes)</footer>
 </body>
 </html>
 """

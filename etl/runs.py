@@ -15,12 +15,12 @@ import os
 import socket
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, delete, insert, select, update
+from sqlalchemy import Engine, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import schema
+from . import batched
 from .errors import LockHeld
-from .schema import etl_locks, etl_quarantine, etl_runs, etl_watermarks, now_utc
+from .schema import IN_LIST, etl_locks, etl_quarantine, etl_runs, etl_watermarks, now_utc
 
 HOST = socket.gethostname()
 STALE_AFTER = timedelta(minutes=30)
@@ -198,20 +198,22 @@ def quarantine(
     )
 
 
-def job_sessions_of(conn, task_uids: list[str]) -> set[str]:
-    """The job sessions the given task sessions belong to."""
-    tasks = schema.replica_task_sessions
+def values_of(conn, table, column: str, uids: list[str]) -> set[str]:
+    """The distinct non-NULL values of `column` in the rows of `table` with the given uids."""
     found: set[str] = set()
-    for i in range(0, len(task_uids), 500):
-        found.update(
-            conn.scalars(select(tasks.c.job_session_uid).where(tasks.c.uid.in_(task_uids[i : i + 500])))
-        )
+    for chunk in batched(uids, IN_LIST):
+        found.update(conn.scalars(select(table.c[column]).where(table.c.uid.in_(chunk))))
+    found.discard(None)
     return found
 
 
-def unfinished(conn, source: str, table) -> list[str]:
-    """UIDs of sessions of `source` that were still running at their last load."""
-    query = select(table.c.uid).where(and_(table.c.source == source, table.c.end_time_utc.is_(None)))
+def unfinished(conn, source: str, table, final_state: str) -> list[str]:
+    """UIDs of sessions of `source` whose last load saw a State other than `final_state` (any
+    other state, documented or not, is unfinished; em-api.md "Values are open sets")."""
+    state = table.c.state
+    query = select(table.c.uid).where(
+        and_(table.c.source == source, or_(state.is_(None), state != final_state))
+    )
     if "placeholder" in table.c:
         query = query.where(table.c.placeholder.is_(False))
     return list(conn.scalars(query))

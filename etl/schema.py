@@ -221,6 +221,12 @@ etl_settings = Table(
     Column("value", Text, nullable=False),
 )
 
-# Entity tables in load order: parents before children.
-ENTITY_TABLES = [backup_servers, replica_job_sessions, vm_replica_points, replica_task_sessions]
+IN_LIST = 500  # values per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
+
+# Load metadata columns of every entity table (etl.registry lists the entity tables).
 META_COLUMNS = frozenset({"source", "first_loaded_at", "last_loaded_at", "run_id"})
+
+
+def table(name: str) -> Table:
+    """The table named `name`. Raises KeyError."""
+    return metadata.tables[name]

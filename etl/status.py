@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from .schema import etl_locks, etl_runs, etl_watermarks
 
@@ -22,9 +22,39 @@ def collect(eng: Engine, limit: int = 10) -> dict:
             ).mappings()
         ]
         locks = [dict(r) for r in conn.execute(select(etl_locks)).mappings()]
+        sources = _sources(conn)
     for r in runs:
         r["counts"] = json.loads(r["counts"]) if r["counts"] else {}
-    return {"runs": runs, "watermarks": marks, "locks": locks}
+    return {"runs": runs, "watermarks": marks, "locks": locks, "sources": sources}
+
+
+def _sources(conn) -> list[dict]:
+    """Per source (EM): its latest run and when it last succeeded, by source name."""
+    latest = select(etl_runs.c.source, func.max(etl_runs.c.id).label("id")).group_by(etl_runs.c.source)
+    succeeded = (
+        select(etl_runs.c.source, func.max(etl_runs.c.finished_at).label("last_success"))
+        .where(etl_runs.c.status == "succeeded")
+        .group_by(etl_runs.c.source)
+    )
+    last_success = dict(conn.execute(succeeded).all())
+    ids = [row.id for row in conn.execute(latest)]
+    rows = conn.execute(select(etl_runs).where(etl_runs.c.id.in_(ids)).order_by(etl_runs.c.source)).mappings()
+    return [
+        {
+            "source": r["source"],
+            "run_id": r["id"],
+            "status": r["status"],
+            "mode": r["mode"],
+            "started_at": r["started_at"],
+            "finished_at": r["finished_at"],
+            "rows_inserted": r["rows_inserted"],
+            "rows_updated": r["rows_updated"],
+            "requests": r["requests"],
+            "error": r["error"],
+            "last_success": last_success.get(r["source"]),
+        }
+        for r in rows
+    ]
 
 
 def _t(value) -> str:
@@ -33,6 +63,20 @@ def _t(value) -> str:
 
 def render(data: dict) -> str:
     lines = [
+        "latest run per source:",
+        f"  {'source':<32}{'run':>6} {'status':<10}{'finished':<22}{'last success':<22}"
+        f"{'inserted':>9}{'updated':>9}{'requests':>9}",
+    ]
+    for s in data.get("sources", []):
+        lines.append(
+            f"  {s['source']:<32}{s['run_id']:>6} {s['status']:<10}{_t(s['finished_at']):<22}"
+            f"{_t(s['last_success']):<22}{s['rows_inserted']:>9}{s['rows_updated']:>9}{s['requests']:>9}"
+        )
+        if s["error"]:
+            lines.append(f"        error: {s['error'][:200]}")
+    if not data.get("sources"):
+        lines.append("  (none)")
+    lines += [
         "recent runs:",
         f"  {'id':>5} {'status':<10}{'mode':<12}{'started':<22}{'finished':<22}"
         f"{'inserted':>9}{'updated':>9}{'requests':>9}  source",

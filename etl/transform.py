@@ -1,15 +1,17 @@
-"""Pure: one small function per EM entity type turning an lxml element into a warehouse row.
+"""Pure: EM entities in, warehouse rows out; and a whole query page read at once.
 
-A row is a plain dict keyed by the table's columns (without the load metadata). Alongside it we
-return the links to the row's parents, so the crawl can fetch or record a parent it has not seen.
+`read_page(body, entity_type, url)` is the unit of work of the loader's worker processes: a page's
+bytes in, its rows (a `RowBatch`), its unreadable entities (`QuarantineRecord`s) and its paging out.
+`entity()` turns one element into a row of its table's columns (without the load metadata), using
+the type's own column function (one small function per type, below) and its declared parents.
 Unreadable fields raise DataError (the entity is quarantined, never half-written). No I/O.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable
-from typing import NamedTuple
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from lxml import etree
 
@@ -17,25 +19,32 @@ from . import parse
 from .errors import DataError
 from .parse import Link
 
-JOB_STATES = frozenset(
-    {"Starting", "Working", "Stopping", "Pausing", "Resuming", "Stopped", "Postprocessing"}
-)
-TASK_STATES = frozenset({"Pending", "InProgress", "Completed"})
-RESULTS = frozenset({"Success", "Warning", "Failed", "None"})
-ALGORITHMS = frozenset({"Full", "Incremental", "ReversedIncremental", "SyntheticFull"})
-POINT_TYPES = frozenset({"Full", "Increment", "ReverseIncrement", "Snapshot"})
+if TYPE_CHECKING:
+    from .registry import EntityType
+
+EXCERPT = 1000  # characters of an unreadable entity kept for the quarantine table
 
 
 class Entity(NamedTuple):
     table: str
-    row: dict
+    row: dict[str, Any]
     parents: dict[str, Link]  # foreign-key column -> the link that names the parent
 
 
-class Rows(NamedTuple):
+class QuarantineRecord(NamedTuple):
+    """An entity whose fields could not be read: quarantined, counted, never half-written."""
+
+    type_name: str
+    href: str
+    uid: str | None
+    error: str
+    excerpt: str
+
+
+class RowBatch(NamedTuple):
     """Rows of one table as tuples in `columns` order, with the links naming their parents.
 
-    The form a page's entities travel in, from a reader process to the loader: a list of flat
+    The form a page's entities travel in, from a worker process to the loader: a list of flat
     tuples pickles several times cheaper than a list of dicts, and the loader writes such tuples
     as they are. Only the first link per parent uid is kept: it is all a missing parent needs.
     """
@@ -60,11 +69,20 @@ class Rows(NamedTuple):
         return [v[i] for v in self.values]
 
 
-def rows(table: str, dicts: list[dict], links: Iterable[dict[str, Link]] = ()) -> Rows:
-    """Rows from row dicts of one table (the keys of the first row are the columns; every row has
-    them); `links` are the entities' {column: link} maps, if any."""
+class Page(NamedTuple):
+    """One query page, read: its rows, the entities that could not be read, and where the next is."""
+
+    url: str
+    rows: RowBatch
+    quarantined: list[QuarantineRecord]
+    paging: parse.Paging
+
+
+def batch(table: str, dicts: list[dict], links: Iterable[dict[str, Link]] = ()) -> RowBatch:
+    """A RowBatch from row dicts of one table (the keys of the first row are the columns; every row
+    has them); `links` are the entities' {column: link} maps, if any."""
     if not dicts:
-        return Rows(table, (), [], {})
+        return RowBatch(table, (), [], {})
     columns = tuple(dicts[0])
     if len(columns) == 1:
         values = [(d[columns[0]],) for d in dicts]
@@ -75,139 +93,128 @@ def rows(table: str, dicts: list[dict], links: Iterable[dict[str, Link]] = ()) -
     for d, parents in zip(dicts, links, strict=False):
         for column, link in parents.items():
             named.setdefault(column, {}).setdefault(d[column], tuple(link))
-    return Rows(table, columns, values, named)
+    return RowBatch(table, columns, values, named)
 
 
-def rows_of(table: str, entities: list[Entity]) -> Rows:
-    return rows(table, [e.row for e in entities], [e.parents for e in entities])
+def batch_of(table: str, entities: list[Entity]) -> RowBatch:
+    return batch(table, [e.row for e in entities], [e.parents for e in entities])
 
 
-def _enum(value: str | None, allowed: frozenset[str], field: str, url: str | None) -> str | None:
-    if value is not None and value not in allowed:
-        raise DataError(f"unknown {field} {value[:60]!r}", url)
-    return value
+def entity(entity_type: EntityType, el: etree._Element) -> Entity:
+    """One entity element as a row of `entity_type.table`. Raises DataError when a field cannot be read.
 
-
-def _head(el: etree._Element) -> tuple[dict, dict[str, str | None], dict[tuple[str, str], Link], str | None]:
-    """(row with uid/href/name, fields, {(Rel, Type): first such link}, href) of an entity."""
+    uid, href and name come from the element's attributes; each declared parent's column from its
+    field or link; the rest from the type's column function. A `Type` listed in `also` is keyed under
+    the type's own urn (an AgentBackupJob's sessions reference it as `urn:veeam:Job:{guid}`).
+    """
     url = el.get("Href")
     uid = el.get("UID")
     if not uid or not uid.startswith("urn:veeam:"):
         raise DataError(f"{parse.local(el)} without a valid UID attribute", url)
-    return ({"uid": uid, "href": url, "name": el.get("Name")}, *parse.content(el), url)
-
-
-def _up(links: dict[tuple[str, str], Link], link_type: str, rel: str = "Up") -> Link | None:
-    return links.get((rel, link_type))
-
-
-def _parent(parents: dict[str, Link], column: str, link: Link | None, type_name: str) -> str | None:
-    if link is None:
-        return None
-    parents[column] = link
-    return parse.uid_from_href(link.href, type_name)
-
-
-def backup_server(el: etree._Element) -> Entity:
-    row, f, _, url = _head(el)
-    row.update(
-        description=f.get("Description"),
-        port=parse.integer(f.get("Port"), url, 32),
-        version=f.get("Version"),
-        wcf_port=parse.integer(f.get("WcfPort"), url, 32),
-        vbr_certificate_thumbprint=f.get("VbrCertificateThumbprint"),
-        placeholder=False,
-    )
-    return Entity("backup_servers", row, {})
-
-
-def replica_job_session(el: etree._Element) -> Entity:
-    row, f, links, url = _head(el)
+    if entity_type.also and not uid.startswith(f"urn:veeam:{entity_type.name}:"):
+        uid = f"urn:veeam:{entity_type.name}:{uid.rsplit(':', 1)[-1]}"
+    fields, found = parse.content(el)
+    row: dict[str, Any] = {"uid": uid, "href": url, "name": el.get("Name")}
     parents: dict[str, Link] = {}
-    job_link = _up(links, "JobReference")
-    row.update(
-        backup_server_uid=_parent(
-            parents, "backup_server_uid", _up(links, "BackupServerReference"), "BackupServer"
-        ),
-        job_uid=f.get("JobUid") or (job_link and parse.uid_from_href(job_link.href, "Job")),
-        job_name=f.get("JobName"),
-        job_type=f.get("JobType"),
-        creation_time_utc=parse.utc(f.get("CreationTimeUTC"), url),
-        end_time_utc=parse.utc(f.get("EndTimeUTC"), url),
-        state=_enum(f.get("State"), JOB_STATES, "State", url),
-        result=_enum(f.get("Result"), RESULTS, "Result", url),
-        progress=parse.integer(f.get("Progress"), url, 32),
-        is_retry=parse.boolean(f.get("IsRetry"), url),
-        failure_message=f.get("FailureMessage"),
-        placeholder=False,
-    )
-    return Entity("replica_job_sessions", row, parents)
+    for parent in entity_type.parents:
+        link = parent.link(found)
+        value = fields.get(parent.field) if parent.field else None
+        if link is not None:
+            parents[parent.column] = link
+            if value is None:
+                value = parse.uid_from_href(link.href, parent.type_name)
+        if value is None and parent.required:
+            raise DataError(
+                f"{entity_type.name} without {parent.field or 'a link to its ' + parent.type_name}", url
+            )
+        row[parent.column] = value
+    row.update(entity_type.columns(el, fields, url))
+    return Entity(entity_type.table, row, parents)
 
 
-def replica_task_session(el: etree._Element) -> Entity:
-    row, f, links, url = _head(el)
-    parents: dict[str, Link] = {}
-    job_link = _up(links, "ReplicaJobSessionReference")
-    job_uid = _parent(parents, "job_session_uid", job_link, "ReplicaJobSession")
-    row.update(
-        job_session_uid=f.get("JobSessionUid") or job_uid,
-        backup_server_uid=_parent(
-            parents, "backup_server_uid", _up(links, "BackupServerReference"), "BackupServer"
-        ),
-        replica_point_uid=_parent(
-            parents, "replica_point_uid", _up(links, "VmReplicaPoint", "Related"), "VmReplicaPoint"
-        ),
-        vm_display_name=el.get("VmDisplayName"),
-        creation_time_utc=parse.utc(f.get("CreationTimeUTC"), url),
-        end_time_utc=parse.utc(f.get("EndTimeUTC"), url),
-        state=_enum(f.get("State"), TASK_STATES, "State", url),
-        result=_enum(f.get("Result"), RESULTS, "Result", url),
-        reason=f.get("Reason"),
-        total_size=parse.integer(f.get("TotalSize"), url),
-    )
-    if row["job_session_uid"] is None:
-        raise DataError("ReplicaTaskSession without JobSessionUid or an Up link to its job session", url)
-    return Entity("replica_task_sessions", row, parents)
+def read(
+    root: etree._Element, entity_type: EntityType, url: str, elements=None
+) -> tuple[list[Entity], list[QuarantineRecord]]:
+    """Every entity of `entity_type` in a document (or the given `elements`), transformed;
+    unreadable ones become QuarantineRecords."""
+    entities, quarantined = [], []
+    for el in parse.entities(root, entity_type.types) if elements is None else elements:
+        try:
+            entities.append(entity(entity_type, el))
+        except DataError as exc:
+            excerpt = etree.tostring(el, encoding="unicode")[:EXCERPT]
+            quarantined.append(
+                QuarantineRecord(entity_type.name, el.get("Href") or url, el.get("UID"), str(exc), excerpt)
+            )
+    return entities, quarantined
 
 
-def vm_replica_point(el: etree._Element) -> Entity:
-    row, f, links, url = _head(el)
-    parents: dict[str, Link] = {}
-    replica = _up(links, "ReplicaReference")
-    row.update(
-        backup_server_uid=_parent(
-            parents, "backup_server_uid", _up(links, "BackupServerReference"), "BackupServer"
-        ),
-        replica_uid=replica and parse.uid_from_href(replica.href, "Replica"),
-        vm_display_name=el.get("VmDisplayName"),
-        vm_name=f.get("VmName"),
-        creation_time_utc=parse.utc(f.get("CreationTimeUTC"), url),
-        algorithm=_enum(f.get("Algorithm"), ALGORITHMS, "Algorithm", url),
-        point_type=_enum(f.get("PointType"), POINT_TYPES, "PointType", url),
-        placeholder=False,
-    )
-    return Entity("vm_replica_points", row, parents)
+def read_page(body: bytes, entity_type: EntityType, url: str) -> Page:
+    """A query page's body in (asked for in the Entities format), the page read out.
+
+    Raises ParseError (retriable: the body may be cut off), HostileDocument, UnexpectedDocument (a
+    page of the wrong shape: see parse.query_entities). What it returns is compact: in a worker
+    process, pickling it back is part of the price of every page.
+    """
+    root = parse.em_document(body, url)
+    elements = parse.query_entities(root, entity_type.types, url)
+    entities, quarantined = read(root, entity_type, url, elements)
+    return Page(url, batch_of(entity_type.table, entities), quarantined, parse.paging(root, url))
 
 
-# EM type name -> (table, row function). The crawl queries these types in this order.
-ENTITY_TYPES: dict[str, tuple[str, Callable[[etree._Element], Entity]]] = {
-    "BackupServer": ("backup_servers", backup_server),
-    "ReplicaJobSession": ("replica_job_sessions", replica_job_session),
-    "VmReplicaPoint": ("vm_replica_points", vm_replica_point),
-    "ReplicaTaskSession": ("replica_task_sessions", replica_task_session),
-}
-TYPE_OF_TABLE = {table: type_name for type_name, (table, _) in ENTITY_TYPES.items()}
-
-
-def entity(type_name: str, el: etree._Element) -> Entity:
-    return ENTITY_TYPES[type_name][1](el)
-
-
-def placeholder(table: str, link: Link) -> dict:
+def placeholder(link: Link, uid: str) -> dict[str, Any]:
     """A parent EM would not give us, recorded from what the child's link says."""
+    return {"uid": uid, "href": link.href, "name": link.name, "placeholder": True}
+
+
+# --- one small function per EM type: its own columns (parents come from its declaration) -----------
+
+
+def backup_server(el: etree._Element, f: dict[str, str | None], url: str | None) -> dict[str, Any]:
     return {
-        "uid": parse.uid_from_href(link.href, TYPE_OF_TABLE[table]),
-        "href": link.href,
-        "name": link.name,
-        "placeholder": True,
+        "description": f.get("Description"),
+        "port": parse.integer(f.get("Port"), url, 32),
+        "version": f.get("Version"),
+        "wcf_port": parse.integer(f.get("WcfPort"), url, 32),
+        "vbr_certificate_thumbprint": f.get("VbrCertificateThumbprint"),
+        "placeholder": False,
+    }
+
+
+def replica_job_session(el: etree._Element, f: dict[str, str | None], url: str | None) -> dict[str, Any]:
+    return {
+        "job_uid": f.get("JobUid"),
+        "job_name": f.get("JobName"),
+        "job_type": f.get("JobType"),
+        "creation_time_utc": parse.utc(f.get("CreationTimeUTC"), url),
+        "end_time_utc": parse.utc(f.get("EndTimeUTC"), url),
+        "state": f.get("State"),
+        "result": f.get("Result"),
+        "progress": parse.integer(f.get("Progress"), url, 32),
+        "is_retry": parse.boolean(f.get("IsRetry"), url),
+        "failure_message": f.get("FailureMessage"),
+        "placeholder": False,
+    }
+
+
+def replica_task_session(el: etree._Element, f: dict[str, str | None], url: str | None) -> dict[str, Any]:
+    return {
+        "vm_display_name": el.get("VmDisplayName"),
+        "creation_time_utc": parse.utc(f.get("CreationTimeUTC"), url),
+        "end_time_utc": parse.utc(f.get("EndTimeUTC"), url),
+        "state": f.get("State"),
+        "result": f.get("Result"),
+        "reason": f.get("Reason"),
+        "total_size": parse.integer(f.get("TotalSize"), url),
+    }
+
+
+def vm_replica_point(el: etree._Element, f: dict[str, str | None], url: str | None) -> dict[str, Any]:
+    return {
+        "vm_display_name": el.get("VmDisplayName"),
+        "vm_name": f.get("VmName"),
+        "creation_time_utc": parse.utc(f.get("CreationTimeUTC"), url),
+        "algorithm": f.get("Algorithm"),
+        "point_type": f.get("PointType"),
+        "placeholder": False,
     }

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from etl import db, report, schema, views  # noqa: E402
+from etl import db, registry, report, schema, views  # noqa: E402
 
 MISSING = "(no description yet: add one to scripts/datadict.py)"
 
@@ -328,7 +328,7 @@ def render() -> str:
         "## Tables",
         "",
     ]
-    entity = [t.name for t in schema.ENTITY_TABLES]
+    entity = [t.name for t in registry.tables()]
     ordered = sorted(
         schema.metadata.tables.values(),
         key=lambda t: (0, entity.index(t.name)) if t.name in entity else (1, t.name),

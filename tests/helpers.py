@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from etl import schema
+from etl import registry
 from etl.load import data_columns
 
 TESTS = Path(__file__).resolve().parent
@@ -44,20 +44,22 @@ def cli(
     )
 
 
-def dump(eng: Engine, with_meta: bool = False) -> dict[str, dict[str, dict]]:
-    """{table: {uid: row}} of the entity tables (data columns; all columns with `with_meta`)."""
+def dump(eng: Engine, with_meta: bool = False, source: str | None = None) -> dict[str, dict[str, dict]]:
+    """{table: {uid: row}} of the entity tables (data columns; all columns with `with_meta`), only
+    the rows of `source` when given."""
     out = {}
     with eng.connect() as conn:
-        for table in schema.ENTITY_TABLES:
+        for table in registry.tables():
             cols = list(table.columns) if with_meta else [table.c[n] for n in data_columns(table)]
-            out[table.name] = {r["uid"]: dict(r) for r in conn.execute(select(*cols)).mappings()}
+            query = select(*cols) if source is None else select(*cols).where(table.c.source == source)
+            out[table.name] = {r["uid"]: dict(r) for r in conn.execute(query).mappings()}
     return out
 
 
-def assert_equal_to_truth(eng: Engine, truth: dict[str, dict[str, dict]]) -> None:
-    """Every table of `truth` holds exactly its rows, column for column (tables of the simulator's
-    truth that the warehouse schema does not define yet are not compared)."""
-    got = dump(eng)
+def assert_equal_to_truth(eng: Engine, truth: dict[str, dict[str, dict]], source: str | None = None) -> None:
+    """Every table of `truth` holds exactly its rows, column for column (of `source` only, when given;
+    tables of the simulator's truth that the warehouse schema does not define yet are not compared)."""
+    got = dump(eng, source=source)
     for table, rows in truth.items():
         if table not in got:
             continue

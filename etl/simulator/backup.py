@@ -396,7 +396,7 @@ class BackupSide:
         self._seq = 0
         self._active: list[Session] = []
         self.retired_count = 0
-        self._upto = w.now_ticks
+        self._pending: dict[int, list] = {}  # server index -> heap of what EM has not collected yet
         if self.backup_jobs:
             self._add_orphan_backup()
         self._generate(w.now_ticks)
@@ -624,9 +624,9 @@ class BackupSide:
                 v.algorithm, v.point_type = ("Full", "Full") if n == 0 else ("Incremental", "Increment")
                 v.file = f
                 f.vrps.append(v)
-                self._push(v.created, v)
-            self._push(rp.date, rp)
-            self._push(f.created, f)
+                self._push(v.created, v, s)
+            self._push(rp.date, rp, s)
+            self._push(f.created, f, s)
 
     # ---------------------------------------------------------------- restore points and files
     def _new_rp(self, rng, backup, date) -> RestorePoint:
@@ -671,7 +671,6 @@ class BackupSide:
         return self.w.t0 + job.offset + k * job.period
 
     def _generate(self, upto: int) -> None:
-        self._upto = upto
         for job in self.backup_jobs:
             while self._sched(job, job.next_k) <= upto:
                 self._gen_backup_run(job, job.next_k)
@@ -746,12 +745,12 @@ class BackupSide:
             if retry.end < self._sched(job, k + 1):  # no time left before the next run: no retry
                 runs.append((retry, rpoints))
         for js, points in runs:
-            self._push(js.visible_at, js)
+            self._push(js.visible_at, js, job.server)
             for when, obj in points:
                 if obj.kind == "VmRestorePoint":
                     vm = obj.vm
                     job.pointed[vm[1]] = job.pointed.get(vm[1], 0) + 1
-                self._push(when, obj)
+                self._push(when, obj, job.server)
 
     def _backup_session(self, job, k, rng, start, vm_idx, retry):
         js = self._session(rng, job, start, retry, job.guid, job.name, "Backup", "jobs")
@@ -836,9 +835,9 @@ class BackupSide:
         if parent.result != SUCCESS:
             bad = sum(1 for c in children if c.result != SUCCESS)
             parent.failure = f"{bad} of {len(children)} computers processed with warnings or errors"
-        self._push(parent.visible_at, parent)
+        self._push(parent.visible_at, parent, aj.server)
         for when, obj in points:
-            self._push(when, obj)
+            self._push(when, obj, aj.server)
 
     def _gen_copy_run(self, job: Job, k: int) -> None:
         rng = random.Random(f"{self.seed}:c:{job.idx}:{k}")
@@ -871,7 +870,7 @@ class BackupSide:
         for s in sessions:
             s.visible_at = s.start
             s.open_state = job.open_state
-            self._push(s.visible_at, s)
+            self._push(s.visible_at, s, job.server)
             if s.result == FAILED:
                 continue
             n = job.pointed.get(0, 0)
@@ -880,22 +879,30 @@ class BackupSide:
             f = self._new_file(
                 rng, job.backup, rp, p, job.name, rp.date + _rr(rng, T, 30 * T), n == 0, False, job.vms
             )
-            self._push(rp.date, rp)
-            self._push(f.created, f)
+            self._push(rp.date, rp, job.server)
+            self._push(f.created, f, job.server)
 
     # ---------------------------------------------------------------- time
-    def _push(self, when: int, obj) -> None:
-        if when <= self._upto:  # already visible: no need to queue it
+    def _push(self, when: int, obj, server) -> None:
+        """Show `obj` once EM has collected its backup server up to `when` (`server.view`, the
+        replication side's per-server collection lag)."""
+        if when <= server.view:  # already collected: no need to queue it
             self._reveal_one(obj)
         else:
             self._seq += 1
-            heapq.heappush(self._heap, (when, self._seq, obj))
+            heapq.heappush(self._heap, (when, self._seq, obj, server))
 
     def _reveal(self, upto: int) -> None:
-        heap = self._heap
-        self._upto = upto
+        heap, pending = self._heap, self._pending
         while heap and heap[0][0] <= upto:
-            self._reveal_one(heapq.heappop(heap)[2])
+            item = heapq.heappop(heap)
+            if item[0] <= item[3].view:
+                self._reveal_one(item[2])
+            else:  # happened, but EM has not collected it from its backup server yet
+                heapq.heappush(pending.setdefault(item[3].idx, []), item)
+        for waiting in pending.values():
+            while waiting and waiting[0][0] <= waiting[0][3].view:
+                self._reveal_one(heapq.heappop(waiting)[2])
 
     def _reveal_one(self, obj) -> None:
         kind, index = obj.kind, self.index
@@ -907,7 +914,7 @@ class BackupSide:
                 for t in js.tasks:
                     tasks.append(t)
                     ti[t.guid] = t
-            if obj.end > self._upto:
+            if obj.end > obj.server.view:
                 self._active.append(obj)
         elif kind == "VmRestorePoint":
             if not obj.rp.retired:
@@ -926,8 +933,8 @@ class BackupSide:
         backup files) and VM replica points older than the retention."""
         if self.retention is None:
             return
-        cutoff = now - self.retention
-        gone = [rp for rp in self.rps if rp.date < cutoff]
+        keep = self.retention
+        gone = [rp for rp in self.rps if rp.date < rp.backup.server.view - keep]
         if gone:
             ri, vi, fi = self.index["RestorePoint"], self.index["VmRestorePoint"], self.index["BackupFile"]
             for rp in gone:
@@ -942,15 +949,15 @@ class BackupSide:
             self.vrps = [v for v in self.vrps if not v.rp.retired]
             self.files = [f for f in self.files if not f.rp.retired]
         w = self.w
-        if any(p.created < cutoff for p in w.points):
+        if any(p.created < p.task.js.job.server.view - keep for p in w.points):
             idx = w.index["VmReplicaPoint"]
-            keep = []
+            kept = []
             for p in w.points:
-                if p.created < cutoff:
+                if p.created < p.task.js.job.server.view - keep:
                     idx.pop(p.guid, None)
                 else:
-                    keep.append(p)
-            w.points[:] = keep
+                    kept.append(p)
+            w.points[:] = kept
 
     def advance(self, new: int) -> set[str]:
         """Move to `new` (ticks); returns the guids whose rendering changed (under the world's lock)."""
@@ -966,14 +973,15 @@ class BackupSide:
         changed.update(r.guid for r in self.repos)  # free space moves
         self._generate(new)
         self._reveal(new)
-        self._active = [js for js in self._active if js.end > new]
+        self._active = [js for js in self._active if js.end > js.server.view]
         self._retire(new)
         return changed
 
     # ---------------------------------------------------------------- state at now
     def js_state(self, js: Session) -> tuple[str, int | None, int, int | None]:
-        """(State, result index or None, progress, end ticks or None) of a backup job session at now."""
-        now = self.w.now_ticks
+        """(State, result index or None, progress, end ticks or None) of a backup job session as EM
+        shows it at now (as of its backup server's last collection)."""
+        now = js.server.view
         if js.end <= now:
             return "Stopped", js.result, 100, js.end
         if js.open_state is not None:  # a copy session: open for its whole interval
@@ -992,18 +1000,19 @@ class BackupSide:
         return state, None, min(99, done * 100 // len(tasks)), None
 
     def task_state(self, t: Task) -> tuple[str, int | None, int | None]:
-        """(State, result index or None, end ticks or None) of a backup task session at now."""
-        if t.end <= self.w.now_ticks:
+        """(State, result index or None, end ticks or None) of a backup task session as EM shows it."""
+        now = t.js.server.view
+        if t.end <= now:
             return "Completed", t.result, t.end
-        return ("InProgress" if t.work_start <= self.w.now_ticks else "Pending"), None, None
+        return ("InProgress" if t.work_start <= now else "Pending"), None, None
 
     def total_size(self, t: Task) -> int:
         """TotalSize: the VM's source size (0 once the task failed)."""
-        return 0 if t.result == FAILED and t.end <= self.w.now_ticks else t.vm[2]
+        return 0 if t.result == FAILED and t.end <= t.js.server.view else t.vm[2]
 
     def related_vrp(self, t: Task) -> VmRestorePoint | None:
         """The VmRestorePoint a task links with Rel="Related" (servers from 12.1 on, finished tasks)."""
-        if t.vrp is not None and t.end <= self.w.now_ticks and self.profiles[t.js.server.idx].related:
+        if t.vrp is not None and t.end <= t.js.server.view and self.profiles[t.js.server.idx].related:
             return t.vrp
         return None
 
@@ -1022,6 +1031,6 @@ class BackupSide:
             "vm_restore_points": len(self.vrps),
             "backup_files": len(self.files),
             "replicas": len(self.replicas),
-            "running_backup_job_sessions": sum(1 for js in self.sessions if js.end > self.w.now_ticks),
+            "running_backup_job_sessions": sum(1 for js in self.sessions if js.end > js.server.view),
             "retired_restore_points": self.retired_count,
         }

@@ -34,9 +34,9 @@ REQUEST_FAULTS = (
 # How a corrupted entity is made unreadable, per type (chosen per entity from the seed).
 CORRUPTIONS = {
     "BackupServer": ("port", "uid"),
-    "ReplicaJobSession": ("date", "state", "uid"),
-    "ReplicaTaskSession": ("size", "date", "result", "uid"),
-    "VmReplicaPoint": ("algorithm", "date", "uid"),
+    "ReplicaJobSession": ("date", "progress", "uid"),
+    "ReplicaTaskSession": ("size", "date", "end", "uid"),
+    "VmReplicaPoint": ("date", "uid"),
 }
 _UID = re.compile(rb'UID="urn:veeam:(\w+):([0-9A-Fa-f-]+)"')
 _LINK = re.compile(rb"<(?:\w+:)?Link\b[^>]*>")
@@ -75,6 +75,13 @@ class Faults:
       token_idle         a logon token expires after this many idle seconds (then 401)
       logon_unavailable  the first N logon POSTs answer 503 (the only fault that touches logon)
       down               every data request answers 503 (a source that stays down)
+      outage_after       an EM restart after this many data requests: `Simulator.outage()` drops every
+                         logon token and, for `outage_seconds`, answers every request with HTTP.sys's
+                         503 page (`outage_mode="503"`) or refuses connections ("refuse": the
+                         listening socket closes, keep-alive connections are reset, and the same
+                         port listens again afterwards); the request that triggers it is the first
+                         to fail. `outage_count` restarts, each `outage_after` data requests after
+                         the previous one ended
 
     `fired` counts the faults that fired, by class.
     """
@@ -98,6 +105,10 @@ class Faults:
         token_idle: float | None = None,
         logon_unavailable: int = 0,
         down: bool = False,
+        outage_after: int | None = None,
+        outage_seconds: float = 30.0,
+        outage_mode: str = "503",
+        outage_count: int = 1,
         slow_seconds: float = 1.5,
         max_per_request: int = 3,
         foreign_origin: str = "http://evil.example:9399",
@@ -120,6 +131,12 @@ class Faults:
         self.corrupt, self.foreign_links = corrupt, foreign_links
         self.token_requests, self.token_idle = token_requests, token_idle
         self.logon_unavailable, self.down = logon_unavailable, down
+        if outage_mode not in ("503", "refuse"):
+            raise ValueError(f"outage_mode must be '503' or 'refuse', not {outage_mode!r}")
+        self.outage_after, self.outage_seconds = outage_after, outage_seconds
+        self.outage_mode, self.outage_count = outage_mode, outage_count
+        self._data_requests = 0  # data requests since the start or the end of the last outage
+        self._outages = 0
         self.slow_seconds, self.max_per_request = slow_seconds, max_per_request
         self.foreign_origin, self.xxe_target = foreign_origin.rstrip("/"), xxe_target
         self.fired: Counter = Counter()
@@ -163,6 +180,10 @@ class Faults:
             return None
         if ctx.kind not in DATA_KINDS:
             return None
+        if self.outage_after is not None and self._restart(ctx):
+            if self.outage_mode == "refuse":
+                return HANDLED  # this request's connection was reset with the others
+            return ctx.sim.serve_unavailable()
         if self.down:
             self._fire("down")
             return ctx.sim.error(
@@ -195,6 +216,20 @@ class Faults:
         if fault in ("reset", "short_body"):
             return self._break(ctx, fault, *ctx.sim.serve(ctx))
         return None  # truncate, malformed, doctype rewrite the real answer in transform()
+
+    def _restart(self, ctx) -> bool:
+        """Count a data request; start an outage on the one after `outage_after` (True)."""
+        with self._lock:
+            if self._outages >= self.outage_count:
+                return False
+            self._data_requests += 1
+            if self._data_requests <= self.outage_after:
+                return False
+            self._outages += 1
+            self._data_requests = 0
+        self._fire("outage")
+        ctx.sim.outage(self.outage_seconds, self.outage_mode)
+        return True
 
     def _choose(self, key, n: int) -> str | None:
         u, edge = self.draw("request", key, n), 0.0
@@ -331,9 +366,8 @@ class Faults:
         field, value = {
             "port": (b"Port", b"9392/tcp"),
             "size": (b"TotalSize", b"12.5 GB"),
-            "state": (b"State", b"Exploded"),
-            "result": (b"Result", b"Maybe"),
-            "algorithm": (b"Algorithm", b"Quantum"),
+            "progress": (b"Progress", b"half"),
+            "end": (b"EndTimeUTC", b"yesterday"),
         }[mode]
         pattern = rb"(<(?:\w+:)?" + field + rb">)[^<]*(</)"
         return re.sub(pattern, rb"\g<1>" + value + rb"\g<2>", piece, count=1)

@@ -11,18 +11,33 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from . import query_backup
-from .world import World, to_ticks
+from .world import EXTRA_STATES, World, to_ticks
 
 FILTER_DOC = """\
 Values are bare tokens (no spaces or ;,()"=!<>) or double-quoted strings ("" for a quote).
 Strings compare case-insensitively for every operator. Numbers compare numerically, booleans are
 true/false (false < true). Date-times must be UTC ISO instants ending in Z with 0-7 fraction digits
 and compare at 100 ns precision. Enums compare by documented index (Result: None=-1 < Success <
-Warning < Failed). A missing value (e.g. EndTime of a running session) satisfies only `!=`.
-Unknown parameters, operators, enum names or malformed values are rejected with 400."""
+Warning < Failed). Enum values are written bare (State!=Stopped), as every documented example writes
+them; a quoted enum value is rejected with 400. A missing value (e.g. EndTime of a running session)
+satisfies only `!=`. Unknown parameters, operators, enum names or malformed values are rejected
+with 400."""
 
-JS_STATES = ("Starting", "Working", "Stopping", "Pausing", "Resuming", "Stopped")
+# Documented job-session states, then the VBR states EM passes through (world.EXTRA_STATES, which
+# the filter knows whether or not the estate shows them).
+JS_STATES = ("Starting", "Working", "Stopping", "Pausing", "Resuming", "Stopped", *EXTRA_STATES)
+JS_STATE_INDEX = {n: i for i, n in enumerate(JS_STATES)}
 TASK_STATES = ("Pending", "InProgress", "Completed")
+JOB_TYPES = (
+    "Backup",
+    "Replica",
+    "Copy",
+    "BackupSync",
+    "EndpointBackup",
+    "ImmediateBackupCopyWorker",
+    "NasBackup",
+)
+REPLICA = JOB_TYPES.index("Replica")
 RESULT_ENUM = ("Success", "Warning", "Failed")
 ALGORITHMS = ("Full", "Incremental", "ReversedIncremental", "SyntheticFull")
 POINT_TYPES = ("Full", "Increment", "ReverseIncrement", "Snapshot")
@@ -80,12 +95,12 @@ def params_for(kind: str, w: World) -> dict:
         p.update(srv)
         p.update(
             {
-                "jobtype": ("JobType", ("str",), lambda o: "Replica"),
+                "jobtype": ("JobType", _enum(JOB_TYPES), lambda o: REPLICA),
                 "jobuid": ("JobUid", ("str",), lambda o: f"urn:veeam:Job:{o.job.guid}"),
                 "jobname": ("JobName", ("str",), lambda o: o.job.name),
                 "creationtime": ("CreationTime", ("date",), lambda o: o.start),
                 "endtime": ("EndTime", ("date",), lambda o: w.js_state(o)[3]),
-                "state": ("State", _enum(JS_STATES), lambda o: JS_STATES.index(w.js_state(o)[0])),
+                "state": ("State", _enum(JS_STATES), lambda o: JS_STATE_INDEX[w.js_state(o)[0]]),
                 "result": ("Result", _enum(RESULT_ENUM), lambda o: _res(w.js_state(o)[1])),
                 "isretry": ("IsRetry", ("bool",), lambda o: o.is_retry),
             }
@@ -98,7 +113,7 @@ def params_for(kind: str, w: World) -> dict:
                 "endtime": ("EndTime", ("date",), lambda o: w.task_state(o)[2]),
                 "state": ("State", _enum(TASK_STATES), lambda o: TASK_STATES.index(w.task_state(o)[0])),
                 "result": ("Result", _enum(RESULT_ENUM), lambda o: _res(w.task_state(o)[1])),
-                "reason": ("Reason", ("str",), lambda o: o.reason if o.end <= w.now_ticks else ""),
+                "reason": ("Reason", ("str",), lambda o: o.reason if w.task_state(o)[2] is not None else ""),
                 "totalsize": ("TotalSize", ("int",), lambda o: o.js.job.vms[o.vm][2]),
                 "jobsessionuid": ("JobSessionUid", ("str",), lambda o: o.js.uid),
                 "jobuid": ("JobUid", ("str",), lambda o: f"urn:veeam:Job:{o.js.job.guid}"),
@@ -242,6 +257,10 @@ def parse_filter(text: str, params: dict):
             raise QueryError(f"Expected a value after {tok[1]}{op[1]}")
         pos += 1
         name, kind, get = spec
+        if kind[0] == "enum" and val[0] == "str":
+            raise QueryError(
+                f'{name}: enum values are written bare ({name}{op[1]}{val[1]}), not quoted ("{val[1]}")'
+            )
         want, fn = _coerce(kind, name, val[1]), _OPS[op[1]]
         is_str, is_ne = kind[0] == "str", op[1] == "!="
 
@@ -341,11 +360,17 @@ class QueryEngine:
         sort_by, desc = (q["sortdesc"], True) if q.get("sortdesc") else (q.get("sortasc"), False)
         flt = q.get("filter") or ""
         objs = self.select(kind, flt, sort_by, desc)
-        count = max(1, -(-len(objs) // size))
-        base = f"{api}/query?type={kind}&format={'Entities' if fmt == 'entities' else 'References'}&pageSize={size}"
+        count = -(-len(objs) // size)
+        if count == 0 and not self.w.quirks.bare_empty_results:
+            count = 1  # em-samples/query-empty-list.xml: page 1 of 1, an empty wrapper
+        # paging links repeat the query as asked (em-samples/query-references-page.xml: no format)
+        given = f"&format={quote(q['format'], safe='')}" if q.get("format") else ""
+        base = f"{api}/query?type={quote(raw_type, safe='')}{given}&pageSize={size}"
         tail = (f"&filter={quote(flt, safe='')}" if flt else "") + (
             f"&{'sortDesc' if desc else 'sortAsc'}={quote(sort_by, safe='')}" if sort_by else ""
         )
+        if count == 0:  # em-samples/query-empty-entities.xml: PagesCount="0" and no paging links
+            return kind, [], fmt == "entities", page, size, 0, []
         links = [("First", f"{base}&page=1{tail}")]
         if page < count:
             links.append(("Next", f"{base}&page={page + 1}{tail}"))

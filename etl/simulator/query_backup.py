@@ -24,6 +24,24 @@ TYPES = {
     "replica": "Replica",
 }
 KINDS = frozenset(TYPES.values())
+# Enums as documented per type (em-backup-side.md); written bare in filters, compared by index and
+# by name without regard to case (so `Platform==HyperV` also finds `Hyperv`).
+JOB_TYPES = ("Backup", "BackupCopy", "ImmediateBackupCopy", "Replica")
+AGENT_JOB_TYPES = ("AgentBackup",)
+SESSION_JOB_TYPES = (
+    "Backup",
+    "BackupCopy",
+    "ImmediateBackupCopy",
+    "ImmediateBackupCopyWorker",
+    "AgentBackup",
+    "AgentManagement",
+    "NasBackup",
+)
+JOB_PLATFORMS = ("VMware", "Hyperv", "vCloud", "CustomPlatform")
+AGENT_PLATFORMS = ("AgentForLinux", "AgentForWindows")
+BACKUP_PLATFORMS = ("VMware", "HyperV", "vCloud", "AgentForLinux", "AgentForWindows", "CustomPlatform")
+BACKUP_TYPES = ("Standard", "ParentBackup", "ChildBackup")
+FILE_TYPES = ("vbk", "vib", "vrb")
 TASK_STATES = ("Pending", "InProgress", "Completed")
 RESULTS = ("Success", "Warning", "Failed")
 ALGORITHMS = ("Full", "Incremental", "ReversedIncremental", "SyntheticFull")
@@ -33,6 +51,13 @@ STR, UID, INT, FLOAT, BOOL, DATE = ("str",), ("uid",), ("int",), ("float",), ("b
 
 def _enum(names):
     return ("enum", {n.lower(): i for i, n in enumerate(names)})
+
+
+def _enum_param(name: str, names: tuple[str, ...], get) -> tuple:
+    """A filter parameter over an enum: the getter's value as its index (None when undocumented)."""
+    kind = _enum(names)
+    index = kind[1]
+    return (name, kind, lambda o: index.get(get(o).lower()))
 
 
 def _res(r):
@@ -65,11 +90,16 @@ def params_for(kind: str, w) -> dict:
         "backupservername": ("BackupServerName", STR, lambda o: server_of(o).name),
     }
     if kind in ("Job", "AgentBackupJob"):
+        agent = kind == "AgentBackupJob"
         p.update(
             {
                 "description": ("Description", STR, lambda o: o.description),
-                "jobtype": ("JobType", STR, lambda o: o.job_type),
-                "platform": ("Platform", STR, lambda o: o.platform),
+                "jobtype": _enum_param(
+                    "JobType", AGENT_JOB_TYPES if agent else JOB_TYPES, lambda o: o.job_type
+                ),
+                "platform": _enum_param(
+                    "Platform", AGENT_PLATFORMS if agent else JOB_PLATFORMS, lambda o: o.platform
+                ),
                 "scheduleconfigured": ("ScheduleConfigured", BOOL, lambda o: o.sched_configured),
                 "scheduleenabled": ("ScheduleEnabled", BOOL, lambda o: o.sched_enabled),
             }
@@ -81,7 +111,7 @@ def params_for(kind: str, w) -> dict:
         st = _enum(SESSION_STATES)[1]
         p.update(
             {
-                "jobtype": ("JobType", STR, lambda o: o.job_type),
+                "jobtype": _enum_param("JobType", SESSION_JOB_TYPES, lambda o: o.job_type),
                 "jobuid": ("JobUid", UID, lambda o: o.job_guid),
                 "jobname": ("JobName", STR, lambda o: o.job_name),
                 "creationtime": ("CreationTime", DATE, lambda o: o.start),
@@ -99,7 +129,7 @@ def params_for(kind: str, w) -> dict:
                 "endtime": ("EndTime", DATE, lambda o: b.task_state(o)[2]),
                 "state": ("State", _enum(TASK_STATES), lambda o: TASK_STATES.index(b.task_state(o)[0])),
                 "result": ("Result", _enum(RESULTS), lambda o: _res(b.task_state(o)[1])),
-                "reason": ("Reason", STR, lambda o: o.reason if o.end <= w.now_ticks else ""),
+                "reason": ("Reason", STR, lambda o: o.reason if o.end <= o.js.server.view else ""),
                 "totalsize": ("TotalSize", INT, b.total_size),
                 "jobsessionuid": ("JobSessionUid", UID, lambda o: o.js.guid),
                 "jobuid": ("JobUid", UID, lambda o: o.js.job_guid),
@@ -123,8 +153,8 @@ def params_for(kind: str, w) -> dict:
                 "jobname": ("JobName", STR, lambda o: o.job.name if o.job is not None else None),
                 "repositoryuid": ("RepositoryUid", UID, lambda o: o.repo.guid),
                 "repositoryname": ("RepositoryName", STR, lambda o: o.repo.name),
-                "platform": ("Platform", STR, lambda o: o.platform),
-                "backuptype": ("BackupType", STR, lambda o: o.btype),
+                "platform": _enum_param("Platform", BACKUP_PLATFORMS, lambda o: o.platform),
+                "backuptype": _enum_param("BackupType", BACKUP_TYPES, lambda o: o.btype),
             }
         )
     elif kind == "RestorePoint":
@@ -155,7 +185,7 @@ def params_for(kind: str, w) -> dict:
                 "backupsize": ("BackupSize", INT, lambda o: o.backup_size),
                 "datasize": ("DataSize", INT, lambda o: o.data_size),
                 "compressratio": ("CompressRatio", FLOAT, lambda o: float(o.compress)),
-                "filetype": ("FileType", STR, lambda o: o.ftype),
+                "filetype": _enum_param("FileType", FILE_TYPES, lambda o: o.ftype),
                 "backupuid": ("BackupUid", UID, lambda o: o.backup.guid),
                 "backupname": ("BackupName", STR, lambda o: o.backup.name),
             }

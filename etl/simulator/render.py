@@ -13,6 +13,75 @@ from . import render_backup
 from .world import NS, RESULTS, World, fmt_ts
 
 _ATTR = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
+XSD = ' xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
+# The QueryService menu (em-samples/querysvc-menu.xml): (link Type, query type, sortAsc), in its order.
+MENU = tuple(
+    (f"{t}List", q or t, sort)
+    for t, q, sort in (
+        ("VmRestorePoint", "", "name"),
+        ("VAppRestorePoint", "", "name"),
+        ("VmReplicaPoint", "", "name"),
+        ("Task", "", "TaskUid"),
+        ("Job", "", "name"),
+        ("RestorePoint", "", "name"),
+        ("BackupTaskSession", "", "name"),
+        ("ReplicaTaskSession", "", "name"),
+        ("RestoreSession", "", "name"),
+        ("Repository", "", "name"),
+        ("Backup", "", "name"),
+        ("Replica", "", "name"),
+        ("HierarchyRoot", "", "name"),
+        ("BackupJobSession", "", "name"),
+        ("ReplicaJobSession", "", "name"),
+        ("BackupServer", "", "name"),
+        ("ManagedServer", "", "name"),
+        ("FailoverPlan", "", "name"),
+        ("WanAccelerator", "", "name"),
+        ("CloudGateway", "", "name"),
+        ("CloudTenant", "", "name"),
+        ("PasswordKey", "Passwords", "BackupServerUid"),
+        ("Credentials", "", "BackupServerUid"),
+        ("CloudReplica", "", "name"),
+        ("BackupFile", "", "name"),
+        ("VCloudOrganizationConfig", "", "name"),
+        ("CloudSubtenant", "", "Name"),
+        ("CloudHardwarePlan", "", "Name"),
+        ("CloudPublicIpAddress", "", "Name"),
+        ("AgentBackupJob", "", "name"),
+        ("AgentRestorePoint", "", "name"),
+        ("AgentProtectionGroup", "", "name"),
+        ("DiscoveredComputer", "", "name"),
+        ("CloudFailoverPlan", "", "Name"),
+        ("CloudGatewayPool", "", "Name"),
+        ("VSphereSelfServiceConfig", "", "Name"),
+        ("ExternalRepository", "", "name"),
+        ("NasJob", "", "name"),
+        ("FileServer", "", "name"),
+        ("VAppReplicaPoint", "", "name"),
+    )
+)
+# Top-level collections a logon session links to (Rel="Down"), from the EM reference's LogonSession.
+SESSION_LINKS = (
+    ("BackupServerReferenceList", "backupServers"),
+    ("ManagedServerReferenceList", "managedServers"),
+    ("JobReferenceList", "jobs"),
+    ("FailoverPlanReferenceList", "failoverPlans"),
+    ("HierarchyRootReferenceList", "hierarchyRoots"),
+    ("RepositoryReferenceList", "repositories"),
+    ("BackupReferenceList", "backups"),
+    ("RestorePointReferenceList", "restorePoints"),
+    ("VmRestorePointReferenceList", "vmRestorePoints"),
+    ("VAppRestorePointReferenceList", "vAppRestorePoints"),
+    ("ReplicaReferenceList", "replicas"),
+    ("VmReplicaPointReferenceList", "vmReplicaPoints"),
+    ("CatalogVmReferenceList", "catalog/vms"),
+    ("BackupJobSessionReferenceList", "backupSessions"),
+    ("BackupTaskSessionReferenceList", "backupTaskSessions"),
+    ("ReplicaJobSessionReferenceList", "replicaSessions"),
+    ("ReplicaTaskSessionReferenceList", "replicaTaskSessions"),
+    ("RestoreSessionReferenceList", "restoreSessions"),
+    ("QueryService", "querySvc"),
+)
 PLURAL = {
     "BackupServer": "BackupServers",
     "ReplicaJobSession": "ReplicaJobSessions",
@@ -38,6 +107,8 @@ class Renderer:
         self.api = self.origin + "/api"
         self.p = "v:" if self.q.prefixed_namespace else ""
         self.nsdecl = f' xmlns:v="{NS}"' if self.q.prefixed_namespace else f' xmlns="{NS}"'
+        # what .NET's XmlSerializer writes on a root (em-samples/: QueryResult, Error)
+        self.nsfull = XSD + self.nsdecl
         self._ent: dict[str, bytes] = {}
         self._ref: dict[str, bytes] = {}
         world.add_listener(self.invalidate)
@@ -64,8 +135,8 @@ class Renderer:
             return f"<{self.p}{name} />"
         return f"<{self.p}{name}>{escape(value)}</{self.p}{name}>"
 
-    def link(self, rel: str, typ: str, href: str, name: str | None = None, rng=None) -> str:
-        pairs = [("Rel", rel), ("Type", typ), ("Href", href)]
+    def link(self, rel: str, typ: str | None, href: str, name: str | None = None, rng=None) -> str:
+        pairs = [("Rel", rel), ("Type", typ), ("Href", href)] if typ else [("Rel", rel), ("Href", href)]
         if name is not None:
             pairs.append(("Name", name))
         return f"<{self.p}Link{attrs(pairs, rng)} />"
@@ -97,13 +168,6 @@ class Renderer:
                     rng,
                 ),
                 self.link("Up", "JobReference", f"{self.api}/jobs/{job.guid}", job.name, rng),
-                self.link(
-                    "Down",
-                    "ReplicaTaskSessionReferenceList",
-                    f"{self.api}/replicaSessions/{obj.guid}/replicaTaskSessions",
-                    obj.name,
-                    rng,
-                ),
             ]
         if kind == "ReplicaTaskSession":
             js = obj.js
@@ -135,6 +199,17 @@ class Renderer:
             ),
             self.link("Up", "ReplicaReference", f"{self.api}/replicas/{replica.guid}", replica.name, rng),
         ]
+
+    def _down_links(self, obj, rng) -> list[str]:
+        """After `Alternate` in an entity, before it in a reference (em-samples/: the v13 server, the
+        References page and the job sessions); no `Name`."""
+        if obj.kind == "ReplicaJobSession":
+            href = f"{self.api}/replicaSessions/{obj.guid}/replicaTaskSessions"
+            return [self.link("Down", "ReplicaTaskSessionReferenceList", href, None, rng)]
+        if obj.kind == "BackupServer":
+            href = f"{self.href('BackupServer', obj.guid, False)}/jobs"
+            return [self.link("Down", "JobReferenceList", href, None, rng)]
+        return []
 
     def _root_attrs(self, obj, entity: bool, rng) -> str:
         kind = obj.kind
@@ -184,6 +259,7 @@ class Renderer:
                 + el("Result", "None" if result is None else RESULTS[result])
                 + el("Reason", obj.reason if end is not None else "")
                 + el("TotalSize", str(obj.js.job.vms[obj.vm][2]))
+                + el("VmUid", w.vm_uid(obj))
             )
         vm = obj.task.vm_name
         return (
@@ -205,6 +281,10 @@ class Renderer:
             items.append(
                 self.link("Alternate", kind + "Reference", self.href(kind, obj.guid, False), obj.name, rng)
             )
+            items += self._down_links(obj, rng)
+            if kind == "BackupServer":
+                start = self.href(kind, obj.guid, False) + "?action=collect"
+                items.append(self.link("Start", None, start, None, rng))
             if kind == "ReplicaTaskSession":
                 p = self.w.related_point(obj)
                 if p is not None:
@@ -231,7 +311,7 @@ class Renderer:
         if b is None:
             rng = self._rng(obj.guid)
             kind = obj.kind
-            items = self._up_links(obj, rng)
+            items = self._up_links(obj, rng) + self._down_links(obj, rng)
             items.append(self.link("Alternate", kind, self.href(kind, obj.guid, True), obj.name, rng))
             b = (self._root_attrs(obj, False, rng) + ">" + self.links(items)).encode()
             self._ref[obj.guid] = b
@@ -240,7 +320,7 @@ class Renderer:
     # ------------------------------------------------------------------ documents
     def _wrap(self, name: str, piece: bytes, ns: bool) -> bytes:
         tag = (self.p + name).encode()
-        return b"<" + tag + (self.nsdecl.encode() if ns else b"") + piece + b"</" + tag + b">"
+        return b"<" + tag + (self.nsfull.encode() if ns else b"") + piece + b"</" + tag + b">"
 
     def entity_doc(self, obj) -> bytes:
         return self.doc(self._wrap(obj.kind, self.entity_piece(obj), True))
@@ -275,6 +355,11 @@ class Renderer:
         link_hrefs: list[tuple[str, str]],
     ) -> bytes:
         p = self.p
+        rng = random.Random(f"{page}:{size}") if self.q.shuffle_attributes else None
+        info = f"<{p}PagingInfo{attrs([('PageNum', str(page)), ('PageSize', str(size)), ('PagesCount', str(count))], rng)}"
+        if count == 0:  # em-samples/query-empty-entities.xml
+            body = f"><{p}{'Entities' if entity else 'Refs'} />{info} />"
+            return self.doc(self._wrap("QueryResult", body.encode(), True))
         if entity:
             body = (
                 f"><{p}Entities><{p}{PLURAL[kind]}>".encode()
@@ -283,41 +368,50 @@ class Renderer:
             )
         else:
             body = f"><{p}Refs>".encode() + self._refs(objs) + f"</{p}Refs>".encode()
-        rng = random.Random(f"{page}:{size}") if self.q.shuffle_attributes else None
         items = [f"<{p}Link{attrs([('Rel', rel), ('Href', href)], rng)} />" for rel, href in link_hrefs]
-        info = (
-            f"<{p}PagingInfo{attrs([('PageNum', str(page)), ('PageSize', str(size)), ('PagesCount', str(count))], rng)}>"
-            + self.links(items)
-            + f"</{p}PagingInfo>"
-        )
+        info += ">" + self.links(items) + f"</{p}PagingInfo>"
         return self.doc(self._wrap("QueryResult", body + info.encode(), True))
 
     def error_doc(self, status: int, message: str) -> bytes:
+        """em-samples/error-500.xml: a 500 also carries `FirstChanceExceptionMessage`."""
+        p = self.p
         a = attrs([("Message", message), ("StatusCode", str(status))])
-        return self.doc(f"<{self.p}Error{self.nsdecl}{a} />")
+        if status != 500:
+            return self.doc(f"<{p}Error{a}{self.nsdecl}{XSD} />")
+        inner = self.el("FirstChanceExceptionMessage", message)
+        return self.doc(f"<{p}Error{a}{self.nsdecl}{XSD}>{inner}</{p}Error>")
 
     def root_doc(self) -> bytes:
         p = self.p
         link = self.link("Create", "LogonSession", f"{self.api}/sessionMngr/?v=latest")
         vers = "".join(f'<{p}SupportedVersion Name="v1_{i}" />' for i in (5, 6, 7))
         return self.doc(
-            f"<{p}EnterpriseManager{self.nsdecl}>{self.links([link])}"
+            f"<{p}EnterpriseManager{self.nsfull}>{self.links([link])}"
             f"<{p}SupportedVersions>{vers}</{p}SupportedVersions></{p}EnterpriseManager>"
         )
 
     def logon_doc(self, session_id: str, user: str) -> bytes:
+        """The LogonSession as the EM reference shows it: `Up` to the API root, `Down` to the top-level
+        collections and to the QueryService (`/querySvc`, a menu: queries run at `/query`), `Delete`."""
         p, api = self.p, self.api
         me = f"{api}/logonSessions/{session_id}"
-        items = [
-            self.link("Down", "QueryService", f"{api}/query"),
-            self.link("Down", "BackupServerReferenceList", f"{api}/backupServers"),
-            self.link("Down", "ReplicaJobSessionReferenceList", f"{api}/replicaSessions"),
-            self.link("Down", "ReplicaTaskSessionReferenceList", f"{api}/replicaTaskSessions"),
-            self.link("Down", "VmReplicaPointReferenceList", f"{api}/vmReplicaPoints"),
-            self.link("Delete", "LogonSession", me),
-        ]
+        items = [self.link("Up", "EnterpriseManager", f"{api}/")]
+        items += [self.link("Down", typ, f"{api}/{path}") for typ, path in SESSION_LINKS]
+        items.append(self.link("Delete", "LogonSession", me))
         return self.doc(
-            f"<{p}LogonSession{self.nsdecl}{attrs([('Type', 'LogonSession'), ('Href', me)])}>"
+            f"<{p}LogonSession{self.nsfull}{attrs([('Type', 'LogonSession'), ('Href', me)])}>"
             f"{self.links(items)}{self.el('UserName', user)}{self.el('SessionId', session_id)}"
             f"</{p}LogonSession>"
         )
+
+    def menu_doc(self, session_id: str | None) -> bytes:
+        """`GET /querySvc` (any parameters): em-samples/querysvc-menu.xml, links to preset queries."""
+        p, api = self.p, self.api
+        items = []
+        if session_id:
+            items.append(self.link("Up", "LogonSession", f"{api}/logonSessions/{session_id}"))
+        for typ, qtype, sort in MENU:
+            href = f"{api}/query?type={qtype}&format=Entities&sortAsc={sort}&pageSize=15&page=1"
+            items.append(self.link("Down", typ, href))
+        a = attrs([("Type", "QueryService"), ("Href", f"{api}/querySvc")])
+        return self.doc(f"<{p}QuerySvc{self.nsdecl}{a}>{self.links(items)}</{p}QuerySvc>")

@@ -29,6 +29,16 @@ from .render import Renderer
 from .world import T, World
 
 XML = "application/xml; charset=utf-8"
+# What HTTP.sys answers, byte for byte, while the service behind a URL is down (a restart, a recycle).
+UNAVAILABLE_HTML = (
+    b'<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN""http://www.w3.org/TR/html4/strict.dtd">\r\n'
+    b"<HTML><HEAD><TITLE>Service Unavailable</TITLE>\r\n"
+    b'<META HTTP-EQUIV="Content-Type" Content="text/html; charset=us-ascii"></HEAD>\r\n'
+    b"<BODY><h2>Service Unavailable</h2>\r\n"
+    b"<hr><p>HTTP Error 503. The service is unavailable.</p>\r\n"
+    b"</BODY></HTML>\r\n"
+)
+OUTAGE_MODES = ("503", "refuse")
 COLLECTIONS = {
     "backupservers": "BackupServer",
     "replicasessions": "ReplicaJobSession",
@@ -71,6 +81,8 @@ def classify(method: str, segs: list[str], query: dict[str, str]) -> str:
         return "logoff" if method == "DELETE" else "other"
     if rest[0] == "query":
         return "query"
+    if rest[0] == "querysvc":
+        return "querysvc"
     if rest[0] == "agents" and len(rest) > 1:  # /api/agents/jobs/{id}: classified like /api/jobs/{id}
         rest = rest[1:]
     if rest[0] in COLLECTIONS:
@@ -125,10 +137,10 @@ class _Server(ThreadingHTTPServer):
             self.open_connections.discard(request)
         super().shutdown_request(request)
 
-    def drop_connections(self) -> None:
-        """Reset every open keep-alive connection (stop() does this; faults may too)."""
+    def drop_connections(self, spare: socket.socket | None = None) -> None:
+        """Reset every open keep-alive connection but `spare` (stop() does this; faults may too)."""
         with self._conn_lock:
-            conns = list(self.open_connections)
+            conns = [c for c in self.open_connections if c is not spare]
         for conn in conns:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
@@ -169,45 +181,108 @@ class Simulator:
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._life = threading.Lock()  # start/stop/outage/reopen of the listener
+        self._stopped = False
+        self._reopen_timer: threading.Timer | None = None
+        self._outage_until = 0.0  # monotonic; while ahead, every request answers 503 (mode "503")
+        self.outages = 0
         self._count = 0
         self._kinds: Counter = Counter()
         self.tokens: dict[str, list] = {}  # token -> [session id, last use (monotonic)]
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Simulator:
-        if self._httpd is not None:
-            return self
-        self._httpd = _Server((self.host, self.port), _Handler)
-        self._httpd.sim = self
+        with self._life:
+            if self._httpd is not None:
+                return self
+            self._stopped = False
+            self._listen()
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            self.origin = f"{self.scheme}://{host}:{self.port}"
+            self.world.origin = self.world.quirks.public_origin or self.origin
+            self.renderer = Renderer(self.world, self.origin)
+        return self
+
+    def _listen(self) -> None:
+        """Bind (`self.port`, 0 = any) and serve in a thread; under `_life`."""
+        httpd = _Server((self.host, self.port), _Handler)
+        httpd.sim = self
         if self.ssl_context is not None:
-            self._httpd.socket = self.ssl_context.wrap_socket(
-                self._httpd.socket, server_side=True, do_handshake_on_connect=False
+            httpd.socket = self.ssl_context.wrap_socket(
+                httpd.socket, server_side=True, do_handshake_on_connect=False
             )
-        self.port = self._httpd.server_address[1]
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        self.origin = f"{self.scheme}://{host}:{self.port}"
-        self.world.origin = self.world.quirks.public_origin or self.origin
-        self.renderer = Renderer(self.world, self.origin)
+        self._httpd = httpd
+        self.port = httpd.server_address[1]
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
+            target=httpd.serve_forever,
             kwargs={"poll_interval": 0.1},
             name=f"em-simulator:{self.port}",
             daemon=True,
         )
         self._thread.start()
-        return self
+
+    def _close_listener(self, spare: socket.socket | None = None) -> None:
+        """Stop serving, reset open connections (but `spare`), close the listening socket; under
+        `_life`."""
+        httpd, thread = self._httpd, self._thread
+        self._httpd = self._thread = None
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.drop_connections(spare)
+            httpd.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
 
     def stop(self) -> None:
-        if self.renderer is not None:
-            self.world.remove_listener(self.renderer.invalidate)
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.drop_connections()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        with self._life:
+            self._stopped = True
+            if self._reopen_timer is not None:
+                self._reopen_timer.cancel()
+                self._reopen_timer = None
+            if self.renderer is not None:
+                self.world.remove_listener(self.renderer.invalidate)
+            self._close_listener()
+
+    # ------------------------------------------------------------------ restarts
+    def outage(self, seconds: float, mode: str = "503", spare: socket.socket | None = None) -> None:
+        """The EM service restarts (a Windows service restart, an IIS recycle): every logon token dies
+        and, for `seconds`, mode "503" answers every request (root, logon, data; not /admin) with
+        HTTP.sys's 503 page, mode "refuse" closes the listening socket (connections are refused),
+        resets open keep-alive connections (but `spare`, the caller's own) and listens again on the
+        same port afterwards."""
+        if mode not in OUTAGE_MODES:
+            raise ValueError(f"outage mode must be one of {OUTAGE_MODES}, not {mode!r}")
+        self.expire_token(None)
+        with self._lock:
+            self.outages += 1
+        if mode == "503":
+            with self._lock:
+                self._outage_until = max(self._outage_until, time.monotonic() + seconds)
+            return
+        with self._life:
+            if self._stopped or self._httpd is None:
+                return
+            self._close_listener(spare)
+            self._reopen_timer = threading.Timer(seconds, self._reopen)
+            self._reopen_timer.daemon = True
+            self._reopen_timer.start()
+
+    def _reopen(self) -> None:
+        with self._life:
+            self._reopen_timer = None
+            if self._stopped or self._httpd is not None:
+                return
+            for _ in range(50):  # the port was ours a moment ago; SO_REUSEADDR covers TIME_WAIT
+                try:
+                    self._listen()
+                    return
+                except OSError:
+                    time.sleep(0.1)
+            raise RuntimeError(f"could not listen on port {self.port} again")
+
+    def in_outage(self) -> bool:
+        with self._lock:
+            return time.monotonic() < self._outage_until
 
     def __enter__(self) -> Simulator:
         return self.start()
@@ -219,8 +294,8 @@ class Simulator:
         """Start (if needed) and block until interrupted (Ctrl-C)."""
         self.start()
         try:
-            while self._thread is not None and self._thread.is_alive():
-                self._thread.join(0.5)
+            while not self._stopped:  # a "refuse" outage closes the listener for a while
+                time.sleep(0.5)
         except KeyboardInterrupt:
             pass
         finally:
@@ -275,6 +350,11 @@ class Simulator:
     def error(self, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
         return status, {"Content-Type": XML, **(headers or {})}, self.renderer.error_doc(status, message)
 
+    @staticmethod
+    def serve_unavailable() -> Response:
+        """HTTP.sys's answer while the EM service is down (an outage in mode "503")."""
+        return 503, {"Content-Type": "text/html; charset=us-ascii"}, UNAVAILABLE_HTML
+
     def _ok(self, body: bytes, status: int = 200) -> Response:
         return status, {"Content-Type": XML}, body
 
@@ -292,12 +372,20 @@ class Simulator:
         with self._lock:
             self._count += 1
             self._kinds[kind] += 1
-        res = self.faults.intercept(ctx)
-        if res is HANDLED:
-            return
-        if res is None:
-            res = self.serve(ctx)
-        status, headers, body = self.faults.transform(ctx, *res)
+        outage = self._outage_until and time.monotonic() < self._outage_until
+        if kind != "admin" and (outage or self._httpd is None):
+            if self._httpd is None:  # a keep-alive request that slipped in as the listener closed
+                h.close_connection = True
+                return
+            res = self.serve_unavailable()
+        else:
+            res = self.faults.intercept(ctx)
+            if res is HANDLED:
+                return
+            if res is None:
+                res = self.serve(ctx)
+            res = self.faults.transform(ctx, *res)
+        status, headers, body = res
         try:
             h.send_response(status)
             for k, v in headers.items():
@@ -309,6 +397,7 @@ class Simulator:
                 h.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             h.close_connection = True
+            return
 
     def serve(self, ctx: RequestContext) -> Response:
         """The response EM would give (faults call this to break a real answer on the wire)."""
@@ -333,6 +422,12 @@ class Simulator:
             return self.error(401, "Authentication required: missing or expired X-RestSvcSessionId")
         if kind == "logoff":
             return self._logoff(ctx)
+        if kind == "querysvc":
+            if method != "GET":
+                return self.error(405, f"Method {method} not allowed on {ctx.path}")
+            with self._lock:
+                entry = self.tokens.get(ctx.token)
+            return self._ok(r.menu_doc(entry[0] if entry else None))
         if method != "GET":
             return self.error(405, f"Method {method} not allowed on {ctx.path}")
         segs = ctx.segments
@@ -432,6 +527,17 @@ class Simulator:
                 return self.error(400, "Time only moves forward")
             self.world.advance(timedelta(hours=hours))
             return 204, {}, b""
+        if action == "outage" and ctx.method == "POST":
+            mode = ctx.query.get("mode") or "503"
+            try:
+                seconds = float(ctx.query.get("seconds") or 60)
+            except ValueError:
+                return self.error(400, "seconds must be a number")
+            if mode not in OUTAGE_MODES or seconds < 0:
+                return self.error(400, f"mode must be one of {OUTAGE_MODES}, seconds >= 0")
+            self.outage(seconds, mode, spare=ctx.handler.connection)  # in force before the answer
+            ctx.handler.close_connection = True
+            return 204, {"Connection": "close"}, b""
         if action == "truth" and ctx.method == "GET":
             body = json.dumps(self.world.truth(self.origin), default=_json_default, indent=1).encode()
             return 200, {"Content-Type": "application/json"}, body

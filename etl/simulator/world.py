@@ -10,7 +10,7 @@ import heapq
 import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 T = 10_000_000  # .NET ticks (100 ns) per second; every instant is held as ticks since the Unix epoch
@@ -52,6 +52,18 @@ VM_PATTERNS = (
 VERSIONS = ("12.1.2.172", "12.0.0.1420", "11.0.1.1261", "12.2.0.334", "10.0.1.4854")
 # Server i runs SERVER_VERSIONS[i % 5]: any three servers show every API generation (see backup.Profile).
 SERVER_VERSIONS = ("12.1.2.172", "11.0.1.1261", "10.0.1.4854", "12.2.0.334", "12.0.0.1420")
+V13 = "13.0.1.2067"  # the version of the recorded v13 backup server (em-samples/backup-server-v13.xml)
+# Session states VBR records beyond those the EM reference lists (em-api.md "Values are open sets").
+# All but Postprocessing are shown before processing starts; Postprocessing after the last VM.
+EXTRA_STATES = (
+    "WaitingRepository",
+    "WaitingSlot",
+    "Pending",
+    "Idle",
+    "WaitingTape",
+    "ActionRequired",
+    "Postprocessing",
+)
 DESCRIPTIONS = ("", "", "Primary site backup server", "DR site (Amsterdam)", "Branch office <B1> & lab")
 SIZES_GIB = (3, 16, 40, 60, 60, 80, 100, 127, 250, 500, 1024, 2048)
 FAIL_REASONS = (
@@ -123,13 +135,42 @@ class Quirks:
     deleted_server: bool = False  # the last backup server is gone (404) but its sessions remain
     deleted_point: bool = False  # ~4% of replica points are gone (404) but tasks still link them
     public_origin: str | None = None  # origin written into every Href, e.g. "http://em01.lab.local:9399"
-    version_quirks: bool = (
-        True  # backup side: older backup servers answer as their version does (backup.Profile)
-    )
+    # Half of the job sessions spend part of their run in a VBR state the EM reference does not list
+    # (EXTRA_STATES: `WaitingRepository` … before processing, `Postprocessing` after), Result=None.
+    extra_states: bool = False
+    # Backup server index -> hours: EM collects that server's sessions and points this late (it shows
+    # the server as it was that long ago), with their original CreationTimeUTC. em-api.md "Collection
+    # lag per backup server". `World.set_collection_lag()` changes it while the world runs.
+    collection_lag_hours: dict[int, float] = field(default_factory=dict)
+    # Backup server versions, by index (cycled); empty = SERVER_VERSIONS by index. A server of version 13
+    # or later is shaped like em-samples/backup-server-v13.xml (Port 443, WcfPort, certificate
+    # thumbprint) and its task sessions carry `VmUid`; earlier ones carry neither.
+    server_versions: tuple[str, ...] = ()
+    # An empty query answer is `<Entities />` with PagesCount="0" and no paging links
+    # (em-samples/query-empty-entities.xml) instead of an empty plural wrapper on page 1 of 1
+    # (em-samples/query-empty-list.xml).
+    bare_empty_results: bool = False
+    # Backup side: older backup servers answer as their version does (backup.Profile); False: all
+    # answer like the newest.
+    version_quirks: bool = True
 
 
 class Server:
-    __slots__ = ("idx", "guid", "name", "description", "port", "version", "wcf_port", "thumbprint", "deleted")
+    __slots__ = (
+        "idx",
+        "guid",
+        "name",
+        "description",
+        "port",
+        "version",
+        "wcf_port",
+        "thumbprint",
+        "deleted",
+        "v13",
+        "vcenter",
+        "lag",
+        "view",
+    )
     kind = "BackupServer"
 
     @property
@@ -156,6 +197,7 @@ class JobSession:
         "tasks",
         "visible_at",
         "hidden",
+        "extra",
     )
     kind = "ReplicaJobSession"
 
@@ -241,6 +283,11 @@ class World:
         self.servers = [self._make_server(i) for i in range(max(1, servers))]
         if self.quirks.deleted_server:
             self.servers[-1].deleted = True
+        for i, hours in self.quirks.collection_lag_hours.items():
+            self.servers[i].lag = int(hours * 3600 * T)
+        for s in self.servers:
+            s.view = self._now - s.lag
+        self._pending: dict[int, list] = {}  # server index -> heap of what EM has not collected yet
         self.jobs = [self._make_job(j, vms_per_job) for j in range(jobs)]
         self.job_sessions: list[JobSession] = []
         self.tasks: list[Task] = []
@@ -271,6 +318,19 @@ class World:
         s.version = SERVER_VERSIONS[i % len(SERVER_VERSIONS)]
         s.wcf_port = 9401 if i % 2 == 0 else None
         s.thumbprint = f"{rng.getrandbits(160):040X}" if i % 2 == 0 else None
+        s.v13, s.lag = False, 0
+        s.vcenter = new_guid(random.Random(f"{self.seed}:vcenter:{i}"))
+        versions = self.quirks.server_versions
+        if versions:
+            s.version = versions[i % len(versions)]
+            s.v13 = int(s.version.split(".", 1)[0]) >= 13
+            if s.v13:
+                s.port, s.wcf_port = 443, 9405
+                s.thumbprint = (
+                    s.thumbprint or f"{random.Random(f'{self.seed}:cert:{i}').getrandbits(160):040X}"
+                )
+            else:
+                s.wcf_port = s.thumbprint = None
         return s
 
     def _make_job(self, j: int, nvms: int) -> Job:
@@ -368,6 +428,7 @@ class World:
         js.visible_at = max(t.created for t in tasks)
         js.end = trunc(max(t.end for t in tasks) + rng.randrange(5 * T, 30 * T), js.prec)
         js.result = max(t.result for t in tasks)
+        js.extra = self._extra_state(js) if self.quirks.extra_states else None
         nbad = sum(1 for t in tasks if t.result != SUCCESS)
         js.failure = None
         if js.result != SUCCESS and rng.random() < 0.7:
@@ -379,29 +440,82 @@ class World:
             )
         return js
 
+    def _extra_state(self, js: JobSession) -> tuple[str, int, int] | None:
+        """(state, from, until) in ticks: when the session reports a state of EXTRA_STATES."""
+        if not self.quirks.extra_states:
+            return None
+        h = int(js.guid[:8], 16)  # from the guid: the world's random streams stay as they were
+        if h % 2:
+            return None
+        name = EXTRA_STATES[(h >> 1) % len(EXTRA_STATES)]
+        span = js.end - js.start
+        if name == "Postprocessing":
+            return name, js.end - span * (10 + (h >> 4) % 20) // 100, js.end
+        return name, js.start, js.start + span * (20 + (h >> 4) % 30) // 100
+
     # ---------------------------------------------------------------- time
     def _push(self, when: int, obj) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (when, self._seq, obj))
 
     def _reveal(self, upto: int) -> None:
-        heap = self._heap
-        while heap and heap[0][0] <= upto:
-            _, _, obj = heapq.heappop(heap)
-            if isinstance(obj, JobSession):
-                self.job_sessions.append(obj)
-                self.index["ReplicaJobSession"][obj.guid] = obj
-                idx = self.index["ReplicaTaskSession"]
-                for t in obj.tasks:
-                    self.tasks.append(t)
-                    idx[t.guid] = t
-                    if t.point is not None and not t.point.deleted:
-                        self._push(t.end, t.point)
-                if obj.end > upto:
-                    self._active.append(obj)
-            else:
-                self.points.append(obj)
-                self.index["VmReplicaPoint"][obj.guid] = obj
+        """Make visible what happened up to `upto`, each object once EM has collected it from its
+        backup server (`server.view`)."""
+        heap, pending = self._heap, self._pending
+        if not pending and not any(s.lag for s in self.servers):  # every view is `upto`: no waiting
+            sessions, tasks, points, active = self.job_sessions, self.tasks, self.points, self._active
+            js_idx, task_idx, point_idx = (self.index[k] for k in SEGMENT if k != "BackupServer")
+            pop, push = heapq.heappop, self._push
+            while heap and heap[0][0] <= upto:
+                obj = pop(heap)[2]
+                if obj.kind == "ReplicaJobSession":
+                    sessions.append(obj)
+                    js_idx[obj.guid] = obj
+                    for t in obj.tasks:
+                        tasks.append(t)
+                        task_idx[t.guid] = t
+                        if t.point is not None and not t.point.deleted:
+                            push(t.end, t.point)
+                    if obj.end > upto:
+                        active.append(obj)
+                else:
+                    points.append(obj)
+                    point_idx[obj.guid] = obj
+            return
+        while True:
+            while heap and heap[0][0] <= upto:
+                item = heapq.heappop(heap)
+                obj = item[2]
+                srv = obj.job.server if obj.kind == "ReplicaJobSession" else obj.task.js.job.server
+                if item[0] <= srv.view:
+                    self._admit(obj, srv)
+                else:
+                    heapq.heappush(pending.setdefault(srv.idx, []), item)
+            moved = False
+            for idx, waiting in pending.items():
+                view = self.servers[idx].view
+                while waiting and waiting[0][0] <= view:
+                    obj = heapq.heappop(waiting)[2]
+                    self._admit(obj, self.servers[idx])
+                    moved = True
+            if not moved:
+                return
+
+    def _admit(self, obj, srv: Server | None) -> None:
+        if obj.kind == "ReplicaJobSession":
+            self.job_sessions.append(obj)
+            self.index["ReplicaJobSession"][obj.guid] = obj
+            idx = self.index["ReplicaTaskSession"]
+            for t in obj.tasks:
+                self.tasks.append(t)
+                idx[t.guid] = t
+                if t.point is not None and not t.point.deleted:
+                    self._push(t.end, t.point)
+            if obj.end > (srv or obj.job.server).view:
+                self._active.append(obj)
+        else:
+            self.points.append(obj)
+            self.index["VmReplicaPoint"][obj.guid] = obj
 
     @property
     def now(self) -> datetime:
@@ -422,40 +536,66 @@ class World:
     def advance(self, delta: timedelta) -> set[str]:
         """Move `now` forward; returns the guids of already-visible entities whose rendering changed."""
         with self.lock:
-            new = self._now + to_ticks(EPOCH + delta)
-            changed: set[str] = set()
-            for js in self._active:
-                changed.add(js.guid)
-                changed.update(t.guid for t in js.tasks)
-            self._now = new
-            self._generate(new)
-            self._reveal(new)
-            self._active = [js for js in self._active if js.end > new]
-            changed |= self.backup.advance(new)
-            self.generation += 1
-            for cb in self._listeners:
-                cb(changed)
-            return changed
+            return self._move(self._now + to_ticks(EPOCH + delta))
+
+    def set_collection_lag(self, server: int, hours: float) -> set[str]:
+        """From now on EM collects backup server `server` (index) `hours` late. EM never forgets what
+        it collected: raising the lag freezes its view of that server until `now - lag` passes it
+        (the server delivers nothing meanwhile); lowering it delivers everything up to `now - lag` at
+        once. Returns the guids whose rendering changed, like `advance`."""
+        with self.lock:
+            self.servers[server].lag = int(hours * 3600 * T)
+            return self._move(self._now)
+
+    def _move(self, new: int) -> set[str]:
+        changed: set[str] = set()
+        for js in self._active:
+            changed.add(js.guid)
+            changed.update(t.guid for t in js.tasks)
+        self._now = new
+        for s in self.servers:
+            s.view = max(s.view, new - s.lag)
+        self._generate(new)
+        self._reveal(new)
+        self._active = [js for js in self._active if js.end > js.job.server.view]
+        changed |= self.backup.advance(new)
+        self.generation += 1
+        for cb in self._listeners:
+            cb(changed)
+        return changed
 
     # ---------------------------------------------------------------- state at now
     def js_state(self, js: JobSession) -> tuple[str, int | None, int, int | None]:
-        """(State, result index or None, progress, end ticks or None) of a job session at now."""
-        if js.end <= self._now:
+        """(State, result index or None, progress, end ticks or None) of a job session as EM shows it
+        at now (as of its backup server's last collection)."""
+        now = js.job.server.view
+        if js.end <= now:
             return "Stopped", js.result, 100, js.end
-        done = sum(1 for t in js.tasks if t.end <= self._now)
-        return "Working", None, min(99, done * 100 // len(js.tasks)), None
+        done = sum(1 for t in js.tasks if t.end <= now)
+        extra = js.extra
+        state = extra[0] if extra is not None and extra[1] <= now < extra[2] else "Working"
+        return state, None, min(99, done * 100 // len(js.tasks)), None
 
     def task_state(self, t: Task) -> tuple[str, int | None, int | None]:
-        """(State, result index or None, end ticks or None) of a task session at now."""
-        if t.end <= self._now:
+        """(State, result index or None, end ticks or None) of a task session as EM shows it at now."""
+        now = t.js.job.server.view
+        if t.end <= now:
             return "Completed", t.result, t.end
-        return ("InProgress" if t.work_start <= self._now else "Pending"), None, None
+        return ("InProgress" if t.work_start <= now else "Pending"), None, None
 
     def related_point(self, t: Task) -> Point | None:
         """The point a task links to with Rel="Related" (None when the quirk is off or not yet made)."""
-        if self.quirks.related_links and t.point is not None and t.end <= self._now:
+        if self.quirks.related_links and t.point is not None and t.end <= t.js.job.server.view:
             return t.point
         return None
+
+    def vm_uid(self, t: Task) -> str | None:
+        """`VmUid` of a task session: only from backup servers of version 13 or later."""
+        srv = t.js.job.server
+        if not srv.v13:
+            return None
+        moref = int(t.js.job.vms[t.vm][1][:8], 16) % 900_000 + 1000
+        return f"urn:VMware:Vm:{srv.vcenter}.vm-{moref}"
 
     def visible_servers(self) -> list[Server]:
         return [s for s in self.servers if not s.deleted]
@@ -495,7 +635,7 @@ class World:
                 "replica_job_sessions": len(self.job_sessions),
                 "replica_task_sessions": len(self.tasks),
                 "vm_replica_points": len(self.points),
-                "running_job_sessions": sum(1 for js in self.job_sessions if js.end > self._now),
+                "running_job_sessions": sum(1 for js in self.job_sessions if js.end > js.job.server.view),
                 "retry_job_sessions": sum(1 for js in self.job_sessions if js.is_retry),
                 "hidden_job_sessions": sum(1 for js in self.job_sessions if js.hidden),
                 "deleted_points": sum(1 for t in self.tasks if self.related_point(t) and t.point.deleted),

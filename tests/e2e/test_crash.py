@@ -41,7 +41,7 @@ def wrap(owner, name, after):
 targets = {
     "before-commit": (runs, "heartbeat", False),       # last statement inside a page's transaction
     "inside-transaction": (load.Loader, "upsert", True),  # rows written, transaction still open
-    "after-commit": (pipeline._Run, "_load_batch", True),  # a batch committed, the next not begun
+    "after-commit": (pipeline.Loading, "_load_batch", True),  # a batch committed, the next not begun
     "before-watermarks": (runs, "advance_watermarks", False),
     "before-unlock": (runs, "release_lock", False),    # run finished, lock row left behind
 }

@@ -8,7 +8,7 @@ import sys
 import pytest
 from sqlalchemy import func, select
 
-from etl import db, pipeline, schema
+from etl import db, pipeline, registry, schema
 from etl.simulator import Quirks, Simulator, World
 from helpers import assert_equal_to_truth, cli, dump
 
@@ -57,9 +57,9 @@ def test_quirks_load_equal_to_truth(name, tmp_path):
         summary = pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(page_size=37))
         assert_equal_to_truth(eng, world.truth())
         if name == "parents-only-by-link":
-            assert summary.parents_by_link == world.stats()["hidden_job_sessions"] > 0
+            assert summary.parents_fetched == world.stats()["hidden_job_sessions"] > 0
         if name == "deleted-parents-404":
-            assert summary.parents_from_links == 1 + world.stats()["deleted_points"]
+            assert summary.placeholders == 1 + world.stats()["deleted_points"]
         eng.dispose()
 
 
@@ -76,7 +76,7 @@ def test_demo_command(tmp_path):
     assert "run 1 succeeded" in done.stdout
     eng = db.engine(f"sqlite:///{tmp_path}/demo.db")
     with eng.connect() as conn:
-        for table in schema.ENTITY_TABLES:
+        for table in registry.tables():
             assert conn.scalar(select(func.count()).select_from(table)) > 0, table.name
     eng.dispose()
 

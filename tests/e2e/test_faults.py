@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import MetaData, Table, func, inspect, select
 
-from etl import db, pipeline, schema
+from etl import db, pipeline, registry, schema
 from etl.client import EMClient, RetryPolicy
 from etl.errors import HostileDocument, SourceError
 from etl.simulator import HANDLED, Faults, Quirks, Simulator, World
@@ -168,7 +168,7 @@ def quarantine_rows(eng) -> dict[str, dict]:
 
 def assert_no_duplicates(eng) -> None:
     with eng.connect() as conn:
-        for table in schema.ENTITY_TABLES:
+        for table in registry.tables():
             total = conn.scalar(select(func.count()).select_from(table))
             distinct = conn.scalar(select(func.count(func.distinct(table.c.uid))))
             assert total == distinct, f"{table.name}: {total} rows for {distinct} uids"
@@ -277,7 +277,7 @@ def test_faults_never_touch_logon_or_logoff_unless_switched():
         Simulator(small_world(1), faults=faults) as sim,
         EMClient(sim.url, "demo", "demo", retry=RetryPolicy(attempts=1), timeout=2) as client,
     ):
-        assert client._token  # root and logon answered on the first try
+        assert client.session.token  # root and logon answered on the first try
     assert sim.requests_by_kind["logon"] == 1 and sim.requests_by_kind["logoff"] == 1
 
 
@@ -287,7 +287,7 @@ def test_logon_503_is_retried():
         Simulator(small_world(1), faults=faults) as sim,
         EMClient(sim.url, "demo", "demo", retry=FAST) as client,
     ):
-        assert client._token and client.retries == 3
+        assert client.session.token and client.retries == 3
     assert sim.requests_by_kind["logon"] == 4
 
 
@@ -415,10 +415,11 @@ def test_retry_after_is_honoured_up_to_the_cap_and_jitter_is_bounded(monkeypatch
     client = EMClient(
         "http://em:9399/api", "demo", "pw", retry=policy, transport=httpx.MockTransport(handler)
     )
-    client._token = "t"
+    client.session.token = "t"
     client.get("http://em:9399/api/query")
     assert slept[0] == 1.0 and slept[1] == 5  # Retry-After, then capped
-    assert 0 <= slept[2] <= 0.1 * 2**2 and 0 <= slept[3] <= 0.1 * 2**3  # full jitter, doubling
+    # between half and all of the doubling step: the wait grows whatever the dice say
+    assert 0.1 * 2**2 / 2 <= slept[2] <= 0.1 * 2**2 and 0.1 * 2**3 / 2 <= slept[3] <= 0.1 * 2**3
     assert slept[4] == 0.5 and client.retries == 5
 
 
@@ -442,7 +443,7 @@ def test_transport_http_and_parse_failures_share_one_budget(monkeypatch):
         transport=httpx.MockTransport(handler),
     )
     with pytest.raises(SourceError, match="giving up after 5 attempts"):
-        client.get("http://em:9399/api/query")
+        client.document("http://em:9399/api/query")
     assert len(calls) == 5
 
 

@@ -9,10 +9,10 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from etl import db, pipeline, runs, schema
-from etl.errors import LockHeld, SourceError
+from etl.errors import ConfigError, LockHeld, SourceError
 from etl.simulator import Simulator, World
 from helpers import assert_equal_to_truth, cli, dump
 
@@ -28,7 +28,7 @@ def test_incremental_after_a_day_equals_truth_with_few_requests(db_url):
         full = pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(page_size=50))
         assert full.mode == "full"
         with eng.connect() as conn:
-            running = runs.unfinished(conn, full.source, schema.replica_task_sessions)
+            running = runs.unfinished(conn, full.source, schema.replica_task_sessions, "Completed")
         assert running, "the estate should have sessions running at T1"
         world.advance(timedelta(hours=24))
         inc = pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(page_size=50))
@@ -221,13 +221,11 @@ def test_no_change_incremental_is_a_handful_of_requests_and_uid_fallback_finishe
         eng.dispose()
 
 
-def test_a_run_that_cannot_start_its_client_is_recorded_failed(tmp_path):
+def test_a_url_that_is_not_an_api_url_is_refused_before_anything_is_recorded(tmp_path):
     eng = db.engine(f"sqlite:///{tmp_path}/w.db")
-    with pytest.raises(SourceError, match="not an http"):
+    with pytest.raises(ConfigError, match="not an http"):
         pipeline.run(eng, "ftp://em01/api", "demo", "demo")
-    with eng.connect() as conn:
-        assert conn.execute(select(schema.etl_runs.c.status)).scalars().all() == ["failed"]
-        assert conn.execute(select(schema.etl_locks)).all() == []
+    assert inspect(eng).get_table_names() == []  # nothing touched, nothing recorded
     eng.dispose()
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert, text, update
 
-from etl import db, pipeline, report, schema, views
+from etl import db, pipeline, registry, report, schema, views
 from etl.simulator import Quirks, Simulator, World
 
 PUBLIC_VIEWS = {
@@ -519,7 +519,7 @@ def expected_from_truth(truth: dict, now: datetime, rpo_hours: float = 24.0) -> 
 def load_truth(wh: Warehouse, truth: dict) -> None:
     meta = wh._meta()
     with wh.eng.begin() as conn:
-        for table in schema.ENTITY_TABLES:
+        for table in registry.tables():
             rows = [{**r, **meta} for r in truth[table.name].values()]
             if rows:
                 conn.execute(insert(table), rows)

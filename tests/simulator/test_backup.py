@@ -749,6 +749,10 @@ SAMPLE = {
     "IsRetry": "false",
     "ScheduleConfigured": "true",
     "ScheduleEnabled": "true",
+    "JobType": "Backup",
+    "Platform": "VMware",
+    "BackupType": "Standard",
+    "FileType": "vbk",
 }
 NUMERIC = {"TotalSize", "FreeSpace", "Capacity", "BackupSize", "DataSize", "CompressRatio"}
 
@@ -759,6 +763,8 @@ def test_documented_parameters_filter_and_sort(api, type_):
         value = SAMPLE.get(name, "1" if name in NUMERIC else '"x"')
         if type_ == "BackupTaskSession" and name == "State":
             value = "Completed"
+        if type_ == "AgentBackupJob" and name in ("JobType", "Platform"):
+            value = {"JobType": "AgentBackup", "Platform": "AgentForLinux"}[name]
         r = api.get("/query", type=type_, filter=f"{name}!={value}", sortDesc=name, pageSize="5")
         assert r.status_code == 200, (type_, name, r.text[:200])
 
@@ -819,6 +825,12 @@ def test_filters_select_what_truth_says(api, truth):
     }
     assert api.uids("Repository", "Capacity<0") == {
         u for u, r in truth["repositories"].items() if r["capacity"] is None
+    }
+    assert (
+        api.get("/query", type="BackupJobSession", filter='JobType=="Backup"').status_code == 400
+    )  # quoted enum
+    assert api.uids("Job", "Platform==HyperV") == {
+        u for u, r in truth["jobs"].items() if (r["platform"] or "").lower() == "hyperv"
     }
     assert api.uids("Job", "ScheduleEnabled==false") == {
         u for u, r in truth["jobs"].items() if r["schedule_enabled"] is False
@@ -956,6 +968,30 @@ def test_advance_finishes_backup_sessions_and_keeps_the_past():
     assert finished and all(after["backup_job_sessions"][u]["end_time_utc"] for u in finished)
     assert len(after["backup_task_sessions"]) > len(before["backup_task_sessions"])
     assert any(after["jobs"][u]["next_run_utc"] != r["next_run_utc"] for u, r in before["jobs"].items())
+
+
+def test_collection_lag_delays_a_servers_backup_side():
+    """A backup server EM collects 12 h late (a whole run period) shows its sessions and points as
+    they were then; once collected, they arrive with their original times (em-api.md, collection lag
+    per backup server)."""
+    w = World(seed=13, days=3, quirks=Quirks(collection_lag_hours={1: 12}))
+    with Simulator(w) as s:
+        api = Api(s)
+        lagging = w.servers[1].uid
+        before = s.truth()
+        assert_tables_equal(crawl(api), before)
+        late = [r for r in before["backup_job_sessions"].values() if r["backup_server_uid"] == lagging]
+        assert late and max(r["creation_time_utc"] for r in late) < NOW - timedelta(hours=12)
+        others = [r for r in before["backup_job_sessions"].values() if r["backup_server_uid"] != lagging]
+        assert max(r["creation_time_utc"] for r in others) > NOW - timedelta(hours=12)
+        w.set_collection_lag(1, 0)
+        after = s.truth()
+        delivered = set(after["backup_job_sessions"]) - set(before["backup_job_sessions"])
+        assert delivered and all(
+            after["backup_job_sessions"][u]["backup_server_uid"] == lagging for u in delivered
+        )
+        assert set(after["vm_restore_points"]) > set(before["vm_restore_points"])
+        assert_tables_equal(crawl(api), after)
 
 
 def test_version_quirks_off_answers_like_the_newest_server():

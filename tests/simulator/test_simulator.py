@@ -9,61 +9,14 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote
 
 import httpx
 import pytest
+from simapi import NS, Api, link, links, text, xml_of
 
 from etl.simulator import Faults, Quirks, Simulator, World
 
-NS = "{http://www.veeam.com/ent/v1.0}"
 NOW = datetime(2025, 8, 15, 12, 0, tzinfo=UTC)
-
-
-# ---------------------------------------------------------------------- helpers
-def xml_of(body: bytes) -> ET.Element:
-    return ET.fromstring(body)  # noqa: S314 - our own simulator's output
-
-
-class Api:
-    def __init__(self, sim: Simulator):
-        self.sim = sim
-        self.c = httpx.Client(timeout=10)
-        r = self.c.post(sim.url + "/sessionMngr/?v=latest", auth=(sim.user, sim.password))
-        assert r.status_code == 201, r.text
-        self.token = r.headers["X-RestSvcSessionId"]
-        self.logon_body = r.content
-
-    def get(self, url: str, **params) -> httpx.Response:
-        if not url.startswith("http"):
-            url = self.sim.url + url
-        return self.c.get(url, params=params or None, headers={"X-RestSvcSessionId": self.token})
-
-    def xml(self, url: str, **params) -> ET.Element:
-        r = self.get(url, **params)
-        assert r.status_code == 200, (url, r.status_code, r.text)
-        return xml_of(r.content)
-
-    def query_all(
-        self, type_: str, fmt: str = "References", page_size: int = 100, **extra
-    ) -> list[ET.Element]:
-        """Walk the Next links; return every Ref/entity element."""
-        params = "&".join(f"{k}={quote(v, safe='')}" for k, v in extra.items())
-        url = f"/query?type={type_}&format={fmt}&pageSize={page_size}" + (f"&{params}" if params else "")
-        out, pages = [], 0
-        while url:
-            root = self.xml(url)
-            pages += 1
-            if fmt == "Entities":
-                out.extend(root.find(f"{NS}Entities")[0])
-            else:
-                out.extend(root.find(f"{NS}Refs"))
-            info = root.find(f"{NS}PagingInfo")
-            nxt = [link.get("Href") for link in info.iter(f"{NS}Link") if link.get("Rel") == "Next"]
-            url = nxt[0] if nxt else None
-            assert pages <= int(info.get("PagesCount"))
-        assert pages == int(info.get("PagesCount"))
-        return out
 
 
 def ts(text: str | None) -> datetime | None:
@@ -73,21 +26,6 @@ def ts(text: str | None) -> datetime | None:
     assert m, text
     frac = (m.group(7) or "").ljust(7, "0")[:6]
     return datetime(*map(int, m.groups()[:6]), int(frac), tzinfo=UTC)
-
-
-def text(el: ET.Element, name: str) -> str | None:
-    child = el.find(NS + name)
-    if child is None or not (child.text or "").strip():
-        return None
-    return child.text
-
-
-def links(el: ET.Element) -> list[ET.Element]:
-    return list(el.find(f"{NS}Links"))
-
-
-def link(el: ET.Element, rel: str, typ: str) -> ET.Element | None:
-    return next((x for x in links(el) if x.get("Rel") == rel and x.get("Type") == typ), None)
 
 
 def guid_of(href: str) -> str:
@@ -316,6 +254,7 @@ def test_root_logon_logoff(sim):
     assert body.tag == NS + "LogonSession" and text(body, "UserName") == "demo"
     types = {x.get("Type") for x in links(body)}
     assert {"QueryService", "BackupServerReferenceList", "ReplicaJobSessionReferenceList"} <= types
+    assert link(body, "Down", "QueryService").get("Href") == sim.url + "/querySvc"
     h = {"X-RestSvcSessionId": token}
     assert c.get(sim.url + "/backupServers", headers=h).status_code == 200
     no = c.get(sim.url + "/backupServers")
@@ -374,6 +313,36 @@ def test_served_entities_match_truth(api, world):
     # single-entity GETs at the truth hrefs return the same
     for row in list(t["replica_task_sessions"].values())[::97]:
         assert task_row(api.xml(row["href"])) == row
+
+
+def test_served_entities_match_truth_with_lag_extra_states_and_v13():
+    q = Quirks(
+        extra_states=True, collection_lag_hours={1: 2.5}, server_versions=("13.0.1.2067", "12.1.2.172")
+    )
+    w = World(seed=12, servers=3, jobs=12, days=3, quirks=q)
+    with Simulator(w) as s:
+        api = Api(s)
+        for step in range(3):
+            t = s.truth()
+            got = {
+                "replica_task_sessions": {
+                    el.get("UID"): task_row(el)
+                    for el in api.query_all("ReplicaTaskSession", "Entities", page_size=500)
+                },
+                "replica_job_sessions": {
+                    el.get("UID"): session_row(el)
+                    for el in api.query_all("ReplicaJobSession", "Entities", page_size=500)
+                },
+                "vm_replica_points": {
+                    el.get("UID"): point_row(el)
+                    for el in api.query_all("VmReplicaPoint", "Entities", page_size=500)
+                },
+                "backup_servers": {
+                    el.get("UID"): server_row(el) for el in api.query_all("BackupServer", "Entities")
+                },
+            }
+            assert got == {table: t[table] for table in got}, step  # the replication side
+            w.advance(timedelta(minutes=40))
 
 
 def test_timestamps_mix_fraction_digits(api):
@@ -527,7 +496,8 @@ def test_quirk_spelling_bom_origin_and_namespace():
     with Simulator(w) as s:
         api = Api(s)
         raw = api.get("/query", type="ReplicaTaskSession", format="Entities").content
-        assert raw.startswith(b"\xef\xbb\xbf<?xml") and b"<v:QueryResult xmlns:v=" in raw
+        assert raw.startswith(b"\xef\xbb\xbf<?xml") and b"<v:QueryResult xmlns:xsd=" in raw
+        assert b' xmlns:v="http://www.veeam.com/ent/v1.0"' in raw
         assert b"<v:Extra>" in raw and b"http://127.0.0.1" not in raw
         root = xml_of(raw)
         t = w.truth()

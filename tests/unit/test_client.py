@@ -61,8 +61,8 @@ def client(em: FakeEM, **kw) -> EMClient:
 def test_logon_uses_advertised_link_and_rebases_em_host():
     em = FakeEM(script={"/api/backupServers/1": [(200, SERVER, {})]})
     with client(em) as c:
-        assert c.query_href == "http://127.0.0.1:9399/api/query"
-        root = c.get("http://em01.lab:9399/api/backupServers/1")  # EM's own name, connected by IP
+        assert c.query_url("BackupServer").startswith("http://127.0.0.1:9399/api/query?type=BackupServer&")
+        root = c.document("http://em01.lab:9399/api/backupServers/1")  # EM's own name, connected by IP
         assert root.get("UID") == "urn:veeam:BackupServer:1"
     hosts = {r.url.host for r in em.seen}
     assert hosts == {"127.0.0.1"}
@@ -80,7 +80,7 @@ def test_401_relogon_once_and_repeat():
     em = FakeEM(script={"/api/backupServers/1": [(200, SERVER, {})]})
     with client(em) as c:
         em.tokens += 1  # the server forgets our token (idle expiry)
-        assert c.get("/api/backupServers/1").get("UID")
+        assert c.document("/api/backupServers/1").get("UID")
         assert em.tokens == 3  # one new logon
 
 
@@ -96,7 +96,7 @@ def test_retries_503_and_truncated_then_succeeds():
         }
     )
     with client(em) as c:
-        assert c.get("/api/backupServers/1").get("UID")
+        assert c.document("/api/backupServers/1").get("UID")
         assert c.retries == 3
 
 
@@ -122,7 +122,8 @@ def test_hostile_document_not_retried():
     evil = b'<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>'
     em = FakeEM(script={"/api/x": [(200, evil, {})]})
     with client(em) as c, pytest.raises(HostileDocument, match="/api/x"):
-        c.get("/api/x")
+        c.document("/api/x")
+    assert c.retries == 0
 
 
 def test_foreign_origin_never_requested():
@@ -132,6 +133,27 @@ def test_foreign_origin_never_requested():
             c.get("http://attacker.example/api/backupServers/1")
         assert c.foreign_links == 1
     assert all(r.url.host == "127.0.0.1" for r in em.seen)
+
+
+def test_queries_run_at_the_api_base_never_at_the_querysvc_menu():
+    """The logon session's QueryService link is `/api/querySvc`, a menu (em-api.md); queries go to
+    `<base>/query` whatever the session advertises."""
+    menu_session = SESSION.replace(b"/api/query", b"/api/querySvc")
+    em = FakeEM()
+    em_call = em.__call__
+
+    def answer(request):
+        if request.url.path == "/api/sessionMngr/":
+            response = em_call(request)
+            return httpx.Response(response.status_code, content=menu_session, headers=response.headers)
+        return em_call(request)
+
+    with EMClient(
+        "http://127.0.0.1:9399/api/", "demo", "pw", transport=httpx.MockTransport(answer), retry=FAST
+    ) as c:
+        url = httpx.URL(c.query_url("ReplicaJobSession", filter="State!=Stopped"))
+    assert url.path == "/api/query" and url.params["type"] == "ReplicaJobSession"
+    assert url.params["filter"] == "State!=Stopped"
 
 
 def test_query_url_has_explicit_page_size_and_encoded_filter():
@@ -175,6 +197,6 @@ def test_requests_in_flight_never_exceed_concurrency_whatever_the_threads():
 
     em = SlowEM(script={"/api/backupServers/1": [(200, SERVER, {})] * 24})
     with client(em, concurrency=3) as c, ThreadPoolExecutor(8) as pool:
-        uids = list(pool.map(lambda _: c.get("/api/backupServers/1").get("UID"), range(24)))
+        uids = list(pool.map(lambda _: c.document("/api/backupServers/1").get("UID"), range(24)))
     assert uids == ["urn:veeam:BackupServer:1"] * 24
     assert peak[0] == 3  # eight threads, three requests at a time

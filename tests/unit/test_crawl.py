@@ -7,15 +7,15 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from test_client import NS, FakeEM, client
 
-from etl import crawl
-from etl.reader import Readers
+from etl import crawl, parse, registry, transform
+from etl.workers import ProcessPool
 
 
 def _page(uids, page, pages=None, next_href=None):
     info = f' PagesCount="{pages}"' if pages else ""
     nxt = f'<Link Rel="Next" Href="{next_href}"/>' if next_href else ""
     body = "".join(
-        f'<BackupServer UID="urn:veeam:BackupServer:{u}" Href="/api/backupServers/{u}?format=Entity"/>'
+        f'<BackupServer Type="BackupServer" UID="urn:veeam:BackupServer:{u}" Href="/api/backupServers/{u}?format=Entity"/>'
         for u in uids
     )
     return (
@@ -44,7 +44,9 @@ class QueryEM(FakeEM):
 def test_pages_by_count_in_order_with_prefetch():
     em = QueryEM({str(k): _page([f"{k}a", f"{k}b"], k, pages=5) for k in range(1, 6)})
     with client(em) as c, ThreadPoolExecutor(3) as pool:
-        got = [uid for p in crawl.pages(c, pool, "BackupServer", ahead=3) for uid in p.rows.column("uid")]
+        got = [
+            uid for p in crawl.pages(c, pool, registry.BACKUP_SERVER, ahead=3) for uid in p.rows.column("uid")
+        ]
     assert got == [f"urn:veeam:BackupServer:{k}{x}" for k in range(1, 6) for x in "ab"]
     queries = [r for r in em.seen if r.url.path == "/api/query"]
     assert len(queries) == 5 and all(r.url.params["pageSize"] == "500" for r in queries)
@@ -58,20 +60,18 @@ def test_pages_by_next_links_when_no_count_and_no_loops():
         }
     )  # links to itself
     with client(em) as c, ThreadPoolExecutor(2) as pool:
-        got = [uid for p in crawl.pages(c, pool, "BackupServer") for uid in p.rows.column("uid")]
+        got = [uid for p in crawl.pages(c, pool, registry.BACKUP_SERVER) for uid in p.rows.column("uid")]
     assert got == ["urn:veeam:BackupServer:a", "urn:veeam:BackupServer:b"]
 
 
 def test_unreadable_entity_becomes_a_reject_not_a_row():
     body = (
-        f'<QueryResult {NS}><Entities><BackupServers><BackupServer UID="urn:veeam:BackupServer:1"/>'
-        f'<BackupServer UID="urn:veeam:BackupServer:2" Href="/api/backupServers/2"><Port>many</Port>'
+        f'<QueryResult {NS}><Entities><BackupServers><BackupServer Type="BackupServer" UID="urn:veeam:BackupServer:1"/>'
+        f'<BackupServer Type="BackupServer" UID="urn:veeam:BackupServer:2" Href="/api/backupServers/2"><Port>many</Port>'
         f"</BackupServer></BackupServers></Entities></QueryResult>"
     ).encode()
-    from etl import parse
-
-    entities, rejects = crawl.read(parse.document(body, "u"), "BackupServer", "u")
-    assert [e.row["uid"] for e in entities] == ["urn:veeam:BackupServer:1"]
+    read, rejects = transform.read(parse.document(body, "u"), registry.BACKUP_SERVER, "u")
+    assert [e.row["uid"] for e in read] == ["urn:veeam:BackupServer:1"]
     assert (
         rejects[0].href == "/api/backupServers/2" and "many" in rejects[0].error and "<" in rejects[0].excerpt
     )
@@ -91,50 +91,54 @@ def test_fetch_parent_follows_alternate_and_404_gives_none():
         f"</EntityRef>"
     ).encode()
     ent = (
-        f'<BackupServer {NS} UID="urn:veeam:BackupServer:7" Name="vbr07" Href="/api/backupServers/7?format=Entity">'
+        f'<BackupServer {NS} Type="BackupServer" UID="urn:veeam:BackupServer:7" Name="vbr07" Href="/api/backupServers/7?format=Entity">'
         f"<Port>9392</Port></BackupServer>"
     ).encode()
     em = FakeEM(script={"/api/backupServers/7": [(200, ref, {}), (200, ent, {})]})
     link = crawl.Link("Up", "BackupServerReference", "/api/backupServers/7", "vbr07")
     with client(em) as c:
-        got = crawl.fetch_parent(c, link, "BackupServer")
+        got = crawl.fetch_parent(c, link, registry.BACKUP_SERVER)
         assert got.row["name"] == "vbr07" and got.row["port"] == 9392
-        assert crawl.fetch_parent(c, link._replace(href="/api/backupServers/8"), "BackupServer") is None
+        assert (
+            crawl.fetch_parent(c, link._replace(href="/api/backupServers/8"), registry.BACKUP_SERVER) is None
+        )
 
 
-def test_long_queries_are_read_in_reader_processes_and_short_ones_here():
-    em = QueryEM(
-        {str(k): _page([f"{k}a"], k, pages=crawl.READER_PAGES + 1) for k in range(1, crawl.READER_PAGES + 2)}
-    )
-    asked = []
+def test_long_queries_are_read_in_worker_processes_and_short_ones_here():
+    n = crawl.WORKER_PAGES + 1
+    em = QueryEM({str(k): _page([f"{k}a"], k, pages=n) for k in range(1, n + 1)})
+    asked: list[ProcessPool] = []
+    submitted = []
 
-    def readers():
-        asked.append(Readers(1))
+    class Counting(ProcessPool):
+        def submit(self, fn, /, *args, **kwargs):
+            submitted.append(args[2])
+            return super().submit(fn, *args, **kwargs)
+
+    def workers():
+        asked.append(Counting(1))
         return asked[-1]
 
-    calls = []
-    read_page = crawl.read_page
     try:
-        crawl.read_page = lambda *args: calls.append(args) or read_page(*args)  # in this process only
         with client(em) as c, ThreadPoolExecutor(2) as pool:
             got = [
                 uid
-                for p in crawl.pages(c, pool, "BackupServer", readers=readers)
+                for p in crawl.pages(c, pool, registry.BACKUP_SERVER, workers=workers)
                 for uid in p.rows.column("uid")
             ]
-            assert got == [f"urn:veeam:BackupServer:{k}a" for k in range(1, crawl.READER_PAGES + 2)]
-            assert (
-                len(asked) == 1 and len(calls) == 1
-            )  # page 1 read here (it tells the page count), the rest there
+            assert got == [f"urn:veeam:BackupServer:{k}a" for k in range(1, n + 1)]
+            # page 1 is read here (it tells the page count), the rest in the worker
+            assert len(asked) == 1 and len(submitted) == n - 1 and "page=1&" not in "".join(submitted)
             short = QueryEM({"1": _page(["x"], 1, pages=2), "2": _page(["y"], 2, pages=2)})
         with client(short) as c, ThreadPoolExecutor(2) as pool:
-            assert len([p for p in crawl.pages(c, pool, "BackupServer", readers=readers)]) == 2
-        assert len(asked) == 1 and len(calls) == 3  # two pages: read in this process, no reader started
+            assert len(list(crawl.pages(c, pool, registry.BACKUP_SERVER, workers=workers))) == 2
+        assert (
+            len(asked) == 1 and len(submitted) == n - 1
+        )  # two pages: read in this process, no worker started
     finally:
-        crawl.read_page = read_page
         for r in asked:
-            r.close()
-    assert all(r.proc.poll() == 0 for r in asked[0]._all)  # the readers ended when their input closed
+            r.shutdown()
+    assert all(w.proc.poll() == 0 for w in asked[0]._workers)  # the workers ended when their input closed
 
 
 def test_prefetch_keeps_at_most_ahead_pages_in_flight():

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from etl import crawl, parse, transform
+from etl import parse, registry, transform
 from etl.client import EMClient
 from etl.errors import VeeamEtlError
 from etl.simulator import Quirks, World
@@ -51,14 +51,16 @@ def read_everything(body: bytes) -> None:
         parse.paging(root, url)
         parse.links(root)
         parse.error_message(body)
-        for type_name in transform.ENTITY_TYPES:
-            entities, _ = crawl.read(root, type_name, url)
+        for entity_type in registry.TYPES.values():
+            entities, _ = transform.read(root, entity_type, url)
             for e in entities:
                 for link in e.parents.values():
                     parse.uid_from_href(link.href, "X")
-            for el in parse.entities(root, type_name):
+            for el in parse.entities(root, entity_type.types):
                 with contextlib.suppress(VeeamEtlError):
-                    transform.entity(type_name, el)
+                    transform.entity(entity_type, el)
+        with contextlib.suppress(VeeamEtlError):
+            transform.read_page(body, registry.REPLICA_TASK_SESSION, url)
     except VeeamEtlError:
         pass
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from lxml import etree
 
-from etl import crawl, parse
+from etl import parse, registry, transform
 from etl.client import EMClient, RetryPolicy
 from etl.errors import HostileDocument, ParseError, SourceError
 
@@ -50,7 +50,7 @@ def test_parser_outcome(name, trap):
         assert url in str(info.value) and info.value.retriable and not isinstance(info.value, HostileDocument)
     else:
         root = parse.document(body, url)
-        entities, rejects = crawl.read(root, "BackupServer", url)
+        entities, rejects = transform.read(root, registry.BACKUP_SERVER, url)
         if "row" in want:
             assert len(entities) == 1 and not rejects
             row = entities[0].row
@@ -104,14 +104,14 @@ def test_client_outcome(name, trap):
     url = "http://em:9399/api/query?type=BackupServer"
     if want["client"] == "refused":
         with pytest.raises(HostileDocument, match="DOCTYPE"):
-            client.get(url)
+            client.document(url)
         assert len(seen) == 1  # never retried
     elif want["client"] == "retried":
         with pytest.raises(SourceError, match="giving up after 3 attempts"):
-            client.get(url)
+            client.document(url)
         assert len(seen) == 3
     else:
-        assert client.get(url) is not None and len(seen) == 1
+        assert client.document(url) is not None and len(seen) == 1
     assert trap.hits == []
 
 

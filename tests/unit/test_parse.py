@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from etl import parse
-from etl.errors import DataError, HostileDocument, ParseError
+from etl.errors import DataError, HostileDocument, ParseError, UnexpectedDocument
 
 NS = 'xmlns="http://www.veeam.com/ent/v1.0"'
 
@@ -130,12 +130,55 @@ def test_uid_from_href():
     assert parse.uid_from_href("/api/backupServers/ce15/", "BackupServer") == "urn:veeam:BackupServer:ce15"
 
 
-def test_entities_finds_wrapped_and_single():
+def test_entities_are_recognised_by_their_type_attribute():
     body = (
-        f'<QueryResult {NS}><Entities><BackupServers><BackupServer UID="a"/><BackupServer UID="b"/>'
-        f"</BackupServers></Entities></QueryResult>"
+        f'<QueryResult {NS}><Entities><BackupServers><BackupServer Type="BackupServer" UID="a"/>'
+        f'<Server Type="BackupServer" UID="b"/><BackupServer UID="untyped"/></BackupServers></Entities></QueryResult>'
     ).encode()
     assert [e.get("UID") for e in parse.entities(parse.document(body, "u"), "BackupServer")] == ["a", "b"]
+    single = parse.document(f'<BackupServer {NS} Type="BackupServer" UID="c"/>'.encode(), "u")
+    assert parse.entities(single, "BackupServer") == [single]
+
+
+RECORDED = {  # em-samples/README.md: what the product must do with each recorded body
+    "query-element-name-not-type.xml": ("ReplicaJobSession", 1),
+    "query-empty-entities.xml": ("ReplicaTaskSession", 0),
+    "query-empty-list.xml": ("ReplicaTaskSession", 0),
+    "query-replica-job-session-waiting-repository.xml": ("ReplicaJobSession", 1),
+    "query-task-sessions-v13-extras.xml": ("ReplicaTaskSession", 1),
+    "backup-server-v13.xml": ("BackupServer", 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED))
+def test_recorded_query_pages_give_their_entities(name, payload):
+    type_name, count = RECORDED[name]
+    url = "https://em01.example.local:9398/api/query?type=" + type_name
+    root = parse.em_document(payload(f"em-samples/{name}"), url)
+    assert len(parse.query_entities(root, frozenset({type_name}), url)) == count
+
+
+@pytest.mark.parametrize(
+    "name,found",
+    [
+        ("querysvc-menu.xml", "<QuerySvc>"),
+        ("query-references-page.xml", "<Refs>"),
+        ("query-element-name-not-type.xml", "entities of type ReplicaJobSession only"),
+    ],
+)
+def test_recorded_pages_of_the_wrong_shape_are_refused_naming_what_was_found(name, found, payload):
+    url = "https://em01.example.local:9398/api/query?type=BackupServer&format=Entities"
+    root = parse.em_document(payload(f"em-samples/{name}"), url)
+    with pytest.raises(UnexpectedDocument) as info:
+        parse.query_entities(root, frozenset({"BackupServer"}), url)
+    assert found in str(info.value) and url in str(info.value)
+    assert not info.value.retriable
+
+
+def test_an_error_body_answered_with_200_is_a_retriable_parse_error_naming_ems_message(payload):
+    with pytest.raises(ParseError, match="Object reference not set") as info:
+        parse.em_document(payload("em-samples/error-500.xml"), "https://em/api/query")
+    assert info.value.retriable
 
 
 def test_offset_variant_is_not_naive():

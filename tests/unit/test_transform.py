@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from etl import parse, transform
+from etl import parse, registry, transform
 from etl.errors import DataError
 
 NS = 'xmlns="http://www.veeam.com/ent/v1.0"'
@@ -15,7 +15,9 @@ def el(xml: str):
 
 
 def test_seed_task_session(payload):
-    e = transform.entity("ReplicaTaskSession", parse.document(payload("seed_task_session_entity.xml"), "u"))
+    e = transform.entity(
+        registry.REPLICA_TASK_SESSION, parse.document(payload("seed_task_session_entity.xml"), "u")
+    )
     assert e.table == "replica_task_sessions"
     assert e.row == {
         "uid": "urn:veeam:ReplicaTaskSession:24590151-20cd-4e57-8a2f-8b65869a1879",
@@ -37,13 +39,14 @@ def test_seed_task_session(payload):
 
 
 def test_running_task_session_has_nulls():
-    e = transform.replica_task_session(
+    e = transform.entity(
+        registry.REPLICA_TASK_SESSION,
         el(
             f'<ReplicaTaskSession {NS} UID="urn:veeam:ReplicaTaskSession:1" Href="/api/replicaTaskSessions/1" Name="vm@x"'
             f' VmDisplayName="vm"><Links><Link Rel="Up" Type="ReplicaJobSessionReference" Href="/api/replicaSessions/9"/>'
             f"</Links><CreationTimeUTC>2025-08-15T06:00:00.1234567Z</CreationTimeUTC><State>InProgress</State>"
             f"<Result>None</Result><Reason/><TotalSize>0</TotalSize><Unknown>ignored</Unknown></ReplicaTaskSession>"
-        )
+        ),
     )
     row = e.row
     assert row["end_time_utc"] is None and row["result"] == "None" and row["replica_point_uid"] is None
@@ -55,7 +58,8 @@ def test_running_task_session_has_nulls():
 
 
 def test_job_session():
-    e = transform.replica_job_session(
+    e = transform.entity(
+        registry.REPLICA_JOB_SESSION,
         el(
             f'<ReplicaJobSession {NS} Href="/api/replicaSessions/2c?format=Entity" Type="ReplicaJobSession" '
             f'Name="Fileserver02 Replication@2014-10-19 06:46:31" UID="urn:veeam:ReplicaJobSession:2c"><Links>'
@@ -65,7 +69,7 @@ def test_job_session():
             f"<CreationTimeUTC>2014-10-19T06:46:31Z</CreationTimeUTC><EndTimeUTC>2014-10-19T07:10:00Z</EndTimeUTC>"
             f"<State>Stopped</State><Result>Failed</Result><Progress>100</Progress>"
             f"<FailureMessage>Host unreachable</FailureMessage><IsRetry>true</IsRetry></ReplicaJobSession>"
-        )
+        ),
     )
     assert e.row["backup_server_uid"] == "urn:veeam:BackupServer:ce15"
     assert (
@@ -77,21 +81,23 @@ def test_job_session():
 
 
 def test_backup_server_and_point():
-    s = transform.backup_server(
+    s = transform.entity(
+        registry.BACKUP_SERVER,
         el(
             f'<BackupServer {NS} Type="BackupServer" Href="/api/backupServers/ce15?format=Entity" Name="srv02" '
             f'UID="urn:veeam:BackupServer:ce15"><Description></Description><Port>9392</Port>'
             f"<Version>12.1.2.172</Version></BackupServer>"
-        )
+        ),
     ).row
     assert s["description"] is None and s["port"] == 9392 and s["wcf_port"] is None
-    p = transform.vm_replica_point(
+    p = transform.entity(
+        registry.VM_REPLICA_POINT,
         el(
             f'<VmReplicaPoint {NS} UID="urn:veeam:VmReplicaPoint:62" Name="srv04@2014-10-19 06:48:24" '
             f'VmDisplayName="srv04"><Links><Link Rel="Up" Type="ReplicaReference" Href="/api/replicas/aa" Name="srv04"/>'
             f"</Links><CreationTimeUTC>2014-10-19T06:48:24Z</CreationTimeUTC><Algorithm>Incremental</Algorithm>"
             f"<PointType>Increment</PointType></VmReplicaPoint>"
-        )
+        ),
     ).row
     assert (
         p["replica_uid"] == "urn:veeam:Replica:aa" and p["vm_name"] is None and p["backup_server_uid"] is None
@@ -103,34 +109,51 @@ def test_backup_server_and_point():
     [
         ("TotalSize", "lots"),
         ("CreationTimeUTC", "2025-13-01T00:00:00Z"),
-        ("State", "Exploded"),
-        ("Result", "Meh"),
+        ("Progress", "half"),
+        ("IsRetry", "maybe"),
     ],
 )
 def test_bad_fields_raise_data_error(field, value):
     fields = {
-        "JobSessionUid": "urn:veeam:ReplicaJobSession:1",
         "CreationTimeUTC": "2025-01-01T00:00:00Z",
-        "State": "Completed",
-        "Result": "Success",
         "TotalSize": "1",
+        "Progress": "5",
+        "IsRetry": "false",
     }
     fields[field] = value
     body = "".join(f"<{k}>{v}</{k}>" for k, v in fields.items())
-    with pytest.raises(DataError, match=field if field in ("State", "Result") else None):
-        transform.replica_task_session(
-            el(f'<ReplicaTaskSession {NS} UID="urn:veeam:ReplicaTaskSession:1">{body}</ReplicaTaskSession>')
-        )
+    task = f'<ReplicaTaskSession {NS} UID="urn:veeam:ReplicaTaskSession:1"><JobSessionUid>urn:veeam:ReplicaJobSession:1</JobSessionUid>'
+    job = f'<ReplicaJobSession {NS} UID="urn:veeam:ReplicaJobSession:1">'
+    with pytest.raises(DataError):
+        transform.entity(registry.REPLICA_TASK_SESSION, el(task + body + "</ReplicaTaskSession>"))
+        transform.entity(registry.REPLICA_JOB_SESSION, el(job + body + "</ReplicaJobSession>"))
+
+
+def test_enum_values_are_stored_as_sent_whatever_they_are():
+    """Enums are open sets (em-api.md): an undocumented State or Result is a value, not an error."""
+    body = (
+        f'<ReplicaJobSession {NS} UID="urn:veeam:ReplicaJobSession:1"><JobUid>urn:veeam:Job:1</JobUid>'
+        f"<JobType>ImmediateBackupCopyWorker</JobType><CreationTimeUTC>2025-06-17T20:00:05.437Z</CreationTimeUTC>"
+        f"<State>WaitingRepository</State><Result>Exploded</Result><Progress>0</Progress><IsRetry>false</IsRetry>"
+        f"</ReplicaJobSession>"
+    )
+    row = transform.entity(registry.REPLICA_JOB_SESSION, el(body)).row
+    assert (row["state"], row["result"], row["job_type"]) == (
+        "WaitingRepository",
+        "Exploded",
+        "ImmediateBackupCopyWorker",
+    )
+    assert row["end_time_utc"] is None
 
 
 def test_missing_uid_is_data_error():
     with pytest.raises(DataError, match="UID"):
-        transform.backup_server(el(f"<BackupServer {NS}/>"))
+        transform.entity(registry.BACKUP_SERVER, el(f"<BackupServer {NS}/>"))
 
 
 def test_placeholder_from_link():
     link = parse.Link("Up", "BackupServerReference", "http://em:9399/api/backupServers/ce15", "srv02")
-    assert transform.placeholder("backup_servers", link) == {
+    assert transform.placeholder(link, "urn:veeam:BackupServer:ce15") == {
         "uid": "urn:veeam:BackupServer:ce15",
         "href": link.href,
         "name": "srv02",
@@ -150,7 +173,7 @@ def test_rows_are_flat_tuples_with_the_first_link_per_parent():
         )
         for i, job in enumerate(["j1", "j1", "j2"])
     ]
-    rows = transform.rows_of("replica_task_sessions", entities)
+    rows = transform.batch_of("replica_task_sessions", entities)
     assert rows.columns == ("uid", "job_session_uid")
     assert rows.values == [("t0", "j1"), ("t1", "j1"), ("t2", "j2")]
     assert rows.column("job_session_uid") == ["j1", "j1", "j2"] and rows.column("absent") == [None] * 3
@@ -162,4 +185,4 @@ def test_rows_are_flat_tuples_with_the_first_link_per_parent():
         isinstance(rows.link("job_session_uid", "j1"), parse.Link)
         and rows.link("job_session_uid", "j9") is None
     )
-    assert transform.rows("backup_servers", []) == transform.Rows("backup_servers", (), [], {})
+    assert transform.batch("backup_servers", []) == transform.RowBatch("backup_servers", (), [], {})

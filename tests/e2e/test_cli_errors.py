@@ -1,0 +1,220 @@
+"""Every configuration or usage mistake ends in one line on stderr (no traceback) naming the value and
+the fix, with exit 2, before Enterprise Manager or the warehouse is touched; read-only commands never
+create a warehouse. One test per kind of mistake, each a real `python -m etl` process."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import func, select
+
+from etl import db, schema
+from etl.simulator import Simulator, World
+from helpers import cli, cli_env
+
+NOWHERE = "http://127.0.0.1:9/api"  # never contacted: every case below fails before EM is asked
+
+
+def one_line(done: subprocess.CompletedProcess, code: int, *phrases: str) -> str:
+    """The single stderr line of a failed command, after checking its exit code and phrases."""
+    lines = done.stderr.splitlines()
+    assert done.returncode == code, done.stderr
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    for phrase in phrases:
+        assert phrase in lines[0], lines[0]
+    return lines[0]
+
+
+def _run(url: str, db_url: str, *more: str, **kw) -> subprocess.CompletedProcess:
+    return cli("run", "--url", url, "--user", "demo", "--db", db_url, *more, **kw)
+
+
+@pytest.mark.parametrize(
+    ("url", "phrases"),
+    [
+        ("http://127.0.0.1:99999/api", ["port 99999 is not a port number", "9398"]),
+        ("https://em01:0/api", ["port 0 is not a port number"]),
+        ("https://em01:ninety/api", ["port ninety is not a port number"]),
+        ("em01:9398/api", ["--url em01:9398/api has no scheme", "https://em01:9398/api"]),
+        ("ftp://em01.example.com/api", ["scheme ftp:// is not supported", "use https://"]),
+        ("https:///api", ["has no host"]),
+        ("https://em01:9398/api?x=1", ["query or fragment", "https://em01:9398/api"]),
+    ],
+)
+def test_bad_em_url_is_exit_2_before_anything_is_touched(tmp_path, url, phrases):
+    done = _run(url, f"sqlite:///{tmp_path}/w.db")
+    one_line(done, 2, "veeam-etl: error: --url", *phrases)
+    assert not (tmp_path / "w.db").exists()  # no warehouse opened, so no run row recorded either
+
+
+def test_credentials_in_em_url_are_refused_without_repeating_them(tmp_path):
+    done = _run("https://svc:Pa55word@em01:9398/api", f"sqlite:///{tmp_path}/w.db")
+    line = one_line(done, 2, "--url carries a user or password", "--user", "VEEAM_EM_PASSWORD")
+    assert "Pa55word" not in line
+
+
+def test_bad_em_url_records_no_run_in_an_existing_warehouse(tmp_path):
+    url = f"sqlite:///{tmp_path}/w.db"
+    assert cli("migrate", "--db", url).returncode == 0
+    one_line(_run("em01:9398/api", url), 2, "has no scheme")
+    eng = db.engine(url)
+    with eng.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(schema.etl_runs)) == 0
+    eng.dispose()
+
+
+def test_sqlite_directory_missing(tmp_path):
+    missing = tmp_path / "no" / "such"
+    for args in (["migrate"], ["run", "--url", NOWHERE, "--user", "demo"]):
+        done = cli(*args, "--db", f"sqlite:///{missing}/w.db")
+        one_line(done, 2, f"directory {missing} does not exist", f"mkdir -p {missing}")
+    assert not (tmp_path / "no").exists()
+
+
+def _without_dac_override() -> None:
+    """Run the child without the capability that lets root write anywhere (a no-op for other users)."""
+    if os.geteuid() == 0:
+        libc = ctypes.CDLL(None, use_errno=True)
+        for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP: gone after exec
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def test_sqlite_directory_read_only(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "etl", "migrate", "--db", f"sqlite:///{ro}/w.db"],
+            capture_output=True,
+            text=True,
+            env=cli_env(),
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_without_dac_override,
+        )
+    finally:
+        ro.chmod(0o755)
+    one_line(done, 2, f"directory {ro} is read-only", "make the directory writable")
+    assert list(ro.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["run", "migrate", "status", "report"])
+@pytest.mark.parametrize("memory", ["sqlite://", "sqlite:///", "sqlite:///:memory:"])
+def test_in_memory_sqlite_is_refused(command, memory):
+    args = ["--url", NOWHERE, "--user", "demo"] if command == "run" else []
+    done = cli(command, *args, "--db", memory)
+    one_line(done, 2, f"--db {memory} is an in-memory SQLite database", "keeps nothing", "sqlite:///veeam.db")
+
+
+def test_db_schema_on_sqlite_is_refused(tmp_path):
+    done = cli("migrate", "--db", f"sqlite:///{tmp_path}/w.db", "--db-schema", "veeam")
+    one_line(done, 2, "--db-schema veeam applies to PostgreSQL only")
+    done = cli("status", "--db", f"sqlite:///{tmp_path}/w.db", VEEAM_ETL_DB_SCHEMA="veeam")
+    one_line(done, 2, "unset VEEAM_ETL_DB_SCHEMA")
+    assert not (tmp_path / "w.db").exists()
+
+
+def test_db_schema_that_is_not_a_name_is_refused(tmp_path):
+    done = cli("migrate", "--db", f"sqlite:///{tmp_path}/w.db", "--db-schema", "veeam,public")
+    one_line(done, 2, "--db-schema 'veeam,public' is not a plain schema name")
+
+
+@pytest.fixture
+def pg_database(pg):
+    name = f"e_{uuid.uuid4().hex[:12]}"
+    pg.create_database(name)
+    yield name
+    pg.drop_database(name)
+
+
+def test_postgresql_schema_missing(pg, pg_database):
+    url = pg.url(pg_database)
+    for args in (["migrate"], ["run", "--url", NOWHERE, "--user", "demo"], ["status"], ["report"]):
+        done = cli(*args, "--db", url, "--db-schema", "nosuch")
+        one_line(
+            done,
+            2,
+            f"schema nosuch does not exist in database {pg_database}",
+            "CREATE SCHEMA nosuch AUTHORIZATION",
+        )
+
+
+def test_postgresql_role_that_may_not_create_in_public(pg, pg_database):
+    """PostgreSQL 15 took CREATE on public away from every role but the database owner."""
+    role = f"r_{uuid.uuid4().hex[:8]}"
+    pg.create_role(role)
+    try:
+        with psycopg.connect(pg.psql_dsn(pg_database), autocommit=True) as admin:
+            admin.execute(sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))  # the default since 15
+        done = cli("migrate", "--db", pg.url(pg_database, role))
+        one_line(
+            done,
+            2,
+            f"role {role} may not create tables in schema public",
+            f"CREATE SCHEMA veeam AUTHORIZATION {role}",
+            "--db-schema veeam",
+        )
+    finally:
+        pg.drop_database(pg_database)
+        with psycopg.connect(pg.psql_dsn(), autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+@pytest.mark.parametrize("command", ["status", "report"])
+def test_read_only_commands_never_create_a_warehouse(tmp_path, command):
+    done = cli(command, cwd=tmp_path)  # the default sqlite:///veeam.db, relative to the directory
+    one_line(done, 2, f"warehouse {tmp_path}/veeam.db does not exist", "veeam-etl migrate", "veeam-etl run")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["status", "report"])
+def test_read_only_commands_on_a_warehouse_without_tables(db_url, tmp_path, command):
+    if db_url.startswith("sqlite"):
+        (tmp_path / "warehouse.db").touch()
+    done = cli(command, "--db", db_url)
+    one_line(done, 2, "has no tables yet", "veeam-etl migrate")
+    eng = db.engine(db_url)
+    assert db.current(eng) is None  # nothing was created to answer
+    eng.dispose()
+
+
+def test_click_usage_errors_are_one_line():
+    one_line(cli("run", "--bogus"), 2, "veeam-etl: error: No such option", "run --help")
+    one_line(cli("run", "--user", "demo"), 2, "Missing option '--url'")
+    one_line(cli("run", "--url", NOWHERE, "--user", "demo", "--page-size", "0"), 2, "'--page-size'")
+
+
+def test_json_logs_end_in_a_json_error_line(tmp_path):
+    for args in (
+        ["--log-format", "json", "run", "--url", "ftp://em01/api", "--user", "demo"],
+        ["run", "--log-format", "json", "--url", "ftp://em01/api", "--user", "demo"],
+        ["run", "--url", "ftp://em01/api", "--user", "demo", "--log-format=json", "-v"],
+        ["run", "--bogus", "--log-format", "json"],  # a usage error, found before the options are read
+    ):
+        done = cli(*args, "--db", f"sqlite:///{tmp_path}/w.db")
+        entry = json.loads(one_line(done, 2))
+        assert entry["level"] == "error" and entry["logger"] == "etl.cli", entry
+        assert "scheme ftp://" in entry["message"] or "No such option" in entry["message"]
+    done = cli("run", "--url", "ftp://em01/api", "--user", "demo", VEEAM_ETL_LOG_FORMAT="json")
+    assert json.loads(one_line(done, 2))["level"] == "error"
+
+
+def test_global_options_after_the_command(tmp_path):
+    url = f"sqlite:///{tmp_path}/w.db"
+    with Simulator(World(seed=2, servers=1, jobs=1, vms_per_job=2, days=1)) as sim:
+        done = _run(sim.url, url, "--log-format", "json", "-v", "-v")
+    assert done.returncode == 0, done.stderr
+    entries = [json.loads(line) for line in done.stderr.splitlines()]
+    assert {e["level"] for e in entries} >= {"info", "debug"}, entries
+    done = cli("status", "-v", "--log-format", "text", "--db", url)
+    assert done.returncode == 0 and "succeeded" in done.stdout, done.stderr

@@ -1,0 +1,86 @@
+"""Pure checks of configuration values (etl.config), the CLI's progress line and closing line, and the
+packaging metadata pip reads."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+import pytest
+
+from etl import config, crawl, logs, pipeline
+from etl.cli import _Progress, _table_of
+from etl.errors import ConfigError
+from helpers import ROOT
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://em01:9398/api", "http://127.0.0.1:9399/api/", "https://[::1]:9398/api", " https://em01/api "],
+)
+def test_good_em_urls_pass(url):
+    assert config.em_url(url) == url.strip()
+
+
+@pytest.mark.parametrize(
+    ("url", "phrase"),
+    [
+        ("", "is empty"),
+        ("em01:9398/api", "has no scheme: write https://em01:9398/api"),
+        ("//em01/api", "has no scheme: write https://em01/api"),
+        ("ftp://em01/api", "scheme ftp:// is not supported"),
+        ("https://", "has no host"),
+        ("http://em01:65536/api", "port 65536 is not a port number"),
+        ("http://em01:-1/api", "port -1 is not a port number"),
+        ("https://u:secret@em01/api", "carries a user or password"),
+        ("https://em01/api#x", "query or fragment"),
+    ],
+)
+def test_bad_em_urls_name_the_value_and_the_fix(url, phrase):
+    with pytest.raises(ConfigError, match="^--url") as caught:
+        config.em_url(url)
+    assert phrase in str(caught.value) and "\n" not in str(caught.value)
+    assert "secret" not in str(caught.value)
+
+
+def test_schema_names():
+    assert config.schema_name(None) is None
+    assert config.schema_name("Veeam_2") == "veeam_2"  # PostgreSQL folds unquoted names
+    for bad in ("", "2veeam", "veeam,public", "veeam; drop", "a" * 64, '"x"'):
+        with pytest.raises(ConfigError, match="not a plain schema name"):
+            config.schema_name(bad)
+
+
+def test_progress_names_the_rows_of_the_current_type_and_labels_the_total():
+    summary = pipeline.Summary(run_id=1, source="s", mode="full")
+    summary.tables["replica_task_sessions"] = {"inserted": 1700, "updated": 48}
+    summary.tables["vm_replica_points"] = {"inserted": 1905, "updated": 0}
+    summary.requests = 12
+    line = _Progress().line(summary, "ReplicaTaskSession")
+    assert " ".join(line.split()) == "ReplicaTaskSession 1748 rows written, 3653 in all tables, 12 requests"
+    assert "BackupServer" in _Progress().line(summary, "BackupServer")
+
+
+def test_every_crawled_type_has_a_table_in_the_summary():
+    summary = pipeline.Summary(run_id=1, source="s", mode="full")
+    for type_name in ("BackupServer", *crawl.SESSION_TYPES):
+        assert _table_of(type_name) in summary.tables, type_name
+    assert _table_of("NoSuchType") is None
+
+
+def test_closing_line_text_and_json_redacted():
+    logs.secret("hunter22")
+    assert logs.line("bad hunter22", fmt="text") == "veeam-etl: error: bad ***"
+    assert (
+        logs.line("interrupted by SIGTERM", level="warning", fmt="text")
+        == "veeam-etl: interrupted by SIGTERM"
+    )
+    entry = json.loads(logs.line("bad hunter22", fmt="json"))
+    assert (entry["level"], entry["logger"], entry["message"]) == ("error", "etl.cli", "bad ***")
+
+
+def test_license_is_an_spdx_string_for_a_setuptools_that_reads_it():
+    """The TOML-table form made every `pip install` warn three times (deprecated since setuptools 77)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["project"]["license"] == "MIT"
+    assert "setuptools>=77" in project["build-system"]["requires"]
