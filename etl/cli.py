@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import config, db, logs, pipeline, transform
+from . import config, db, logs, pipeline, registry
 from .client import RetryPolicy
 from .errors import ConfigError, Interrupted, VeeamEtlError
 
@@ -244,9 +244,9 @@ def _since(value: str | None) -> datetime | None:
 
 
 def _table_of(type_name: str) -> str | None:
-    """The warehouse table rows of an EM entity type go to (None for a type without one)."""
-    entry = transform.ENTITY_TYPES.get(type_name)
-    return entry[0] if entry else None
+    """The warehouse table of an EM entity type (None for a type the loader does not know)."""
+    entry = registry.TYPES.get(type_name)
+    return entry.table if entry else None
 
 
 class _Progress:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from etl import db, schema
+from etl import db, registry
 from etl.cli import DEMO_ORIGIN
 from helpers import cli
 
@@ -29,7 +29,7 @@ def _demo(tmp_path) -> tuple[str, datetime, datetime]:
 def _changed(summary: str) -> tuple[int, int]:
     """(inserted, updated) summed over the table lines of a run summary."""
     rows = re.findall(r"^  (\w+)\s+(\d+)\s+(\d+)$", summary, re.MULTILINE)
-    assert len(rows) == len(schema.ENTITY_TABLES), summary
+    assert len(rows) == len(registry.tables()), summary
     return sum(int(i) for _, i, _ in rows), sum(int(u) for _, _, u in rows)
 
 
@@ -49,7 +49,7 @@ def test_demo_rerun_changes_nothing_and_prints_how_to_look_again(tmp_path):
 
     eng = db.engine(f"sqlite:///{tmp_path}/demo.db")
     with eng.connect() as conn:
-        for table in schema.ENTITY_TABLES:
+        for table in registry.tables():
             hrefs = conn.scalars(select(table.c.href).where(table.c.href.is_not(None))).all()
             assert hrefs and all(h.startswith(DEMO_ORIGIN + "/api/") for h in hrefs), table.name
     eng.dispose()

@@ -223,7 +223,7 @@ def test_no_change_incremental_is_a_handful_of_requests_and_uid_fallback_finishe
 
 def test_a_url_that_is_not_an_api_url_is_refused_before_anything_is_recorded(tmp_path):
     eng = db.engine(f"sqlite:///{tmp_path}/w.db")
-    with pytest.raises(ConfigError, match="not an http"):
+    with pytest.raises(ConfigError, match="scheme ftp:// is not supported"):
         pipeline.run(eng, "ftp://em01/api", "demo", "demo")
     assert inspect(eng).get_table_names() == []  # nothing touched, nothing recorded
     eng.dispose()

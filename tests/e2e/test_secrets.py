@@ -21,7 +21,7 @@ from sqlalchemy import MetaData, Table, inspect, select
 from etl import cli as cli_module
 from etl import db, pipeline
 from etl.client import EMClient, RetryPolicy
-from etl.errors import AuthError
+from etl.errors import AuthError, ConfigError
 from etl.simulator import Faults, Simulator, World
 from helpers import cli
 
@@ -204,10 +204,13 @@ def test_no_cli_option_takes_the_em_password():
 
 def test_reprs_and_errors_hide_secrets():
     password = f"pw-{uuid.uuid4().hex}"
-    client = EMClient("https://u:urlpw@em01:9398/api", "demo", password)
+    client = EMClient("https://em01:9398/api", "demo", password)
     options = pipeline.Options(retry=RetryPolicy())
     for text in (repr(client), str(client), repr(options), repr(options.retry)):
-        assert password not in text and "urlpw" not in text
+        assert password not in text
+    with pytest.raises(ConfigError) as refused:  # credentials in the URL: refused, never repeated
+        EMClient("https://u:urlpw@em01:9398/api", "demo", password)
+    assert "urlpw" not in str(refused.value) and password not in str(refused.value)
     assert db.masked("postgresql+psycopg://etl:dbpw-123@db/w") == "postgresql+psycopg://etl:***@db/w"
     with (
         Simulator(world(), password="other") as sim,

@@ -4,7 +4,7 @@ import httpx
 import pytest
 
 from etl.client import EMClient, RetryPolicy, redact_url
-from etl.errors import AuthError, ForeignLink, HostileDocument, NotFound, SourceError
+from etl.errors import AuthError, ConfigError, ForeignLink, HostileDocument, NotFound, SourceError
 
 NS = 'xmlns="http://www.veeam.com/ent/v1.0"'
 ROOT = (
@@ -171,8 +171,11 @@ def test_query_url_has_explicit_page_size_and_encoded_filter():
 
 
 def test_repr_and_errors_hide_password():
-    c = EMClient("https://user:secret@em:9398/api", "demo", "hunter22")
-    assert "hunter22" not in repr(c) and "secret" not in repr(c)
+    c = EMClient("https://em:9398/api", "demo", "hunter22")
+    assert "hunter22" not in repr(c)
+    with pytest.raises(ConfigError) as info:  # credentials in the URL are refused, never repeated
+        EMClient("https://user:secret@em:9398/api", "demo", "hunter22")
+    assert "secret" not in str(info.value) and "hunter22" not in str(info.value)
     assert redact_url("https://user:secret@em:9398/api") == "https://em:9398/api"
 
 

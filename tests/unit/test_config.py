@@ -8,7 +8,7 @@ import tomllib
 
 import pytest
 
-from etl import config, crawl, logs, pipeline
+from etl import config, logs, pipeline, registry
 from etl.cli import _Progress, _table_of
 from etl.errors import ConfigError
 from helpers import ROOT
@@ -63,7 +63,7 @@ def test_progress_names_the_rows_of_the_current_type_and_labels_the_total():
 
 def test_every_crawled_type_has_a_table_in_the_summary():
     summary = pipeline.Summary(run_id=1, source="s", mode="full")
-    for type_name in ("BackupServer", *crawl.SESSION_TYPES):
+    for type_name in registry.TYPES:
         assert _table_of(type_name) in summary.tables, type_name
     assert _table_of("NoSuchType") is None
 
