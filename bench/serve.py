@@ -1,6 +1,11 @@
 """Serve a simulated Enterprise Manager for the benchmark, in its own process.
 
-    python bench/serve.py --servers 10 --jobs 500 --vms-per-job 20 --days 10 --runs-per-day 1
+    python bench/serve.py --servers 10 --jobs 500 --vms-per-job 20 --days 10 --runs-per-day 1 \
+        --backup-jobs 500 --agent-jobs 20 --copy-jobs 20
+
+Replication and backup jobs share `--vms-per-job`, `--days` and `--runs-per-day`, so 500 jobs of each
+kind give ~100k replica tasks and ~100k backup tasks (with as many VM restore points). The backup
+side is off (0 jobs) unless asked for.
 
 Prints one JSON line (url, build seconds, estate counts) once it listens on a free loopback port,
 then serves until SIGTERM or until stdin closes. `POST /bench/latency?ms=N` sets a fixed delay that
@@ -44,8 +49,13 @@ def main() -> None:
         ("vms-per-job", 20),
         ("days", 10),
         ("runs-per-day", 1),
+        ("backup-jobs", 0),
+        ("agent-jobs", 0),
+        ("copy-jobs", 0),
+        ("agent-computers", 3),
     ):
         ap.add_argument(f"--{name}", type=int, default=default)
+    ap.add_argument("--retention-days", type=float, default=None)
     ap.add_argument("--latency-ms", type=float, default=0.0)
     ap.add_argument("--running-share", type=float, default=0.3)
     a = ap.parse_args()
@@ -58,6 +68,11 @@ def main() -> None:
         days=a.days,
         runs_per_day=a.runs_per_day,
         running_share=a.running_share,
+        backup_jobs=a.backup_jobs,
+        agent_jobs=a.agent_jobs,
+        copy_jobs=a.copy_jobs,
+        agent_computers=a.agent_computers,
+        retention_days=a.retention_days,
     )  # the default fixed `now`: the same estate on every run
     built = time.perf_counter() - started
     sim = Simulator(world, faults=Latency(a.latency_ms)).start()

@@ -10,6 +10,7 @@ import re
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+from . import query_backup
 from .world import EXTRA_STATES, World, to_ticks
 
 FILTER_DOC = """\
@@ -74,6 +75,8 @@ def _common() -> dict:
 
 def params_for(kind: str, w: World) -> dict:
     """{lower-case filter name: (canonical name, kind, getter(obj) -> comparable | None)}."""
+    if kind in query_backup.KINDS:
+        return query_backup.params_for(kind, w)
     p = _common()
     srv = {
         "backupserveruid": ("BackupServerUid", ("str",), lambda o: _server(o).uid),
@@ -125,12 +128,8 @@ def params_for(kind: str, w: World) -> dict:
                 "creationtime": ("CreationTime", ("date",), lambda o: o.created),
                 "type": ("Type", _enum(POINT_TYPES), lambda o: POINT_TYPES.index(o.point_type)),
                 "algorithm": ("Algorithm", _enum(ALGORITHMS), lambda o: ALGORITHMS.index(o.algorithm)),
-                "replicauid": (
-                    "ReplicaUid",
-                    ("str",),
-                    lambda o: f"urn:veeam:Replica:{o.task.js.job.vms[o.task.vm][1]}",
-                ),
-                "replicaname": ("ReplicaName", ("str",), lambda o: o.task.vm_name),
+                "replicauid": ("ReplicaUid", ("str",), lambda o: w.backup.replica_of[o.task.js.job.guid].uid),
+                "replicaname": ("ReplicaName", ("str",), lambda o: o.task.js.job.name),
                 "vmdisplayname": ("VmDisplayName", ("str",), lambda o: o.task.vm_name),
             }
         )
@@ -157,6 +156,13 @@ def _coerce(kind: tuple, name: str, raw: str):
     k = kind[0]
     if k == "str":
         return raw.casefold()
+    if k == "uid":  # getters give the bare GUID; a urn of any type prefix names the same GUID
+        return raw.casefold().rsplit(":", 1)[-1]
+    if k == "float":
+        try:
+            return float(raw)
+        except ValueError:
+            raise QueryError(f"{name}: {raw!r} is not a number") from None
     if k == "int":
         try:
             return int(raw)
@@ -288,6 +294,7 @@ class QueryEngine:
         "replicajobsession": "ReplicaJobSession",
         "replicatasksession": "ReplicaTaskSession",
         "vmreplicapoint": "VmReplicaPoint",
+        **query_backup.TYPES,
     }
 
     def __init__(self, world: World, max_cached: int = 256):
@@ -299,6 +306,8 @@ class QueryEngine:
 
     def source(self, kind: str) -> list:
         w = self.w
+        if kind in query_backup.KINDS:
+            return query_backup.source(kind, w)
         if kind == "BackupServer":
             return w.visible_servers()
         if kind == "ReplicaJobSession":

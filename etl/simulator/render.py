@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from xml.sax.saxutils import escape
 
+from . import render_backup
 from .world import NS, RESULTS, World, fmt_ts
 
 _ATTR = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
@@ -86,6 +87,7 @@ PLURAL = {
     "ReplicaJobSession": "ReplicaJobSessions",
     "ReplicaTaskSession": "ReplicaTaskSessions",
     "VmReplicaPoint": "VmReplicaPoints",
+    **render_backup.PLURAL,
 }
 
 
@@ -186,7 +188,7 @@ class Renderer:
                 ),
             ]
         job = obj.task.js.job
-        vm = job.vms[obj.task.vm]
+        replica = self.w.backup.replica_of[job.guid]
         return [
             self.link(
                 "Up",
@@ -195,7 +197,7 @@ class Renderer:
                 job.server.name,
                 rng,
             ),
-            self.link("Up", "ReplicaReference", f"{self.api}/replicas/{vm[1]}", vm[0], rng),
+            self.link("Up", "ReplicaReference", f"{self.api}/replicas/{replica.guid}", replica.name, rng),
         ]
 
     def _down_links(self, obj, rng) -> list[str]:
@@ -269,6 +271,8 @@ class Renderer:
 
     def entity_piece(self, obj) -> bytes:
         """`' attrs><Links>…</Links>fields'` — wrap as `<Name` + piece + `</Name>`."""
+        if obj.kind in render_backup.KINDS:
+            return render_backup.entity_piece(self, obj)
         b = self._ent.get(obj.guid)
         if b is None:
             rng = self._rng(obj.guid)
@@ -301,6 +305,8 @@ class Renderer:
         return b
 
     def ref_piece(self, obj) -> bytes:
+        if obj.kind in render_backup.KINDS:
+            return render_backup.ref_piece(self, obj)
         b = self._ref.get(obj.guid)
         if b is None:
             rng = self._rng(obj.guid)

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+from . import routes_backup
 from .faults import HANDLED, Faults
 from .query import QueryEngine, QueryError
 from .render import Renderer
@@ -44,6 +45,7 @@ COLLECTIONS = {
     "replicatasksessions": "ReplicaTaskSession",
     "repicatasksessions": "ReplicaTaskSession",
     "vmreplicapoints": "VmReplicaPoint",
+    **routes_backup.SEGMENTS,  # served by routes_backup.serve
 }
 Response = tuple[int, dict[str, str], bytes]
 
@@ -81,6 +83,8 @@ def classify(method: str, segs: list[str], query: dict[str, str]) -> str:
         return "query"
     if rest[0] == "querysvc":
         return "querysvc"
+    if rest[0] == "agents" and len(rest) > 1:  # /api/agents/jobs/{id}: classified like /api/jobs/{id}
+        rest = rest[1:]
     if rest[0] in COLLECTIONS:
         if len(rest) == 1:
             return "collection"
@@ -428,6 +432,10 @@ class Simulator:
             return self.error(405, f"Method {method} not allowed on {ctx.path}")
         segs = ctx.segments
         with w.lock:
+            if kind != "query":
+                res = routes_backup.serve(self, ctx)
+                if res is not None:
+                    return res
             if kind == "query":
                 qk, objs, entity, page, size, count, links = self.queries.run(ctx.query, r.api)
                 return self._ok(r.query_doc(qk, objs, entity, page, size, count, links))

@@ -6,6 +6,7 @@ parents become placeholder rows built only from what the child's link says.
 
 from __future__ import annotations
 
+from .truth_backup import build_backup_truth
 from .world import RESULTS, World, from_ticks
 
 
@@ -88,7 +89,7 @@ def build_truth(w: World, origin: str | None = None) -> dict[str, dict[str, dict
             "reason": _none(t.reason) if end is not None else None,
             "total_size": t.js.job.vms[t.vm][2],
         }
-        if p is not None and p.deleted:
+        if p is not None and p.guid not in w.index["VmReplicaPoint"]:  # deleted, or removed by retention
             href = w.href("VmReplicaPoint", p.guid, True, origin)
             guid = href.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
             points[p.uid] = {
@@ -109,11 +110,12 @@ def build_truth(w: World, origin: str | None = None) -> dict[str, dict[str, dict
         t = p.task
         job = t.js.job
         vm = job.vms[t.vm]
+        replica = w.backup.replica_of[job.guid]
         points[p.uid] = {
             "uid": p.uid,
             "href": w.href("VmReplicaPoint", p.guid, True, origin),
             "backup_server_uid": server_ref(job.server),
-            "replica_uid": f"urn:veeam:Replica:{vm[1]}",
+            "replica_uid": replica.uid,
             "name": p.name,
             "vm_display_name": vm[0],
             "vm_name": vm[0] if w.quirks.vm_name else None,
@@ -123,9 +125,11 @@ def build_truth(w: World, origin: str | None = None) -> dict[str, dict[str, dict
             "placeholder": False,
         }
 
+    backup = build_backup_truth(w, origin, server_ref)
     return {
         "backup_servers": servers,
         "replica_job_sessions": sessions,
         "replica_task_sessions": tasks,
         "vm_replica_points": points,
+        **backup,
     }

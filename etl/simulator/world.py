@@ -50,6 +50,8 @@ VM_PATTERNS = (
     "vm-{:03d}",
 )
 VERSIONS = ("12.1.2.172", "12.0.0.1420", "11.0.1.1261", "12.2.0.334", "10.0.1.4854")
+# Server i runs SERVER_VERSIONS[i % 5]: any three servers show every API generation (see backup.Profile).
+SERVER_VERSIONS = ("12.1.2.172", "11.0.1.1261", "10.0.1.4854", "12.2.0.334", "12.0.0.1420")
 V13 = "13.0.1.2067"  # the version of the recorded v13 backup server (em-samples/backup-server-v13.xml)
 # Session states VBR records beyond those the EM reference lists (em-api.md "Values are open sets").
 # All but Postprocessing are shown before processing starts; Postprocessing after the last VM.
@@ -140,7 +142,7 @@ class Quirks:
     # the server as it was that long ago), with their original CreationTimeUTC. em-api.md "Collection
     # lag per backup server". `World.set_collection_lag()` changes it while the world runs.
     collection_lag_hours: dict[int, float] = field(default_factory=dict)
-    # Backup server versions, by index (cycled); empty = drawn from VERSIONS. A server of version 13
+    # Backup server versions, by index (cycled); empty = SERVER_VERSIONS by index. A server of version 13
     # or later is shaped like em-samples/backup-server-v13.xml (Port 443, WcfPort, certificate
     # thumbprint) and its task sessions carry `VmUid`; earlier ones carry neither.
     server_versions: tuple[str, ...] = ()
@@ -148,6 +150,9 @@ class Quirks:
     # (em-samples/query-empty-entities.xml) instead of an empty plural wrapper on page 1 of 1
     # (em-samples/query-empty-list.xml).
     bare_empty_results: bool = False
+    # Backup side: older backup servers answer as their version does (backup.Profile); False: all
+    # answer like the newest.
+    version_quirks: bool = True
 
 
 class Server:
@@ -241,7 +246,7 @@ class World:
     def __init__(
         self,
         seed: int = 1,
-        servers: int = 2,
+        servers: int = 3,
         jobs: int = 6,
         vms_per_job: int = 10,
         days: int = 14,
@@ -249,10 +254,21 @@ class World:
         now: datetime = datetime(2025, 8, 15, 12, 0, tzinfo=UTC),
         quirks: Quirks | None = None,
         running_share: float = 0.3,
+        backup_jobs: int = 6,
+        agent_jobs: int = 2,
+        copy_jobs: int = 2,
+        agent_computers: int = 3,
+        retention_days: float | None = None,
     ):
         """`running_share`: the share of jobs whose newest run started minutes before `now` and is
         still running (the first job always is), on top of the runs that happen to overlap `now`;
-        0.3 gives tests plenty of running sessions, 0 is a steady estate."""
+        0.3 gives tests plenty of running sessions, 0 is a steady estate.
+
+        Backup side (`self.backup`, see backup.py): `backup_jobs` backup jobs of `vms_per_job` VMs run
+        `runs_per_day` times a day like the replication jobs; `copy_jobs` backup copy jobs (each
+        copies one backup job; one session per 2-day interval); `agent_jobs` agent backup jobs of
+        `agent_computers` computers each. `retention_days`: restore points, VM restore points, backup
+        files and VM replica points older than this disappear from EM as time advances (None: kept)."""
         self.seed, self.quirks = seed, quirks or Quirks()
         self.running_share = running_share
         self.lock = threading.RLock()
@@ -285,6 +301,11 @@ class World:
         self._active: list[JobSession] = []
         self._generate(self._now)
         self._reveal(self._now)
+        from .backup import BackupSide
+
+        self.backup = BackupSide(
+            self, backup_jobs, agent_jobs, copy_jobs, agent_computers, retention_days, vms_per_job
+        )
 
     # ---------------------------------------------------------------- construction
     def _make_server(self, i: int) -> Server:
@@ -293,7 +314,8 @@ class World:
         s.idx, s.guid, s.deleted = i, new_guid(rng), False
         s.name = f"vbr{i + 1:02d}.lab.local"
         s.description = "" if i % 3 == 1 else rng.choice(DESCRIPTIONS[2:])
-        s.port, s.version = 9392, rng.choice(VERSIONS)
+        s.port, s.version = 9392, rng.choice(VERSIONS)  # drawn to keep the seeded stream
+        s.version = SERVER_VERSIONS[i % len(SERVER_VERSIONS)]
         s.wcf_port = 9401 if i % 2 == 0 else None
         s.thumbprint = f"{rng.getrandbits(160):040X}" if i % 2 == 0 else None
         s.v13, s.lag = False, 0
@@ -536,6 +558,7 @@ class World:
         self._generate(new)
         self._reveal(new)
         self._active = [js for js in self._active if js.end > js.job.server.view]
+        changed |= self.backup.advance(new)
         self.generation += 1
         for cb in self._listeners:
             cb(changed)
@@ -597,6 +620,14 @@ class World:
         with self.lock:
             return build_truth(self, origin)
 
+    def truth_deleted(self, origin: str | None = None) -> dict[str, set[str]]:
+        """{table: uids} of rows in `truth()` that a complete crawl at now must show with `deleted_at`
+        set: placeholders of objects EM no longer lists (retired or deleted restore points, VM
+        restore points, backup files, VM replica points) in the tables retention applies to."""
+        from .truth_backup import deleted
+
+        return deleted(self.truth(origin))
+
     def stats(self) -> dict[str, int]:
         with self.lock:
             return {
@@ -608,4 +639,5 @@ class World:
                 "retry_job_sessions": sum(1 for js in self.job_sessions if js.is_retry),
                 "hidden_job_sessions": sum(1 for js in self.job_sessions if js.hidden),
                 "deleted_points": sum(1 for t in self.tasks if self.related_point(t) and t.point.deleted),
+                **self.backup.stats(),
             }
