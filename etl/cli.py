@@ -289,9 +289,16 @@ def print_summary(summary: pipeline.Summary) -> None:
         f"  parents fetched by link: {summary.parents_fetched}, recorded from links: "
         f"{summary.placeholders}, quarantined: {summary.quarantined}, undocumented values: {summary.new_values}"
     )
+    filled = ", ".join(f"{column} {n}" for column, n in summary.worked_out.items() if n)
+    if filled:
+        click.echo(f"  worked out (no link in EM's entities): {filled}")
+    deleted = ", ".join(f"{table} {c['deleted']}" for table, c in summary.swept.items() if c["deleted"])
+    back = ", ".join(f"{table} {c['back']}" for table, c in summary.swept.items() if c["back"])
+    if deleted or back:
+        click.echo(f"  retention: no longer in EM: {deleted or 'none'}; back in EM: {back or 'none'}")
     click.echo(
-        f"  requests: {summary.requests}, retries: {summary.retries}, "
-        f"links to other origins refused: {summary.foreign_links}"
+        f"  requests: {summary.requests} ({summary.sweep_requests} for the retention sweep), "
+        f"retries: {summary.retries}, links to other origins refused: {summary.foreign_links}"
     )
 
 

@@ -67,6 +67,8 @@ class Summary:
     placeholders: int = 0  # parents EM could not give, recorded from what the child's link says
     quarantined: int = 0
     new_values: int = 0  # enum values EM sent that its documentation does not list (stored as sent)
+    # columns the loader filled itself (etl.reconcile): "table.column" -> rows filled in this run
+    worked_out: dict[str, int] = field(default_factory=dict)
     # retention sweep: table -> {"deleted": rows EM no longer lists, "back": rows listed again}
     swept: dict[str, dict[str, int]] = field(default_factory=dict)
     sweep_requests: int = 0  # of `requests`: those of the retention sweep
@@ -415,16 +417,17 @@ def _load_everything(loading: Loading, opts: Options, mode: str, marks: runs.Mar
             begin = starts(opts, mode, marks, entity_type, servers)
         for window in crawl.window_filters(entity_type, begin):
             loading.load_pages(entity_type, window)
-        if entity_type.job_types is not None and mode != "repair":
-            mapped = reconcile.map_jobs(
-                eng, loading.client, loading.pool, entity_type, summary.source, summary.run_id
-            )
-            summary.tables[entity_type.table]["updated"] += mapped
     if mode in ("incremental", "since"):
         loading.finish_stragglers()
+    if mode != "repair":  # after the sessions: agent jobs reach the warehouse as their parents
+        for entity_type in registry.TYPES.values():
+            if entity_type.job_types is not None:
+                summary.worked_out[f"{entity_type.table}.job_uid"] = reconcile.map_jobs(
+                    eng, loading.client, loading.pool, entity_type, summary.source, summary.run_id
+                )
     with eng.begin() as conn:
         linked = reconcile.infer_restore_points(conn, summary.source, summary.run_id, loading.now)
-    summary.tables[registry.BACKUP_TASK_SESSION.table]["updated"] += linked
+    summary.worked_out[f"{registry.BACKUP_TASK_SESSION.table}.vm_restore_point_uid"] = linked
     if mode != "repair":
         _sweep(loading, opts, mode)
 

@@ -68,13 +68,20 @@ class EntityType:
     final_state: str | None = None  # sessions: the State that means finished; every other is re-read
     # task sessions: the filter parameter and column that re-read the tasks of a job session
     session_filter: tuple[str, str] | None = None
-    also: tuple[str, ...] = ()  # other `Type` attributes EM gives this type (keyed under `name`'s urn)
+    also: tuple[str, ...] = ()  # other `Type` attributes EM gives this type (keyed under `key`'s urn)
+    # the urn type rows are keyed by when it is not `name` (agent jobs are keyed as their sessions
+    # name them: urn:veeam:Job:{guid})
+    key: str | None = None
     enums: dict[str, frozenset[str]] = field(default_factory=dict)  # column -> documented values
     # a table that gets one row per entity per run that read it, for trends: (table, key column)
     snapshot: tuple[str, str] | None = None
     # The relation to jobs is not in the entity: EM answers `type=<name>&filter=JobUid==<job>`
     # (em-backup-side.md §5, §9). The job types whose query can answer it (None: no such relation).
     job_types: frozenset[str] | None = None
+
+    @property
+    def key_type(self) -> str:
+        return self.key or self.name
 
     @property
     def types(self) -> frozenset[str]:
@@ -124,6 +131,15 @@ JOB = EntityType(
     # agent jobs are AgentBackupJob entities (UID urn:veeam:AgentBackupJob:…) whose sessions name
     # them urn:veeam:Job:… (em-backup-side.md §10): keyed as the sessions name them
     also=("AgentBackupJob",),
+    enums={"job_type": JOB_TYPES, "platform": PLATFORMS},
+)
+# Agent jobs have their own query type (`type=Job` lists the others only: em-backup-side.md §7, §10)
+AGENT_BACKUP_JOB = EntityType(
+    "AgentBackupJob",
+    "jobs",
+    transform.job,
+    parents=(_SERVER,),
+    key="Job",
     enums={"job_type": JOB_TYPES, "platform": PLATFORMS},
 )
 REPOSITORY = EntityType(
@@ -290,6 +306,7 @@ TYPES: dict[str, EntityType] = {
     for t in (
         BACKUP_SERVER,
         JOB,
+        AGENT_BACKUP_JOB,
         REPOSITORY,
         BACKUP,
         REPLICA,
@@ -319,10 +336,9 @@ def by_table(table: str) -> EntityType:
 
 
 def tables() -> list[Table]:
-    """The entity tables, parents before children."""
-    return [schema.table(t.table) for t in TYPES.values()]
+    """The entity tables, parents before children (a table two types share, once)."""
+    return [schema.table(name) for name in dict.fromkeys(t.table for t in TYPES.values())]
 
 
 def incremental() -> list[EntityType]:
     return [t for t in TYPES.values() if t.window is not None]
-

@@ -104,15 +104,17 @@ def entity(entity_type: EntityType, el: etree._Element) -> Entity:
     """One entity element as a row of `entity_type.table`. Raises DataError when a field cannot be read.
 
     uid, href and name come from the element's attributes; each declared parent's column from its
-    field or link; the rest from the type's column function. A `Type` listed in `also` is keyed under
-    the type's own urn (an AgentBackupJob's sessions reference it as `urn:veeam:Job:{guid}`).
+    field or link; the rest from the type's column function. A `Type` listed in `also`, or a type with
+    a `key`, is keyed under that urn type (an AgentBackupJob's sessions reference it as
+    `urn:veeam:Job:{guid}`).
     """
     url = el.get("Href")
     uid = el.get("UID")
     if not uid or not uid.startswith("urn:veeam:"):
         raise DataError(f"{parse.local(el)} without a valid UID attribute", url)
-    if entity_type.also and not uid.startswith(f"urn:veeam:{entity_type.name}:"):
-        uid = f"urn:veeam:{entity_type.name}:{uid.rsplit(':', 1)[-1]}"
+    key = entity_type.key_type
+    if (entity_type.also or entity_type.key) and not uid.startswith(f"urn:veeam:{key}:"):
+        uid = f"urn:veeam:{key}:{uid.rsplit(':', 1)[-1]}"
     fields, found = parse.content(el)
     row: dict[str, Any] = {"uid": uid, "href": url, "name": el.get("Name")}
     parents: dict[str, Link] = {}
