@@ -185,7 +185,8 @@ def sweep(
 ) -> tuple[int, int]:
     """Mark rows of `source` EM no longer lists as deleted (`deleted_at` = now) and clear the mark of
     those it lists again; `pages` yields the listed uids. Rows this run wrote were listed by
-    definition and are left alone. Returns (marked deleted, brought back)."""
+    definition and are left alone, but for placeholders (recorded because EM answered 404).
+    Returns (marked deleted, brought back)."""
     table = schema.table(entity_type.table)
     seen = f"veeam_etl_seen_{table.name}"
     with eng.begin() as conn:
@@ -197,7 +198,11 @@ def sweep(
         listed = select(text("uid")).select_from(text(seen))
         gone = conn.execute(
             update(table)
-            .where(table.c.source == source, table.c.deleted_at.is_(None), table.c.run_id != run_id)
+            .where(
+                table.c.source == source,
+                table.c.deleted_at.is_(None),
+                or_(table.c.run_id != run_id, table.c.placeholder.is_(True)),
+            )
             .where(table.c.uid.not_in(listed))
             .values(deleted_at=now)
         ).rowcount
