@@ -415,7 +415,7 @@ class BackupSide:
         p.typed_lists = p.file_link = p.tier >= TIER_MID
         p.immediate_copy = int(s.version.split(".")[0]) >= 12 or not self.w.quirks.version_quirks
         p.tz = TZ_HOURS[s.idx % len(TZ_HOURS)]
-        p.vcenter, p.hyperv_host = new_guid(rng), new_guid(rng)
+        p.vcenter, p.hyperv_host = s.vcenter, new_guid(rng)  # the vCenter the replication side's VmUid names
         p.vm_seq = p.agent_seq = 0
         p.repos = []
         for i, (name, rkind, path) in enumerate(REPOS):
