@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, and_, exists, func, literal, or_, select, text, update
+from sqlalchemy import Connection, Engine, Table, and_, exists, func, literal, or_, select, text, update
 
 from . import batched, crawl, parse, registry, schema
 from .client import EMClient
@@ -28,6 +28,15 @@ log = logging.getLogger(__name__)
 SWEEP_PAGE_SIZE = 1000  # uids per References page: they are a tenth of an entity's size
 
 
+def _unsettled(table: Table, source: str):
+    """Rows this run wrote, or a run that did not succeed (killed, interrupted: it never got to
+    reconcile them). Rows of succeeded runs were reconciled then and are not looked at again."""
+    runs = schema.etl_runs
+    return table.c.run_id.not_in(
+        select(runs.c.id).where(runs.c.source == source, runs.c.status == "succeeded")
+    )
+
+
 def map_jobs(
     eng: Engine,
     client: EMClient,
@@ -36,7 +45,8 @@ def map_jobs(
     source: str,
     run_id: int,
 ) -> int:
-    """Fill `job_uid` of rows of `entity_type` this run wrote without one, asking EM
+    """Fill `job_uid` of rows of `entity_type` without one that this run (or one that did not
+    succeed) wrote, asking EM
     `type=<type>&filter=JobUid==<job>` for each job of the declared job types on the same backup
     servers. Returns how many rows got their job."""
     assert entity_type.job_types is not None
@@ -45,7 +55,7 @@ def map_jobs(
         unmapped = conn.execute(
             select(table.c.uid, table.c.backup_server_uid).where(
                 table.c.source == source,
-                table.c.run_id == run_id,
+                _unsettled(table, source),
                 table.c.job_uid.is_(None),
                 table.c.placeholder.is_(False),
             )
@@ -100,7 +110,8 @@ def infer_restore_points(conn: Connection, source: str, run_id: int, now: dateti
     backup server created within the task's window (em-backup-side.md §14): the VM is matched by
     `vm_uid` = `hierarchy_obj_ref`, or by name on servers without `VmUid` (the point's VmName,
     VmDisplayName or the `<vm>@` prefix of its Name). The newest such point wins. Only tasks or
-    points this run wrote are looked at. Returns how many tasks were linked.
+    points this run (or one that did not succeed) wrote are looked at. Returns how many tasks were
+    linked.
     """
     t, v = schema.backup_task_sessions, schema.vm_restore_points
     same_vm = or_(
@@ -130,7 +141,7 @@ def infer_restore_points(conn: Connection, source: str, run_id: int, now: dateti
             t.c.vm_restore_point_uid.is_(None),
             t.c.state == "Completed",
             t.c.result.in_(("Success", "Warning")),
-            or_(t.c.run_id == run_id, exists(select(v.c.uid).where(candidates, v.c.run_id == run_id))),
+            or_(_unsettled(t, source), exists(select(v.c.uid).where(candidates, _unsettled(v, source)))),
             exists(select(v.c.uid).where(candidates)),
         )
         .values(vm_restore_point_uid=point.scalar_subquery(), vm_restore_point_link="inferred", run_id=run_id)

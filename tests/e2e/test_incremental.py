@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import inspect, select
 
-from etl import db, pipeline, runs, schema
+from etl import db, pipeline, registry, runs, schema
 from etl.errors import ConfigError, LockHeld, SourceError
 from etl.simulator import Simulator, World
 from helpers import assert_equal_to_truth, cli, dump
@@ -44,7 +44,7 @@ def test_incremental_after_a_day_equals_truth_with_few_requests(db_url):
                 ).all()
                 assert finished and all(end is not None and end >= start for start, end in finished)
             marks = runs.watermarks(conn, inc.source)
-        assert set(marks) == {"ReplicaJobSession", "ReplicaTaskSession", "VmReplicaPoint"}
+        assert set(marks) == {t.name for t in registry.incremental()}
         eng.dispose()
 
 
@@ -199,8 +199,9 @@ def test_no_change_incremental_is_a_handful_of_requests_and_uid_fallback_finishe
         eng = db.engine(db_url)
         pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(page_size=50))
         nochange = pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(page_size=50))
-        # logon (2) + logoff + servers + one query per session type (created, ended or running since the window)
-        assert nochange.requests <= 3 + 1 + 3 + 2
+        # root, logon, logoff + one query per type (inventory whole; the rest created, ended or
+        # unfinished since each backup server's window) + at most two rereads of stragglers
+        assert nochange.requests <= 3 + len(registry.TYPES) + 2
         # a session we last saw running, which EM now reports as ended long ago (collected late)
         tasks = schema.replica_task_sessions
         with eng.begin() as conn:

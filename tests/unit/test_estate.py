@@ -250,7 +250,7 @@ def test_cli_usage_errors_exit_2(tmp_path):
     db = f"sqlite:///{tmp_path / 'w.db'}"
     bad = run_cli("run", "--config", str(estate), "--db", db)
     assert bad.returncode == 2
-    assert f"{estate}: em 'a': key 'retries': must be from 1 to 20, not 0" in bad.stderr
+    assert f"{estate}: em 'a': key 'retries': must be from 1 to 100, not 0" in bad.stderr
     estate.write_text('[[em]]\nname = "a"\nurl = "https://a/api"\nuser = "u"\npassword_env = "P"\n')
     for args, message in (
         (["--only", "b"], "no [[em]] named 'b'"),
