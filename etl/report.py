@@ -22,18 +22,13 @@ from pathlib import Path
 from sqlalchemy import Connection, Date, Engine, bindparam, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import db
+from . import db, views
 from .errors import ConfigError, LoadError
 from .schema import UTCDateTime, etl_runs, etl_settings, replica_task_sessions
 
-# Public views and the order their rows are read in (views themselves keep no order).
-VIEWS: dict[str, str] = {
-    "v_replica_job_runs": "creation_time_utc DESC, session_uid",
-    "v_replica_job_daily": "day_utc DESC, job_name, job_uid",
-    "v_vm_replica_status": "rpo_breach DESC, backup_server_name, vm_display_name",
-    "v_replica_transfer_daily": "day_utc DESC, backup_server_name, backup_server_uid",
-    "v_replica_failures": "occurred_utc DESC, task_uid",
-}
+# Public views and the order their rows are read in (views themselves keep no order): every view in
+# sql/ not named v__*, with the ORDER BY list of its `-- order:` line (etl.views.public).
+VIEWS: dict[str, str] = views.public()
 FORMATS = ("table", "csv", "json", "html")
 GB = 2**30  # Veeam's consoles count GB in powers of two
 STATUS_ORDER = {"red": 0, "amber": 1, "green": 2}

@@ -1,16 +1,18 @@
-"""Helpers shared by the test modules: the CLI as a subprocess, and the warehouse compared with the
-simulator's ground truth. Fixtures live in conftest.py; plain functions live here."""
+"""Helpers shared by the test modules: the CLI as a subprocess, the warehouse compared with the
+simulator's ground truth, and a warehouse filled by hand. Fixtures live in conftest.py; plain functions
+and classes live here."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 
-from etl import registry
+from etl import db, registry, report, schema
 from etl.load import data_columns
 
 TESTS = Path(__file__).resolve().parent
@@ -68,3 +70,70 @@ def assert_equal_to_truth(eng: Engine, truth: dict[str, dict[str, dict]], source
             row = have[uid]
             diff = {k: (row.get(k), v) for k, v in expected.items() if row.get(k) != v}
             assert not diff, f"{table} {uid}: (warehouse, truth) differ: {diff}"
+
+
+def truth_rows(truth: dict[str, dict[str, dict]]) -> dict[str, list[dict]]:
+    """The simulator's truth as rows to insert per entity table, parents first: a table the truth does not
+    hold is empty, and a job or replica that a session or replica point names but the truth lacks is
+    added as a placeholder, as the loader records a parent known only from a link."""
+    out = {table.name: list(truth.get(table.name, {}).values()) for table in registry.tables()}
+    jobs = {r["uid"] for r in out["jobs"]}
+    for s in out["replica_job_sessions"] + out["backup_job_sessions"]:
+        if s.get("job_uid") and s["job_uid"] not in jobs:
+            jobs.add(s["job_uid"])
+            out["jobs"].append({"uid": s["job_uid"], "name": s.get("job_name"), "placeholder": True})
+    replicas = {r["uid"] for r in out["replicas"]}
+    for p in out["vm_replica_points"]:
+        if p.get("replica_uid") and p["replica_uid"] not in replicas:
+            replicas.add(p["replica_uid"])
+            out["replicas"].append({"uid": p["replica_uid"], "placeholder": True})
+    return out
+
+
+class Warehouse:
+    """A migrated warehouse with one etl_runs row, and terse helpers to add entity rows by hand."""
+
+    def __init__(self, url: str):
+        self.eng = db.engine(url)
+        db.migrate(self.eng)
+        self.loaded = datetime(2025, 1, 1, tzinfo=UTC)
+        with self.eng.begin() as conn:
+            self.run_id = conn.execute(
+                insert(schema.etl_runs)
+                .values(source="test", started_at=self.loaded, status="succeeded", mode="full")
+                .returning(schema.etl_runs.c.id)
+            ).scalar()
+        self._ids = 0
+
+    def meta(self) -> dict:
+        return {
+            "source": "test",
+            "first_loaded_at": self.loaded,
+            "last_loaded_at": self.loaded,
+            "run_id": self.run_id,
+        }
+
+    def add(self, table, **row) -> str:
+        """Insert one row of entity table `table` (a uid is made up when none is given); returns its uid."""
+        if "uid" not in row:
+            self._ids += 1
+            row["uid"] = f"urn:veeam:{table.name}:{self._ids}"
+        if "placeholder" in table.c and "placeholder" not in row:
+            row["placeholder"] = False
+        with self.eng.begin() as conn:
+            conn.execute(insert(table).values(**row, **self.meta()))
+        return row["uid"]
+
+    def ensure(self, table, uid: str, **row) -> str:
+        """The row `uid` of `table`, inserted with `row` when it is not there yet."""
+        with self.eng.connect() as conn:
+            if conn.execute(select(table.c.uid).where(table.c.uid == uid)).first() is None:
+                self.add(table, uid=uid, **row)
+        return uid
+
+    def rows(self, view: str, where: str = "", **params) -> list[dict]:
+        with self.eng.connect() as conn:
+            return report.read_view(conn, view, where, **params)
+
+    def close(self) -> None:
+        self.eng.dispose()
