@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, insert, select
@@ -137,3 +137,146 @@ class Warehouse:
 
     def close(self) -> None:
         self.eng.dispose()
+
+
+def add_backup_estate(eng: Engine, now: datetime, run_id: int = 1) -> None:
+    """A small backup side written straight into the warehouse of `eng`, relative to `now`, on which each
+    backup dashboard query of docs/bi.md has rows: a job whose failed run a retry recovered, a run still
+    going, VMs with a fresh, an old and no restore point, a failed task, a repository low on space with a
+    week of history, and a backup with files."""
+    h = timedelta(hours=1)
+    meta = {"source": "bi-example", "first_loaded_at": now, "last_loaded_at": now, "run_id": run_id}
+    srv, job, repo = "urn:veeam:BackupServer:bi", "urn:veeam:Job:bi", "urn:veeam:Repository:bi"
+    sessions = [  # uid, start, end, state, result, is_retry
+        ("s1", now - 50 * h, now - 49 * h, "Stopped", "Success", False),
+        ("s2", now - 26 * h, now - 25 * h, "Stopped", "Failed", False),
+        ("s3", now - 24 * h, now - 23 * h, "Stopped", "Success", True),
+        ("s4", now - h, None, "Working", "Success", False),
+    ]
+    tasks = [  # uid, session, vm, start, end, state, result, reason
+        ("t1", "s2", "vm-fresh", now - 26 * h, now - 25 * h, "Completed", "Failed", "snapshot failed"),
+        ("t2", "s3", "vm-fresh", now - 24 * h, now - 23 * h, "Completed", "Success", None),
+        ("t3", "s2", "vm-old", now - 26 * h, now - 25 * h, "Completed", "Warning", "CBT reset"),
+        ("t4", "s4", "vm-none", now - h, None, "InProgress", "Success", None),
+    ]
+    with eng.begin() as conn:
+        conn.execute(insert(schema.backup_servers).values(uid=srv, name="vbr-bi", placeholder=False, **meta))
+        conn.execute(
+            insert(schema.jobs).values(
+                uid=job, backup_server_uid=srv, name="BI Backup", placeholder=False, **meta
+            )
+        )
+        for uid, start, end, state, result, retry in sessions:
+            conn.execute(
+                insert(schema.backup_job_sessions).values(
+                    uid=f"urn:veeam:BackupJobSession:bi-{uid}",
+                    backup_server_uid=srv,
+                    job_uid=job,
+                    job_name="BI Backup",
+                    job_type="Backup",
+                    name=f"BI Backup@{start}",
+                    creation_time_utc=start,
+                    end_time_utc=end,
+                    state=state,
+                    result=result,
+                    is_retry=retry,
+                    placeholder=False,
+                    **meta,
+                )
+            )
+        for uid, session, vm, start, end, state, result, reason in tasks:
+            conn.execute(
+                insert(schema.backup_task_sessions).values(
+                    uid=f"urn:veeam:BackupTaskSession:bi-{uid}",
+                    job_session_uid=f"urn:veeam:BackupJobSession:bi-{session}",
+                    backup_server_uid=srv,
+                    vm_display_name=vm,
+                    vm_uid=f"urn:VMware:Vm:bi.{vm}",
+                    name=f"{vm}@{start}",
+                    creation_time_utc=start,
+                    end_time_utc=end,
+                    state=state,
+                    result=result,
+                    reason=reason,
+                    total_size=40 * 2**30,
+                    **meta,
+                )
+            )
+        conn.execute(
+            insert(schema.repositories).values(
+                uid=repo,
+                backup_server_uid=srv,
+                name="BI Repo",
+                kind="WindowsLocal",
+                capacity=1000 * 2**30,
+                free_space=50 * 2**30,
+                placeholder=False,
+                **meta,
+            )
+        )
+        for days, free in ((8, 120), (1, 60), (0, 50)):
+            conn.execute(
+                insert(schema.repository_space).values(
+                    repository_uid=repo,
+                    run_id=run_id * 1000 + days,
+                    source="bi-example",
+                    observed_at=now - timedelta(days=days),
+                    capacity=1000 * 2**30,
+                    free_space=free * 2**30,
+                )
+            )
+        backup = "urn:veeam:Backup:bi"
+        conn.execute(
+            insert(schema.backups).values(
+                uid=backup,
+                backup_server_uid=srv,
+                repository_uid=repo,
+                job_uid=job,
+                name="BI Backup",
+                platform="VMware",
+                backup_type="Standard",
+                placeholder=False,
+                **meta,
+            )
+        )
+        point = "urn:veeam:RestorePoint:bi"
+        conn.execute(
+            insert(schema.restore_points).values(
+                uid=point,
+                backup_uid=backup,
+                backup_server_uid=srv,
+                name="bi",
+                backup_date_utc=now - 23 * h,
+                placeholder=False,
+                **meta,
+            )
+        )
+        for n, (name, size, data) in enumerate((("BI.vbk", 200, 600), ("BI-1.vib", 20, 50))):
+            conn.execute(
+                insert(schema.backup_files).values(
+                    uid=f"urn:veeam:BackupFile:bi-{n}",
+                    backup_uid=backup,
+                    backup_server_uid=srv,
+                    name=name,
+                    file_type=name.rsplit(".", 1)[1],
+                    backup_size=size * 2**30,
+                    data_size=data * 2**30,
+                    creation_time_utc=now - 23 * h,
+                    placeholder=False,
+                    **meta,
+                )
+            )
+        for vm, hours in (("vm-fresh", 23), ("vm-old", 49)):
+            conn.execute(
+                insert(schema.vm_restore_points).values(
+                    uid=f"urn:veeam:VmRestorePoint:bi-{vm}",
+                    restore_point_uid=point,
+                    backup_server_uid=srv,
+                    name=f"{vm}@x",
+                    vm_display_name=vm,
+                    hierarchy_obj_ref=f"urn:VMware:Vm:bi.{vm}",
+                    creation_time_utc=now - hours * h,
+                    placeholder=False,
+                    **meta,
+                )
+            )

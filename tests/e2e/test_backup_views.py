@@ -7,13 +7,17 @@ repositories whose capacity EM does not know.
 
 from __future__ import annotations
 
+import re
+import uuid
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
+from psycopg import sql as psql
 from sqlalchemy import insert, text
 
 import helpers
-from etl import report, schema, views
+from etl import db, report, schema, views
 
 GIB = 2**30
 DAY = timedelta(days=1)
@@ -764,3 +768,57 @@ def test_repository_capacity_unknown_capacity_and_the_change_over_7_and_30_days(
 
     wh.setting("repository_low_free_pct", "2.5")
     assert by(wh.rows("v_repository_capacity"), "repository_name")["Big"]["low_free"] == 0
+
+
+# ---------------------------------------------------------------------- docs/bi.md, as a read-only role
+def _bi_backup_queries() -> list[str]:
+    """The SQL blocks of docs/bi.md's backup section, without Grafana's macros (Grafana expands them)."""
+    doc = (helpers.ROOT / "docs" / "bi.md").read_text(encoding="utf-8")
+    start = doc.index("\n## 4. Backup dashboard queries\n")
+    section = doc[start : doc.index("\n## ", start + 1)]
+    blocks = re.findall(r"^```sql\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
+    return [b.strip().rstrip(";") for b in blocks if "$__" not in b]
+
+
+def test_bi_backup_queries_read_views_created_after_the_grants_as_a_read_only_role(pg):
+    """docs/bi.md's backup queries return rows, run by a role that may only read, on views that the
+    loading role created after the default privileges were set (as each `veeam-etl migrate` does)."""
+    tag = uuid.uuid4().hex[:8]
+    owner, reader, name = f"etl_{tag}", f"bi_{tag}", f"bi_{tag}"
+    with psycopg.connect(pg.psql_dsn(), autocommit=True) as admin:
+        admin.execute(psql.SQL("CREATE ROLE {} LOGIN").format(psql.Identifier(owner)))
+        admin.execute(psql.SQL("CREATE ROLE {} LOGIN").format(psql.Identifier(reader)))
+    pg.create_database(name, owner=owner)
+    try:
+        with psycopg.connect(pg.psql_dsn(name), autocommit=True) as admin:
+            admin.execute(
+                psql.SQL(
+                    "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT SELECT ON TABLES TO {}"
+                ).format(psql.Identifier(owner), psql.Identifier(reader))
+            )
+            admin.execute(
+                psql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(
+                    psql.Identifier(reader)
+                )
+            )
+        eng = db.engine(pg.url(name, owner))
+        db.migrate(eng)  # tables and views created by the loading role, after the grants
+        helpers.add_backup_estate(eng, datetime.now(UTC))
+        eng.dispose()
+        queries = _bi_backup_queries()
+        assert len(queries) >= 6
+        with psycopg.connect(pg.psql_dsn(name, reader)) as conn:
+            for query in queries:
+                rows = conn.execute(query).fetchall()
+                assert rows, query
+                conn.rollback()
+            success = conn.execute(queries[0]).fetchone()
+            assert success[:3] == ("BI Backup", "vbr-bi", 3) and float(success[-1]) == 100.0  # recovered run
+            conn.rollback()
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                conn.execute("INSERT INTO etl_settings (key, value) VALUES ('backup_rpo_hours', '1')")
+    finally:
+        pg.drop_database(name)
+        with psycopg.connect(pg.psql_dsn(), autocommit=True) as admin:
+            for role in (reader, owner):
+                admin.execute(psql.SQL("DROP ROLE IF EXISTS {}").format(psql.Identifier(role)))
