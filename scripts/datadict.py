@@ -511,6 +511,13 @@ VIEW_COLUMNS = {
         "observed_30d_ago_utc": "When that observation was taken.",
         "free_change_30d_bytes": "free_bytes - free_30d_ago_bytes; NULL when the history is shorter.",
     },
+    "v_repository_space_daily": {
+        "day_utc": "UTC day of the observations.",
+        "observed_utc": "When the day's last observation was taken.",
+        "capacity_bytes": "Capacity then; NULL when unknown (EM's -1).",
+        "free_bytes": "Free space then.",
+        "free_pct": "100 * free_bytes / capacity_bytes, 2 decimals; NULL when the capacity is unknown or 0.",
+    },
     "v_backup_failures": {
         "occurred_utc": "End of the task or session (its start when it has none): the sort key.",
         "level": "`task` (a VM or computer) or `session` (a job session that failed with no task saying "

@@ -162,6 +162,17 @@ COLUMNS = {
         "observed_30d_ago_utc",
         "free_change_30d_bytes",
     ],
+    "v_repository_space_daily": [
+        "repository_uid",
+        "repository_name",
+        "backup_server_uid",
+        "backup_server_name",
+        "day_utc",
+        "observed_utc",
+        "capacity_bytes",
+        "free_bytes",
+        "free_pct",
+    ],
     "v_backup_failures": [
         "occurred_utc",
         "level",
@@ -768,6 +779,21 @@ def test_repository_capacity_unknown_capacity_and_the_change_over_7_and_30_days(
 
     wh.setting("repository_low_free_pct", "2.5")
     assert by(wh.rows("v_repository_capacity"), "repository_name")["Big"]["low_free"] == 0
+
+
+def test_repository_space_daily_keeps_the_last_observation_of_each_day(wh):
+    srv = wh.server()
+    repo = wh.repository(srv, "R", 100 * GIB, 10 * GIB)
+    cloud = wh.repository(srv, "C", None, 5 * GIB)
+    wh.space(repo, 1, at(20, 1), 100 * GIB, 30 * GIB)
+    wh.space(repo, 2, at(20, 23, 59), 100 * GIB, 25 * GIB)  # the day's last
+    wh.space(repo, 3, at(21, 0, 1), 100 * GIB, 10 * GIB)
+    wh.space(cloud, 1, at(20, 5), None, 5 * GIB)
+    rows = {(r["repository_name"], str(r["day_utc"])): r for r in wh.rows("v_repository_space_daily")}
+    assert set(rows) == {("R", "2025-06-20"), ("R", "2025-06-21"), ("C", "2025-06-20")}
+    assert (rows["R", "2025-06-20"]["free_bytes"], rows["R", "2025-06-20"]["free_pct"]) == (25 * GIB, 25.0)
+    assert rows["R", "2025-06-20"]["observed_utc"] == at(20, 23, 59)
+    assert (rows["C", "2025-06-20"]["capacity_bytes"], rows["C", "2025-06-20"]["free_pct"]) == (None, None)
 
 
 # ---------------------------------------------------------------------- docs/bi.md, as a read-only role
