@@ -95,7 +95,7 @@ def test_readme_postgresql_recipe_then_bi_role_as_written(recipe_cluster):
                 args[args.index("--user") + 1] = "demo"
             done = cli(*args, VEEAM_ETL_DB=url)
             assert done.returncode == 0, f"veeam-etl {shlex.join(args)}: {done.stderr}"
-        assert "Veeam replication report" in done.stdout
+        assert "Veeam backup & replication report" in done.stdout
         assert cli("status", VEEAM_ETL_DB=url).returncode == 0
 
     admin = db.engine(pg.url("veeam"))
