@@ -212,7 +212,8 @@ def line_chart(
             f'<text x="{_n(left - 8)}" y="{_n(y + 5)}" text-anchor="end" class="tick y-tick">'
             f"{_e(y_format(v))}</text>"
         )
-    body += _x_labels(x_labels, x_of, top + ph + 20, pw / n, 0, width)
+    # kept right of the y tick labels: the first label must not run into the lowest tick ("0%")
+    body += _x_labels(x_labels, x_of, top + ph + 20, pw / n, left - 4, width)
     body += _axis_titles(x_title, y_title, width, height, left, top, bottom)
     for name, values, color, stroke in drawn:
         path, pen = [], "M"
@@ -251,13 +252,19 @@ def stacked_bars(
     empty: tuple[str, str] = (NO_DATA, "nothing to draw"),
     width: int = 540,
     height: int = 320,
+    colors: Sequence[str] | None = None,
+    counts: bool = False,
 ) -> str:
     """Bars per x label, one stacked segment per series (values in `unit`); the total is written
-    above each bar. `tips[s][i]`, when given, is added to the tooltip of segment (series s, label i)."""
+    above each bar. `tips[s][i]`, when given, is added to the tooltip of segment (series s, label i).
+    `colors[s]` colours series s (default: PALETTE in order); `counts`: the values are whole things
+    (VMs), so ticks step by whole numbers and values are written without decimals."""
     totals = [sum(vals[i] or 0 for _, vals in series) for i in range(len(x_labels))]
     if not any(t > 0 for t in totals):
         return empty_chart(chart_id, "bars", title, empty, width, 200)
     y_max, step = nice_max(max(totals))
+    if counts and step < 1:
+        step, y_max = 1.0, float(math.ceil(max(totals)))
     places = decimals(step)
     tick_text = [f"{k * step:,.{places}f}" for k in range(round(y_max / step) + 1)]
     top, bottom, right = TITLE_H + 34, 48, 8
@@ -266,7 +273,8 @@ def stacked_bars(
     n = max(1, len(x_labels))
     slot = pw / n
     bar = min(56.0, slot * 0.72)
-    total_places = 0 if max(totals) >= 100 else 1
+    total_places = 0 if counts or max(totals) >= 100 else 1
+    value_places = 0 if counts else max(1, total_places)
     body = []
     for k, label in enumerate(tick_text):
         y = top + ph * (1 - k * step / y_max)
@@ -291,13 +299,13 @@ def stacked_bars(
             extra = f", {tips[s][i]}" if tips and tips[s][i] else ""
             body.append(
                 f'<rect class="bar" x="{_n(x)}" y="{_n(base)}" width="{_n(bar)}" height="{_n(h)}" '
-                f'fill="{PALETTE[s % len(PALETTE)]}" rx="2"><title>{_e(name)}, {_e(x_labels[i])}: '
-                f"{v:,.{max(1, total_places)}f} {_e(unit)}{_e(extra)}</title></rect>"
+                f'fill="{colors[s] if colors else PALETTE[s % len(PALETTE)]}" rx="2"><title>{_e(name)}, '
+                f"{_e(x_labels[i])}: {v:,.{value_places}f} {_e(unit)}{_e(extra)}</title></rect>"
             )
         if totals[i] > 0 and show_totals:
             body.append(
                 f'<text x="{_n(x + bar / 2)}" y="{_n(base - 6)}" text-anchor="middle" class="total">'
-                f"{totals[i]:,.{total_places}f}<title>{_e(x_labels[i])}: {totals[i]:,.1f} {_e(unit)} "
+                f"{totals[i]:,.{total_places}f}<title>{_e(x_labels[i])}: {totals[i]:,.{value_places}f} {_e(unit)} "
                 f"in all</title></text>"
             )
     return _svg(chart_id, "bars", width, height, title, body)

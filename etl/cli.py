@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import config, db, logs, pipeline, registry, settings
+from . import config, db, logs, pipeline, registry, settings, views
 from .errors import ConfigError, Interrupted, VeeamEtlError
 
 DEFAULT_DB = "sqlite:///veeam.db"
@@ -649,15 +649,7 @@ def status(db_url, db_schema, limit, as_json) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), help="Write to this file (required for html).")
 @click.option(
     "--view",
-    type=click.Choice(
-        [
-            "v_replica_job_runs",
-            "v_replica_job_daily",
-            "v_vm_replica_status",
-            "v_replica_transfer_daily",
-            "v_replica_failures",
-        ]
-    ),
+    type=click.Choice(list(views.public())),
     help="One reporting view in full (table, csv, json). Without it: the summary as tables, or as JSON "
     "with every section; csv needs --view (one table per invocation).",
 )

@@ -22,21 +22,17 @@ from pathlib import Path
 from sqlalchemy import Connection, Date, Engine, bindparam, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import db
+from . import db, views
 from .errors import ConfigError, LoadError
 from .schema import UTCDateTime, etl_runs, etl_settings, replica_task_sessions
 
-# Public views and the order their rows are read in (views themselves keep no order).
-VIEWS: dict[str, str] = {
-    "v_replica_job_runs": "creation_time_utc DESC, session_uid",
-    "v_replica_job_daily": "day_utc DESC, job_name, job_uid",
-    "v_vm_replica_status": "rpo_breach DESC, backup_server_name, vm_display_name",
-    "v_replica_transfer_daily": "day_utc DESC, backup_server_name, backup_server_uid",
-    "v_replica_failures": "occurred_utc DESC, task_uid",
-}
+# Public views and the order their rows are read in (views themselves keep no order): every view in
+# sql/ not named v__*, with the ORDER BY list of its `-- order:` line (etl.views.public).
+VIEWS: dict[str, str] = views.public()
 FORMATS = ("table", "csv", "json", "html")
 GB = 2**30  # Veeam's consoles count GB in powers of two
 STATUS_ORDER = {"red": 0, "amber": 1, "green": 2}
+BACKUP_STATUS_ORDER = {"breach": 0, "warning": 1, "ok": 2}
 
 
 # ------------------------------------------------------------------ values
@@ -147,7 +143,7 @@ def status(state: str | None, result: str | None) -> str:
 def _display_rows(rows: list[dict]) -> list[dict]:
     """View rows as the terminal table shows them: a result column of a session that has not finished
     reads `status()` ("running", or its State), never EM's raw "None"; CSV and JSON keep the view as is."""
-    pairs = [("state", "result"), ("last_task_state", "last_task_result")]
+    pairs = [("state", "result"), ("last_task_state", "last_task_result"), ("last_state", "last_result")]
     out = []
     for row in rows:
         row = dict(row)
@@ -181,7 +177,7 @@ def _read_daily(conn: Connection, w: Window) -> list[dict]:
 
 
 def _read_transfer(conn: Connection, w: Window) -> list[dict]:
-    return read_view(conn, "v_replica_transfer_daily", "day_utc >= :first_day", first_day=w.first_day)
+    return read_view(conn, "v_replica_source_size_daily", "day_utc >= :first_day", first_day=w.first_day)
 
 
 def _read_vms(conn: Connection, w: Window) -> list[dict]:
@@ -203,6 +199,47 @@ def _read_failures(conn: Connection, w: Window) -> list[dict]:
     return read_view(conn, "v_replica_failures", limit=w.failures)
 
 
+def _read_backup_daily(conn: Connection, w: Window) -> list[dict]:
+    return read_view(conn, "v_backup_job_daily", "day_utc >= :first_day", first_day=w.first_day)
+
+
+def _read_backup_runs(conn: Connection, w: Window) -> list[dict]:
+    """The newest logical run of each backup job among the runs started in the window."""
+    rows = read_view(conn, "v_backup_job_runs", "day_utc >= :first_day", first_day=w.first_day)
+    newest: dict[tuple, dict] = {}
+    for r in rows:  # newest first
+        newest.setdefault((r["backup_server_uid"], r["job_uid"]), r)
+    return list(newest.values())
+
+
+def _read_backup_vms(conn: Connection, w: Window) -> list[dict]:
+    vms = read_view(conn, "v_vm_backup_status")
+    never = float("inf")
+    vms.sort(
+        key=lambda v: (
+            BACKUP_STATUS_ORDER.get(v["rpo_status"], 3),  # breach first, the oldest restore point first
+            -(never if v["point_age_hours"] is None else v["point_age_hours"]),
+            v["vm_display_name"] or "",
+            v["vm_key"] or "",
+        )
+    )
+    for v in vms:
+        v["last_task_status"] = status(v["last_task_state"], v["last_task_result"])
+    return vms
+
+
+def _read_repositories(conn: Connection, w: Window) -> list[dict]:
+    return read_view(conn, "v_repository_capacity")
+
+
+def _read_repository_space(conn: Connection, w: Window) -> list[dict]:
+    return read_view(conn, "v_repository_space_daily", "day_utc >= :first_day", first_day=w.first_day)
+
+
+def _read_backup_failures(conn: Connection, w: Window) -> list[dict]:
+    return read_view(conn, "v_backup_failures", limit=w.failures)
+
+
 def _read_last_sessions(conn: Connection, w: Window) -> dict[str, dict]:
     """{job_uid: its newest session's state and result} among sessions started in the window."""
     rows = conn.execute(
@@ -217,15 +254,15 @@ def _read_last_sessions(conn: Connection, w: Window) -> dict[str, dict]:
 
 
 def _read_source_24h(conn: Connection, w: Window) -> dict:
-    """Tasks that ended in the last 24 h (as in v_replica_transfer_daily: an end time and a Result
-    other than None) and the sum of their TotalSize in bytes: the source size of the VMs processed,
+    """Tasks that finished in the last 24 h (as in v_replica_source_size_daily: State Completed, with an
+    end time) and the sum of their TotalSize in bytes: the source size of the VMs processed,
     not bytes moved. (Veeam's reference calls TotalSize the size of the restore points; observed values
     are the VM's disk size — 60 GiB, 40 GiB on a task still in progress, 0 on failed tasks — and EM
     has no transferred-bytes figure per task.)"""
     t = replica_task_sessions.c
     row = conn.execute(
         select(func.count(), func.coalesce(func.sum(t.total_size), 0)).where(
-            t.end_time_utc >= w.now - timedelta(hours=24), t.result != "None"
+            t.end_time_utc >= w.now - timedelta(hours=24), t.state == "Completed"
         )
     ).one()
     return {"tasks": int(row[0]), "bytes": int(row[1])}
@@ -239,6 +276,12 @@ READERS: dict[str, Callable[[Connection, Window], list[dict]]] = {
     "transfer": _read_transfer,
     "vms": _read_vms,
     "failures": _read_failures,
+    "backup_daily": _read_backup_daily,
+    "backup_runs": _read_backup_runs,
+    "backup_vms": _read_backup_vms,
+    "repositories": _read_repositories,
+    "repository_space": _read_repository_space,
+    "backup_failures": _read_backup_failures,
 }
 
 
@@ -257,16 +300,15 @@ def _jobs(daily: list[dict], last_sessions: dict[str, dict], week_start: date) -
                 "failures": 0,
                 "recovered": 0,
                 "running": 0,
+                "other": 0,
             },
         )
         j.update(job_name=d["job_name"], backup_server_name=d["backup_server_name"])
         if d["day_utc"] >= week_start:
-            for k in ("runs", "successes", "warnings", "failures", "recovered", "running"):
+            for k in ("runs", "successes", "warnings", "failures", "recovered", "running", "other"):
                 j[k] += d[k]
     for j in jobs.values():
-        j["success_rate"] = _rate(
-            j["successes"] + j["warnings"], j["successes"] + j["warnings"] + j["failures"]
-        )
+        j["success_rate"] = _rate(j["successes"] + j["warnings"], j["runs"] - j["running"])
         last = last_sessions.get(j["job_uid"], {})
         state, result = last.get("state"), last.get("result")
         j["last_state"] = state
@@ -275,15 +317,59 @@ def _jobs(daily: list[dict], last_sessions: dict[str, dict], week_start: date) -
     return sorted(jobs.values(), key=lambda j: (j["job_name"] or "", j["job_uid"]))
 
 
+def _backup_jobs(daily: list[dict], newest_runs: list[dict], week_start: date) -> list[dict]:
+    """Per backup job (and backup server) over the last 7 days: logical runs by outcome, recovered,
+    running, other, the success rate over finished runs, and the outcome of its newest run in the window
+    (last_outcome: "running" until its last attempt has finished, else the Result as EM sent it)."""
+    counts = ("runs", "attempts", "succeeded", "warnings", "failed", "recovered", "running", "other")
+    jobs: dict[tuple, dict] = {}
+    for d in sorted(daily, key=lambda d: d["day_utc"]):
+        key = (d["backup_server_uid"], d["job_uid"])
+        j = jobs.setdefault(key, {"job_uid": d["job_uid"], "backup_server_uid": d["backup_server_uid"]})
+        j.update(job_name=d["job_name"], job_type=d["job_type"], backup_server_name=d["backup_server_name"])
+        for k in counts:
+            j.setdefault(k, 0)
+            if d["day_utc"] >= week_start:
+                j[k] += d[k]
+    last = {(r["backup_server_uid"], r["job_uid"]): r for r in newest_runs}
+    for key, j in jobs.items():
+        j["success_rate"] = _rate(j["succeeded"] + j["warnings"], j["runs"] - j["running"])
+        run = last.get(key)
+        j["last_outcome"] = run["outcome"] if run else None
+        j["last_start_utc"] = run["start_utc"] if run else None
+    return sorted(jobs.values(), key=lambda j: (j["job_name"] or "", j["job_uid"] or ""))
+
+
+def _backup_tiles(s: dict, week_start: date) -> dict:
+    vms, repos = s["backup_vms"], s["repositories"]
+    week = [d for d in s["backup_daily"] if d["day_utc"] >= week_start]
+    ok = sum(d["succeeded"] + d["warnings"] for d in week)
+    return {
+        "backup_vms": len(vms),
+        "backup_vms_protected": sum(1 for v in vms if v["restore_points"]),
+        "backup_rpo_breaches": sum(v["rpo_breach"] for v in vms),
+        "backup_rpo_warnings": sum(1 for v in vms if v["rpo_status"] == "warning"),
+        "backup_success_rate_7d": _rate(ok, sum(d["runs"] - d["running"] for d in week)),
+        "repositories": len(repos),
+        "repositories_low": sum(1 for r in repos if r["low_free"] == 1),
+        "repositories_unknown_capacity": sum(1 for r in repos if r["capacity_bytes"] is None),
+    }
+
+
 def summary(eng: Engine, days: int = 14, failures: int = 25) -> dict:
     """Everything the default report shows, as one dict:
 
-    generated_utc, last_load_utc, rpo_hours, days (the `days` UTC dates shown, oldest first); tiles
+    generated_utc, last_load_utc, rpo_hours, backup_rpo_hours, repository_low_free_pct (settings, with
+    the views' defaults), days (the `days` UTC dates shown, oldest first); tiles: replication
     (vms_protected, rpo_breaches, rpo_amber, success_rate_7d 0..1 or None, gb_last_24h = GB (2^30
-    bytes) of TotalSize of tasks that ended in the last 24 h — the source size of the VMs processed,
-    not bytes moved —, tasks_last_24h); jobs (per job, last 7 days, with last_state/last_result/
-    last_status); and one entry per READERS key (view rows as the views give them). "Now" is the
-    database's clock, as in the views.
+    bytes) of TotalSize of tasks that finished in the last 24 h — the source size of the VMs processed,
+    not bytes moved —, tasks_last_24h) and backup (backup_vms, backup_vms_protected = VMs with a current
+    restore point, backup_rpo_breaches, backup_rpo_warnings, backup_success_rate_7d, repositories,
+    repositories_low, repositories_unknown_capacity); jobs (replication jobs, last 7 days, with
+    last_state/last_result/last_status); backup_jobs (backup jobs, last 7 days, runs by outcome and
+    last_outcome); and one entry per READERS key (view rows as the views give them). Success rates
+    divide by finished runs, those with an undocumented Result included. "Now" is the database's
+    clock, as in the views.
     """
     with eng.connect() as conn:
         now = _instant(conn.execute(text("SELECT now_utc FROM v__clock")).scalar())
@@ -294,7 +380,7 @@ def summary(eng: Engine, days: int = 14, failures: int = 25) -> dict:
             week_start=today - timedelta(days=6),
             failures=failures,
         )
-        rpo = conn.execute(select(etl_settings.c.value).where(etl_settings.c.key == "rpo_hours")).scalar()
+        settings = {k: v for k, v in conn.execute(select(etl_settings.c.key, etl_settings.c.value))}
         last_load = conn.execute(
             select(func.max(etl_runs.c.finished_at)).where(etl_runs.c.status == "succeeded")
         ).scalar()
@@ -307,19 +393,32 @@ def summary(eng: Engine, days: int = 14, failures: int = 25) -> dict:
     return {
         "generated_utc": now,
         "last_load_utc": _instant(last_load),
-        "rpo_hours": float(rpo) if rpo else 24.0,
+        "rpo_hours": _setting(settings, "rpo_hours", 24.0),
+        "backup_rpo_hours": _setting(settings, "backup_rpo_hours", 24.0),
+        "repository_low_free_pct": _setting(settings, "repository_low_free_pct", 10.0),
         "days": list(w.days),
         "tiles": {
             "vms_protected": len(vms),
             "rpo_breaches": sum(v["rpo_breach"] for v in vms),
             "rpo_amber": sum(1 for v in vms if v["rpo_status"] == "amber"),
-            "success_rate_7d": _rate(ok, ok + sum(d["failures"] for d in week)),
+            "success_rate_7d": _rate(ok, sum(d["runs"] - d["running"] for d in week)),
             "gb_last_24h": round(source["bytes"] / GB, 1),
             "tasks_last_24h": source["tasks"],
+            **_backup_tiles(parts, w.week_start),
         },
         "jobs": _jobs(daily, last_sessions, w.week_start),
+        "backup_jobs": _backup_jobs(parts["backup_daily"], parts["backup_runs"], w.week_start),
         **parts,
     }
+
+
+def _setting(settings: dict[str, str], key: str, default: float) -> float:
+    """An etl_settings value as a number, `default` when the row is absent or not a number (as the
+    views read it)."""
+    try:
+        return float(settings[key])
+    except (KeyError, ValueError):
+        return default
 
 
 # ------------------------------------------------------------------ rendering
@@ -394,13 +493,108 @@ def _pct(rate: float | None) -> str:
     return "-" if rate is None else f"{rate * 100:.1f}%"
 
 
+def _gb(value: int | None) -> str | None:
+    return None if value is None else f"{value / GB:,.1f}"
+
+
+def _backup_text(s: dict) -> list[str]:
+    t = s["tiles"]
+    out = [
+        "Backup",
+        f"  VMs backed up: {t['backup_vms_protected']} of {t['backup_vms']}   backup RPO breaches: "
+        f"{t['backup_rpo_breaches']}   success rate 7 days: {_pct(t['backup_success_rate_7d'])}   "
+        f"repositories low on space: {t['repositories_low']} of {t['repositories']}",
+    ]
+    if not (s["backup_vms"] or s["backup_daily"] or s["backup_failures"] or s["repositories"]):
+        out.append("  No data yet: the warehouse holds no backup session, restore point or repository.")
+    jobs = [
+        {
+            "backup job": j["job_name"],
+            "server": j["backup_server_name"],
+            "runs": j["runs"],
+            "failed": j["failed"],
+            "recovered": j["recovered"],
+            "other": j["other"],
+            "success": _pct(j["success_rate"]),
+            "last": j["last_outcome"],
+        }
+        for j in s["backup_jobs"]
+    ]
+    out += [
+        "",
+        "  Backup jobs, last 7 days (a run = a scheduled session and its automatic retries; last = newest "
+        "run, running until its last attempt ends):",
+        table(
+            jobs, ["backup job", "server", "runs", "failed", "recovered", "other", "success", "last"], "    "
+        ),
+        "",
+    ]
+    attention = [v for v in s["backup_vms"] if v["rpo_status"] != "ok"]
+    out.append(
+        f"  VMs outside the backup RPO of {s['backup_rpo_hours']:g} h or needing attention "
+        f"({len(attention)} of {len(s['backup_vms'])}):"
+    )
+    out += [
+        table(
+            attention,
+            [
+                "rpo_status",
+                "vm_display_name",
+                "backup_server_name",
+                "newest_point_utc",
+                "point_age_hours",
+                "last_result",
+                "last_reason",
+            ],
+            indent="    ",
+        ),
+        "",
+    ]
+    repos = [
+        {
+            "repository": r["repository_name"],
+            "server": r["backup_server_name"],
+            "capacity GB": _gb(r["capacity_bytes"]) or "unknown",
+            "free GB": _gb(r["free_bytes"]),
+            "free %": "-" if r["free_pct"] is None else f"{r['free_pct']:.1f}%",
+            "7 d change GB": _gb(r["free_change_7d_bytes"]),
+            "low": "LOW" if r["low_free"] == 1 else "",
+        }
+        for r in s["repositories"]
+    ]
+    out.append(
+        f"  Repositories, least free space first (low: below {s['repository_low_free_pct']:g} % free):"
+    )
+    out += [
+        table(
+            repos,
+            ["repository", "server", "capacity GB", "free GB", "free %", "7 d change GB", "low"],
+            indent="    ",
+        ),
+        "",
+    ]
+    out.append(f"  Newest backup failures and warnings ({len(s['backup_failures'])}):")
+    out.append(
+        table(
+            s["backup_failures"],
+            ["occurred_utc", "result", "vm_display_name", "job_name", "recovered_by_retry", "reason"],
+            indent="    ",
+        )
+    )
+    return out
+
+
 def summary_text(s: dict) -> str:
     t = s["tiles"]
     load = s["last_load_utc"].strftime("%Y-%m-%d %H:%M:%SZ") if s["last_load_utc"] else "never"
     source = f"{t['gb_last_24h']:,.1f} GB in {t['tasks_last_24h']:,} tasks" if t["tasks_last_24h"] else "-"
     out = [
-        f"Veeam replication report, {s['generated_utc']:%Y-%m-%d %H:%M:%SZ} (RPO {s['rpo_hours']:g} h, "
-        f"last load {load})",
+        f"Veeam backup & replication report, {s['generated_utc']:%Y-%m-%d %H:%M:%SZ} (backup RPO "
+        f"{s['backup_rpo_hours']:g} h, replication RPO {s['rpo_hours']:g} h, last load {load})",
+        "",
+        *_backup_text(s),
+        "",
+        "Replication",
         f"  VMs protected: {t['vms_protected']}   RPO breaches: {t['rpo_breaches']}   "
         f"success rate 7 days: {_pct(t['success_rate_7d'])}",
         f"  source size of VMs processed, 24 h: {source} (EM's TotalSize; not bytes moved)",
@@ -411,7 +605,8 @@ def summary_text(s: dict) -> str:
         )
     out += [
         "",
-        "Jobs, last 7 days (automatic retries folded in; last = newest session, running until it ends):",
+        "  Replication jobs, last 7 days (automatic retries folded in; last = newest session, running until "
+        "it ends):",
     ]
     jobs = [
         {
@@ -428,11 +623,11 @@ def summary_text(s: dict) -> str:
         for j in s["jobs"]
     ]
     out += [
-        table(jobs, ["job", "server", "runs", "ok", "warn", "failed", "recovered", "success", "last"], "  ")
+        table(jobs, ["job", "server", "runs", "ok", "warn", "failed", "recovered", "success", "last"], "    ")
     ]
     out.append("")
     attention = [v for v in s["vms"] if v["rpo_status"] != "green"]
-    out.append(f"VMs needing attention ({len(attention)} of {len(s['vms'])}):")
+    out.append(f"  Replicated VMs needing attention ({len(attention)} of {len(s['vms'])}):")
     out += [
         table(
             attention,
@@ -444,13 +639,15 @@ def summary_text(s: dict) -> str:
                 "last_success_utc",
                 "hours_since_success",
             ],
-            indent="  ",
+            indent="    ",
         ),
         "",
     ]
-    out.append(f"Newest failures and warnings ({len(s['failures'])}):")
+    out.append(f"  Newest replication failures and warnings ({len(s['failures'])}):")
     out.append(
-        table(s["failures"], ["occurred_utc", "result", "vm_display_name", "job_name", "reason"], indent="  ")
+        table(
+            s["failures"], ["occurred_utc", "result", "vm_display_name", "job_name", "reason"], indent="    "
+        )
     )
     return "\n".join(out)
 

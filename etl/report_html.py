@@ -1,4 +1,5 @@
-"""The HTML report: one self-contained, dark, wall-screen page built from `etl.report.summary()`.
+"""The HTML report: one self-contained, dark, wall-screen page built from `etl.report.summary()`: the
+backup side (jobs, VM protection age, repositories, failures) and the replication side.
 
 Inline CSS and inline SVG (etl.charts) only: no script, no external fetch, no web font; works
 offline. Every string that comes from the warehouse (VM, job and server names, reasons) is escaped
@@ -9,8 +10,8 @@ without horizontal scrolling from 1024 px to 1920 px and beyond.
 Adding a section: write `def _x_section(s: dict) -> str` returning `_section(key, title, note, body)`
 from what `s` holds (add the query that reads it to `etl.report.READERS`, its rows arrive as
 `s[key]`), and append `Section(key, area, _x_section)` to SECTIONS (area "main", "side" or "full").
-A headline figure is one function in TILES returning `_tile(...)`. Every chart and tile must say
-`charts.NO_DATA` when it has nothing to show.
+A headline figure is one function in a row of TILES (one row of four per side) returning `_tile(...)`.
+Every chart and tile must say `charts.NO_DATA` when it has nothing to show.
 """
 
 from __future__ import annotations
@@ -126,18 +127,22 @@ def _size_unit(gb: float) -> tuple[str, float]:
     return ("TB", GB_PER_TB) if gb >= 10_000 else ("GB", 1)
 
 
-def _loaded(s: dict) -> bool:
-    """Whether the warehouse holds any replication session (else every part says "No data yet")."""
+def _loaded(s: dict, side: str = "replication") -> bool:
+    """Whether the warehouse holds anything of `side` ("replication": a replication session; "backup":
+    a backup session, restore point or repository); else that side's parts say "No data yet"."""
+    if side == "backup":
+        return bool(s["backup_vms"] or s["backup_daily"] or s["backup_failures"] or s["repositories"])
     return bool(s["vms"] or s["daily"] or s["failures"])
 
 
-def _empty(s: dict, why: str) -> tuple[str, str]:
-    """What an empty chart says: "No data yet" on an empty warehouse, else that this period is empty."""
-    return (charts.NO_DATA if not _loaded(s) else charts.NOTHING, why)
+def _empty(s: dict, why: str, side: str = "replication") -> tuple[str, str]:
+    """What an empty chart says: "No data yet" when the warehouse holds nothing of its side, else that
+    this period is empty."""
+    return (charts.NO_DATA if not _loaded(s, side) else charts.NOTHING, why)
 
 
-def _no_data(s: dict, why: str) -> str:
-    return f'<div class="empty-note"><b>{_e(_empty(s, why)[0])}</b>: {_e(why)}</div>'
+def _no_data(s: dict, why: str, side: str = "replication") -> str:
+    return f'<div class="empty-note"><b>{_e(_empty(s, why, side)[0])}</b>: {_e(why)}</div>'
 
 
 def _section(key: str, title: str, note: str, body: str) -> str:
@@ -183,30 +188,32 @@ def _tile(key: str, label: str, value: str | None, unit: str, level: str, note: 
 def _tile_vms(s: dict) -> str:
     t = s["tiles"]
     if not t["vms_protected"]:
-        return _tile("vms", "VMs protected", None, "", "blue", f"{charts.NO_DATA}: no VM task session loaded")
+        return _tile(
+            "vms", "VMs replicated", None, "", "blue", f"{charts.NO_DATA}: no replication task loaded"
+        )
     return _tile(
-        "vms", "VMs protected", f"{t['vms_protected']:,}", "", "blue", f"{t['rpo_amber']:,} need attention"
+        "vms", "VMs replicated", f"{t['vms_protected']:,}", "", "blue", f"{t['rpo_amber']:,} need attention"
     )
 
 
 def _tile_breaches(s: dict) -> str:
     t = s["tiles"]
     if not t["vms_protected"]:
-        return _tile("breaches", "RPO breaches", None, "", "red", f"{charts.NO_DATA}: no VM to check")
+        return _tile("breaches", "Replica RPO breaches", None, "", "red", f"{charts.NO_DATA}: no VM to check")
     level = "red" if t["rpo_breaches"] else "green"
-    note = f"VMs without success within {s['rpo_hours']:g} h"
-    return _tile("breaches", "RPO breaches", f"{t['rpo_breaches']:,}", "", level, note)
+    note = f"VMs without a replication success within {s['rpo_hours']:g} h"
+    return _tile("breaches", "Replica RPO breaches", f"{t['rpo_breaches']:,}", "", level, note)
 
 
 def _tile_success(s: dict) -> str:
     rate = s["tiles"]["success_rate_7d"]
     if rate is None:
         why = f"{_empty(s, '')[0]}: no run finished in the last 7 days"
-        return _tile("success", "Success rate 7 days", None, "", "blue", why)
+        return _tile("success", "Replication success 7 days", None, "", "blue", why)
     level = "green" if rate >= 0.99 else "amber" if rate >= 0.9 else "red"
     return _tile(
         "success",
-        "Success rate 7 days",
+        "Replication success 7 days",
         f"{rate * 100:.1f}",
         "%",
         level,
@@ -231,7 +238,56 @@ def _tile_source(s: dict) -> str:
     )
 
 
-TILES: list[Callable[[dict], str]] = [_tile_vms, _tile_breaches, _tile_success, _tile_source]
+def _tile_backup_vms(s: dict) -> str:
+    t = s["tiles"]
+    label = "VMs backed up"
+    if not t["backup_vms"]:
+        return _tile(
+            "backup-vms", label, None, "", "blue", f"{charts.NO_DATA}: no backup task or restore point"
+        )
+    note = f"with a restore point EM still lists, of {t['backup_vms']:,} VMs seen"
+    return _tile("backup-vms", label, f"{t['backup_vms_protected']:,}", "", "blue", note)
+
+
+def _tile_backup_breaches(s: dict) -> str:
+    t = s["tiles"]
+    label = "Backup RPO breaches"
+    if not t["backup_vms"]:
+        return _tile("backup-breaches", label, None, "", "red", f"{charts.NO_DATA}: no VM to check")
+    level = "red" if t["backup_rpo_breaches"] else "green"
+    note = f"VMs without a restore point within {s['backup_rpo_hours']:g} h"
+    return _tile("backup-breaches", label, f"{t['backup_rpo_breaches']:,}", "", level, note)
+
+
+def _tile_backup_success(s: dict) -> str:
+    rate = s["tiles"]["backup_success_rate_7d"]
+    label = "Backup success 7 days"
+    if rate is None:
+        why = f"{_empty(s, '', 'backup')[0]}: no backup run finished in the last 7 days"
+        return _tile("backup-success", label, None, "", "blue", why)
+    level = "green" if rate >= 0.99 else "amber" if rate >= 0.9 else "red"
+    note = "of finished runs, retries folded in"
+    return _tile("backup-success", label, f"{rate * 100:.1f}", "%", level, note)
+
+
+def _tile_repositories_low(s: dict) -> str:
+    t = s["tiles"]
+    label = "Repositories low on space"
+    if not t["repositories"]:
+        return _tile("repos-low", label, None, "", "blue", f"{charts.NO_DATA}: no repository loaded")
+    unknown = t["repositories_unknown_capacity"]
+    note = f"below {s['repository_low_free_pct']:g} % free, of {t['repositories']:,}" + (
+        f"; {unknown:,} of unknown capacity" if unknown else ""
+    )
+    level = "red" if t["repositories_low"] else "green"
+    return _tile("repos-low", label, f"{t['repositories_low']:,}", "", level, note)
+
+
+# Headline figures, one row of four per side.
+TILES: dict[str, list[Callable[[dict], str]]] = {
+    "backup": [_tile_backup_vms, _tile_backup_breaches, _tile_backup_success, _tile_repositories_low],
+    "replication": [_tile_vms, _tile_breaches, _tile_success, _tile_source],
+}
 
 
 # ------------------------------------------------------------------ sections
@@ -331,13 +387,13 @@ def _rpo_section(s: dict) -> str:
     )
     rpo = s["rpo_hours"]
     note = (
-        f"RPO {rpo:g} h; amber: last success older than {rpo / 2:g} h or last result Warning/Failed; "
+        f"RPO {rpo:g} h; amber: last success older than {rpo / 2:g} h or last result not Success; "
         "h = hours since the last success"
     )
     if not vms:
         return _section(
             "rpo",
-            "VM RPO status",
+            "Replica RPO status",
             note,
             f'<div class="rpo">{ring}</div>' + _no_data(s, "no VM has a task session"),
         )
@@ -372,7 +428,7 @@ def _rpo_section(s: dict) -> str:
     )
     return _section(
         "rpo",
-        "VM RPO status",
+        "Replica RPO status",
         note,
         f'<div class="rpo">{ring}{counts}</div><div class="chips" id="vm-chips">{"".join(chips)}</div>',
     )
@@ -381,17 +437,20 @@ def _rpo_section(s: dict) -> str:
 def _source_size_section(s: dict) -> str:
     """Per backup server and day, EM's TotalSize of the tasks that ended: the source size of the VMs
     processed, not bytes moved (TotalSize is the VM's size; EM has no transferred-bytes figure). Read
-    from v_replica_transfer_daily (`bytes`)."""
+    from v_replica_source_size_daily (`source_bytes`)."""
     days = s["days"]
     servers: dict[str, dict] = {}
     for r in s["transfer"]:
         name = r["backup_server_name"] or r["backup_server_uid"] or "(unknown server)"
         servers.setdefault(name, {})[r["day_utc"]] = r
-    totals = [sum(per_day[d]["bytes"] for per_day in servers.values() if d in per_day) / 2**30 for d in days]
+    totals = [
+        sum(per_day[d]["source_bytes"] for per_day in servers.values() if d in per_day) / 2**30 for d in days
+    ]
     unit, per = _size_unit(max(totals, default=0))
     names = sorted(servers)
     series = [
-        (n, [servers[n][d]["bytes"] / 2**30 / per if d in servers[n] else 0.0 for d in days]) for n in names
+        (n, [servers[n][d]["source_bytes"] / 2**30 / per if d in servers[n] else 0.0 for d in days])
+        for n in names
     ]
     tips = [
         [f"{servers[n][d]['tasks']:,} tasks ended" if d in servers[n] else "" for d in days] for n in names
@@ -400,7 +459,7 @@ def _source_size_section(s: dict) -> str:
     def bars(chart_id: str, width: int) -> str:
         return charts.stacked_bars(
             chart_id,
-            "Source size of VMs processed per day",
+            "Source size of VMs replicated per day",
             [d.strftime("%d %b") for d in days],
             series,
             x_title="day the tasks ended (UTC)",
@@ -414,7 +473,7 @@ def _source_size_section(s: dict) -> str:
     legend = _legend(_series_legend(names)) if any(totals) else ""
     return _section(
         "transfer",
-        "Source size processed",
+        "Replication source size",
         f"sum of EM's TotalSize of the tasks that ended each UTC day, per backup server, in {unit} "
         f"(2<sup>{30 if unit == 'GB' else 40}</sup> bytes): the size of each VM replicated, not bytes moved",
         _side_chart(bars, "chart-transfer") + legend,
@@ -441,25 +500,28 @@ def _jobs_section(s: dict) -> str:
         rows.append(
             f"<tr><td>{_e(j['job_name'])}</td><td>{_e(j['backup_server_name'])}</td>"
             f'<td class="num">{j["runs"]:,}</td><td class="num">{j["failures"]:,}</td>'
-            f'<td class="num">{j["recovered"]:,}</td><td class="num">{_pct(j["success_rate"])}</td>'
-            f"<td>{_badge(j['last_status'], j['last_result'])}</td></tr>"
+            f'<td class="num">{j["other"]:,}</td><td class="num">{j["recovered"]:,}</td>'
+            f'<td class="num">{_pct(j["success_rate"])}</td><td>{_badge(j["last_status"], j["last_result"])}</td>'
+            "</tr>"
         )
     if not rows:
         return _section(
             "jobs",
-            "Jobs",
+            "Replication jobs",
             "last 7 days",
             _no_data(s, f"no replication job run in the last {len(s['days'])} days"),
         )
     return _section(
         "jobs",
-        "Jobs",
-        "last 7 days; runs = run groups (retries folded in); recovered = failed first, fixed by a retry; "
-        "last = newest session, running until EM says it ended",
+        "Replication jobs",
+        "last 7 days; runs = run groups (retries folded in); other = finished with a result EM does not "
+        "document (not a success); recovered = failed first, fixed by a retry; last = newest session, running "
+        "until EM says it ended",
         '<table id="jobs-table"><colgroup><col><col style="width:17%"><col style="width:3.8em">'
-        '<col style="width:4.2em"><col style="width:7em"><col style="width:5.2em"><col style="width:8.4em">'
-        '</colgroup><thead><tr><th>job</th><th>server</th><th class="num">runs</th><th class="num">failed</th>'
-        '<th class="num">recovered</th><th class="num">success</th><th>last</th></tr></thead>'
+        '<col style="width:4.2em"><col style="width:4.2em"><col style="width:7em"><col style="width:5.2em">'
+        '<col style="width:8.4em"></colgroup><thead><tr><th>job</th><th>server</th><th class="num">runs</th>'
+        '<th class="num">failed</th><th class="num">other</th><th class="num">recovered</th>'
+        '<th class="num">success</th><th>last</th></tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>",
     )
 
@@ -478,19 +540,330 @@ def _failures_section(s: dict) -> str:
         )
     if not rows:
         if not _loaded(s):
-            return _section("failures", "Failures and warnings", "", _no_data(s, "no task session loaded"))
+            return _section(
+                "failures", "Replication failures and warnings", "", _no_data(s, "no task session loaded")
+            )
         return _section(
             "failures",
-            "Failures and warnings",
+            "Replication failures and warnings",
             "",
             '<div class="empty-note">No task ended Failed or Warning.</div>',
         )
     return _section(
         "failures",
-        "Failures and warnings",
-        f"newest {len(rows)} tasks that ended Failed or Warning, UTC",
+        "Replication failures and warnings",
+        f"newest {len(rows)} replication tasks that ended Failed or Warning, UTC",
         '<table id="failures-table"><colgroup><col style="width:9.6em"><col style="width:7.4em">'
         '<col style="width:11%"><col style="width:16%"><col style="width:13%"><col><col style="width:8.6em">'
+        "</colgroup><thead><tr><th>time</th><th>result</th><th>VM</th><th>job</th><th>server</th>"
+        f"<th>reason</th><th></th></tr></thead><tbody>{''.join(rows)}</tbody></table>",
+    )
+
+
+# ------------------------------------------------------------------ backup sections
+AGE_BUCKETS = (  # (label, upper bound in hours) of the VM protection-age chart
+    ("<6h", 6),
+    ("6–12h", 12),
+    ("12–24h", 24),
+    ("1–2d", 48),
+    ("2–7d", 168),
+    (">7d", float("inf")),
+)
+NO_POINT = "none"
+BACKUP_STATUS = (("breach", charts.RED), ("warning", charts.AMBER), ("ok", charts.GREEN))
+
+
+def _backup_cell_tip(d: dict | None) -> str:
+    """Tooltip of one backup job-day cell: the rate in % and the runs behind it."""
+    if d is None:
+        return "no run"
+    done = d["runs"] - d["running"]
+    running = f"; {d['running']} still running" if d["running"] else ""
+    if done == 0:
+        return f"no finished run{running}"
+    recovered = f", {d['recovered']} recovered by a retry" if d["recovered"] else ""
+    other = f", {d['other']} with another result" if d["other"] else ""
+    return (
+        f"{d['success_rate'] * 100:.1f}% success: {d['succeeded'] + d['warnings']} of {done} finished "
+        f"runs succeeded ({d['failed']} failed{recovered}{other}){running}"
+    )
+
+
+def _job_label(j: dict, jobs: list[dict]) -> str:
+    """A job's name, with its backup server when another job of the list has the same name."""
+    name = j["job_name"] or j["job_uid"] or "(unknown job)"
+    if sum(1 for o in jobs if o["job_name"] == j["job_name"]) > 1:
+        name += f" ({j['backup_server_name'] or j['backup_server_uid']})"
+    return name
+
+
+def _backup_success_section(s: dict) -> str:
+    days = s["days"]
+    labels = [d.strftime("%d %b") for d in days]
+    by_job: dict[tuple, dict] = {}
+    for d in s["backup_daily"]:
+        by_job.setdefault((d["backup_server_uid"], d["job_uid"]), {})[d["day_utc"]] = d
+    jobs = [j for j in s["backup_jobs"] if (j["backup_server_uid"], j["job_uid"]) in by_job]
+    rows = []
+    for j in jobs:
+        per_day = by_job[j["backup_server_uid"], j["job_uid"]]
+        rows.append(
+            (
+                _job_label(j, jobs),
+                [(per_day.get(day) or {}).get("success_rate") for day in days],
+                [_backup_cell_tip(per_day.get(day)) for day in days],
+            )
+        )
+    matrix = charts.heat_matrix(
+        "chart-backup-matrix",
+        "Backup success rate per job and day (%)",
+        rows,
+        labels,
+        x_title="day the run started (UTC)",
+        y_title="backup job",
+        empty=_empty(s, f"no backup job run in the last {len(days)} days", "backup"),
+    )
+    legend = _legend(list(charts.RATE_LEGEND)) if rows else ""
+    return _section(
+        "backup-success",
+        "Backup success",
+        f"last {len(days)} days by UTC day; a run is a scheduled session and its automatic retries; % of "
+        "finished runs that ended Success or Warning (a result EM did not document counts as not successful)",
+        matrix + legend,
+    )
+
+
+def _outcome_badge(outcome: str | None) -> str:
+    """A run's outcome ("running", or the Result as EM sent it) as a badge."""
+    if outcome is None:
+        return "–"
+    return _badge(outcome, None if outcome == "running" else outcome)
+
+
+def _backup_jobs_section(s: dict) -> str:
+    rows = []
+    for j in s["backup_jobs"]:
+        rows.append(
+            f"<tr><td>{_e(j['job_name'])}</td><td>{_e(j['backup_server_name'])}</td>"
+            f'<td class="num">{j["runs"]:,}</td><td class="num">{j["failed"]:,}</td>'
+            f'<td class="num">{j["other"]:,}</td><td class="num">{j["recovered"]:,}</td>'
+            f'<td class="num">{_pct(j["success_rate"])}</td><td>{_outcome_badge(j["last_outcome"])}</td></tr>'
+        )
+    if not rows:
+        why = f"no backup job run in the last {len(s['days'])} days"
+        return _section("backup-jobs", "Backup jobs", "last 7 days", _no_data(s, why, "backup"))
+    return _section(
+        "backup-jobs",
+        "Backup jobs",
+        "last 7 days; runs = scheduled sessions with their retries folded in; other = finished with a result "
+        "EM does not document (not a success); recovered = failed first, fixed by a retry; last = newest run, "
+        "running until its last attempt ends",
+        '<table id="backup-jobs-table"><colgroup><col><col style="width:17%"><col style="width:3.8em">'
+        '<col style="width:4.2em"><col style="width:4.2em"><col style="width:7em"><col style="width:5.2em">'
+        '<col style="width:8.4em"></colgroup><thead><tr><th>job</th><th>server</th><th class="num">runs</th>'
+        '<th class="num">failed</th><th class="num">other</th><th class="num">recovered</th>'
+        '<th class="num">success</th><th>last</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>",
+    )
+
+
+def _age_bucket(hours: float | None) -> str:
+    if hours is None:
+        return NO_POINT
+    return next(label for label, limit in AGE_BUCKETS if hours < limit)
+
+
+def _age_text(hours: float | None) -> str:
+    if hours is None:
+        return "no point"
+    return f"{hours:.1f} h" if hours < 10 else f"{hours:.0f} h" if hours < 72 else f"{hours / 24:.0f} d"
+
+
+def _backup_vms_section(s: dict) -> str:
+    vms = s["backup_vms"]
+    rpo = s["backup_rpo_hours"]
+    labels = [label for label, _ in AGE_BUCKETS] + [NO_POINT]
+    counts = {(status, b): 0 for status, _ in BACKUP_STATUS for b in labels}
+    for v in vms:
+        key = (v["rpo_status"], _age_bucket(v["point_age_hours"]))
+        if key in counts:
+            counts[key] += 1
+    series = [(status, [counts[status, b] for b in labels]) for status, _ in BACKUP_STATUS]
+    colors = [color for _, color in BACKUP_STATUS]
+
+    def bars(chart_id: str, width: int) -> str:
+        return charts.stacked_bars(
+            chart_id,
+            "VMs by age of their newest restore point",
+            labels,
+            series,
+            x_title="age of the newest restore point EM still lists (h = hours, d = days)",
+            y_title="VMs",
+            unit="VMs",
+            empty=_empty(s, "no VM has a backup task or a restore point", "backup"),
+            width=width,
+            colors=colors,
+            counts=True,
+        )
+
+    note = (
+        f"backup RPO {rpo:g} h; breach: no restore point within it; warning: older than {rpo / 2:g} h or "
+        "the newest finished task did not end Success; restore points removed by retention are not counted"
+    )
+    legend = _legend([(status, color) for status, color in BACKUP_STATUS]) if vms else ""
+    shown = [v for v in vms if v["rpo_status"] != "ok"][:MAX_CHIPS]
+    chips = []
+    for v in shown:
+        tip = (
+            f"{v['vm_display_name'] or v['vm_key']} on {v['backup_server_name'] or v['backup_server_uid']}: "
+            f"newest restore point {_when(v['newest_point_utc'])} UTC ({_age_text(v['point_age_hours'])}), "
+            f"last result {v['last_result'] or '-'}" + (f": {v['last_reason']}" if v["last_reason"] else "")
+        )
+        level = "red" if v["rpo_status"] == "breach" else "amber"
+        chips.append(
+            f'<span class="chip {level}" title="{_e(tip)}">{_e(v["vm_display_name"] or v["vm_key"])}'
+            f"<small>{_e(_age_text(v['point_age_hours']))}</small></span>"
+        )
+    hidden = sum(1 for v in vms if v["rpo_status"] != "ok") - len(shown)
+    if hidden > 0:
+        chips.append(f'<span class="more">+{hidden:,} more (v_vm_backup_status lists them all)</span>')
+    body = _side_chart(bars, "chart-backup-age") + legend
+    if chips:
+        body += f'<div class="chips" id="backup-vm-chips">{"".join(chips)}</div>'
+    elif vms:
+        body += f'<div class="empty-note">All {len(vms):,} VMs have a restore point within the RPO.</div>'
+    return _section("backup-vms", "VM backup protection", note, body)
+
+
+def _size(value: int | None, unit: str, per: float) -> str:
+    """Bytes in `unit` (GB or TB, `per` GB each): whole numbers from 100 up, else one decimal."""
+    if value is None:
+        return "?"
+    x = value / 2**30 / per
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.1f}"
+
+
+def _repository_label(r: dict, repos: list[dict]) -> str:
+    """A repository's name, with its backup server when another repository has the same name (every
+    server has a "Default Backup Repository")."""
+    name = r["repository_name"] or r["repository_uid"]
+    if sum(1 for o in repos if o["repository_name"] == r["repository_name"]) > 1:
+        name += f" ({r['backup_server_name'] or r['backup_server_uid']})"
+    return name
+
+
+def _repositories_section(s: dict) -> str:
+    repos = s["repositories"]
+    days = s["days"]
+    low = s["repository_low_free_pct"]
+    known = [r for r in repos if r["free_pct"] is not None][: len(charts.PALETTE)]
+    history: dict[str, dict] = {}
+    for h in s["repository_space"]:
+        history.setdefault(h["repository_uid"], {})[h["day_utc"]] = h
+    series = [
+        (
+            _repository_label(r, repos),
+            [
+                None
+                if (h := history.get(r["repository_uid"], {}).get(day)) is None or h["free_pct"] is None
+                else h["free_pct"] / 100
+                for day in days
+            ],
+        )
+        for r in known
+    ]
+
+    def trend(chart_id: str, width: int) -> str:
+        return charts.line_chart(
+            chart_id,
+            "Free space per repository",
+            [d.strftime("%d %b") for d in days],
+            series,
+            x_title="day of the observation (UTC)",
+            y_title="free space (% of capacity)",
+            value_format=lambda v: f"{v * 100:.1f}% free",
+            empty=_empty(s, f"no repository of known capacity read in the last {len(days)} days", "backup"),
+            width=width,
+        )
+
+    drawn = [name for name, values in series if any(v is not None for v in values)]
+    legend = _legend(_series_legend([name for name, _ in series])) if drawn else ""
+    if not repos:
+        body = _side_chart(trend, "chart-repo-trend") + _no_data(s, "no repository loaded", "backup")
+        return _section("repositories", "Repository capacity", "", body)
+    largest = max((r["capacity_bytes"] or r["free_bytes"] or 0) for r in repos) / 2**30
+    unit, per = _size_unit(largest)
+    rows = []
+    for r in repos:
+        cap = "unknown" if r["capacity_bytes"] is None else _size(r["capacity_bytes"], unit, per)
+        pct = "–" if r["free_pct"] is None else f"{r['free_pct']:.1f}%"
+        if r["low_free"] == 1:
+            pct = f'<span class="badge failed">{pct}</span>'
+        change = r["free_change_7d_bytes"]
+        change_text = "–" if change is None else ("+" if change > 0 else "") + _size(change, unit, per)
+        rows.append(
+            f"<tr><td>{_e(_repository_label(r, repos))}</td>"
+            f'<td class="num">{_size(r["free_bytes"], unit, per)} / {_e(cap)}</td>'
+            f'<td class="num">{pct}</td><td class="num">{_e(change_text)}</td></tr>'
+        )
+    table = (
+        '<table id="repositories-table"><colgroup><col><col style="width:11em"><col style="width:5.4em">'
+        '<col style="width:5.2em"></colgroup><thead><tr><th>repository</th>'
+        f'<th class="num">free / capacity ({unit})</th><th class="num">free</th>'
+        f'<th class="num">7 days ({unit})</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    )
+    note = (
+        f"as last read, least free first; red: below {low:g} % free; capacity unknown where EM reports none "
+        f"(no % then); 7 days: change of free space, {unit} = 2<sup>{30 if unit == 'GB' else 40}</sup> bytes"
+    )
+    more = len([r for r in repos if r["free_pct"] is not None]) - len(known)
+    extra = (
+        f'<div class="more">+{more:,} more repositories in v_repository_capacity</div>' if more > 0 else ""
+    )
+    return _section(
+        "repositories",
+        "Repository capacity",
+        note,
+        _side_chart(trend, "chart-repo-trend") + legend + extra + table,
+    )
+
+
+def _backup_failures_section(s: dict) -> str:
+    rows = []
+    for f in s["backup_failures"]:
+        if f["recovered_by_retry"]:
+            ok = '<span class="ok">✓ recovered by retry</span>'
+        elif f["later_success"]:
+            ok = '<span class="ok">✓ later success</span>'
+        else:
+            ok = ""
+        what = f["vm_display_name"] or f["vm_key"] or ("(whole job)" if f["level"] == "session" else "")
+        attempt = f" (retry {f['attempt'] - 1})" if f["attempt"] and f["attempt"] > 1 else ""
+        rows.append(
+            f'<tr class="{"resolved" if ok else ""}">'
+            f'<td class="when">{_when(f["occurred_utc"])}</td>'
+            f"<td>{_badge(f['result'] or 'None', f['result'] or 'None')}</td>"
+            f"<td>{_e(what)}</td><td>{_e(f['job_name'])}{_e(attempt)}</td>"
+            f'<td>{_e(f["backup_server_name"])}</td><td class="reason">{_e(f["reason"])}</td>'
+            f"<td>{ok}</td></tr>"
+        )
+    title = "Backup failures and warnings"
+    if not rows:
+        if not _loaded(s, "backup"):
+            return _section("backup-failures", title, "", _no_data(s, "no backup session loaded", "backup"))
+        return _section(
+            "backup-failures",
+            title,
+            "",
+            '<div class="empty-note">No backup task or session ended Failed or Warning.</div>',
+        )
+    return _section(
+        "backup-failures",
+        title,
+        f"newest {len(rows)} backup tasks (and job sessions that failed before any task) that did not end "
+        "Success, UTC; recovered by retry = a later attempt of the same run fixed it",
+        '<table id="backup-failures-table"><colgroup><col style="width:9.6em"><col style="width:8.2em">'
+        '<col style="width:11%"><col style="width:14%"><col style="width:12%"><col><col style="width:8.6em">'
         "</colgroup><thead><tr><th>time</th><th>result</th><th>VM</th><th>job</th><th>server</th>"
         f"<th>reason</th><th></th></tr></thead><tbody>{''.join(rows)}</tbody></table>",
     )
@@ -507,10 +880,15 @@ class Section:
 
 
 SECTIONS: list[Section] = [
+    Section("backup-success", "main", _backup_success_section),
+    Section("backup-jobs", "main", _backup_jobs_section),
     Section("success", "main", _success_section),
     Section("jobs", "main", _jobs_section),
+    Section("backup-vms", "side", _backup_vms_section),
+    Section("repositories", "side", _repositories_section),
     Section("rpo", "side", _rpo_section),
     Section("transfer", "side", _source_size_section),
+    Section("backup-failures", "full", _backup_failures_section),
     Section("failures", "full", _failures_section),
 ]
 
@@ -522,21 +900,26 @@ def page(s: dict) -> str:
         area: "\n".join(x.draw(s) for x in SECTIONS if x.area == area) for area in ("main", "side", "full")
     }
     load = _when(s["last_load_utc"]) + (" UTC" if s["last_load_utc"] else "")
+    tiles = "\n".join(
+        f'<div class="tiles" id="tiles-{side}">{"".join(tile(s) for tile in row)}</div>'
+        for side, row in TILES.items()
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="dark">
-<title>Veeam replication report</title>
+<title>Veeam backup and replication report</title>
 <style>{CSS}</style>
 </head>
 <body>
-<header><h1>Veeam replication <span>status</span></h1>
-<div class="meta">generated {generated} UTC · last load {_e(load)} · RPO {s["rpo_hours"]:g} h</div>
+<header><h1>Veeam backup &amp; replication <span>status</span></h1>
+<div class="meta">generated {generated} UTC · last load {_e(load)} · backup RPO {s["backup_rpo_hours"]:g} h ·
+replication RPO {s["rpo_hours"]:g} h</div>
 </header>
 <main>
-<div class="tiles">{"".join(tile(s) for tile in TILES)}</div>
+{tiles}
 <div class="columns"><div class="column main">
 {drawn["main"]}
 </div><div class="column side">
@@ -544,10 +927,11 @@ def page(s: dict) -> str:
 </div></div>
 {drawn["full"]}
 </main>
-<footer>veeam-etl report · figures from the warehouse views v_replica_job_daily, v_replica_job_runs,
-v_vm_replica_status, v_replica_transfer_daily and v_replica_failures · GB = 2<sup>30</sup> bytes,
-TB = 2<sup>40</sup> bytes · source size = EM's TotalSize of a task session, the size of the VM it
-processed (EM reports no transferred bytes)</footer>
+<footer>veeam-etl report · figures from the warehouse views v_backup_job_daily, v_backup_job_runs,
+v_vm_backup_status, v_repository_capacity, v_repository_space_daily, v_backup_failures,
+v_replica_job_daily, v_replica_job_runs, v_vm_replica_status, v_replica_source_size_daily and
+v_replica_failures · GB = 2<sup>30</sup> bytes, TB = 2<sup>40</sup> bytes · source size = EM's TotalSize
+of a task session, the size of the VM it processed (EM reports no transferred bytes)</footer>
 </body>
 </html>
 """

@@ -1,7 +1,11 @@
 """Reporting views: one `CREATE VIEW` per file in sql/, re-created by `migrate`.
 
 `sql/<view>.sql` serves every dialect; `sql/<view>.<dialect>.sql` (e.g. `.postgresql.sql`) wins
-where a dialect needs its own text. Views are dropped before a schema upgrade and created after.
+where a dialect needs its own text. Views are created in file-name order (helpers `v__*` sort
+before public `v_*` views, so a view may read any helper and any public view whose file name sorts
+before its own) and dropped in the reverse order, before a schema upgrade and again before they are
+created. A public view's file says how its rows are read, in a line `-- order: <ORDER BY list>`:
+`public()` gives those lists, and the report and the CLI offer exactly these views.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ from importlib import resources
 from sqlalchemy import Connection, Engine, text
 
 _CREATE = re.compile(r"^\s*CREATE\s+VIEW\s+(\w+)", re.IGNORECASE | re.MULTILINE)
+_ORDER = re.compile(r"^--\s*order:\s*(.+?)\s*$", re.MULTILINE)
+DIALECTS = ("postgresql", "sqlite")
+HELPER_PREFIX = "v__"
 
 
 def definitions(dialect: str) -> dict[str, str]:
@@ -35,6 +42,29 @@ def names(dialect: str) -> list[str]:
         if m:
             out.append(m.group(1))
     return out
+
+
+def public() -> dict[str, str]:
+    """{public view name: the ORDER BY list its rows are read in}, in file-name order: every view not
+    named `v__*`, from its `-- order:` line. Raises ValueError when a public view has no order line or
+    the dialects disagree on which public views exist."""
+    found: dict[str, dict[str, str]] = {}
+    for dialect in DIALECTS:
+        views: dict[str, str] = {}
+        for sql in definitions(dialect).values():
+            m = _CREATE.search(sql)
+            if not m or m.group(1).startswith(HELPER_PREFIX):
+                continue
+            order = _ORDER.search(sql[: m.start()])
+            if order is None:
+                raise ValueError(f"sql/ view {m.group(1)} has no '-- order: ...' line")
+            views[m.group(1)] = order.group(1)
+        found[dialect] = views
+    first, *others = found.values()
+    for other in others:
+        if list(other) != list(first):
+            raise ValueError(f"the dialects disagree on the public views: {list(first)} / {list(other)}")
+    return first
 
 
 def drop(conn: Connection) -> None:

@@ -32,7 +32,27 @@ TABLES = {
     "etl_watermarks": "Per source and entity type: the newest creation time committed, where incremental loads resume.",
     "etl_locks": "The one-run-at-a-time lock per source, with a heartbeat.",
     "etl_quarantine": "Entities EM returned that could not be read; kept for inspection, retried by later runs.",
-    "etl_settings": "Key/value settings read by the reporting views (`rpo_hours`, default 24).",
+    "etl_settings": "Key/value settings read by the reporting views: `rpo_hours` (replication RPO, default 24, "
+    "inserted by the first migration), `backup_rpo_hours` (backup RPO) and `repository_low_free_pct` (low free "
+    "space threshold); a key that is absent reads as its default (24 and 10).",
+    "jobs": "Backup, backup copy, replication and agent jobs (`Job`, `AgentBackupJob`), and jobs known only "
+    "from a session's or backup's link. Keyed `urn:veeam:Job:<guid>` for every kind, agent jobs included "
+    "(sessions name them so; EM's `AgentBackupJob` UID prefix differs for the same GUID).",
+    "repositories": "Backup repositories (`Repository`) as last read: the capacity and free space of the "
+    "newest run (their history is in `repository_space`).",
+    "repository_space": "One observation of a repository's capacity and free space per run that read it: "
+    "the trend behind `v_repository_capacity`.",
+    "backups": "Backup chain sets (`Backup`), usually one per job and repository; agent jobs have a "
+    "`ParentBackup` with one `ChildBackup` per computer.",
+    "replicas": "VM replicas (`Replica`), one per replication job and target.",
+    "backup_job_sessions": "One run (attempt) of a backup job (`BackupJobSession`): scheduled, an automatic "
+    "retry, or an agent per-computer session under its parent. `v_backup_job_runs` folds retries into runs.",
+    "restore_points": "Job-level restore points (`RestorePoint`): one backup run of one backup.",
+    "backup_files": "Backup files on repositories (`BackupFile`): `.vbk` full, `.vib` incremental, `.vrb` "
+    "reverse incremental.",
+    "vm_restore_points": "One VM's slice of a restore point (`VmRestorePoint`): what a VM can be restored "
+    "from.",
+    "backup_task_sessions": "One VM (or computer) processed in one backup job session (`BackupTaskSession`).",
 }
 
 COMMON = {
@@ -44,6 +64,8 @@ COMMON = {
     "first_loaded_at": "When a load first inserted the row (UTC).",
     "last_loaded_at": "When a load last wrote the row (UTC).",
     "run_id": "The `etl_runs` row of the load that last wrote the row.",
+    "deleted_at": "When a retention sweep found that EM no longer lists the object (UTC); NULL while it "
+    "does. Rows are never deleted from the warehouse: views count only rows with `deleted_at` NULL.",
 }
 
 COLUMNS = {
@@ -82,8 +104,10 @@ COLUMNS = {
         "name": "`<job>@<start time>` as EM names the session.",
         "creation_time_utc": "When the session started.",
         "end_time_utc": "When the session ended; NULL while running.",
-        "state": "`Starting`, `Working`, `Stopping`, `Pausing`, `Resuming` or `Stopped` (finished).",
-        "result": "`Success`, `Warning`, `Failed`, or `None` while running.",
+        "state": "As EM sent it: `Stopped` means finished; anything else (`Starting`, `Working`, "
+        "`WaitingRepository`, ...) is unfinished.",
+        "result": "As EM sent it: `Success`, `Warning`, `Failed`, `None`, or a value EM did not document. "
+        "Not to be trusted before `state` is `Stopped`.",
         "progress": "Percent done, 0-100.",
         "is_retry": "True for an automatic retry of a failed run.",
         "failure_message": "EM's summary of what went wrong, when anything did.",
@@ -97,6 +121,8 @@ COLUMNS = {
         "creation_time_utc": "When the point was created.",
         "algorithm": "`Full`, `Incremental`, `ReversedIncremental` or `SyntheticFull`.",
         "point_type": "`Full`, `Increment`, `ReverseIncrement` or `Snapshot`.",
+        "deleted_at": "When a retention sweep found EM no longer lists the point; NULL while it does "
+        "(`v_vm_replica_status` counts only points with NULL).",
     },
     "replica_task_sessions": {
         "job_session_uid": "The job session the task belongs to.",
@@ -106,14 +132,138 @@ COLUMNS = {
         "vm_display_name": "Name of the VM as shown in Veeam.",
         "creation_time_utc": "When the task started.",
         "end_time_utc": "When the task ended; NULL while pending or in progress.",
-        "state": "`Pending`, `InProgress` or `Completed`.",
-        "result": "`Success`, `Warning`, `Failed`, or `None` while running.",
+        "state": "As EM sent it: `Completed` means finished; anything else (`Pending`, `InProgress`, ...) "
+        "is unfinished.",
+        "result": "As EM sent it: `Success`, `Warning`, `Failed`, `None`, or a value EM did not document. "
+        "Not to be trusted before `state` is `Completed` (EM may already say Success).",
         "reason": "Why the task warned or failed (NULL when fine).",
-        "total_size": "Bytes EM reports for the task (TotalSize).",
+        "total_size": "EM's TotalSize in bytes: the size of the VM processed (its disks), not bytes "
+        "transferred; 0 on failed tasks. EM reports no transferred bytes per task.",
+    },
+    "jobs": {
+        "backup_server_uid": "Backup server the job belongs to.",
+        "name": "Job name.",
+        "job_type": "As EM sent it: `Backup`, `BackupCopy`, `ImmediateBackupCopy`, `Replica`, "
+        "`AgentBackup`, ... (v12+ reports periodic copy jobs as `ImmediateBackupCopy`).",
+        "platform": "`VMware`, `HyperV` / `Hyperv`, `vCloud`, `AgentForWindows`, ... as EM sent it.",
+        "description": "Description entered in Veeam.",
+        "schedule_configured": "True when a schedule is configured.",
+        "schedule_enabled": "True when the schedule is enabled.",
+        "next_run_utc": "Next scheduled run; NULL for jobs without a schedule (copy jobs).",
+    },
+    "repositories": {
+        "backup_server_uid": "Backup server the repository belongs to.",
+        "name": 'Repository name (not unique: every server has a "Default Backup Repository").',
+        "kind": "`WindowsLocal`, `LinuxLocal`, `CifsShare`, `Cloud`, `Extendable` (scale-out), ... as EM "
+        "sent it.",
+        "capacity": "Bytes; NULL when EM reports -1 (unknown, e.g. some cloud, object storage or "
+        "deduplicating repositories): never divide by it.",
+        "free_space": "Free bytes.",
+    },
+    "repository_space": {
+        "repository_uid": "The repository.",
+        "run_id": "The run that read it (one row per run and repository).",
+        "observed_at": "When the run read it (UTC).",
+        "capacity": "Bytes; NULL when unknown (EM's -1).",
+        "free_space": "Free bytes.",
+    },
+    "backups": {
+        "backup_server_uid": "Backup server.",
+        "repository_uid": "Repository the backup is stored on.",
+        "parent_backup_uid": "For an agent `ChildBackup` (one computer): its `ParentBackup`; NULL otherwise.",
+        "job_uid": "The job that writes the backup, from EM's `JobUid` query filter (the entity has no job "
+        "field); NULL when not known. Agent child backups may have it only on their parent.",
+        "name": "Backup name: the job's name (agent children: `<job> - <computer>`).",
+        "platform": "`VMware`, `HyperV`, `vCloud`, `AgentForLinux`, `AgentForWindows`, ... as EM sent it.",
+        "backup_type": "`Standard`, `ParentBackup` or `ChildBackup`.",
+    },
+    "replicas": {
+        "backup_server_uid": "Backup server.",
+        "repository_uid": "Repository holding the replica's metadata.",
+        "job_uid": "The replication job, from EM's `JobUid` query filter; NULL when not known.",
+        "name": "Replica name: the replication job's name.",
+        "platform": "`VMware`, `HyperV`, `vCloud` as EM sent it.",
+    },
+    "backup_job_sessions": {
+        "backup_server_uid": "Backup server that ran the job.",
+        "job_uid": "The job (`urn:veeam:Job:<guid>`, agent jobs included); for an agent per-computer session "
+        "the per-computer job `<job> - <computer>`.",
+        "parent_session_uid": "For an agent per-computer session (`AgentManagement`): its `AgentBackup` "
+        "parent session; NULL otherwise.",
+        "job_name": "The job's name at the time of the session.",
+        "job_type": "As EM sent it: `Backup`, `BackupCopy`, `ImmediateBackupCopy`, "
+        "`ImmediateBackupCopyWorker`, `AgentBackup`, `AgentManagement`, `NasBackup`, ...",
+        "name": "`<job>@<start time>` as EM names the session (do not parse it).",
+        "creation_time_utc": "When the session started.",
+        "end_time_utc": "When the session ended; NULL while running.",
+        "state": "As EM sent it: `Stopped` means finished; anything else is unfinished (backup copy sessions "
+        "can stay `Working` for days).",
+        "result": "As EM sent it: `Success`, `Warning`, `Failed`, `None`, or a value EM did not document. "
+        "Not to be trusted before `state` is `Stopped`.",
+        "progress": "Percent done, 0-100.",
+        "is_retry": "True for an automatic retry (EM links a retry to nothing; `v_backup_job_runs` folds it "
+        "into the run it follows).",
+        "failure_message": "EM's summary of what went wrong, when anything did.",
+    },
+    "restore_points": {
+        "backup_uid": "The backup the point belongs to.",
+        "backup_server_uid": "Backup server.",
+        "name": "EM's name, a date like `Jun  5 2025  1:01AM` (do not parse it).",
+        "backup_date_utc": "When the backup run made the point (about the session start).",
+    },
+    "backup_files": {
+        "backup_uid": "The backup the file belongs to.",
+        "backup_server_uid": "Backup server.",
+        "name": "File name (its date is the backup server's local time: use `creation_time_utc`).",
+        "file_path": "Full path on the repository.",
+        "file_type": "`vbk` (full), `vib` (incremental) or `vrb` (reverse incremental).",
+        "backup_size": "Bytes on disk, as recorded when the file was written (later ReFS block cloning or "
+        "deduplicating storage savings are not reflected).",
+        "data_size": "Bytes read from the source for the file, before compression and deduplication.",
+        "deduplication_ratio": "EM's deduplication ratio (e.g. 5.71; 0 or 1 when none).",
+        "compress_ratio": "EM's compression ratio (e.g. 1.52).",
+        "creation_time_utc": "When the file was created (EM's `CreationTimeUtc`).",
+    },
+    "vm_restore_points": {
+        "restore_point_uid": "The job-level restore point.",
+        "backup_file_uid": "The backup file holding the VM's data; NULL when EM gives no link.",
+        "backup_server_uid": "Backup server.",
+        "name": "`<vm>@<time>` as EM names the point.",
+        "vm_display_name": "Name of the VM as shown in Veeam (not sent by every version).",
+        "vm_name": "VM name (not sent by every version).",
+        "hierarchy_obj_ref": "The VM's hierarchy reference, e.g. `urn:VMware:Vm:<vcenter>.vm-62228`; equals "
+        "`backup_task_sessions.vm_uid`. NULL on servers that do not send it.",
+        "creation_time_utc": "When the point was created.",
+        "algorithm": "`Full`, `Incremental`, `ReversedIncremental` or `SyntheticFull`.",
+        "point_type": "`Full`, `Increment` or `ReverseIncrement`.",
+    },
+    "backup_task_sessions": {
+        "job_session_uid": "The job session the task belongs to.",
+        "backup_server_uid": "Backup server that ran it.",
+        "vm_restore_point_uid": "The VM restore point the task created; NULL when none is known. See "
+        "`vm_restore_point_link`.",
+        "vm_restore_point_link": "Where `vm_restore_point_uid` came from: `link` (EM's Related link), "
+        "`inferred` (EM gave none: a point of the same VM created within the task's time window by a task "
+        "that ended Success or Warning), or NULL (no point known). An inferred value never replaces a link.",
+        "name": "`<vm>@<start time>` as EM names the task.",
+        "vm_display_name": "Name of the VM (or agent computer) as shown in Veeam.",
+        "vm_uid": "The VM's hierarchy reference (EM's `VmUid`, = `vm_restore_points.hierarchy_obj_ref`); "
+        "NULL on servers before v10.",
+        "creation_time_utc": "When the task started.",
+        "end_time_utc": "When the task ended; NULL while pending or in progress.",
+        "state": "As EM sent it: `Completed` means finished; anything else (`Pending`, `InProgress`, ...) "
+        "is unfinished.",
+        "result": "As EM sent it: `Success`, `Warning`, `Failed`, `None`, or a value EM did not document. "
+        "Not to be trusted before `state` is `Completed` (EM may already say Success).",
+        "reason": "Why the task warned or failed, as EM wrote it (may be long).",
+        "total_size": "EM's TotalSize in bytes: the VM's source size (its disks), not bytes transferred and "
+        "not the backup's size; 0 on failed tasks.",
     },
     "etl_watermarks": {
         "source": "The Enterprise Manager.",
         "entity_type": "EM type the watermark is for, e.g. `ReplicaJobSession`.",
+        "backup_server_uid": "The backup server the window is for: EM collects each server on its own "
+        "schedule, so each keeps its own watermark.",
         "watermark_utc": "Newest creation time committed for that type.",
         "run_id": "Run that set it.",
         "updated_at": "When it was set (UTC).",
@@ -143,33 +293,56 @@ COLUMNS = {
 }
 
 VIEW_COMMON = {
-    "job_uid": "The replication job.",
-    "job_name": "The job's name (in v_replica_job_daily: its newest name).",
+    "job_uid": "The job (`urn:veeam:Job:<guid>`).",
+    "job_name": "The job's name (in the daily and run views: its newest name).",
+    "job_type": "The job's type as its sessions give it (`Backup`, `BackupCopy`, `AgentBackup`, ...).",
     "backup_server_uid": "Backup server.",
     "backup_server_name": "Backup server's name.",
     "day_utc": "UTC calendar day (date on PostgreSQL, `YYYY-MM-DD` text on SQLite).",
     "vm_display_name": "VM name as shown in Veeam.",
     "creation_time_utc": "Start of the session.",
     "end_time_utc": "End of the session; NULL while running.",
-    "result": "`Success`, `Warning`, `Failed`, or `None` while running.",
-    "state": "EM state of the session.",
+    "result": "As EM sent it (`Success`, `Warning`, `Failed`, `None`, or a value EM did not document); "
+    "not an outcome before `state` says the session finished.",
+    "state": "EM state of the session (`Stopped` / `Completed`: finished).",
     "is_retry": "1 for an automatic retry session, else 0.",
     "tasks": "Task sessions counted.",
     "tasks_success": "Tasks that ended Success.",
     "tasks_warning": "Tasks that ended Warning.",
     "tasks_failed": "Tasks that ended Failed.",
     "rpo_hours": "The RPO in hours (`etl_settings` key `rpo_hours`, default 24).",
+    "tasks_other": "Finished tasks whose Result is none of Success/Warning/Failed (shown as EM sent it).",
+    "other": "Runs that finished with a Result that is none of Success/Warning/Failed (a value EM did not "
+    "document, or `None`): finished, never counted as a success.",
+    "running": "Runs whose last session has not finished (State not Stopped), whatever its Result says.",
+    "recovered": "Runs whose first session finished Failed and whose final outcome is Success or Warning.",
+    "backup_uid": "The backup.",
+    "backup_name": "The backup's name.",
+    "repository_uid": "The repository.",
+    "repository_name": "The repository's name.",
+    "files": "Backup files EM still lists (`deleted_at` NULL).",
+    "backup_bytes": "Bytes on disk: sum of the current files' `backup_size`.",
+    "data_bytes": "Bytes read from the source: sum of the current files' `data_size`.",
+    "reduction_ratio": "data_bytes / backup_bytes, 2 decimals (3.5 = stored in 1/3.5 of the source "
+    "bytes); NULL when backup_bytes is 0.",
+    "newest_file_utc": "Creation time of the newest current file.",
+    "backups": "Backups EM still lists.",
+    "vm_key": "The VM's key: its hierarchy reference, else its name (see `keyed_by`).",
+    "reason": "Why, as EM reports it.",
 }
 
 VIEW_COLUMNS = {
     "v_replica_job_runs": {
         "session_uid": "The job session.",
         "session_name": "`<job>@<start time>`.",
-        "duration_s": "End minus start in seconds (ms precision); NULL while running or if the end precedes the "
-        "start. Never negative.",
+        "duration_s": "End minus start in seconds (ms precision); NULL until the session has finished (State "
+        "Stopped) or if the end precedes the start. Never negative.",
         "failure_message": "EM's summary of what went wrong.",
-        "tasks_running": "Tasks not finished yet.",
-        "total_bytes": "Sum of the tasks' total_size.",
+        "tasks_success": "Finished tasks (State Completed) that ended Success.",
+        "tasks_warning": "Finished tasks that ended Warning.",
+        "tasks_failed": "Finished tasks that ended Failed.",
+        "tasks_running": "Tasks not finished yet (State not Completed), whatever their Result says.",
+        "total_bytes": "Sum of the tasks' total_size: the source size of the VMs processed, not bytes moved.",
         "day_utc": "UTC day the session started.",
     },
     "v_replica_job_daily": {
@@ -180,43 +353,190 @@ VIEW_COLUMNS = {
         "successes": "Groups whose final outcome is Success (recovered ones included).",
         "warnings": "Groups whose final outcome is Warning.",
         "failures": "Groups whose final outcome is Failed (the retries did not help).",
-        "recovered": "Groups whose first session Failed and whose final outcome is Success or Warning.",
-        "running": "Groups whose latest session is still running.",
-        "final_result": "Final outcome of the day's latest run group (`None` while it runs).",
-        "success_rate": "(successes + warnings) / finished groups, 0..1; NULL when none finished.",
+        "recovered": "Groups whose first session finished Failed and whose final outcome is Success or "
+        "Warning.",
+        "running": "Groups whose latest session has not finished (State not Stopped), whatever its Result "
+        "says.",
+        "other": "Groups that finished with a Result that is none of Success/Warning/Failed: never counted "
+        "as a success.",
+        "final_result": "Result of the day's latest run group once it has finished (`None` while it runs).",
+        "success_rate": "(successes + warnings) / finished groups (other included), 0..1; NULL when none "
+        "finished.",
     },
     "v_vm_replica_status": {
         "tasks": "Task sessions of the VM in the warehouse.",
         "last_task_start_utc": "Start of the VM's newest task.",
         "last_task_state": "State of the newest task.",
         "last_task_result": "Result of the newest task (`None` while it runs).",
-        "last_result": "Result of the newest finished task.",
+        "last_result": "Result of the newest finished task (State Completed).",
         "last_result_utc": "End of the newest finished task.",
-        "last_success_utc": "End of the newest task that ended Success or Warning; NULL if none.",
-        "replica_points": "Replica points of the VM (placeholders left out).",
+        "last_success_utc": "End of the newest finished task that ended Success or Warning; NULL if none.",
+        "replica_points": "Replica points of the VM that EM still lists (placeholders and `deleted_at` rows "
+        "left out).",
         "newest_point_utc": "Creation time of the newest replica point.",
         "hours_since_success": "Hours from last_success_utc to the database's current time; NULL if never.",
         "rpo_breach": "1 when there is no success within the RPO (or none at all), else 0.",
-        "rpo_status": "`red` (breach), `amber` (last success older than half the RPO, or last result Warning "
-        "or Failed) or `green`.",
+        "rpo_status": "`red` (breach), `amber` (last success older than half the RPO, or last result anything "
+        "but Success) or `green`.",
+    },
+    "v_replica_source_size_daily": {
+        "day_utc": "UTC day the tasks finished.",
+        "tasks": "Tasks that finished (State Completed) that day.",
+        "tasks_success": "Of those, tasks that ended Success.",
+        "tasks_warning": "Of those, tasks that ended Warning.",
+        "tasks_failed": "Of those, tasks that ended Failed.",
+        "source_bytes": "Sum of their total_size (EM's TotalSize): the size of the VMs processed, not bytes "
+        "moved.",
+        "source_bytes_ok": "The same for the tasks that ended Success or Warning.",
     },
     "v_replica_transfer_daily": {
-        "day_utc": "UTC day the tasks ended.",
-        "tasks": "Finished tasks that ended that day.",
-        "bytes": "Sum of their total_size.",
-        "bytes_ok": "Sum of total_size of those that ended Success or Warning.",
+        "day_utc": "UTC day the tasks finished.",
+        "tasks": "Tasks that finished that day.",
+        "tasks_success": "Of those, tasks that ended Success.",
+        "tasks_warning": "Of those, tasks that ended Warning.",
+        "tasks_failed": "Of those, tasks that ended Failed.",
+        "bytes": "Deprecated name of `v_replica_source_size_daily.source_bytes`: the source size of the VMs "
+        "processed, never bytes transferred.",
+        "bytes_ok": "Deprecated name of `source_bytes_ok`.",
     },
     "v_replica_failures": {
         "task_uid": "The task session.",
         "occurred_utc": "End of the task (its start if it has none): the sort key.",
         "creation_time_utc": "Start of the task.",
         "end_time_utc": "End of the task.",
-        "result": "`Failed` or `Warning`.",
+        "result": "`Failed` or `Warning` (of a finished task).",
         "reason": "Why, as EM reports it.",
         "job_session_uid": "The job session.",
         "session_name": "`<job>@<start time>` of the job session.",
         "is_retry": "1 when the task ran in an automatic retry session.",
-        "later_success": "1 when a later task of the same VM on the same server ended Success or Warning.",
+        "later_success": "1 when a later finished task of the same VM on the same server ended Success or "
+        "Warning.",
+    },
+    "v_backup_job_runs": {
+        "run_uid": "The run: the uid of its first session (the scheduled one, or a retry whose scheduled "
+        "session is older than the warehouse's history).",
+        "day_utc": "UTC day the run started.",
+        "start_utc": "Start of the run's first session.",
+        "end_utc": "End of its last attempt; NULL until that attempt has finished (State Stopped).",
+        "duration_s": "end_utc minus start_utc in seconds (retries included); NULL until finished. Never "
+        "negative.",
+        "attempts": "Sessions in the run: 1 + its automatic retries.",
+        "started_by_retry": "1 when the run's first session in the warehouse is itself a retry.",
+        "outcome": "`running` until the last attempt has finished; then its Result as EM sent it (`Success`, "
+        "`Warning`, `Failed`, `None`, or an undocumented value, never read as success).",
+        "first_outcome": "The same for the first attempt.",
+        "recovered": "1 when the first attempt finished Failed and the outcome is Success or Warning.",
+        "last_session_uid": "The run's last attempt.",
+        "last_state": "State of the last attempt as EM sent it.",
+        "last_result": "Result of the last attempt as EM sent it (may say Success while it still runs).",
+        "failure_message": "EM's failure message of the last attempt.",
+        "tasks": "Task sessions of all attempts and of their agent per-computer sessions.",
+        "vms": "VMs (or computers) those tasks processed.",
+        "vms_warning": "VMs whose newest task in the run finished Warning.",
+        "vms_failed": "VMs whose newest task in the run finished Failed (a retry that fixed one clears it).",
+        "vms_running": "VMs whose newest task in the run has not finished.",
+        "computers": "Agent per-computer sessions' computers (per-computer jobs) in the run; 0 for other "
+        "jobs.",
+        "computers_failed": "Computers whose newest per-computer session in the run finished Failed.",
+        "computers_running": "Computers whose newest per-computer session in the run has not finished.",
+    },
+    "v_backup_job_daily": {
+        "day_utc": "UTC day the run started (a retry after midnight stays with its run).",
+        "runs": "Logical runs (a scheduled session and its retries count once).",
+        "attempts": "Sessions those runs took, retries included.",
+        "succeeded": "Runs whose outcome is Success (recovered ones included).",
+        "warnings": "Runs whose outcome is Warning.",
+        "failed": "Runs whose outcome is Failed (the retries did not help).",
+        "success_rate": "(succeeded + warnings) / finished runs (other included), 0..1, 4 decimals; NULL "
+        "when none finished.",
+    },
+    "v_vm_backup_status": {
+        "keyed_by": "`vm_uid` when the VM is keyed by its hierarchy reference, `name` on servers that send "
+        "none.",
+        "vm_uid": "The VM's hierarchy reference (task VmUid = point HierarchyObjRef); NULL when keyed by name.",
+        "vm_display_name": "The VM's name (newest task's, else its restore points').",
+        "tasks": "Backup task sessions of the VM.",
+        "last_task_start_utc": "Start of the VM's newest task.",
+        "last_task_state": "State of the newest task as EM sent it.",
+        "last_task_result": "Result of the newest task as EM sent it (may say Success while it runs).",
+        "last_result": "Result of the newest finished task (State Completed).",
+        "last_reason": "Reason of the newest finished task.",
+        "last_result_utc": "End of the newest finished task.",
+        "last_success_utc": "End of the newest finished task that ended Success or Warning; NULL if none.",
+        "last_job_uid": "Job of the newest task's session.",
+        "last_job_name": "Its name.",
+        "restore_points": "Restore points of the VM that EM still lists (retention-deleted ones left out).",
+        "newest_point_utc": "Creation time of the newest of them; NULL when none.",
+        "point_age_hours": "Hours from newest_point_utc to the database's current time; NULL when none.",
+        "rpo_hours": "The backup RPO in hours (`etl_settings` key `backup_rpo_hours`, default 24).",
+        "rpo_breach": "1 when no current restore point is within the RPO, else 0.",
+        "rpo_status": "`breach` (no current point, or the newest older than the RPO), `warning` (older than "
+        "half the RPO, or the newest finished task ended anything but Success) or `ok`.",
+    },
+    "v_backup_size": {
+        "backup_type": "`Standard`, `ParentBackup` or `ChildBackup`.",
+        "platform": "The backup's platform as EM sent it.",
+        "job_uid": "The backup's job (an agent child backup: its parent's); NULL when not known.",
+        "job_name": "The job's name.",
+        "full_files": "Current `.vbk` files.",
+        "incremental_files": "Current `.vib` files.",
+        "reverse_incremental_files": "Current `.vrb` files.",
+    },
+    "v_backup_size_by_job": {
+        "job_uid": "The job; NULL for the backups whose job is not known.",
+        "repositories": "Repositories those backups are on.",
+    },
+    "v_backup_size_by_repository": {
+        "repository_uid": "The repository; NULL for the backups whose repository is not known.",
+        "jobs": "Jobs those backups belong to (known ones).",
+        "capacity_bytes": "The repository's capacity as last read; NULL when unknown.",
+        "free_bytes": "Its free space as last read.",
+    },
+    "v_repository_capacity": {
+        "kind": "The repository kind as EM sent it.",
+        "capacity_bytes": "Capacity as last read; NULL when EM reports -1 (unknown).",
+        "free_bytes": "Free space as last read.",
+        "used_bytes": "capacity_bytes - free_bytes; NULL when the capacity is unknown.",
+        "free_pct": "100 * free_bytes / capacity_bytes, 2 decimals; NULL when the capacity is unknown or 0.",
+        "low_free_pct": "The threshold in % (`etl_settings` key `repository_low_free_pct`, default 10).",
+        "low_free": "1 when free_pct is below low_free_pct, 0 when not, NULL when free_pct is unknown.",
+        "observed_utc": "When the figures were read: the newest `repository_space` row (else the row's last "
+        "load).",
+        "observations": "`repository_space` rows of the repository.",
+        "free_7d_ago_bytes": "Free space of the newest observation at or before now - 7 days.",
+        "observed_7d_ago_utc": "When that observation was taken.",
+        "free_change_7d_bytes": "free_bytes - free_7d_ago_bytes (negative: space being used up); NULL when "
+        "the history does not reach back 7 days.",
+        "free_30d_ago_bytes": "Free space of the newest observation at or before now - 30 days.",
+        "observed_30d_ago_utc": "When that observation was taken.",
+        "free_change_30d_bytes": "free_bytes - free_30d_ago_bytes; NULL when the history is shorter.",
+    },
+    "v_repository_space_daily": {
+        "day_utc": "UTC day of the observations.",
+        "observed_utc": "When the day's last observation was taken.",
+        "capacity_bytes": "Capacity then; NULL when unknown (EM's -1).",
+        "free_bytes": "Free space then.",
+        "free_pct": "100 * free_bytes / capacity_bytes, 2 decimals; NULL when the capacity is unknown or 0.",
+    },
+    "v_backup_failures": {
+        "occurred_utc": "End of the task or session (its start when it has none): the sort key.",
+        "level": "`task` (a VM or computer) or `session` (a job session that failed with no task saying "
+        "why).",
+        "failure_uid": "The task, else the session: the row's key.",
+        "task_uid": "The task session (NULL for level `session`).",
+        "session_uid": "The job session.",
+        "run_uid": "The logical run (`v_backup_job_runs`); NULL under a placeholder session.",
+        "attempt": "Which attempt of the run (1 = the scheduled session).",
+        "is_retry": "1 when the session is an automatic retry.",
+        "result": "As EM sent it: `Failed`, `Warning`, `None` or an undocumented value (never Success).",
+        "vm_key": "The VM's hierarchy reference, else its name (NULL for level `session`).",
+        "job_uid": "The run's job (for an agent per-computer session: the agent job, not the per-computer one).",
+        "job_name": "Its name.",
+        "run_outcome": "The run's outcome (`v_backup_job_runs.outcome`).",
+        "recovered_by_retry": "1 when a later attempt of the same run fixed it (the same VM finished Success "
+        "or Warning; for a session: the run's outcome is Success or Warning).",
+        "later_success": "1 when any later finished task of the same VM on the same server ended Success or "
+        "Warning (0 for sessions).",
     },
 }
 
@@ -225,34 +545,63 @@ DEFINITIONS = """\
 
 - **Instants** are UTC: `timestamptz` on PostgreSQL; on SQLite text `YYYY-MM-DD HH:MM:SS.ffffff` in UTC.
   Days (`day_utc`) are UTC calendar days.
-- **Flags** in views (`is_retry`, `rpo_breach`, `later_success`) are integers 0/1 on both databases: sum
-  them to count.
-- **Running**: a job session with state `Working` (or any not `Stopped`) has result `None` and no
-  `end_time_utc`; a task that is `Pending` or `InProgress` likewise. Running rows get no duration and no
-  final outcome; they are counted as `running`.
+- **Flags** in views (`is_retry`, `rpo_breach`, `later_success`, `recovered`, `low_free`, ...) are integers
+  0/1 on both databases: sum them to count.
+- **Finished and running**: EM's `State` and `Result` are open sets, stored exactly as sent. A job session
+  has finished when its `state` is `Stopped`, a task when it is `Completed`; anything else (`Working`,
+  `WaitingRepository`, a state newer than this tool) is running, whatever `result` says (EM may send
+  `Success` while a task is still in progress). Running rows get no end, no duration and no outcome;
+  they are counted as `running`.
+- **Unknown results**: a finished session whose `result` is none of `Success`, `Warning`, `Failed` (EM's
+  `None`, or a value EM did not document) keeps that value in every view and is counted as `other` (or
+  `tasks_other`): finished, never a success, never running. Success rates divide by all finished runs,
+  `other` included.
 - **Placeholders** (`placeholder` true: recorded only from a link) are left out of the views where they
-  would distort figures: placeholder job sessions have no times, so they are not runs; placeholder
-  replica points are not points. Tasks under a placeholder session still count for their VM, for
-  transfer and in failures.
-- **Retries folded in** (`v_replica_job_daily`): per job, sessions are ordered by start time. A *run
-  group* is a scheduled (non-retry) session together with the automatic retry sessions (`is_retry`) of
-  the same job that start after it and before the job's next non-retry session. Retries with no earlier
-  non-retry session in the warehouse form a group of their own. The group belongs to the UTC day its
-  first session started (a retry after midnight stays with its run); its final outcome is the result of
-  its latest session. So a failed run followed by a successful retry counts once, as a success, and as
-  `recovered`. `success_rate` = (successes + warnings) / (successes + warnings + failures) of the day's
-  groups; running groups are left out of the rate.
-- **"Now"** (`v_vm_replica_status.hours_since_success`, `rpo_breach`, `rpo_status`) is the database's
-  current time when the query runs: `CURRENT_TIMESTAMP` (PostgreSQL: the start of the transaction;
-  SQLite: `'now'` of the statement). No time is stored in the view. The HTML and table reports use the
-  same clock (`SELECT now_utc FROM v__clock`).
-- **RPO** is `etl_settings` row `rpo_hours` (default `24`, inserted by the first migration): change it
-  with `UPDATE etl_settings SET value = '12' WHERE key = 'rpo_hours'`. A VM breaches (`rpo_breach` = 1,
-  `rpo_status` red) when its newest Success/Warning task ended more than `rpo_hours` ago, or never.
-  Amber: not in breach, but the last success is older than half the RPO, or the newest finished task
-  ended Warning or Failed. Green otherwise.
-- **Transfer** (`v_replica_transfer_daily`) counts finished tasks on the UTC day they ended; bytes are
-  EM's `TotalSize` per task. GB in reports are 2^30 bytes.
+  would distort figures: placeholder job sessions have no times, so they are not runs; placeholder points,
+  files and repositories are not counted. Tasks under a placeholder session still count for their VM and
+  in failures.
+- **Retention** (`deleted_at`): restore points, VM restore points, backup files, backups, replicas and VM
+  replica points that EM no longer lists keep their rows with `deleted_at` set (never hard-deleted).
+  Views count only rows with `deleted_at` NULL: a VM's newest restore point and backup sizes are those EM
+  still has.
+- **Retries folded in** (`v_replica_job_daily`, `v_backup_job_runs`, `v_backup_job_daily`): EM starts an
+  automatic retry as a new session with `is_retry` and no link to the session it retries. Per job (and
+  backup server), sessions are ordered by start time. A *run* (run group) is a scheduled (non-retry)
+  session together with the retry sessions of the same job that start after it and before the job's next
+  non-retry session. Retries with no earlier non-retry session in the warehouse form a run of their own.
+  The run belongs to the UTC day its first session started (a retry after midnight stays with its run);
+  its outcome is that of its latest session. So a failed run followed by a successful retry counts once,
+  as a success, and as `recovered`. `success_rate` = (successes + warnings) / finished runs.
+- **Agent jobs**: an agent job's run is its `AgentBackup` session; the `AgentManagement` sessions under
+  it (`parent_session_uid`, one per computer) are not runs of their own: they and their tasks count under
+  the parent's run (`computers*`, `tasks`, `vms*` in `v_backup_job_runs`). Jobs are keyed
+  `urn:veeam:Job:<guid>` for agent jobs too.
+- **VM key** (`v_vm_backup_status`): the VM's hierarchy reference (task `vm_uid` = restore point
+  `hierarchy_obj_ref`) when EM sends it; on servers that send none (before v10), the VM's name on its
+  backup server (a point without name elements: its name up to the last `@`). A name that maps to exactly
+  one reference on the same server is joined to that reference. `keyed_by` says which key a row has.
+- **Task to restore point** (`backup_task_sessions.vm_restore_point_uid`): EM's Related link when it gives
+  one (`vm_restore_point_link` = `link`); otherwise inferred by the loader (`inferred`): a point of the
+  same VM created within the task's time window by a task that ended Success or Warning.
+- **"Now"** (`hours_since_success`, `point_age_hours`, `rpo_*`, the 7/30-day changes of
+  `v_repository_capacity`) is the database's current time when the query runs: `CURRENT_TIMESTAMP`
+  (PostgreSQL: the start of the transaction; SQLite: `'now'` of the statement). No time is stored in the
+  views. The HTML and table reports use the same clock (`SELECT now_utc FROM v__clock`).
+- **RPO** (replication) is `etl_settings` row `rpo_hours` (default `24`, inserted by the first migration):
+  change it with `UPDATE etl_settings SET value = '12' WHERE key = 'rpo_hours'`. A VM breaches (`rpo_breach`
+  = 1, `rpo_status` red) when its newest finished Success/Warning task ended more than `rpo_hours` ago, or
+  never. Amber: not in breach, but the last success is older than half the RPO, or the newest finished
+  task ended anything but Success. Green otherwise.
+- **Backup RPO** is `etl_settings` row `backup_rpo_hours`, 24 when the row is absent (add it with
+  `INSERT INTO etl_settings (key, value) VALUES ('backup_rpo_hours', '12')`). `v_vm_backup_status` judges
+  the age of the VM's newest restore point EM still lists: `breach` older than the RPO (or none),
+  `warning` older than half of it or the newest finished task ended anything but Success, `ok` otherwise.
+- **Sizes**: a task's `total_size` (EM's TotalSize) is the size of the VM processed, not bytes transferred
+  (`v_replica_source_size_daily`; `v_replica_transfer_daily` is its deprecated old name). Bytes on disk
+  come from backup files: `backup_size` (written) and `data_size` (read from the source). GB in reports
+  are 2^30 bytes.
+- **Unknown capacity**: EM reports a repository's capacity as -1 when it does not know it; the warehouse
+  stores NULL and views never divide by it (`free_pct` NULL).
 - **Order**: views keep no order; use the `ORDER BY` given under each view.
 """
 
@@ -303,7 +652,8 @@ def _view_summary(name: str) -> str:
     for line in f.read_text(encoding="utf-8").splitlines():
         if not line.startswith("--"):
             break
-        lines.append(line[2:].strip())
+        if not line[2:].strip().startswith("order:"):  # the read order is printed on its own
+            lines.append(line[2:].strip())
     return " ".join(lines)
 
 

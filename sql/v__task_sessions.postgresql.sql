@@ -1,7 +1,9 @@
--- Helper (PostgreSQL): task sessions with instants as Unix epoch seconds and the UTC days of start and end.
+-- Helper (PostgreSQL): task sessions with instants as Unix epoch seconds and the UTC days of start and end, and
+-- is_finished (1 when State is Completed: EM's only sign that a task has ended).
 CREATE VIEW v__task_sessions AS
 SELECT t.uid, t.job_session_uid, t.backup_server_uid, t.replica_point_uid, t.name, t.vm_display_name,
        t.creation_time_utc, t.end_time_utc, t.state, t.result, t.reason, t.total_size,
+       CASE WHEN t.state = 'Completed' THEN 1 ELSE 0 END AS is_finished,
        CAST(EXTRACT(EPOCH FROM t.creation_time_utc) AS DOUBLE PRECISION) AS start_epoch,
        CAST(EXTRACT(EPOCH FROM t.end_time_utc) AS DOUBLE PRECISION) AS end_epoch,
        CAST(t.creation_time_utc AT TIME ZONE 'UTC' AS DATE) AS start_day_utc,

@@ -1,16 +1,19 @@
 -- Per VM (vm_display_name on its backup server, as seen in task sessions): its newest task, its
 -- newest finished result, the end of its newest Success/Warning task, its newest replica point, and
--- the RPO check against etl_settings 'rpo_hours' (default 24). "Now" is the database's current time
--- (CURRENT_TIMESTAMP) when the query runs. rpo_status: red = rpo_breach (no success within the
--- RPO, or never); amber = last success older than half the RPO, or the newest finished task ended
--- Warning or Failed; green otherwise.
+-- the RPO check against etl_settings 'rpo_hours' (default 24). A task counts once it has finished
+-- (State Completed): a task still running is never a success, whatever its Result says. "Now" is the
+-- database's current time (CURRENT_TIMESTAMP) when the query runs. rpo_status: red = rpo_breach (no
+-- success within the RPO, or never); amber = last success older than half the RPO, or the newest
+-- finished task ended with any Result other than Success (Warning, Failed, or a value EM did not
+-- document); green otherwise. Replica points EM no longer lists (deleted_at set) are not counted.
+-- order: rpo_breach DESC, backup_server_name, vm_display_name
 CREATE VIEW v_vm_replica_status AS
 WITH tasks AS (
     SELECT t.*,
            ROW_NUMBER() OVER (PARTITION BY t.backup_server_uid, t.vm_display_name
                               ORDER BY t.creation_time_utc DESC, t.uid DESC) AS rn_any,
            ROW_NUMBER() OVER (PARTITION BY t.backup_server_uid, t.vm_display_name
-                              ORDER BY CASE WHEN t.end_epoch IS NULL OR t.result = 'None' THEN 1 ELSE 0 END,
+                              ORDER BY 1 - t.is_finished,
                                        t.creation_time_utc DESC, t.uid DESC) AS rn_finished
     FROM v__task_sessions t
     WHERE t.vm_display_name IS NOT NULL
@@ -21,12 +24,12 @@ vms AS (
            MAX(CASE WHEN rn_any = 1 THEN creation_time_utc END) AS last_task_start_utc,
            MAX(CASE WHEN rn_any = 1 THEN state END) AS last_task_state,
            MAX(CASE WHEN rn_any = 1 THEN result END) AS last_task_result,
-           MAX(CASE WHEN rn_finished = 1 AND end_epoch IS NOT NULL AND result <> 'None' THEN result END)
-               AS last_result,
-           MAX(CASE WHEN rn_finished = 1 AND end_epoch IS NOT NULL AND result <> 'None' THEN end_time_utc END)
-               AS last_result_utc,
-           MAX(CASE WHEN result IN ('Success', 'Warning') THEN end_time_utc END) AS last_success_utc,
-           MAX(CASE WHEN result IN ('Success', 'Warning') THEN end_epoch END) AS last_success_epoch
+           MAX(CASE WHEN rn_finished = 1 AND is_finished = 1 THEN result END) AS last_result,
+           MAX(CASE WHEN rn_finished = 1 AND is_finished = 1 THEN end_time_utc END) AS last_result_utc,
+           MAX(CASE WHEN is_finished = 1 AND result IN ('Success', 'Warning') THEN end_time_utc END)
+               AS last_success_utc,
+           MAX(CASE WHEN is_finished = 1 AND result IN ('Success', 'Warning') THEN end_epoch END)
+               AS last_success_epoch
     FROM tasks
     GROUP BY backup_server_uid, vm_display_name
 ),
@@ -35,7 +38,7 @@ points AS (
            COUNT(*) AS replica_points,
            MAX(creation_time_utc) AS newest_point_utc
     FROM vm_replica_points
-    WHERE NOT placeholder AND vm_display_name IS NOT NULL
+    WHERE NOT placeholder AND deleted_at IS NULL AND vm_display_name IS NOT NULL
     GROUP BY backup_server_uid, vm_display_name
 ),
 settings AS (
@@ -68,7 +71,8 @@ SELECT k.backup_server_uid,
        CAST(ROUND(CAST(k.hours_raw AS NUMERIC), 2) AS DOUBLE PRECISION) AS hours_since_success,
        CASE WHEN k.hours_raw IS NULL OR k.hours_raw > k.rpo_hours THEN 1 ELSE 0 END AS rpo_breach,
        CASE WHEN k.hours_raw IS NULL OR k.hours_raw > k.rpo_hours THEN 'red'
-            WHEN k.hours_raw > k.rpo_hours / 2 OR k.last_result IN ('Warning', 'Failed') THEN 'amber'
+            WHEN k.hours_raw > k.rpo_hours / 2
+                 OR k.last_result IS NULL OR k.last_result <> 'Success' THEN 'amber'
             ELSE 'green'
        END AS rpo_status
 FROM checked k

@@ -1,16 +1,18 @@
-"""Helpers shared by the test modules: the CLI as a subprocess, and the warehouse compared with the
-simulator's ground truth. Fixtures live in conftest.py; plain functions live here."""
+"""Helpers shared by the test modules: the CLI as a subprocess, the warehouse compared with the
+simulator's ground truth, and a warehouse filled by hand. Fixtures live in conftest.py; plain functions
+and classes live here."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 
-from etl import registry
+from etl import db, registry, report, schema
 from etl.load import data_columns
 
 TESTS = Path(__file__).resolve().parent
@@ -74,3 +76,213 @@ def assert_equal_to_truth(
             row = have[uid]
             diff = {k: (row.get(k), v) for k, v in expected.items() if row.get(k) != v}
             assert not diff, f"{table} {uid}: (warehouse, truth) differ: {diff}"
+
+
+def truth_rows(truth: dict[str, dict[str, dict]]) -> dict[str, list[dict]]:
+    """The simulator's truth as rows to insert per entity table, parents first: a table the truth does not
+    hold is empty, and a job or replica that a session or replica point names but the truth lacks is
+    added as a placeholder, as the loader records a parent known only from a link."""
+    out = {table.name: list(truth.get(table.name, {}).values()) for table in registry.tables()}
+    jobs = {r["uid"] for r in out["jobs"]}
+    for s in out["replica_job_sessions"] + out["backup_job_sessions"]:
+        if s.get("job_uid") and s["job_uid"] not in jobs:
+            jobs.add(s["job_uid"])
+            out["jobs"].append({"uid": s["job_uid"], "name": s.get("job_name"), "placeholder": True})
+    replicas = {r["uid"] for r in out["replicas"]}
+    for p in out["vm_replica_points"]:
+        if p.get("replica_uid") and p["replica_uid"] not in replicas:
+            replicas.add(p["replica_uid"])
+            out["replicas"].append({"uid": p["replica_uid"], "placeholder": True})
+    return out
+
+
+class Warehouse:
+    """A migrated warehouse with one etl_runs row, and terse helpers to add entity rows by hand."""
+
+    def __init__(self, url: str):
+        self.eng = db.engine(url)
+        db.migrate(self.eng)
+        self.loaded = datetime(2025, 1, 1, tzinfo=UTC)
+        with self.eng.begin() as conn:
+            self.run_id = conn.execute(
+                insert(schema.etl_runs)
+                .values(source="test", started_at=self.loaded, status="succeeded", mode="full")
+                .returning(schema.etl_runs.c.id)
+            ).scalar()
+        self._ids = 0
+
+    def meta(self) -> dict:
+        return {
+            "source": "test",
+            "first_loaded_at": self.loaded,
+            "last_loaded_at": self.loaded,
+            "run_id": self.run_id,
+        }
+
+    def add(self, table, **row) -> str:
+        """Insert one row of entity table `table` (a uid is made up when none is given); returns its uid."""
+        if "uid" not in row:
+            self._ids += 1
+            row["uid"] = f"urn:veeam:{table.name}:{self._ids}"
+        if "placeholder" in table.c and "placeholder" not in row:
+            row["placeholder"] = False
+        with self.eng.begin() as conn:
+            conn.execute(insert(table).values(**row, **self.meta()))
+        return row["uid"]
+
+    def ensure(self, table, uid: str, **row) -> str:
+        """The row `uid` of `table`, inserted with `row` when it is not there yet."""
+        with self.eng.connect() as conn:
+            if conn.execute(select(table.c.uid).where(table.c.uid == uid)).first() is None:
+                self.add(table, uid=uid, **row)
+        return uid
+
+    def rows(self, view: str, where: str = "", **params) -> list[dict]:
+        with self.eng.connect() as conn:
+            return report.read_view(conn, view, where, **params)
+
+    def close(self) -> None:
+        self.eng.dispose()
+
+
+def add_backup_estate(eng: Engine, now: datetime, run_id: int = 1) -> None:
+    """A small backup side written straight into the warehouse of `eng`, relative to `now`, on which each
+    backup dashboard query of docs/bi.md has rows: a job whose failed run a retry recovered, a run still
+    going, VMs with a fresh, an old and no restore point, a failed task, a repository low on space with a
+    week of history, and a backup with files."""
+    h = timedelta(hours=1)
+    meta = {"source": "bi-example", "first_loaded_at": now, "last_loaded_at": now, "run_id": run_id}
+    srv, job, repo = "urn:veeam:BackupServer:bi", "urn:veeam:Job:bi", "urn:veeam:Repository:bi"
+    sessions = [  # uid, start, end, state, result, is_retry
+        ("s1", now - 50 * h, now - 49 * h, "Stopped", "Success", False),
+        ("s2", now - 26 * h, now - 25 * h, "Stopped", "Failed", False),
+        ("s3", now - 24 * h, now - 23 * h, "Stopped", "Success", True),
+        ("s4", now - h, None, "Working", "Success", False),
+    ]
+    tasks = [  # uid, session, vm, start, end, state, result, reason
+        ("t1", "s2", "vm-fresh", now - 26 * h, now - 25 * h, "Completed", "Failed", "snapshot failed"),
+        ("t2", "s3", "vm-fresh", now - 24 * h, now - 23 * h, "Completed", "Success", None),
+        ("t3", "s2", "vm-old", now - 26 * h, now - 25 * h, "Completed", "Warning", "CBT reset"),
+        ("t4", "s4", "vm-none", now - h, None, "InProgress", "Success", None),
+    ]
+    with eng.begin() as conn:
+        conn.execute(insert(schema.backup_servers).values(uid=srv, name="vbr-bi", placeholder=False, **meta))
+        conn.execute(
+            insert(schema.jobs).values(
+                uid=job, backup_server_uid=srv, name="BI Backup", placeholder=False, **meta
+            )
+        )
+        for uid, start, end, state, result, retry in sessions:
+            conn.execute(
+                insert(schema.backup_job_sessions).values(
+                    uid=f"urn:veeam:BackupJobSession:bi-{uid}",
+                    backup_server_uid=srv,
+                    job_uid=job,
+                    job_name="BI Backup",
+                    job_type="Backup",
+                    name=f"BI Backup@{start}",
+                    creation_time_utc=start,
+                    end_time_utc=end,
+                    state=state,
+                    result=result,
+                    is_retry=retry,
+                    placeholder=False,
+                    **meta,
+                )
+            )
+        for uid, session, vm, start, end, state, result, reason in tasks:
+            conn.execute(
+                insert(schema.backup_task_sessions).values(
+                    uid=f"urn:veeam:BackupTaskSession:bi-{uid}",
+                    job_session_uid=f"urn:veeam:BackupJobSession:bi-{session}",
+                    backup_server_uid=srv,
+                    vm_display_name=vm,
+                    vm_uid=f"urn:VMware:Vm:bi.{vm}",
+                    name=f"{vm}@{start}",
+                    creation_time_utc=start,
+                    end_time_utc=end,
+                    state=state,
+                    result=result,
+                    reason=reason,
+                    total_size=40 * 2**30,
+                    **meta,
+                )
+            )
+        conn.execute(
+            insert(schema.repositories).values(
+                uid=repo,
+                backup_server_uid=srv,
+                name="BI Repo",
+                kind="WindowsLocal",
+                capacity=1000 * 2**30,
+                free_space=50 * 2**30,
+                placeholder=False,
+                **meta,
+            )
+        )
+        for days, free in ((8, 120), (1, 60), (0, 50)):
+            conn.execute(
+                insert(schema.repository_space).values(
+                    repository_uid=repo,
+                    run_id=run_id * 1000 + days,
+                    source="bi-example",
+                    observed_at=now - timedelta(days=days),
+                    capacity=1000 * 2**30,
+                    free_space=free * 2**30,
+                )
+            )
+        backup = "urn:veeam:Backup:bi"
+        conn.execute(
+            insert(schema.backups).values(
+                uid=backup,
+                backup_server_uid=srv,
+                repository_uid=repo,
+                job_uid=job,
+                name="BI Backup",
+                platform="VMware",
+                backup_type="Standard",
+                placeholder=False,
+                **meta,
+            )
+        )
+        point = "urn:veeam:RestorePoint:bi"
+        conn.execute(
+            insert(schema.restore_points).values(
+                uid=point,
+                backup_uid=backup,
+                backup_server_uid=srv,
+                name="bi",
+                backup_date_utc=now - 23 * h,
+                placeholder=False,
+                **meta,
+            )
+        )
+        for n, (name, size, data) in enumerate((("BI.vbk", 200, 600), ("BI-1.vib", 20, 50))):
+            conn.execute(
+                insert(schema.backup_files).values(
+                    uid=f"urn:veeam:BackupFile:bi-{n}",
+                    backup_uid=backup,
+                    backup_server_uid=srv,
+                    name=name,
+                    file_type=name.rsplit(".", 1)[1],
+                    backup_size=size * 2**30,
+                    data_size=data * 2**30,
+                    creation_time_utc=now - 23 * h,
+                    placeholder=False,
+                    **meta,
+                )
+            )
+        for vm, hours in (("vm-fresh", 23), ("vm-old", 49)):
+            conn.execute(
+                insert(schema.vm_restore_points).values(
+                    uid=f"urn:veeam:VmRestorePoint:bi-{vm}",
+                    restore_point_uid=point,
+                    backup_server_uid=srv,
+                    name=f"{vm}@x",
+                    vm_display_name=vm,
+                    hierarchy_obj_ref=f"urn:VMware:Vm:bi.{vm}",
+                    creation_time_utc=now - hours * h,
+                    placeholder=False,
+                    **meta,
+                )
+            )

@@ -36,7 +36,7 @@ def test_alembic_upgrade_head_creates_the_views_report_reads(db_url):
     assert done.returncode == 0, done.stderr
     assert db.current(eng) == db.head() and _views(eng) == every
     report = cli("report", "--db", db_url)
-    assert report.returncode == 0 and "Veeam replication report" in report.stdout, report.stderr
+    assert report.returncode == 0 and "Veeam backup & replication report" in report.stdout, report.stderr
 
     assert _alembic(db_url, "current").returncode == 0
     assert _views(eng) == every

@@ -59,6 +59,6 @@ def test_demo_rerun_changes_nothing_and_prints_how_to_look_again(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     report, status = (cli(*shlex.split(c)[1:], cwd=elsewhere) for c in commands)
-    assert report.returncode == 0 and "Veeam replication report" in report.stdout, report.stderr
+    assert report.returncode == 0 and "Veeam backup & replication report" in report.stdout, report.stderr
     assert status.returncode == 0 and re.search(r"^\s+2 succeeded\s+incremental", status.stdout, re.M), status
     assert list(elsewhere.iterdir()) == []

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -18,12 +19,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import insert, text
+from sqlalchemy import insert, select, text
 
-from etl import charts, db, registry, report, schema
+from etl import charts, db, report, schema
 from etl.cli import main
 from etl.simulator import World
-from helpers import cli
+from helpers import cli, truth_rows
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 HOSTILE_VM = '<script>alert("vm")</script>&"vm'
@@ -43,9 +44,11 @@ def _load(url: str, seed: int = 2) -> None:
             .values(source="test", started_at=now, finished_at=now, status="succeeded", mode="full")
             .returning(schema.etl_runs.c.id)
         ).scalar()
-        for table in registry.tables():
-            conn.execute(insert(table), [{**r, **meta} for r in truth[table.name].values()])
+        for table, rows in truth_rows(truth).items():
+            if rows:
+                conn.execute(insert(schema.table(table)), [{**r, **meta} for r in rows])
         server = next(iter(truth["backup_servers"]))
+        _job(conn, "urn:veeam:Job:evil", HOSTILE_JOB, meta)
         conn.execute(
             insert(schema.replica_job_sessions).values(
                 uid="urn:veeam:ReplicaJobSession:evil",
@@ -79,7 +82,162 @@ def _load(url: str, seed: int = 2) -> None:
             )
         )
         _add_outcome_cases(conn, server, meta, now)
+        _add_backup_history(conn, sorted(truth["backup_servers"]), meta, now, seed)
     eng.dispose()
+
+
+BACKUP_JOBS = ("File Servers", "SQL Production", "Exchange", "Web Farm", "Agents Laptops")
+HOSTILE_BACKUP_VM = '<svg onload=alert("bk")>&vm'
+HOSTILE_BACKUP_REASON = "</td><i>bk</i>"
+
+
+def _add_backup_history(conn, servers: list[str], meta: dict, now: datetime, seed: int) -> None:
+    """Two weeks of backup runs on every server: nightly runs of five jobs, some failing and some fixed
+    by an automatic retry, one run still going, one Result nobody documented; VMs whose newest restore
+    point is fresh, old, removed by retention or missing; repositories with a history, one low on space
+    and one of unknown capacity; backups with files."""
+    rng = random.Random(seed)
+    h = timedelta(hours=1)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    n = iter(range(1, 1_000_000))
+
+    def row(table, **values) -> str:
+        values.setdefault("uid", f"urn:veeam:{table.name}:report-{next(n)}")
+        if "placeholder" in table.c:
+            values.setdefault("placeholder", False)
+        conn.execute(insert(table).values(**values, **meta))
+        return values["uid"]
+
+    for si, server in enumerate(servers[:2]):
+        repos = [
+            row(
+                schema.repositories,
+                backup_server_uid=server,
+                name="Default Backup Repository",
+                kind="WindowsLocal",
+                capacity=2048 * 2**30,
+                free_space=(150 if si == 0 else 900) * 2**30,
+            ),
+            row(
+                schema.repositories,
+                backup_server_uid=server,
+                name=f"Cloud Tier {si + 1}",
+                kind="Cloud",
+                capacity=None,
+                free_space=5000 * 2**30,
+            ),
+        ]
+        for day in range(14, -1, -1):
+            for k, repo in enumerate(repos):
+                free = (150 if si == 0 else 900) + day * (25 if si == 0 else 4) if k == 0 else 5000 + day * 10
+                conn.execute(
+                    insert(schema.repository_space).values(
+                        repository_uid=repo,
+                        run_id=10_000 + day,
+                        source=meta["source"],
+                        observed_at=now - timedelta(days=day, minutes=5),
+                        capacity=2048 * 2**30 if k == 0 else None,
+                        free_space=free * 2**30,
+                    )
+                )
+        for ji, job_name in enumerate(BACKUP_JOBS[si * 2 : si * 2 + 3]):
+            job = row(
+                schema.jobs,
+                uid=f"urn:veeam:Job:report-{si}-{ji}",
+                backup_server_uid=server,
+                name=job_name,
+                job_type="Backup",
+            )
+            vms = [f"{job_name.split()[0].lower()}-{v:02d}" for v in range(1, 4)]
+            if si == 0 and ji == 0:
+                vms.append(HOSTILE_BACKUP_VM)
+            backup = row(
+                schema.backups,
+                backup_server_uid=server,
+                repository_uid=repos[ji % 2],
+                job_uid=job,
+                name=job_name,
+                platform="VMware",
+                backup_type="Standard",
+            )
+            for day in range(13, -1, -1):
+                start = today - timedelta(days=day) + timedelta(hours=1 + ji)
+                if day == 0:  # today's run: whatever the time of day, it started shortly before now
+                    start = now - (3 - ji) * h
+                fate = rng.random()
+                result = "Failed" if fate < 0.15 else "Warning" if fate < 0.25 else "Success"
+                if day == 3 and ji == 1:
+                    result = "PartiallySucceeded"  # a value newer than this tool
+                attempts = [result] + (
+                    ["Success" if rng.random() < 0.7 else "Failed"] if result == "Failed" else []
+                )
+                for a, res in enumerate(attempts):
+                    t0 = start + a * 40 * timedelta(minutes=1)
+                    running = day == 0 and ji == 2 and si == 0
+                    sess = row(
+                        schema.backup_job_sessions,
+                        backup_server_uid=server,
+                        job_uid=job,
+                        job_name=job_name,
+                        job_type="Backup",
+                        name=f"{job_name}@{t0}",
+                        creation_time_utc=t0,
+                        end_time_utc=None if running else t0 + 30 * timedelta(minutes=1),
+                        state="Working" if running else "Stopped",
+                        result="Success" if running else res,
+                        is_retry=a > 0,
+                    )
+                    for vm in vms if a == 0 else vms[:1]:
+                        vm_res = res if vm == vms[0] else "Success"
+                        if vm == HOSTILE_BACKUP_VM:  # fails once, with markup in its reason; never a point
+                            vm_res = "Failed" if day == 1 else "Success"
+                        row(
+                            schema.backup_task_sessions,
+                            job_session_uid=sess,
+                            backup_server_uid=server,
+                            vm_display_name=vm,
+                            vm_uid=f"urn:VMware:Vm:report.{vm}",
+                            name=f"{vm}@{t0}",
+                            creation_time_utc=t0,
+                            end_time_utc=None if running else t0 + 20 * timedelta(minutes=1),
+                            state="InProgress" if running else "Completed",
+                            result="Success" if running else vm_res,
+                            reason=None
+                            if vm_res == "Success"
+                            else HOSTILE_BACKUP_REASON
+                            if vm == HOSTILE_BACKUP_VM
+                            else f"Error: {vm_res} on {vm}: the snapshot could not be created because the "
+                            "datastore is almost full",
+                            total_size=40 * 2**30,
+                        )
+                        if (
+                            vm_res in ("Success", "Warning")
+                            and not running
+                            and not (ji == 1 and vm == vms[2])
+                            and vm != HOSTILE_BACKUP_VM
+                        ):
+                            point = row(
+                                schema.vm_restore_points,
+                                backup_server_uid=server,
+                                name=f"{vm}@{t0}",
+                                vm_display_name=vm,
+                                hierarchy_obj_ref=f"urn:VMware:Vm:report.{vm}",
+                                creation_time_utc=t0 + 5 * timedelta(minutes=1),
+                                deleted_at=now if day > 10 else None,
+                            )
+                            assert point
+                for kind, size in (("vbk" if day % 7 == 0 else "vib", 40 if day % 7 == 0 else 4),):
+                    row(
+                        schema.backup_files,
+                        backup_uid=backup,
+                        backup_server_uid=server,
+                        name=f"{job_name}{day}.{kind}",
+                        file_type=kind,
+                        backup_size=size * 2**30,
+                        data_size=size * 3 * 2**30,
+                        creation_time_utc=start,
+                        deleted_at=now if day > 10 else None,
+                    )
 
 
 # Jobs whose newest session is not finished, or finished with a Result we do not know: what each reads
@@ -92,8 +250,17 @@ OUTCOME_CASES = {
 }
 
 
+def _job(conn, uid: str, name: str, meta: dict) -> None:
+    """The job row a replication session names (its foreign key), added once."""
+    if conn.execute(select(schema.jobs.c.uid).where(schema.jobs.c.uid == uid)).first() is None:
+        conn.execute(
+            insert(schema.jobs).values(uid=uid, name=name, job_type="Replica", placeholder=False, **meta)
+        )
+
+
 def _add_outcome_cases(conn, server: str, meta: dict, now: datetime) -> None:
     def session(key, job, start_h, end_h, state, result, retry=False):
+        _job(conn, f"urn:veeam:Job:{job.split()[0].lower()}", job, meta)
         conn.execute(
             insert(schema.replica_job_sessions).values(
                 uid=f"urn:veeam:ReplicaJobSession:{key}",
@@ -194,8 +361,21 @@ def test_json_view_and_summary(warehouse):
         "success_rate_7d",
         "gb_last_24h",
         "tasks_last_24h",
+        "backup_vms",
+        "backup_vms_protected",
+        "backup_rpo_breaches",
+        "backup_rpo_warnings",
+        "backup_success_rate_7d",
+        "repositories",
+        "repositories_low",
+        "repositories_unknown_capacity",
     }
     assert s["tiles"]["vms_protected"] == len(s["vms"]) > 0
+    t = s["tiles"]
+    assert t["backup_vms"] == len(s["backup_vms"]) > t["backup_vms_protected"] > 0
+    assert t["backup_rpo_breaches"] >= 2  # VMs without any restore point
+    assert 0 < t["backup_success_rate_7d"] < 1
+    assert (t["repositories"], t["repositories_low"], t["repositories_unknown_capacity"]) == (4, 1, 2)
     assert s["tiles"]["rpo_breaches"] >= 1  # the hostile VM never succeeded
     assert 0 < s["tiles"]["success_rate_7d"] <= 1 and s["tiles"]["gb_last_24h"] > 0
     assert s["vms"][0]["rpo_status"] == "red" and len(s["days"]) == 14
@@ -203,7 +383,9 @@ def test_json_view_and_summary(warehouse):
 
 def test_table_summary_and_view(warehouse):
     out = _run("report", "--db", warehouse)
-    assert "VMs protected:" in out and "RPO breaches:" in out and "Newest failures" in out
+    assert "VMs protected:" in out and "RPO breaches:" in out and "Newest replication failures" in out
+    assert "VMs backed up:" in out and "backup RPO breaches:" in out and "Newest backup failures" in out
+    assert HOSTILE_BACKUP_VM in out and "Repositories, least free space first" in out
     assert HOSTILE_VM in out  # a terminal shows text as it is
     out = _run("report", "--db", warehouse, "--view", "v_replica_transfer_daily")
     lines = out.splitlines()
@@ -226,15 +408,16 @@ def test_json_without_a_view_holds_every_section(sqlite_warehouse):
         "generated_utc",
         "last_load_utc",
         "rpo_hours",
+        "backup_rpo_hours",
+        "repository_low_free_pct",
         "days",
         "tiles",
         "jobs",
-        "daily",
-        "transfer",
-        "vms",
-        "failures",
+        "backup_jobs",
+        *report.READERS,
     }
-    for section in ("jobs", "daily", "transfer", "vms", "failures"):
+    assert set(report.READERS) >= {"daily", "transfer", "vms", "failures", "backup_daily", "backup_vms"}
+    for section in ("jobs", "backup_jobs", *report.READERS):
         assert s[section], section
     # view rows keep the view's column names
     eng = db.engine(sqlite_warehouse)
@@ -274,7 +457,7 @@ def test_unfinished_and_unknown_outcomes_read_the_same_everywhere(warehouse):
     jobs = {r["job"]: r for r in _table_rows(out, "job ")}
     for job, shown in OUTCOME_CASES.items():
         assert jobs[job]["last"] == shown, (job, jobs[job])
-    assert jobs["Future Job"]["success"] == "-"  # an unknown result is not a success
+    assert jobs["Future Job"]["success"] == "0.0%"  # a finished run whose result is unknown: not a success
     assert not re.search(r"\bNone\b", out), out
 
     s = json.loads(_run("report", "--db", warehouse, "--format", "json"))
@@ -284,7 +467,8 @@ def test_unfinished_and_unknown_outcomes_read_the_same_everywhere(warehouse):
     assert by_name["Waiting Job"]["last_state"] == "WaitingRepository"
     assert by_name["Waiting Job"]["last_result"] is None and by_name["Busy Job"]["last_result"] is None
     assert by_name["Future Job"]["last_result"] == UNKNOWN_RESULT
-    assert by_name["Future Job"]["success_rate"] is None and by_name["Future Job"]["successes"] == 0
+    assert by_name["Future Job"]["success_rate"] == 0.0 and by_name["Future Job"]["successes"] == 0
+    assert by_name["Future Job"]["other"] == 1
     assert all(j["last_status"] not in (None, "None") for j in s["jobs"])
     vms = {v["vm_display_name"]: v for v in s["vms"]}
     assert vms["busy-vm"]["last_task_status"] == "running"
@@ -522,9 +706,10 @@ def test_html_report_lays_out_cleanly_in_headless_chromium(sqlite_warehouse, tmp
     assert "url(" not in html and "@import" not in html and "@font-face" not in html
     assert set(re.findall(r"https?://[^\s\"'<>]+", html)) <= {"http://www.w3.org/2000/svg"}
     # untrusted names are escaped
-    assert HOSTILE_VM not in html and HOSTILE_JOB not in html
+    assert HOSTILE_VM not in html and HOSTILE_JOB not in html and HOSTILE_BACKUP_VM not in html
     assert "&lt;script&gt;alert(&quot;vm&quot;)&lt;/script&gt;&amp;&quot;vm" in html
     assert "&lt;/td&gt;&lt;b&gt;reason&lt;/b&gt;" in html
+    assert "&lt;svg onload=alert(&quot;bk&quot;)&gt;&amp;vm" in html and HOSTILE_BACKUP_REASON not in html
     # TotalSize is the VMs' source size: never called "transferred" on the page
     assert "transferred" not in re.sub(r"no transferred bytes", "", html).lower()
     assert "Source size" in html and "not bytes moved" in html
@@ -535,8 +720,17 @@ def test_html_report_lays_out_cleanly_in_headless_chromium(sqlite_warehouse, tmp
         found = _probe(page, tmp_path, width)
         _assert_lays_out_cleanly(found)
         charts_seen = {c["id"]: c for c in found["charts"]}
-        transfer = "chart-transfer" if width >= 1280 else "chart-transfer-full"
-        assert set(charts_seen) == {"chart-success-rate", "chart-success-matrix", "chart-rpo", transfer}
+        side = "" if width >= 1280 else "-full"  # side-column charts are drawn wider in one column
+        transfer, age, trend = (f"chart-{c}{side}" for c in ("transfer", "backup-age", "repo-trend"))
+        assert set(charts_seen) == {
+            "chart-success-rate",
+            "chart-success-matrix",
+            "chart-rpo",
+            transfer,
+            "chart-backup-matrix",
+            age,
+            trend,
+        }
         for chart in charts_seen.values():
             assert chart["empty"] == "false" and chart["empty_text"] == []
         # units: on the axes, in every mark's tooltip
@@ -557,9 +751,32 @@ def test_html_report_lays_out_cleanly_in_headless_chromium(sqlite_warehouse, tmp
         assert len(matrix["mark_tips"]) == len(s["jobs"]) * 14
         assert all(re.search(r"%|no run|no finished run", t) for t in matrix["mark_tips"])
         assert all(re.search(r"\d+ VMs \(\d+%\)$", t) for t in charts_seen["chart-rpo"]["mark_tips"])
+        backup_matrix, ages, repo = charts_seen["chart-backup-matrix"], charts_seen[age], charts_seen[trend]
+        assert "(UTC)" in backup_matrix["axis_titles"][-1] and "(%)" in backup_matrix["title"]
+        assert len(backup_matrix["mark_tips"]) == len(s["backup_jobs"]) * 14
+        assert any("recovered by a retry" in t for t in backup_matrix["mark_tips"])
+        assert all(re.search(r"%|no run|no finished run", t) for t in backup_matrix["mark_tips"])
+        assert ages["axis_titles"][1] == "VMs" and "restore point" in ages["axis_titles"][0]
+        assert ages["y_ticks"] and all(re.fullmatch(r"\d+", t) for t in ages["y_ticks"])  # whole VMs
+        assert ages["mark_tips"] and all(
+            re.search(r"^(ok|warning|breach), .*: \d+ VMs$", t) for t in ages["mark_tips"]
+        )
+        assert "(UTC)" in repo["axis_titles"][0] and "(% of capacity)" in repo["axis_titles"][1]
+        assert repo["mark_tips"] and all(re.search(r"\d+\.\d% free$", t) for t in repo["mark_tips"])
         tiles = {t["id"]: t["text"] for t in found["tiles"]}
-        assert set(tiles) == {"tile-vms", "tile-breaches", "tile-success", "tile-gb"}
+        assert set(tiles) == {
+            "tile-vms",
+            "tile-breaches",
+            "tile-success",
+            "tile-gb",
+            "tile-backup-vms",
+            "tile-backup-breaches",
+            "tile-backup-success",
+            "tile-repos-low",
+        }
         assert re.search(r"\d(\.\d)?\s*%", tiles["tile-success"]) and re.search(r"(GB|TB)", tiles["tile-gb"])
+        assert re.search(r"\d(\.\d)?\s*%", tiles["tile-backup-success"])
+        assert "unknown capacity" in tiles["tile-repos-low"]
         shots.append(_screenshot(page, tmp_path, width, found["height"], f"report-{width}.png"))
     shutil.copy(page, ARTIFACTS / "report.html")
 
@@ -568,6 +785,10 @@ def test_html_report_lays_out_cleanly_in_headless_chromium(sqlite_warehouse, tmp
     assert re.search(r'id="tile-breaches"[^>]*>.*?class="value">[1-9]', html, re.DOTALL)
     assert '<table id="failures-table">' in html and "later success" in html
     assert len(re.findall(r'<path d="M', html)) >= 4  # one line per job
+    assert '<table id="backup-failures-table">' in html and "recovered by retry" in html
+    assert '<table id="backup-jobs-table">' in html and '<table id="repositories-table">' in html
+    assert "unknown" in re.search(r'<table id="repositories-table">.*?</table>', html, re.DOTALL).group(0)
+    assert re.search(r'id="tile-backup-breaches"[^>]*>.*?class="value">[1-9]', html, re.DOTALL)
 
 
 def test_an_empty_warehouse_says_there_is_no_data(tmp_path):
@@ -580,14 +801,22 @@ def test_an_empty_warehouse_says_there_is_no_data(tmp_path):
     for width in (1024, 1440):
         found = _probe(page, tmp_path, width)
         _assert_lays_out_cleanly(found)
-        assert len(found["charts"]) == 4
+        assert len(found["charts"]) == 7
         for chart in found["charts"]:  # says so, and draws no axis ticks (the old page drew 1, 1, 0, 0, 0)
             assert chart["empty"] == "true" and chart["empty_text"] == [charts.NO_DATA], chart
             assert chart["ticks"] == [] and chart["axis_titles"] == [] and chart["mark_tips"] == []
         for tile in found["tiles"]:
             assert charts.NO_DATA in tile["text"] and "–" in tile["text"], tile
     _screenshot(page, tmp_path, 1440, found["height"], "report-empty.png")
-    for section in ("jobs", "rpo", "failures"):
+    for section in (
+        "jobs",
+        "rpo",
+        "failures",
+        "backup-jobs",
+        "backup-vms",
+        "repositories",
+        "backup-failures",
+    ):
         body = re.search(rf'<section id="{section}">.*?</section>', html, re.DOTALL).group(0)
         assert charts.NO_DATA in body, section
 
@@ -599,6 +828,14 @@ def test_an_empty_warehouse_says_there_is_no_data(tmp_path):
         "success_rate_7d": None,
         "gb_last_24h": 0.0,
         "tasks_last_24h": 0,
+        "backup_vms": 0,
+        "backup_vms_protected": 0,
+        "backup_rpo_breaches": 0,
+        "backup_rpo_warnings": 0,
+        "backup_success_rate_7d": None,
+        "repositories": 0,
+        "repositories_low": 0,
+        "repositories_unknown_capacity": 0,
     }
     text_report = report.render(eng, "table")
     assert "(no rows)" in text_report and "No data yet" in text_report

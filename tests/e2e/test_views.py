@@ -4,13 +4,13 @@ truth loaded into the warehouse compared with expectations computed here in plai
 
 from __future__ import annotations
 
-import itertools
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import insert, text, update
 
+import helpers
 from etl import db, pipeline, registry, report, schema, views
 from etl.simulator import Quirks, Simulator, World
 
@@ -35,6 +35,7 @@ PUBLIC_VIEWS = {
         "tasks_warning",
         "tasks_failed",
         "tasks_running",
+        "tasks_other",
         "total_bytes",
     ],
     "v_replica_job_daily": [
@@ -51,6 +52,7 @@ PUBLIC_VIEWS = {
         "failures",
         "recovered",
         "running",
+        "other",
         "final_result",
         "success_rate",
     ],
@@ -71,6 +73,18 @@ PUBLIC_VIEWS = {
         "hours_since_success",
         "rpo_breach",
         "rpo_status",
+    ],
+    "v_replica_source_size_daily": [
+        "backup_server_uid",
+        "backup_server_name",
+        "day_utc",
+        "tasks",
+        "tasks_success",
+        "tasks_warning",
+        "tasks_failed",
+        "tasks_other",
+        "source_bytes",
+        "source_bytes_ok",
     ],
     "v_replica_transfer_daily": [
         "backup_server_uid",
@@ -102,37 +116,14 @@ PUBLIC_VIEWS = {
     ],
 }
 GIB = 2**30
-_ids = itertools.count(1)
 
 
 # ---------------------------------------------------------------------- a warehouse to write into
-class Warehouse:
-    """A migrated warehouse with one etl_runs row, and terse helpers to add entity rows."""
-
-    def __init__(self, url: str):
-        self.eng = db.engine(url)
-        db.migrate(self.eng)
-        self.loaded = datetime(2025, 1, 1, tzinfo=UTC)
-        with self.eng.begin() as conn:
-            self.run_id = conn.execute(
-                insert(schema.etl_runs)
-                .values(source="test", started_at=self.loaded, status="succeeded", mode="full")
-                .returning(schema.etl_runs.c.id)
-            ).scalar()
+class Warehouse(helpers.Warehouse):
+    """A migrated warehouse with terse helpers to add replication rows."""
 
     def _meta(self) -> dict:
-        return {
-            "source": "test",
-            "first_loaded_at": self.loaded,
-            "last_loaded_at": self.loaded,
-            "run_id": self.run_id,
-        }
-
-    def add(self, table, **row) -> str:
-        row.setdefault("uid", f"urn:veeam:{table.name}:{next(_ids)}")
-        with self.eng.begin() as conn:
-            conn.execute(insert(table).values(**row, **self._meta()))
-        return row["uid"]
+        return self.meta()
 
     def server(self, name: str = "vbr01", **kw) -> str:
         return self.add(schema.backup_servers, name=name, placeholder=False, **kw)
@@ -147,10 +138,14 @@ class Warehouse:
         retry: bool = False,
         **kw,
     ) -> str:
+        job_uid = self.ensure(
+            schema.jobs, f"urn:veeam:Job:{job}", name=f"{job} Replication", job_type="Replica"
+        )
+        kw.setdefault("state", "Working" if result == "None" else "Stopped")
         return self.add(
             schema.replica_job_sessions,
             backup_server_uid=server,
-            job_uid=f"urn:veeam:Job:{job}",
+            job_uid=job_uid,
             job_name=f"{job} Replication",
             job_type="Replica",
             name=f"{job}@{start}",
@@ -158,7 +153,6 @@ class Warehouse:
             end_time_utc=end,
             result=result,
             is_retry=retry,
-            state="Working" if result == "None" else "Stopped",
             placeholder=False,
             **kw,
         )
@@ -175,7 +169,7 @@ class Warehouse:
         reason: str | None = None,
         **kw,
     ) -> str:
-        state = "InProgress" if result == "None" else "Completed"
+        kw.setdefault("state", "InProgress" if result == "None" else "Completed")
         return self.add(
             schema.replica_task_sessions,
             job_session_uid=session,
@@ -184,19 +178,11 @@ class Warehouse:
             name=f"{vm}@{start}",
             creation_time_utc=start,
             end_time_utc=end,
-            state=state,
             result=result,
             reason=reason,
             total_size=size,
             **kw,
         )
-
-    def rows(self, view: str, where: str = "", **params) -> list[dict]:
-        with self.eng.connect() as conn:
-            return report.read_view(conn, view, where, **params)
-
-    def close(self):
-        self.eng.dispose()
 
 
 @pytest.fixture
@@ -443,9 +429,74 @@ def test_failures_newest_first_with_later_success(wh):
     assert by[f3]["job_name"] is None and by[f3]["occurred_utc"] == at(12, 3, 5)
 
 
+# ---------------------------------------------------------------------- outcomes: State first, open Result
+def test_a_working_session_saying_success_is_running_and_an_unknown_result_is_other(wh):
+    """EM may send Result=Success on a session that still runs (em-backup-side.md §2): until State says
+    Stopped/Completed it is running. A Result this tool does not know is counted as `other`: finished,
+    never a success, never running."""
+    now = datetime.now(UTC)
+    srv = wh.server()
+    busy = wh.session(srv, "Busy", at(14, 1), None, "Success", state="Working")
+    wh.task(busy, srv, "busy-vm", at(14, 1, 1), None, "Success", state="InProgress")
+    odd = wh.session(srv, "Odd", at(14, 2), at(14, 2, 30), "PartiallySucceeded")
+    wh.task(odd, srv, "odd-vm", at(14, 2, 1), at(14, 2, 20), "PartiallySucceeded")
+    wh.task(odd, srv, "odd-vm2", at(14, 2, 2), at(14, 2, 21), "Success")
+    recent = wh.session(srv, "Fresh", now - timedelta(hours=3), now - timedelta(hours=2), "Success")
+    wh.task(recent, srv, "fresh-vm", now - timedelta(hours=3), now - timedelta(hours=2), "Success")
+    wh.task(recent, srv, "fresh-vm", now - timedelta(minutes=30), None, "Success", state="InProgress")
+    wh.task(recent, srv, "late-vm", now - timedelta(hours=1), None, "Success", state="InProgress")
+
+    days = {r["job_name"]: r for r in wh.rows("v_replica_job_daily")}
+    b = days["Busy Replication"]
+    assert (b["runs"], b["successes"], b["running"], b["other"], b["success_rate"]) == (1, 0, 1, 0, None)
+    assert b["final_result"] == "None"
+    o = days["Odd Replication"]
+    assert (o["runs"], o["successes"], o["failures"], o["running"], o["other"]) == (1, 0, 0, 0, 1)
+    assert o["success_rate"] == 0.0 and o["final_result"] == "PartiallySucceeded"
+
+    runs = {r["session_uid"]: r for r in wh.rows("v_replica_job_runs")}
+    assert runs[busy]["duration_s"] is None and runs[busy]["result"] == "Success"  # as EM sent it
+    assert (runs[busy]["tasks_running"], runs[busy]["tasks_success"]) == (1, 0)
+    assert (runs[odd]["tasks_other"], runs[odd]["tasks_success"], runs[odd]["tasks_running"]) == (1, 1, 0)
+    assert runs[odd]["duration_s"] == pytest.approx(1800.0, abs=0.01)
+
+    vms = {r["vm_display_name"]: r for r in wh.rows("v_vm_replica_status")}
+    assert vms["busy-vm"]["last_success_utc"] is None and vms["busy-vm"]["rpo_status"] == "red"
+    assert vms["odd-vm"]["last_result"] == "PartiallySucceeded" and vms["odd-vm"]["rpo_status"] == "red"
+    assert vms["late-vm"]["rpo_breach"] == 1  # running with Result=Success: not a success yet
+    f = vms["fresh-vm"]  # the newest task runs: the finished one before it still counts
+    assert (f["last_result"], f["rpo_status"], f["last_task_state"]) == ("Success", "green", "InProgress")
+
+    source = {
+        str(r["day_utc"]): (r["tasks"], r["tasks_other"], r["source_bytes"])
+        for r in wh.rows("v_replica_source_size_daily")
+    }
+    assert source == {
+        (now - timedelta(hours=2)).date().isoformat(): (1, 0, GIB),  # the running tasks are not counted
+        "2025-03-14": (2, 1, 2 * GIB),
+    }
+    failures = {r["vm_display_name"] for r in wh.rows("v_replica_failures")}
+    assert failures == set()
+
+
+def test_transfer_daily_is_a_renamed_view_of_source_size_daily(wh):
+    srv = wh.server("vbr-x")
+    s = wh.session(srv, "J", at(15, 1), at(15, 2), "Failed")
+    wh.task(s, srv, "vm1", at(15, 1, 1), at(15, 1, 30), "Success", size=3 * GIB)
+    wh.task(s, srv, "vm2", at(15, 1, 2), at(15, 1, 40), "Failed", size=0, reason="no space")
+    wh.task(s, srv, "vm3", at(15, 1, 3), at(15, 1, 50), "Mystery", size=5 * GIB)
+    (new,) = wh.rows("v_replica_source_size_daily")
+    (old,) = wh.rows("v_replica_transfer_daily")
+    assert (new["tasks"], new["tasks_success"], new["tasks_failed"], new["tasks_other"]) == (3, 1, 1, 1)
+    assert (new["source_bytes"], new["source_bytes_ok"]) == (8 * GIB, 3 * GIB)
+    assert (old["bytes"], old["bytes_ok"], old["tasks"]) == (new["source_bytes"], new["source_bytes_ok"], 3)
+    assert "bytes" not in new and "source_bytes" not in old
+
+
 # ---------------------------------------------------------------------- simulator ground truth
 def expected_from_truth(truth: dict, now: datetime, rpo_hours: float = 24.0) -> dict:
-    """What the views must say, computed from the simulator's truth rows without SQL."""
+    """What the views must say, computed from the simulator's truth rows without SQL. A session counts
+    once it has finished (State Stopped / Completed), whatever its Result said before."""
     sessions = [s for s in truth["replica_job_sessions"].values() if not s["placeholder"]]
     tasks = list(truth["replica_task_sessions"].values())
     finished = ("Success", "Warning", "Failed")
@@ -473,26 +524,31 @@ def expected_from_truth(truth: dict, now: datetime, rpo_hours: float = 24.0) -> 
                 "Failed": 0,
                 "recovered": 0,
                 "running": 0,
+                "other": 0,
             },
         )
-        final = ss[-1]["result"]
+        last = ss[-1]
+        final = last["result"] if last["state"] == "Stopped" else "running"
+        first = ss[0]["result"] if ss[0]["state"] == "Stopped" else "running"
         d["runs"] += 1
         d["sessions"] += len(ss)
         d["retries"] += sum(1 for s in ss if s["is_retry"])
         if final in finished:
             d[final] += 1
         else:
-            d["running"] += 1
-        d["recovered"] += ss[0]["result"] == "Failed" and final in ("Success", "Warning")
+            d["running" if final == "running" else "other"] += 1
+        d["recovered"] += first == "Failed" and final in ("Success", "Warning")
     for d in daily.values():
-        done = d["Success"] + d["Warning"] + d["Failed"]
+        done = d["runs"] - d["running"]
         d["success_rate"] = None if done == 0 else round((d["Success"] + d["Warning"]) / done, 4)
 
     vms: dict[tuple, dict] = {}
     for t in tasks:
         v = vms.setdefault((t["backup_server_uid"], t["vm_display_name"]), {"last_success": None})
-        if t["result"] in ("Success", "Warning") and (
-            v["last_success"] is None or t["end_time_utc"] > v["last_success"]
+        if (
+            t["state"] == "Completed"
+            and t["result"] in ("Success", "Warning")
+            and (v["last_success"] is None or t["end_time_utc"] > v["last_success"])
         ):
             v["last_success"] = t["end_time_utc"]
     for v in vms.values():
@@ -501,26 +557,27 @@ def expected_from_truth(truth: dict, now: datetime, rpo_hours: float = 24.0) -> 
 
     transfer: dict[tuple, list] = defaultdict(lambda: [0, 0])
     for t in tasks:
-        if t["end_time_utc"] is not None and t["result"] in finished:
+        if t["end_time_utc"] is not None and t["state"] == "Completed":
             cell = transfer[t["backup_server_uid"], t["end_time_utc"].date().isoformat()]
             cell[0] += 1
             cell[1] += t["total_size"]
 
     runs = {
         s["uid"]: None
-        if s["end_time_utc"] is None
+        if s["end_time_utc"] is None or s["state"] != "Stopped"
         else (s["end_time_utc"] - s["creation_time_utc"]).total_seconds()
         for s in sessions
     }
-    failures = {t["uid"] for t in tasks if t["result"] in ("Failed", "Warning")}
+    failures = {t["uid"] for t in tasks if t["state"] == "Completed" and t["result"] in ("Failed", "Warning")}
     return {"daily": daily, "vms": vms, "transfer": dict(transfer), "runs": runs, "failures": failures}
 
 
 def load_truth(wh: Warehouse, truth: dict) -> None:
-    meta = wh._meta()
+    meta = wh.meta()
+    per_table = helpers.truth_rows(truth)
     with wh.eng.begin() as conn:
         for table in registry.tables():
-            rows = [{**r, **meta} for r in truth[table.name].values()]
+            rows = [{**r, **meta} for r in per_table[table.name]]
             if rows:
                 conn.execute(insert(table), rows)
 
@@ -542,6 +599,7 @@ def assert_views_match(wh: Warehouse, truth: dict, before: datetime, after: date
             g["failures"],
             g["recovered"],
             g["running"],
+            g["other"],
         ) == (
             e["runs"],
             e["sessions"],
@@ -551,6 +609,7 @@ def assert_views_match(wh: Warehouse, truth: dict, before: datetime, after: date
             e["Failed"],
             e["recovered"],
             e["running"],
+            e["other"],
         ), key
         assert g["success_rate"] == (
             None if e["success_rate"] is None else pytest.approx(e["success_rate"])
@@ -568,7 +627,12 @@ def assert_views_match(wh: Warehouse, truth: dict, before: datetime, after: date
         if early["vms"][key]["breach"] == e["breach"]:  # not on the edge while the query ran
             assert g["rpo_breach"] == e["breach"], key
 
-    got_transfer = {
+    got_source = {
+        (r["backup_server_uid"], str(r["day_utc"])): [r["tasks"], r["source_bytes"]]
+        for r in wh.rows("v_replica_source_size_daily")
+    }
+    assert got_source == exp["transfer"]
+    got_transfer = {  # the deprecated name keeps its columns and rows
         (r["backup_server_uid"], str(r["day_utc"])): [r["tasks"], r["bytes"]]
         for r in wh.rows("v_replica_transfer_daily")
     }

@@ -1,0 +1,134 @@
+-- Per VM on its backup server, the backup twin of v_vm_replica_status. A VM is keyed by its hierarchy
+-- reference (task VmUid = restore point HierarchyObjRef) when known; on servers that send none (before
+-- v10) by its name, unless that name maps to exactly one reference on the same server, in which case it
+-- joins that reference's row. Per VM: its newest restore point that EM still lists (deleted_at NULL:
+-- points removed by retention are not counted) and its age in hours; its newest task (state and result
+-- as sent), the newest finished task (State Completed) with its result and reason, and the end of the
+-- newest finished Success/Warning task; and the RPO check against etl_settings 'backup_rpo_hours'
+-- (default 24 when the row is absent). "Now" is the database's current time when the query runs.
+-- rpo_status: breach = no current restore point, or the newest is older than the RPO; warning = the
+-- newest point is older than half the RPO, or the newest finished task ended with any Result other than
+-- Success (Warning, Failed, or a value EM did not document); ok otherwise.
+-- order: rpo_breach DESC, backup_server_name, vm_display_name, vm_key
+CREATE VIEW v_vm_backup_status AS
+WITH named AS (
+    SELECT backup_server_uid, vm_uid AS ref, vm_display_name AS vm_name
+    FROM backup_task_sessions
+    WHERE vm_uid IS NOT NULL AND vm_display_name IS NOT NULL
+    UNION
+    SELECT backup_server_uid, hierarchy_obj_ref, vm_label
+    FROM v__vm_restore_points
+    WHERE hierarchy_obj_ref IS NOT NULL AND vm_label IS NOT NULL
+),
+name_refs AS (
+    SELECT backup_server_uid, vm_name, MIN(ref) AS ref
+    FROM named
+    GROUP BY backup_server_uid, vm_name
+    HAVING COUNT(DISTINCT ref) = 1
+),
+task_keys AS (
+    SELECT t.*, COALESCE(t.vm_uid, n.ref) AS vm_ref
+    FROM v__backup_task_sessions t
+    LEFT JOIN name_refs n ON t.vm_uid IS NULL AND n.vm_name = t.vm_display_name
+                         AND COALESCE(n.backup_server_uid, '') = COALESCE(t.backup_server_uid, '')
+    WHERE t.vm_uid IS NOT NULL OR t.vm_display_name IS NOT NULL
+),
+tasks AS (
+    SELECT k.*,
+           CASE WHEN k.vm_ref IS NULL THEN 'name' ELSE 'vm_uid' END AS keyed_by,
+           COALESCE(k.vm_ref, k.vm_display_name) AS vm_key,
+           ROW_NUMBER() OVER (PARTITION BY k.backup_server_uid, k.vm_ref, COALESCE(k.vm_ref, k.vm_display_name)
+                              ORDER BY k.creation_time_utc DESC, k.uid DESC) AS rn_any,
+           ROW_NUMBER() OVER (PARTITION BY k.backup_server_uid, k.vm_ref, COALESCE(k.vm_ref, k.vm_display_name)
+                              ORDER BY 1 - k.is_finished, k.creation_time_utc DESC, k.uid DESC) AS rn_finished
+    FROM task_keys k
+),
+vm_tasks AS (
+    SELECT backup_server_uid, keyed_by, vm_key,
+           COUNT(*) AS tasks,
+           MAX(CASE WHEN rn_any = 1 THEN vm_display_name END) AS vm_name,
+           MAX(CASE WHEN rn_any = 1 THEN job_session_uid END) AS last_session_uid,
+           MAX(CASE WHEN rn_any = 1 THEN creation_time_utc END) AS last_task_start_utc,
+           MAX(CASE WHEN rn_any = 1 THEN state END) AS last_task_state,
+           MAX(CASE WHEN rn_any = 1 THEN result END) AS last_task_result,
+           MAX(is_finished) AS any_finished,
+           MAX(CASE WHEN rn_finished = 1 AND is_finished = 1 THEN result END) AS last_result,
+           MAX(CASE WHEN rn_finished = 1 AND is_finished = 1 THEN reason END) AS last_reason,
+           MAX(CASE WHEN rn_finished = 1 AND is_finished = 1 THEN end_time_utc END) AS last_result_utc,
+           MAX(CASE WHEN is_finished = 1 AND result IN ('Success', 'Warning') THEN end_time_utc END)
+               AS last_success_utc
+    FROM tasks
+    GROUP BY backup_server_uid, keyed_by, vm_key
+),
+point_keys AS (
+    SELECT p.*, COALESCE(p.hierarchy_obj_ref, n.ref) AS vm_ref
+    FROM v__vm_restore_points p
+    LEFT JOIN name_refs n ON p.hierarchy_obj_ref IS NULL AND n.vm_name = p.vm_label
+                         AND COALESCE(n.backup_server_uid, '') = COALESCE(p.backup_server_uid, '')
+    WHERE p.hierarchy_obj_ref IS NOT NULL OR p.vm_label IS NOT NULL
+),
+vm_points AS (
+    SELECT backup_server_uid,
+           CASE WHEN vm_ref IS NULL THEN 'name' ELSE 'vm_uid' END AS keyed_by,
+           COALESCE(vm_ref, vm_label) AS vm_key,
+           COUNT(*) AS restore_points,
+           MAX(vm_label) AS vm_name,
+           MAX(creation_time_utc) AS newest_point_utc,
+           MAX(created_epoch) AS newest_point_epoch
+    FROM point_keys
+    GROUP BY backup_server_uid, CASE WHEN vm_ref IS NULL THEN 'name' ELSE 'vm_uid' END, COALESCE(vm_ref, vm_label)
+),
+vms AS (
+    SELECT backup_server_uid, keyed_by, vm_key FROM vm_tasks
+    UNION
+    SELECT backup_server_uid, keyed_by, vm_key FROM vm_points
+),
+settings AS (
+    SELECT COALESCE((SELECT CAST(value AS DOUBLE PRECISION) FROM etl_settings WHERE key = 'backup_rpo_hours'),
+                    24.0) AS rpo_hours
+),
+checked AS (
+    SELECT v.backup_server_uid, v.keyed_by, v.vm_key,
+           COALESCE(t.vm_name, p.vm_name) AS vm_display_name,
+           COALESCE(t.tasks, 0) AS tasks,
+           t.last_task_start_utc, t.last_task_state, t.last_task_result, t.any_finished,
+           t.last_result, t.last_reason, t.last_result_utc, t.last_success_utc, t.last_session_uid,
+           COALESCE(p.restore_points, 0) AS restore_points, p.newest_point_utc, st.rpo_hours,
+           (c.now_epoch - p.newest_point_epoch) / 3600.0 AS age_raw
+    FROM vms v
+    CROSS JOIN v__clock c
+    CROSS JOIN settings st
+    LEFT JOIN vm_tasks t ON t.keyed_by = v.keyed_by AND t.vm_key = v.vm_key
+                        AND COALESCE(t.backup_server_uid, '') = COALESCE(v.backup_server_uid, '')
+    LEFT JOIN vm_points p ON p.keyed_by = v.keyed_by AND p.vm_key = v.vm_key
+                         AND COALESCE(p.backup_server_uid, '') = COALESCE(v.backup_server_uid, '')
+)
+SELECT k.backup_server_uid,
+       b.name AS backup_server_name,
+       k.vm_key,
+       k.keyed_by,
+       CASE WHEN k.keyed_by = 'vm_uid' THEN k.vm_key END AS vm_uid,
+       k.vm_display_name,
+       k.tasks,
+       k.last_task_start_utc,
+       k.last_task_state,
+       k.last_task_result,
+       k.last_result,
+       k.last_reason,
+       k.last_result_utc,
+       k.last_success_utc,
+       s.job_uid AS last_job_uid,
+       s.job_name AS last_job_name,
+       k.restore_points,
+       k.newest_point_utc,
+       CAST(ROUND(CAST(k.age_raw AS NUMERIC), 2) AS DOUBLE PRECISION) AS point_age_hours,
+       k.rpo_hours,
+       CASE WHEN k.age_raw IS NULL OR k.age_raw > k.rpo_hours THEN 1 ELSE 0 END AS rpo_breach,
+       CASE WHEN k.age_raw IS NULL OR k.age_raw > k.rpo_hours THEN 'breach'
+            WHEN k.age_raw > k.rpo_hours / 2
+                 OR (k.any_finished = 1 AND (k.last_result IS NULL OR k.last_result <> 'Success')) THEN 'warning'
+            ELSE 'ok'
+       END AS rpo_status
+FROM checked k
+LEFT JOIN backup_servers b ON b.uid = k.backup_server_uid
+LEFT JOIN backup_job_sessions s ON s.uid = k.last_session_uid
