@@ -306,6 +306,7 @@ backup_job_sessions = Table(
 )
 Index(None, backup_job_sessions.c.creation_time_utc)
 Index(None, backup_job_sessions.c.job_uid, backup_job_sessions.c.creation_time_utc)
+Index(None, backup_job_sessions.c.parent_session_uid)  # agent per-computer sessions under their parent
 
 restore_points = Table(
     "restore_points",

@@ -125,6 +125,9 @@ def upgrade() -> None:
             ["job_uid", "creation_time_utc"],
             unique=False,
         )
+        batch_op.create_index(
+            batch_op.f("ix_backup_job_sessions_parent_session_uid"), ["parent_session_uid"], unique=False
+        )
 
     op.create_table(
         "backups",
@@ -412,6 +415,7 @@ def downgrade() -> None:
     op.drop_table("replicas")
     op.drop_table("backups")
     with op.batch_alter_table("backup_job_sessions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_backup_job_sessions_parent_session_uid"))
         batch_op.drop_index(batch_op.f("ix_backup_job_sessions_job_uid_creation_time_utc"))
         batch_op.drop_index(batch_op.f("ix_backup_job_sessions_creation_time_utc"))
 
