@@ -43,11 +43,15 @@ def log(msg: str) -> None:
 
 
 class Sim:
-    """bench/serve.py in its own process, sized for about `tasks` task sessions."""
+    """bench/serve.py in its own process, sized for about `tasks` task sessions on each side."""
 
-    def __init__(self, tasks: int, running_share: float):
+    def __init__(self, tasks: int, running_share: float, backup: bool = True):
         jobs = max(1, round(tasks / 200))  # 20 VMs x 10 days x 1 run a day ≈ 200 task sessions a job
+        sides = ["--backup-jobs", str(jobs if backup else 0)]
+        sides += ["--agent-jobs", str(max(2, jobs // 25) if backup else 0)]
+        sides += ["--copy-jobs", str(max(2, jobs // 25) if backup else 0)]
         args = [
+            *sides,
             "--servers",
             "10",
             "--jobs",
@@ -249,11 +253,11 @@ def run(args) -> dict:
         "load_before": os.getloadavg()[0],
     }
     n = args.repeat
-    sim = Sim(args.tasks, args.running_share)
+    sim = Sim(args.tasks, args.running_share, backup=args.side == "both")
     tmp = tempfile.TemporaryDirectory(prefix="veeam-etl-bench-")
     base = Path(tmp.name)
     try:
-        r["estate"], r["sim_build_s"] = sim.stats, sim.build_s
+        r["estate"], r["sim_build_s"], r["types"] = sim.stats, sim.build_s, len(registry.TYPES)
         log(f"simulator built in {sim.build_s:.1f} s: {sim.stats}")
         r["cold_s"], _ = fetch_floor(sim.url, args.page_size)  # first pass renders and caches every entity
         # Each round measures the floors and the load back to back, so that a burst of other work on
@@ -276,8 +280,11 @@ def run(args) -> dict:
         r["sqlite"] = min(loads, key=wall)
         with closing(sqlite3.connect(base / "load0.db")) as conn:  # what a correct rerun must read again
             r["running"] = {
-                t: conn.execute(f"SELECT count(*) FROM {t} WHERE end_time_utc IS NULL").fetchone()[0]
-                for t in ("replica_job_sessions", "replica_task_sessions")
+                t.table: conn.execute(
+                    f"SELECT count(*) FROM {t.table} WHERE state IS NULL OR state != ?", (t.final_state,)
+                ).fetchone()[0]
+                for t in registry.TYPES.values()
+                if t.final_state is not None
             }
         r["profile"] = load(f"sqlite:///{base / 'profile.db'}", sim, args, incremental=False, profile=True)[
             "full"
@@ -317,7 +324,7 @@ def run(args) -> dict:
             if tasks == args.tasks:
                 r["scale"][tasks] = {**r["sqlite"]["full"], "estate": r["estate"]}
                 continue
-            big = Sim(tasks, args.running_share)
+            big = Sim(tasks, args.running_share, backup=args.side == "both")
             try:
                 log(f"simulator of {tasks} tasks built in {big.build_s:.0f} s")
                 full = load(f"sqlite:///{base / f'scale{tasks}.db'}", big, args, incremental=False)
@@ -337,7 +344,15 @@ def run(args) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--tasks", type=int, default=100_000, help="task sessions in the estate (about)")
+    ap.add_argument(
+        "--tasks", type=int, default=100_000, help="task sessions on each side of the estate (about)"
+    )
+    ap.add_argument(
+        "--side",
+        choices=["both", "replication"],
+        default="both",
+        help="the estate: replication and backup (default), or replication only (as measured before the backup side)",
+    )
     ap.add_argument(
         "--latency-ms", type=float, default=0, help="also load SQLite with this delay on every request"
     )

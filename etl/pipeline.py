@@ -433,8 +433,9 @@ def _load_everything(loading: Loading, opts: Options, mode: str, marks: runs.Mar
 
 
 def _sweep(loading: Loading, opts: Options, mode: str) -> None:
-    """Retention: inventory types against what this run listed (no request); the others against
-    EM's uid lists when due (every `sweep_hours`, in a full load, or forced by `opts.sweep`)."""
+    """Retention: inventory types against what this run listed, tables this run filled from empty
+    against what it loaded (no request either); the others against EM's uid lists when due (every
+    `sweep_hours`, in a full load, or when `opts.sweep` forces it)."""
     summary, client, eng = loading.summary, loading.client, loading.eng
     with eng.connect() as conn:
         last = runs.last_sweep(conn, summary.source)
@@ -449,6 +450,11 @@ def _sweep(loading: Loading, opts: Options, mode: str) -> None:
             uids = sorted(loading.listed.get(entity_type.table, set()))
             gone, back = reconcile.sweep(
                 eng, entity_type, summary.source, summary.run_id, loading.now, iter([uids])
+            )
+        elif entity_type.table in loading.fresh:  # empty before this run: all it holds EM listed now,
+            # but for placeholders (EM answered 404): no uid list needed
+            gone, back = reconcile.sweep(
+                eng, entity_type, summary.source, summary.run_id, loading.now, iter([])
             )
         elif due:
             gone, back = reconcile.sweep(
