@@ -289,7 +289,7 @@ def stacked_bars(
     show_totals = text_width("8" * (len(f"{max(totals):,.{total_places}f}")), 13) <= slot + 4
     for i in range(len(x_labels)):
         x = left + slot * (i + 0.5) - bar / 2
-        base = top + ph
+        base: float = top + ph
         for s, (name, values) in enumerate(series):
             v = values[i] or 0
             if v <= 0:

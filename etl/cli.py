@@ -313,11 +313,19 @@ def _options(*decorators):
     return apply
 
 
+def _int(bound: float | None) -> int | None:
+    return None if bound is None else int(bound)
+
+
 def _setting_option(setting: settings.Setting):
     """A click option from a run setting of the core: its flag, range, default and help."""
     if setting.type is bool:
         return click.option(setting.flag, is_flag=True, help=setting.help)
-    kind = (click.IntRange if setting.type is int else click.FloatRange)(setting.low, setting.high)
+    kind: click.ParamType = (
+        click.IntRange(_int(setting.low), _int(setting.high))
+        if setting.type is int
+        else click.FloatRange(setting.low, setting.high)
+    )
     return click.option(
         setting.flag, type=kind, default=setting.default, show_default=True, help=setting.help
     )

@@ -126,13 +126,14 @@ class EMClient:
         self._user, self._password = user, password
         self._origin = origin(self.base)
         self._em_origins = {self._origin}  # origins EM writes into its own links
+        trust: bool | ssl.SSLContext = verify if isinstance(verify, bool) else False
         if isinstance(verify, str):  # a CA bundle: trust exactly it (plus nothing else)
             try:
-                verify = ssl.create_default_context(cafile=verify)
+                trust = ssl.create_default_context(cafile=verify)
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError(f"cannot use the CA bundle {verify}: {exc}") from None
         self._http = httpx.Client(
-            verify=verify,
+            verify=trust,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
             transport=transport,
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),

@@ -139,7 +139,8 @@ def window_filters(entity_type: EntityType, starts: Starts | datetime | None) ->
         else f"(BackupServerUid=={literal(server)};{_window(entity_type, start)})"
         for server, start in sorted(starts.items())
     ]
-    filters, current = [], ""
+    filters: list[str | None] = []
+    current = ""
     for term in terms:
         if current and len(current) + 1 + len(term) > FILTER_CHARS:
             filters.append(current)

@@ -34,7 +34,7 @@ CREATE_HINT = "create it with `veeam-etl migrate` (or a first `veeam-etl run`)"
 
 
 def _package_dir(name: str) -> Path:
-    return Path(importlib.import_module(name).__file__).resolve().parent
+    return Path(str(importlib.import_module(name).__file__)).resolve().parent
 
 
 def masked(url: str) -> str:
@@ -213,7 +213,10 @@ def alembic_config() -> Config:
 
 
 def head() -> str:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    """The newest revision of migrations/."""
+    revision = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert revision is not None, "migrations/ has no revision"
+    return revision
 
 
 def revision(conn: Connection) -> str | None:

@@ -111,6 +111,7 @@ class EM:
                 )
         else:
             try:
+                assert self.password_file is not None  # checked when the file was read
                 value = self.password_file.read_text(encoding="utf-8").rstrip("\r\n")
             except OSError as exc:
                 raise ConfigError(

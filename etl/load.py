@@ -14,6 +14,7 @@ import functools
 import itertools
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Boolean, Connection, Table
 from sqlalchemy.exc import DBAPIError
@@ -68,7 +69,7 @@ class _Statements:
         )
         # what a column the rows lack is written as: its scalar default, else NULL
         self.defaults = [
-            c.default.arg if c.default is not None and c.default.is_scalar else None
+            getattr(c.default, "arg", None) if c.default is not None and c.default.is_scalar else None
             for c in (table.c[name] for name in self.data)
         ]
         names = ", ".join(self.columns)
@@ -102,7 +103,7 @@ class _Statements:
         )
 
 
-def _driver_errors() -> tuple[type[Exception], ...]:
+def _driver_errors() -> tuple[type[BaseException], ...]:
     """Errors the PostgreSQL bulk path raises from the driver directly (outside SQLAlchemy)."""
     try:
         import psycopg
@@ -175,9 +176,10 @@ class Loader:
                 updated += 1
             writes.append(values + self._meta)
         if writes:
+            refused: tuple[type[BaseException], ...] = (DBAPIError, *_driver_errors())
             try:
                 self._write(st, writes)
-            except (DBAPIError, *_driver_errors()) as exc:
+            except refused as exc:
                 cause = getattr(exc, "orig", None) or exc
                 raise LoadError(
                     f"writing {len(writes)} rows to {table.name} failed: "
@@ -191,7 +193,7 @@ class Loader:
         rather than once per row."""
         columns = list(zip(*rows.values, strict=True))
         n = len(rows.values)
-        out = [
+        out: list[Iterable] = [
             columns[rows.columns.index(c)] if c in rows.columns else (default,) * n
             for c, default in zip(st.data, st.defaults, strict=True)
         ]
@@ -213,7 +215,8 @@ class Loader:
         if st.stage not in made:
             self.conn.exec_driver_sql(st.create_stage)
             made.add(st.stage)
-        with self.conn.connection.dbapi_connection.cursor() as cur:
+        raw: Any = self.conn.connection.dbapi_connection  # psycopg's connection: COPY is not in DB-API
+        with raw.cursor() as cur:
             with cur.copy(st.copy) as copy:
                 for row in writes:
                     copy.write_row(row)

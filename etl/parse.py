@@ -10,7 +10,7 @@ import functools
 import re
 import threading
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from lxml import etree
 
@@ -92,7 +92,7 @@ def document(body: bytes, url: str) -> etree._Element:
         raise ParseError(f"malformed XML: {str(exc)[:300]}", url) from None
     if root is None:
         raise ParseError("empty document", url)
-    docinfo = root.getroottree().docinfo
+    docinfo: Any = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         # the byte check above misses a DOCTYPE in UTF-16 and other encodings; the parser has
         # neither loaded nor expanded it, but such a document is hostile all the same

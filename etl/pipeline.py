@@ -380,10 +380,10 @@ class Loading:
         reread: dict[str, list[str]] = {}
         with self.eng.connect() as conn:
             for t in sessions:
-                table = schema.table(t.table)
+                table, final = schema.table(t.table), str(t.final_state)
                 reread[t.name] = [
                     uid
-                    for uid in runs.unfinished(conn, self.summary.source, table, t.final_state)
+                    for uid in runs.unfinished(conn, self.summary.source, table, final)
                     if uid not in self.running
                 ]
             for t in sessions:
@@ -463,7 +463,7 @@ def _sweep(loading: Loading, opts: Options, mode: str) -> None:
                 summary.source,
                 summary.run_id,
                 loading.now,
-                lambda t=entity_type: reconcile.listed_uids(client, t),
+                reconcile.listed_uids(client, entity_type),  # lazily: pages are fetched as the sweep reads
             )
         else:
             continue

@@ -12,7 +12,7 @@ Uses the run's client and warehouse; knows the tables through etl.registry and e
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor
 from datetime import datetime
 
@@ -192,7 +192,7 @@ def sweep(
     source: str,
     run_id: int,
     now: datetime,
-    pages: Iterator[list[str]] | Callable[[], Iterator[list[str]]],
+    pages: Iterable[list[str]],
 ) -> tuple[int, int]:
     """Mark rows of `source` EM no longer lists as deleted (`deleted_at` = now) and clear the mark of
     those it lists again; `pages` yields the listed uids. Rows this run wrote were listed by
@@ -203,7 +203,7 @@ def sweep(
     with eng.begin() as conn:
         conn.execute(text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {seen} (uid VARCHAR(200) PRIMARY KEY)"))
         conn.execute(text(f"DELETE FROM {seen}"))
-        for uids in pages() if callable(pages) else pages:
+        for uids in pages:
             for chunk in batched(dict.fromkeys(uids), schema.IN_LIST):
                 conn.execute(text(f"INSERT INTO {seen} (uid) VALUES (:uid)"), [{"uid": u} for u in chunk])
         listed = select(text("uid")).select_from(text(seen))

@@ -373,6 +373,7 @@ def summary(eng: Engine, days: int = 14, failures: int = 25) -> dict:
     """
     with eng.connect() as conn:
         now = _instant(conn.execute(text("SELECT now_utc FROM v__clock")).scalar())
+        assert now is not None, "v__clock gives the database's clock"
         today = now.date()
         w = Window(
             now=now,

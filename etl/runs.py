@@ -123,7 +123,7 @@ def start_run(eng: Engine, source: str, mode: str) -> int:
                 host=HOST,
                 pid=os.getpid(),
             )
-        ).inserted_primary_key[0]
+        ).inserted_primary_key[0]  # type: ignore[index]  # an INSERT always has one
         heartbeat(conn, source, run_id)
     return run_id
 

@@ -102,7 +102,7 @@ def servers_of(client: EMClient) -> dict[str, str | None]:
     """{backup server uid: name} that EM lists (References format, one query)."""
     url = client.query_url("BackupServer", page_size=1000, format="References")
     root = client.document(url)
-    return {el.get("UID"): el.get("Name") for el in root.iter(parse.q(root, "Ref")) if el.get("UID")}
+    return {uid: el.get("Name") for el in root.iter(parse.q(root, "Ref")) if (uid := el.get("UID"))}
 
 
 def verify(

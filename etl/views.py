@@ -23,7 +23,9 @@ HELPER_PREFIX = "v__"
 
 def definitions(dialect: str) -> dict[str, str]:
     """{view name: CREATE VIEW statement} for `dialect`, in file-name order."""
-    files = sorted(f for f in resources.files("etl.sql").iterdir() if f.name.endswith(".sql"))
+    files = sorted(
+        (f for f in resources.files("etl.sql").iterdir() if f.name.endswith(".sql")), key=lambda f: f.name
+    )
     chosen: dict[str, str] = {}
     for f in files:
         stem, _, rest = f.name.partition(".")
