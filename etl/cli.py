@@ -519,8 +519,16 @@ def _run_estate(config_path, parallel, only, db_url, db_schema) -> None:
     help="Port to listen on (0: any free port).",
 )
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the simulated estate.")
-@click.option("--servers", type=int, default=2, show_default=True, help="Backup servers.")
+@click.option("--servers", type=int, default=3, show_default=True, help="Backup servers.")
 @click.option("--jobs", type=int, default=6, show_default=True, help="Replication jobs.")
+@click.option("--backup-jobs", type=int, default=6, show_default=True, help="Backup jobs.")
+@click.option("--agent-jobs", type=int, default=2, show_default=True, help="Agent backup jobs.")
+@click.option("--copy-jobs", type=int, default=2, show_default=True, help="Backup copy jobs.")
+@click.option(
+    "--retention-days",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Restore and replica points older than this disappear from EM as its clock advances.",
+)
 @click.option("--vms-per-job", type=int, default=10, show_default=True, help="VMs per job.")
 @click.option("--days", type=int, default=14, show_default=True, help="Days of history.")
 @click.option("--runs-per-day", type=int, default=2, show_default=True, help="Job runs per day.")
@@ -533,10 +541,27 @@ def _run_estate(config_path, parallel, only, db_url, db_schema) -> None:
     show_default=True,
     help="Serve this many EMs (seeds --seed, --seed+1, ...; ports from --port on, or free ports with --port 0).",
 )
-def simulate(host, port, seed, servers, jobs, vms_per_job, days, runs_per_day, user, password, ems) -> None:
+def simulate(
+    host,
+    port,
+    seed,
+    servers,
+    jobs,
+    backup_jobs,
+    agent_jobs,
+    copy_jobs,
+    retention_days,
+    vms_per_job,
+    days,
+    runs_per_day,
+    user,
+    password,
+    ems,
+) -> None:
     """Serve a simulated Enterprise Manager over HTTP until stopped (Ctrl-C).
 
-    A seeded, deterministic estate of replication jobs, sessions, tasks and replica points.
+    A seeded, deterministic estate of backup, agent, copy and replication jobs with their sessions,
+    tasks, restore and replica points, backups, files and repositories, and EM's documented quirks.
     POST /admin/advance?hours=H moves its clock forward. Reads no environment variables.
     """
     from .simulator import fleet as sim_fleet
@@ -551,6 +576,10 @@ def simulate(host, port, seed, servers, jobs, vms_per_job, days, runs_per_day, u
             password=password,
             servers=servers,
             jobs=jobs,
+            backup_jobs=backup_jobs,
+            agent_jobs=agent_jobs,
+            copy_jobs=copy_jobs,
+            retention_days=retention_days,
             vms_per_job=vms_per_job,
             days=days,
             runs_per_day=runs_per_day,
