@@ -432,10 +432,20 @@ def _load_everything(loading: Loading, opts: Options, mode: str, marks: runs.Mar
         _sweep(loading, opts, mode)
 
 
+def _has_placeholders(eng: Engine, entity_type: EntityType) -> bool:
+    table = schema.table(entity_type.table)
+    with eng.connect() as conn:
+        return (
+            conn.execute(select(table.c.uid).where(table.c.placeholder.is_(True)).limit(1)).first()
+            is not None
+        )
+
+
 def _sweep(loading: Loading, opts: Options, mode: str) -> None:
-    """Retention: inventory types against what this run listed, tables this run filled from empty
-    against what it loaded (no request either); the others against EM's uid lists when due (every
-    `sweep_hours`, in a full load, or when `opts.sweep` forces it)."""
+    """Retention: inventory types against what this run listed (no request); the others against
+    EM's uid lists when due (every `sweep_hours`, in a full load, or when `opts.sweep` forces it) —
+    but a table this run filled from empty needs none unless it holds placeholders (rows known only
+    from a link, which EM may or may not list)."""
     summary, client, eng = loading.summary, loading.client, loading.eng
     with eng.connect() as conn:
         last = runs.last_sweep(conn, summary.source)
@@ -451,12 +461,9 @@ def _sweep(loading: Loading, opts: Options, mode: str) -> None:
             gone, back = reconcile.sweep(
                 eng, entity_type, summary.source, summary.run_id, loading.now, iter([uids])
             )
-        elif entity_type.table in loading.fresh:  # empty before this run: all it holds EM listed now,
-            # but for placeholders (EM answered 404): no uid list needed
-            gone, back = reconcile.sweep(
-                eng, entity_type, summary.source, summary.run_id, loading.now, iter([])
-            )
-        elif due:
+        elif entity_type.table in loading.fresh and not _has_placeholders(eng, entity_type):
+            continue  # empty before this run, and all it holds now EM listed: nothing to sweep
+        elif due or entity_type.table in loading.fresh:
             gone, back = reconcile.sweep(
                 eng,
                 entity_type,

@@ -29,7 +29,8 @@ TABLES = {
     "replica_job_sessions": "One run of a replication job (`ReplicaJobSession`), scheduled or an automatic retry.",
     "vm_replica_points": "Restore points of VM replicas (`VmReplicaPoint`).",
     "replica_task_sessions": "One VM processed in one replication job session (`ReplicaTaskSession`).",
-    "etl_watermarks": "Per source and entity type: the newest creation time committed, where incremental loads resume.",
+    "etl_watermarks": "Per source, entity type and backup server: the newest creation time committed, where incremental loads resume.",
+    "etl_sweeps": "Per source: when the retention sweep last compared the warehouse with EM's uid lists.",
     "etl_locks": "The one-run-at-a-time lock per source, with a heartbeat.",
     "etl_quarantine": "Entities EM returned that could not be read; kept for inspection, retried by later runs.",
     "etl_settings": "Key/value settings read by the reporting views: `rpo_hours` (replication RPO, default 24, "
@@ -84,6 +85,9 @@ COLUMNS = {
         "retries": "HTTP requests retried.",
         "quarantined": "Entities quarantined by the run.",
         "foreign_links": "Links to other origins that were refused.",
+        "new_values": "Enumeration values (State, Result, JobType, …) EM sent that its documentation does "
+        "not list: stored as sent, warned about once per run.",
+        "sweep_requests": "Of `requests`: those of the retention sweep (EM's uid lists).",
         "error": "Why the run failed.",
         "host": "Host the run ran on.",
         "pid": "Process id of the run.",
@@ -267,6 +271,11 @@ COLUMNS = {
         "watermark_utc": "Newest creation time committed for that type.",
         "run_id": "Run that set it.",
         "updated_at": "When it was set (UTC).",
+    },
+    "etl_sweeps": {
+        "source": "The Enterprise Manager.",
+        "swept_at": "When its retention sweep last ran (UTC); the next is due `--sweep-hours` later.",
+        "run_id": "The run that swept.",
     },
     "etl_locks": {
         "source": "The Enterprise Manager locked.",
