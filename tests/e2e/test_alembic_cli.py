@@ -50,3 +50,11 @@ def test_alembic_upgrade_head_creates_the_views_report_reads(db_url):
     assert migrate.returncode == 0, migrate.stderr
     assert _views(eng) == every
     eng.dispose()
+
+
+def test_alembic_check_finds_the_migrations_and_the_schema_in_step(db_url):
+    """`alembic check`: autogenerate, run against a warehouse at head, finds nothing to migrate."""
+    assert _alembic(db_url, "upgrade", "head").returncode == 0
+    done = _alembic(db_url, "check")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "No new upgrade operations detected" in done.stdout + done.stderr

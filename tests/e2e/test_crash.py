@@ -28,13 +28,14 @@ def hit():
     calls[0] += 1
     if calls[0] == n:
         os.kill(os.getpid(), signal.SIGKILL)
-def wrap(owner, name, after):
+def wrap(owner, name, after, table=None):
     original = getattr(owner, name)
     def patched(*args, **kwargs):
-        if not after:
+        counts = table is None or args[1].table == table  # Loader.upsert(self, rows): only this table
+        if counts and not after:
             hit()
         result = original(*args, **kwargs)
-        if after:
+        if counts and after:
             hit()
         return result
     setattr(owner, name, patched)
@@ -44,6 +45,9 @@ targets = {
     "after-commit": (pipeline.Loading, "_load_batch", True),  # a batch committed, the next not begun
     "before-watermarks": (runs, "advance_watermarks", False),
     "before-unlock": (runs, "release_lock", False),    # run finished, lock row left behind
+    # the backup side: rows of a page of backup task sessions (or files) written, not committed
+    "inside-backup-tasks": (load.Loader, "upsert", True, "backup_task_sessions"),
+    "inside-backup-files": (load.Loader, "upsert", True, "backup_files"),
 }
 wrap(*targets[point])
 from etl.cli import main
@@ -57,6 +61,8 @@ MATRIX = [
     ("inside-transaction", 5),
     ("after-commit", 1),
     ("after-commit", 4),
+    ("inside-backup-files", 1),
+    ("inside-backup-tasks", 2),
     ("before-watermarks", 1),
     ("before-unlock", 1),
 ]
@@ -122,11 +128,12 @@ def test_kill_during_incremental_then_rerun_converges(db_url, point, nth):
         eng.dispose()
 
 
-def test_kill_during_first_full_load(tmp_path):
+@pytest.mark.parametrize("point,nth", [("inside-transaction", 4), ("inside-backup-tasks", 3)])
+def test_kill_during_first_full_load(tmp_path, point, nth):
     world = World(seed=10, servers=2, jobs=4, vms_per_job=6, days=4)
     url = f"sqlite:///{tmp_path}/w.db"
     with Simulator(world) as sim:
-        assert _run(sim, url, "inside-transaction", "4").returncode == -signal.SIGKILL
+        assert _run(sim, url, point, str(nth)).returncode == -signal.SIGKILL
         eng = db.engine(url)
         _consistent(eng)
         assert _run(sim, url).returncode == 0
