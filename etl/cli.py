@@ -157,7 +157,6 @@ class _Group(click.Group):
         except VeeamEtlError as exc:
             _fail(exc)
         except SQLAlchemyError as exc:  # e.g. the warehouse is unreachable: a message, not a traceback
-            logging.getLogger("etl.cli").debug("the warehouse failed", exc_info=True)  # -v: where
             detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
             click.echo(
                 logs.line(f"the warehouse failed: {type(exc).__name__}: {detail[0] if detail else ''}"),
