@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
-from sqlalchemy import Table
 
-from . import schema, transform
+from . import transform
 from .parse import Link
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
 
 Columns = Callable[[etree._Element, dict[str, str | None], str | None, dict[str, Any]], dict[str, Any]]
 
@@ -337,6 +339,8 @@ def by_table(table: str) -> EntityType:
 
 def tables() -> list[Table]:
     """The entity tables, parents before children (a table two types share, once)."""
+    from . import schema  # here: worker processes import this module and need no SQLAlchemy
+
     return [schema.table(name) for name in dict.fromkeys(t.table for t in TYPES.values())]
 
 

@@ -11,6 +11,7 @@ killed. Functions and arguments travel by pickle: module-level functions only.
 from __future__ import annotations
 
 import collections
+import gc
 import contextlib
 import os
 import pickle
@@ -141,6 +142,7 @@ def _serve() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    frozen = False
     try:
         while True:
             head = stdin.read(_FRAME.size)
@@ -159,6 +161,9 @@ def _serve() -> None:
                 )
             stdout.write(_FRAME.pack(len(blob)) + blob)
             stdout.flush()
+            if not frozen:  # the modules the calls need are imported now: keep the collector off them
+                gc.freeze()
+                frozen = True
     except (BrokenPipeError, ConnectionResetError):  # the loading process is gone: nobody to answer
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
