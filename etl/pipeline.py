@@ -422,9 +422,12 @@ def _load_everything(loading: Loading, opts: Options, mode: str, marks: runs.Mar
     if mode != "repair":  # after the sessions: agent jobs reach the warehouse as their parents
         for entity_type in registry.TYPES.values():
             if entity_type.job_types is not None:
-                summary.worked_out[f"{entity_type.table}.job_uid"] = reconcile.map_jobs(
+                with eng.begin() as conn:  # the links first: they cost no request
+                    by_links = reconcile.jobs_by_links(conn, entity_type, summary.source)
+                by_query = reconcile.map_jobs(
                     eng, loading.client, loading.pool, entity_type, summary.source, summary.run_id
                 )
+                summary.worked_out[f"{entity_type.table}.job_uid"] = by_links + by_query
     with eng.begin() as conn:
         linked = reconcile.infer_restore_points(conn, summary.source, summary.run_id, loading.now)
     summary.worked_out[f"{registry.BACKUP_TASK_SESSION.table}.vm_restore_point_uid"] = linked

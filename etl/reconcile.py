@@ -1,7 +1,9 @@
 """What the warehouse works out after the pages of a run are loaded, where EM's entities say nothing.
 
-- `map_jobs`: a backup's or replica's job, which EM answers only to `type=…&filter=JobUid==<job>`
-  (em-backup-side.md §5, §9) — asked only for this run's new rows, so a quiet run asks nothing;
+- `jobs_by_links`, `map_jobs`: a backup's or replica's job, which no entity names: first from EM's
+  own links (the points its job's tasks link), then, for what is left, from EM's answer to
+  `type=…&filter=JobUid==<job>` (em-backup-side.md §5, §9) — asked only for rows new to the
+  warehouse, so a quiet run asks nothing;
 - `infer_restore_points`: a backup task's VM restore point when EM gives no `Related` link
   (em-backup-side.md §14), marked `inferred`; a link EM gave is never overwritten;
 - `sweep`: retention — objects EM no longer lists get `deleted_at`, and lose it if they come back.
@@ -37,6 +39,57 @@ def _unsettled(table: Table, source: str):
     )
 
 
+def jobs_by_links(conn: Connection, entity_type: EntityType, source: str) -> int:
+    """Fill `job_uid` of replicas and backups whose job EM's own links name: a replica holds the
+    replica points that its job's task sessions link (`Related`), a backup the restore points whose
+    VM restore points its job's backup tasks link. Only jobs the warehouse holds (not placeholders:
+    a copy worker's "job" is not the copy job) and only one job per row. Returns rows filled. What
+    is left is asked for with `map_jobs`."""
+    if entity_type.table == "replicas":
+        owner = schema.vm_replica_points.c.replica_uid
+        p, t, s = schema.vm_replica_points, schema.replica_task_sessions, schema.replica_job_sessions
+        pairs = select(owner, s.c.job_uid).select_from(
+            p.join(t, t.c.replica_point_uid == p.c.uid).join(s, s.c.uid == t.c.job_session_uid)
+        )
+    elif entity_type.table == "backups":
+        r, v = schema.restore_points, schema.vm_restore_points
+        t, s = schema.backup_task_sessions, schema.backup_job_sessions
+        owner = r.c.backup_uid
+        pairs = select(owner, s.c.job_uid).select_from(
+            r.join(v, v.c.restore_point_uid == r.c.uid)
+            .join(t, and_(t.c.vm_restore_point_uid == v.c.uid, t.c.vm_restore_point_link == "link"))
+            .join(s, s.c.uid == t.c.job_session_uid)
+        )
+    else:
+        return 0
+    table, jobs = schema.table(entity_type.table), schema.jobs
+    pairs = (
+        pairs.join(jobs, jobs.c.uid == s.c.job_uid)
+        .where(jobs.c.placeholder.is_(False), owner.in_(_unmapped(table, source)))
+        .distinct()
+    )
+    found: dict[str, set[str]] = {}
+    for uid, job in conn.execute(pairs):
+        found.setdefault(uid, set()).add(job)
+    filled = 0
+    for uid, named in found.items():
+        if len(named) == 1:
+            filled += conn.execute(
+                update(table).where(table.c.uid == uid, table.c.job_uid.is_(None)).values(job_uid=named.pop())
+            ).rowcount
+    return filled
+
+
+def _unmapped(table: Table, source: str):
+    """uids of rows without a job that this run (or one that did not succeed) wrote."""
+    return select(table.c.uid).where(
+        table.c.source == source,
+        _unsettled(table, source),
+        table.c.job_uid.is_(None),
+        table.c.placeholder.is_(False),
+    )
+
+
 def map_jobs(
     eng: Engine,
     client: EMClient,
@@ -53,12 +106,7 @@ def map_jobs(
     table, jobs = schema.table(entity_type.table), schema.jobs
     with eng.connect() as conn:
         unmapped = conn.execute(
-            select(table.c.uid, table.c.backup_server_uid).where(
-                table.c.source == source,
-                _unsettled(table, source),
-                table.c.job_uid.is_(None),
-                table.c.placeholder.is_(False),
-            )
+            select(table.c.uid, table.c.backup_server_uid).where(table.c.uid.in_(_unmapped(table, source)))
         ).all()
         if not unmapped:
             return 0

@@ -11,8 +11,8 @@ killed. Functions and arguments travel by pickle: module-level functions only.
 from __future__ import annotations
 
 import collections
-import gc
 import contextlib
+import gc
 import os
 import pickle
 import signal
