@@ -63,6 +63,8 @@ def jobs_by_links(conn: Connection, entity_type: EntityType, source: str) -> int
     else:
         return 0
     table, jobs = schema.table(entity_type.table), schema.jobs
+    if conn.execute(_unmapped(table, source).limit(1)).first() is None:
+        return 0  # the usual case after the first load: no join over the points at all
     pairs = (
         pairs.join(jobs, jobs.c.uid == s.c.job_uid)
         .where(jobs.c.placeholder.is_(False), owner.in_(_unmapped(table, source)))

@@ -222,7 +222,9 @@ def parse_filter(text: str, params: dict):
         while peek() == ("punct", ","):
             pos += 1
             terms.append(conj())
-        return terms[0] if len(terms) == 1 else (lambda o: any(t(o) for t in terms))
+        if len(terms) == 1:
+            return terms[0]
+        return _dispatch(terms) or (lambda o: any(t(o) for t in terms))
 
     def conj():
         nonlocal pos
@@ -230,7 +232,32 @@ def parse_filter(text: str, params: dict):
         while peek() == ("punct", ";"):
             pos += 1
             terms.append(term())
-        return terms[0] if len(terms) == 1 else (lambda o: all(t(o) for t in terms))
+        if len(terms) == 1:
+            return terms[0]
+        pred = lambda o: all(t(o) for t in terms)  # noqa: E731 - a predicate that carries its parts
+        pred.parts = terms  # type: ignore[attr-defined]
+        return pred
+
+    def _dispatch(alternatives):
+        """`(P==a;…),(P==b;…),…` — every alternative led by an equality on one string parameter, as a
+        per-server window is — as one dict lookup instead of trying each alternative in turn."""
+        keys = [getattr(getattr(a, "parts", [a])[0], "equals", None) for a in alternatives]
+        if any(k is None for k in keys) or len({get for get, _ in keys}) != 1:
+            return None
+        get = keys[0][0]
+        rest: dict = {}
+        for (_, want), alt in zip(keys, alternatives, strict=True):
+            parts = getattr(alt, "parts", [alt])[1:]
+            rest.setdefault(want, []).append(parts)
+
+        def pred(o):
+            v = get(o)
+            for parts in rest.get(v.casefold() if v is not None else None, ()):
+                if all(t(o) for t in parts):
+                    return True
+            return False
+
+        return pred
 
     def term():
         nonlocal pos
@@ -270,6 +297,8 @@ def parse_filter(text: str, params: dict):
                 return is_ne
             return fn(v.casefold() if is_str else v, want)
 
+        if is_str and op[1] == "==":
+            pred.equals = (get, want)  # type: ignore[attr-defined]  # for _dispatch
         return pred
 
     if not toks:
