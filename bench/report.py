@@ -200,12 +200,13 @@ def markdown(r: dict) -> str:
                 full["requests"] <= limit,
             )
         )
+        servers = est["backup_servers"]
         targets.append(
             (
-                f"{label} no-change incremental requests ≤ 2% of the full load's + 3",
+                f"{label} no-change incremental requests ≤ 2% of the full load's + 3 + one per backup server",
                 f"{inc['requests']} ({inc['requests'] - 3} + 3)",
-                f"{0.02 * full['requests']:.1f} + 3",
-                inc["requests"] - 3 <= 0.02 * full["requests"],
+                f"{0.02 * full['requests']:.1f} + 3 + {servers}",
+                inc["requests"] - 3 <= 0.02 * full["requests"] + servers,
             )
         )
     if "latency" in r:
