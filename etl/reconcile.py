@@ -158,45 +158,64 @@ def infer_restore_points(conn: Connection, source: str, run_id: int, now: dateti
 
     A task that finished Success or Warning made the VM restore point of the same VM on the same
     backup server created within the task's window (em-backup-side.md §14): the VM is matched by
-    `vm_uid` = `hierarchy_obj_ref`, or by name on servers without `VmUid` (the point's VmName,
-    VmDisplayName or the `<vm>@` prefix of its Name). The newest such point wins. Only tasks or
-    points this run (or one that did not succeed) wrote are looked at. Returns how many tasks were
-    linked.
+    `vm_uid` = `hierarchy_obj_ref`, or, for tasks without `VmUid` (older servers), by name (the
+    point's VmName, VmDisplayName or the `<vm>@` prefix of its Name). The newest such point wins.
+    Only tasks this run (or one that did not succeed) wrote, or whose window holds a point such a
+    run wrote, are looked at. Two statements, each one an index serves: points by
+    (hierarchy_obj_ref, creation time), and by (backup server, creation time). Returns how many
+    tasks were linked.
     """
     t, v = schema.backup_task_sessions, schema.vm_restore_points
-    same_vm = or_(
-        and_(t.c.vm_uid.is_not(None), v.c.hierarchy_obj_ref == t.c.vm_uid),
-        and_(
-            t.c.vm_uid.is_(None),
-            or_(
-                v.c.vm_name == t.c.vm_display_name,
-                v.c.vm_display_name == t.c.vm_display_name,
-                func.substr(v.c.name, 1, func.length(t.c.vm_display_name) + 1)
-                == t.c.vm_display_name + literal("@"),
-            ),
+    first_new_point = conn.scalar(
+        select(func.min(v.c.creation_time_utc)).where(v.c.source == source, _unsettled(v, source))
+    )
+    if isinstance(first_new_point, str):  # SQLite aggregates lose the column type
+        first_new_point = schema.UTCDateTime().process_result_value(
+            datetime.fromisoformat(first_new_point), None
+        )
+    ends = func.coalesce(t.c.end_time_utc, now)
+    concerned = (
+        _unsettled(t, source)
+        if first_new_point is None
+        else or_(_unsettled(t, source), ends >= first_new_point)
+    )
+    in_window = and_(
+        v.c.placeholder.is_(False),
+        v.c.creation_time_utc >= t.c.creation_time_utc,
+        v.c.creation_time_utc <= ends,
+    )
+    # a hierarchy reference names one VM of one vCenter or host; a name, one VM of one backup server
+    same_name = and_(
+        v.c.backup_server_uid == t.c.backup_server_uid,
+        or_(
+            v.c.vm_name == t.c.vm_display_name,
+            v.c.vm_display_name == t.c.vm_display_name,
+            func.substr(v.c.name, 1, func.length(t.c.vm_display_name) + 1)
+            == t.c.vm_display_name + literal("@"),
         ),
     )
-    candidates = and_(
-        v.c.backup_server_uid == t.c.backup_server_uid,
-        v.c.placeholder.is_(False),
-        same_vm,
-        v.c.creation_time_utc >= t.c.creation_time_utc,
-        v.c.creation_time_utc <= func.coalesce(t.c.end_time_utc, now),
-    )
-    point = select(v.c.uid).where(candidates).order_by(v.c.creation_time_utc.desc(), v.c.uid.desc()).limit(1)
-    linked = conn.execute(
-        update(t)
-        .where(
-            t.c.source == source,
-            t.c.vm_restore_point_uid.is_(None),
-            t.c.state == "Completed",
-            t.c.result.in_(("Success", "Warning")),
-            or_(_unsettled(t, source), exists(select(v.c.uid).where(candidates, _unsettled(v, source)))),
-            exists(select(v.c.uid).where(candidates)),
+    linked = 0
+    for has_uid, same_vm in ((True, v.c.hierarchy_obj_ref == t.c.vm_uid), (False, same_name)):
+        candidates = and_(same_vm, in_window)
+        point = (
+            select(v.c.uid).where(candidates).order_by(v.c.creation_time_utc.desc(), v.c.uid.desc()).limit(1)
         )
-        .values(vm_restore_point_uid=point.scalar_subquery(), vm_restore_point_link="inferred", run_id=run_id)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        linked += conn.execute(
+            update(t)
+            .where(
+                t.c.source == source,
+                t.c.vm_restore_point_uid.is_(None),
+                t.c.vm_uid.is_not(None) if has_uid else t.c.vm_uid.is_(None),
+                t.c.state == "Completed",
+                t.c.result.in_(("Success", "Warning")),
+                concerned,
+                exists(select(v.c.uid).where(candidates)),
+            )
+            .values(
+                vm_restore_point_uid=point.scalar_subquery(), vm_restore_point_link="inferred", run_id=run_id
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
     if linked:
         log.info("inferred the VM restore point of %d backup tasks", linked)
     return linked

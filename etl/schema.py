@@ -367,6 +367,8 @@ vm_restore_points = Table(
 Index(None, vm_restore_points.c.creation_time_utc)
 Index(None, vm_restore_points.c.hierarchy_obj_ref, vm_restore_points.c.creation_time_utc)
 Index(None, vm_restore_points.c.restore_point_uid)
+# tasks of older servers (no VmUid) find their point by name within their window (etl.reconcile)
+Index(None, vm_restore_points.c.backup_server_uid, vm_restore_points.c.creation_time_utc)
 
 backup_task_sessions = Table(
     "backup_task_sessions",

@@ -293,6 +293,11 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_vm_restore_points_restore_point_uid"), ["restore_point_uid"], unique=False
         )
+        batch_op.create_index(
+            batch_op.f("ix_vm_restore_points_backup_server_uid_creation_time_utc"),
+            ["backup_server_uid", "creation_time_utc"],
+            unique=False,
+        )
 
     op.create_table(
         "backup_task_sessions",
@@ -397,6 +402,7 @@ def downgrade() -> None:
 
     op.drop_table("backup_task_sessions")
     with op.batch_alter_table("vm_restore_points", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_vm_restore_points_backup_server_uid_creation_time_utc"))
         batch_op.drop_index(batch_op.f("ix_vm_restore_points_restore_point_uid"))
         batch_op.drop_index(batch_op.f("ix_vm_restore_points_hierarchy_obj_ref_creation_time_utc"))
         batch_op.drop_index(batch_op.f("ix_vm_restore_points_creation_time_utc"))
