@@ -41,6 +41,18 @@ def _sqlite_value(value):
     return value
 
 
+def _sqlite_instants(values) -> list:
+    """A column of instants as SQLite stores them: UTC text with microseconds."""
+    return [
+        None if v is None else v.isoformat(" ", "microseconds")[:26] if v.tzinfo is UTC else _sqlite_value(v)
+        for v in values
+    ]
+
+
+def _sqlite_booleans(values) -> list:
+    return [None if v is None else int(v) for v in values]
+
+
 class _Statements:
     """SQL text for one table in one dialect, built once."""
 
@@ -51,9 +63,9 @@ class _Statements:
         self.table = table
         self.data = data_columns(table)
         self.key = self.data.index("uid")
-        # columns whose Python values SQLite stores differently (instants, booleans)
+        # columns whose Python values SQLite stores differently (instants, booleans), with how
         self.typed = [
-            i
+            (i, _sqlite_instants if isinstance(table.c[name].type, schema.UTCDateTime) else _sqlite_booleans)
             for i, name in enumerate(self.data)
             if isinstance(table.c[name].type, (schema.UTCDateTime, Boolean))
         ]
@@ -198,8 +210,8 @@ class Loader:
             for c, default in zip(st.data, st.defaults, strict=True)
         ]
         if self._convert:
-            for i in st.typed:
-                out[i] = map(self._convert, out[i])
+            for i, convert in st.typed:
+                out[i] = convert(out[i])
         return list(zip(*out, strict=True))
 
     def _write(self, st: _Statements, writes: list[tuple]) -> None:

@@ -33,7 +33,7 @@ from .workers import ProcessPool
 
 log = logging.getLogger(__name__)
 
-KNOWN_LIMIT = 50_000  # parent uids remembered per table: a few MB, whatever the estate
+KNOWN_LIMIT = 200_000  # parent uids remembered per table: at most ~25 MB each, whatever the estate
 
 __all__ = ["Options", "RetryPolicy", "Summary", "mode_of", "run", "source_name", "starts"]
 

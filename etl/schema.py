@@ -364,7 +364,6 @@ vm_restore_points = Table(
     _deleted_at(),
     *_load_metadata(),
 )
-Index(None, vm_restore_points.c.creation_time_utc)
 Index(None, vm_restore_points.c.hierarchy_obj_ref, vm_restore_points.c.creation_time_utc)
 Index(None, vm_restore_points.c.restore_point_uid)
 # tasks of older servers (no VmUid) find their point by name within their window (etl.reconcile)

@@ -283,9 +283,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("vm_restore_points", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_vm_restore_points_creation_time_utc"), ["creation_time_utc"], unique=False
-        )
-        batch_op.create_index(
             batch_op.f("ix_vm_restore_points_hierarchy_obj_ref_creation_time_utc"),
             ["hierarchy_obj_ref", "creation_time_utc"],
             unique=False,
@@ -405,7 +402,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_vm_restore_points_backup_server_uid_creation_time_utc"))
         batch_op.drop_index(batch_op.f("ix_vm_restore_points_restore_point_uid"))
         batch_op.drop_index(batch_op.f("ix_vm_restore_points_hierarchy_obj_ref_creation_time_utc"))
-        batch_op.drop_index(batch_op.f("ix_vm_restore_points_creation_time_utc"))
 
     op.drop_table("vm_restore_points")
     with op.batch_alter_table("restore_points", schema=None) as batch_op:
