@@ -419,6 +419,9 @@ def _load_everything(loading: Loading, opts: Options, mode: str, marks: runs.Mar
             loading.load_pages(entity_type, window)
     if mode in ("incremental", "since"):
         loading.finish_stragglers()
+    with eng.begin() as conn:  # first: the jobs of backups follow the restore points their tasks made
+        linked = reconcile.infer_restore_points(conn, summary.source, summary.run_id, loading.now)
+    summary.worked_out[f"{registry.BACKUP_TASK_SESSION.table}.vm_restore_point_uid"] = linked
     if mode != "repair":  # after the sessions: agent jobs reach the warehouse as their parents
         for entity_type in registry.TYPES.values():
             if entity_type.job_types is not None:
@@ -428,9 +431,6 @@ def _load_everything(loading: Loading, opts: Options, mode: str, marks: runs.Mar
                     eng, loading.client, loading.pool, entity_type, summary.source, summary.run_id
                 )
                 summary.worked_out[f"{entity_type.table}.job_uid"] = by_links + by_query
-    with eng.begin() as conn:
-        linked = reconcile.infer_restore_points(conn, summary.source, summary.run_id, loading.now)
-    summary.worked_out[f"{registry.BACKUP_TASK_SESSION.table}.vm_restore_point_uid"] = linked
     if mode != "repair":
         _sweep(loading, opts, mode)
 

@@ -40,11 +40,12 @@ def _unsettled(table: Table, source: str):
 
 
 def jobs_by_links(conn: Connection, entity_type: EntityType, source: str) -> int:
-    """Fill `job_uid` of replicas and backups whose job EM's own links name: a replica holds the
-    replica points that its job's task sessions link (`Related`), a backup the restore points whose
-    VM restore points its job's backup tasks link. Only jobs the warehouse holds (not placeholders:
-    a copy worker's "job" is not the copy job) and only one job per row. Returns rows filled. What
-    is left is asked for with `map_jobs`."""
+    """Fill `job_uid` of replicas and backups whose job the warehouse can tell: a replica holds the
+    replica points its job's task sessions link (`Related`), a backup the restore points whose VM
+    restore points its job's backup tasks made (linked, or inferred where EM gives no link). Only
+    jobs the warehouse holds (not placeholders: a copy worker's "job" is not the copy job), and
+    only where every such task names the same job. Returns rows filled. What is left is asked
+    for with `map_jobs`."""
     if entity_type.table == "replicas":
         owner = schema.vm_replica_points.c.replica_uid
         p, t, s = schema.vm_replica_points, schema.replica_task_sessions, schema.replica_job_sessions
@@ -57,7 +58,7 @@ def jobs_by_links(conn: Connection, entity_type: EntityType, source: str) -> int
         owner = r.c.backup_uid
         pairs = select(owner, s.c.job_uid).select_from(
             r.join(v, v.c.restore_point_uid == r.c.uid)
-            .join(t, and_(t.c.vm_restore_point_uid == v.c.uid, t.c.vm_restore_point_link == "link"))
+            .join(t, t.c.vm_restore_point_uid == v.c.uid)
             .join(s, s.c.uid == t.c.job_session_uid)
         )
     else:
