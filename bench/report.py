@@ -48,17 +48,21 @@ def _cell(wall: float, cpu: float | None) -> str:
 
 
 def unavoidable(full: dict) -> int:
-    """Requests beyond the query pages that EM's API leaves no way around: one `JobUid` query per
-    job that owns new backups or replicas (the relation is in no entity), and parents fetched by
-    link (jobs no query lists: agent jobs' parents, copy workers, per-computer agent jobs)."""
+    """Requests beyond the query pages that EM's API leaves no way around: parents fetched by
+    link (jobs no query lists: agent jobs' parents, copy workers, per-computer agent jobs). The
+    `JobUid` queries that find a backup's or replica's job are not in it: they count against the
+    5% the target allows."""
     kinds = full.get("requests_by_kind", {})
-    job_queries = sum(n for kind, n in kinds.items() if "filter JobUid" in kind)
-    by_link = sum(
+    return sum(
         n
         for kind, n in kinds.items()
         if kind.startswith("GET ") and kind.split()[1] not in ("query", "(root)")
     )
-    return job_queries + by_link
+
+
+def job_queries(full: dict) -> int:
+    """`type=…&filter=JobUid==…` queries of a run (a backup's or replica's job)."""
+    return sum(n for kind, n in full.get("requests_by_kind", {}).items() if "filter JobUid" in kind)
 
 
 def markdown(r: dict) -> str:
@@ -139,7 +143,7 @@ def markdown(r: dict) -> str:
             (
                 f"{label} full load, requests",
                 _n(full["requests"]),
-                f"{pages} pages + {extra} job queries and parents by link + 3 = {min_requests}",
+                f"{pages} pages + {extra} parents by link + 3 = {min_requests} (the run's {job_queries(full)} `JobUid` queries are not in it)",
                 f"{full['requests'] / min_requests:.3f}×",
             )
         )
@@ -194,7 +198,7 @@ def markdown(r: dict) -> str:
         limit = 1.05 * (pages + extra) + 3
         targets.append(
             (
-                f"{label} requests ≤ 1.05 × (pages + job queries and parents by link) + 3",
+                f"{label} requests ≤ 1.05 × (pages + parents by link) + 3",
                 _n(full["requests"]),
                 f"{limit:.0f}",
                 full["requests"] <= limit,

@@ -365,8 +365,16 @@ class Loading:
         ]
         done.parents_fetched += len(found)
         done.placeholders += len(placeholders)
-        for p in placeholders:
-            log.warning("recorded %s %s from a link only: EM did not return it", parent_type.table, p["uid"])
+        if placeholders:
+            uids = [p["uid"] for p in placeholders]
+            log.warning(
+                "recorded %d %s from a link only (EM did not return them): %s%s",
+                len(uids),
+                parent_type.table,
+                ", ".join(uids[:3]),
+                f" and {len(uids) - 3} more (-v lists them)" if len(uids) > 3 else "",
+            )
+            log.debug("recorded from a link only: %s", ", ".join(uids))
         self._store(loader, transform.batch_of(parent_type.table, found), done)
         if placeholders:
             inserted, _ = loader.upsert(transform.batch(parent_type.table, placeholders))

@@ -102,9 +102,16 @@ def map_jobs(
     run_id: int,
 ) -> int:
     """Fill `job_uid` of rows of `entity_type` without one that this run (or one that did not
-    succeed) wrote, asking EM
-    `type=<type>&filter=JobUid==<job>` for each job of the declared job types on the same backup
-    servers. Returns how many rows got their job."""
+    succeed) wrote, from EM's answer to `type=<type>&filter=JobUid==<job>` (em-backup-side.md §5,
+    §9) for the jobs of the declared job types on the same backup servers.
+
+    Jobs that own no row yet are asked one by one (a new backup most often belongs to a new job);
+    then a child backup takes its parent's job (ParentBackup is the agent job's container, a
+    ChildBackup one machine of it: em-backup-side.md §5);
+    only if rows are still left are the other jobs asked, UIDS_PER_QUERY OR-ed per query and a
+    group that answers a wanted row halved until one job is left — so a backup no job owns (its
+    job deleted) costs a few requests, not one per job. Returns how many rows got their job.
+    """
     assert entity_type.job_types is not None
     table, jobs = schema.table(entity_type.table), schema.jobs
     with eng.connect() as conn:
@@ -113,8 +120,8 @@ def map_jobs(
         ).all()
         if not unmapped:
             return 0
-        candidates = conn.scalars(
-            select(jobs.c.uid).where(
+        candidates = conn.execute(
+            select(jobs.c.uid, exists(select(table.c.uid).where(table.c.job_uid == jobs.c.uid))).where(
                 jobs.c.source == source,
                 jobs.c.placeholder.is_(False),
                 jobs.c.backup_server_uid.in_({server for _, server in unmapped if server}),
@@ -122,9 +129,13 @@ def map_jobs(
             )
         ).all()
     wanted = {uid for uid, _ in unmapped}
+    owning = [job for job, owns in candidates if owns]
+    asked = 0
 
-    def members(job_uid: str) -> list[str]:
-        url: str | None = client.query_url(entity_type.name, filter=f"JobUid=={crawl.literal(job_uid)}")
+    def members(group: list[str]) -> list[str]:
+        url: str | None = client.query_url(
+            entity_type.name, filter=",".join(f"JobUid=={crawl.literal(job)}" for job in group)
+        )
         found: list[str] = []
         seen: set[str] = set()
         while url and url not in seen:  # nearly always one page: a job has a backup or two
@@ -135,23 +146,59 @@ def map_jobs(
             url = client.resolve(nxt) if nxt and page.rows.values else None
         return found
 
-    mapped = 0
-    with eng.begin() as conn:
-        for job_uid, uids in zip(candidates, pool.map(members, candidates), strict=True):
-            for chunk in batched([uid for uid in uids if uid in wanted], schema.IN_LIST):
-                mapped += conn.execute(
-                    update(table)
-                    .where(table.c.uid.in_(chunk), table.c.job_uid.is_(None))
-                    .values(job_uid=job_uid, run_id=run_id)
-                ).rowcount
+    def assign(groups: list[list[str]]) -> int:
+        nonlocal asked
+        filled = 0
+        while groups and wanted:
+            split: list[list[str]] = []
+            asked += len(groups)
+            for group, uids in zip(groups, pool.map(members, groups), strict=True):
+                hits = wanted.intersection(uids)
+                if not hits:
+                    continue
+                if len(group) > 1:
+                    split += [group[: len(group) // 2], group[len(group) // 2 :]]
+                    continue
+                wanted.difference_update(hits)
+                with eng.begin() as conn:
+                    for chunk in batched(sorted(hits), schema.IN_LIST):
+                        filled += conn.execute(
+                            update(table)
+                            .where(table.c.uid.in_(chunk), table.c.job_uid.is_(None))
+                            .values(job_uid=group[0], run_id=run_id)
+                        ).rowcount
+            groups = split
+        return filled
+
+    mapped = assign([[job] for job, owns in candidates if not owns])
+    if wanted and "parent_backup_uid" in table.c:
+        with eng.begin() as conn:
+            mapped += _jobs_from_parents(conn, table, wanted, run_id)
+    if wanted:
+        mapped += assign([list(chunk) for chunk in batched(owning, crawl.UIDS_PER_QUERY)])
     log.info(
-        "%s: %d of %d new rows mapped to their job (%d jobs asked)",
-        table.name,
-        mapped,
-        len(wanted),
-        len(candidates),
+        "%s: %d of %d new rows mapped to their job (%d queries)", table.name, mapped, len(unmapped), asked
     )
     return mapped
+
+
+def _jobs_from_parents(conn: Connection, table: Table, wanted: set[str], run_id: int) -> int:
+    """A child backup without a job takes its parent backup's; `wanted` loses the rows filled.
+    Returns rows filled."""
+    parent = table.alias("parent")
+    filled = 0
+    for chunk in batched(sorted(wanted), schema.IN_LIST):
+        rows = conn.execute(
+            select(table.c.uid, parent.c.job_uid)
+            .join(parent, parent.c.uid == table.c.parent_backup_uid)
+            .where(table.c.uid.in_(chunk), table.c.job_uid.is_(None), parent.c.job_uid.is_not(None))
+        ).all()
+        for uid, job_uid in rows:
+            filled += conn.execute(
+                update(table).where(table.c.uid == uid).values(job_uid=job_uid, run_id=run_id)
+            ).rowcount
+            wanted.discard(uid)
+    return filled
 
 
 def infer_restore_points(conn: Connection, source: str, run_id: int, now: datetime) -> int:
