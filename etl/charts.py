@@ -30,7 +30,7 @@ PALETTE = (
     "#d2a8ff",
     "#56d4dd",
 )
-GRID, AXIS_TEXT, TEXT = "#30363d", "#8b949e", "#e6edf3"
+GRID, TEXT = "#30363d", "#e6edf3"
 GREEN, AMBER, RED, EMPTY = "#2ea043", "#d29922", "#f85149", "#21262d"
 
 # font sizes in viewBox units; the page's CSS sets the same sizes on these classes

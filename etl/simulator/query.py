@@ -65,10 +65,6 @@ def _server(o):
     return o.task.js.job.server
 
 
-def _job(o):
-    return o.job if o.kind == "ReplicaJobSession" else o.js.job
-
-
 def _common() -> dict:
     return {"uid": ("UID", ("str",), lambda o: o.uid), "name": ("Name", ("str",), lambda o: o.name)}
 

@@ -280,10 +280,6 @@ class Simulator:
                     time.sleep(0.1)
             raise RuntimeError(f"could not listen on port {self.port} again")
 
-    def in_outage(self) -> bool:
-        with self._lock:
-            return time.monotonic() < self._outage_until
-
     def __enter__(self) -> Simulator:
         return self.start()
 
