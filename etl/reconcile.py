@@ -108,9 +108,10 @@ def map_jobs(
     Jobs that own no row yet are asked one by one (a new backup most often belongs to a new job);
     then a child backup takes its parent's job (ParentBackup is the agent job's container, a
     ChildBackup one machine of it: em-backup-side.md §5);
-    only if rows are still left are the other jobs asked, UIDS_PER_QUERY OR-ed per query and a
-    group that answers a wanted row halved until one job is left — so a backup no job owns (its
-    job deleted) costs a few requests, not one per job. Returns how many rows got their job.
+    only if rows are still left are the other jobs of their backup servers asked, UIDS_PER_QUERY
+    OR-ed per query and a group that answers a wanted row halved until one job is left — so a
+    backup no job owns (its job deleted) costs a request or two, not one per job. Returns how
+    many rows got their job.
     """
     assert entity_type.job_types is not None
     table, jobs = schema.table(entity_type.table), schema.jobs
@@ -121,7 +122,11 @@ def map_jobs(
         if not unmapped:
             return 0
         candidates = conn.execute(
-            select(jobs.c.uid, exists(select(table.c.uid).where(table.c.job_uid == jobs.c.uid))).where(
+            select(
+                jobs.c.uid,
+                jobs.c.backup_server_uid,
+                exists(select(table.c.uid).where(table.c.job_uid == jobs.c.uid)),
+            ).where(
                 jobs.c.source == source,
                 jobs.c.placeholder.is_(False),
                 jobs.c.backup_server_uid.in_({server for _, server in unmapped if server}),
@@ -129,7 +134,7 @@ def map_jobs(
             )
         ).all()
     wanted = {uid for uid, _ in unmapped}
-    owning = [job for job, owns in candidates if owns]
+    server_of = dict(unmapped)
     asked = 0
 
     def members(group: list[str]) -> list[str]:
@@ -170,12 +175,19 @@ def map_jobs(
             groups = split
         return filled
 
-    mapped = assign([[job] for job, owns in candidates if not owns])
+    mapped = assign([[job] for job, _, owns in candidates if not owns])
     if wanted and "parent_backup_uid" in table.c:
         with eng.begin() as conn:
             mapped += _jobs_from_parents(conn, table, wanted, run_id)
-    if wanted:
-        mapped += assign([list(chunk) for chunk in batched(owning, crawl.UIDS_PER_QUERY)])
+    if wanted:  # the jobs of the servers of the rows left, a group per server and UIDS_PER_QUERY
+        servers = {server_of[uid] for uid in wanted}
+        owning: dict[str, list[str]] = {}
+        for job, server, owns in candidates:
+            if owns and server in servers:
+                owning.setdefault(server, []).append(job)
+        mapped += assign(
+            [list(c) for jobs_of in owning.values() for c in batched(jobs_of, crawl.UIDS_PER_QUERY)]
+        )
     log.info(
         "%s: %d of %d new rows mapped to their job (%d queries)", table.name, mapped, len(unmapped), asked
     )

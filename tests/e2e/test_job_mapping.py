@@ -70,7 +70,7 @@ def test_each_backup_gets_its_job_with_few_jobuid_queries(db_url):
         assert mapped == 1 and job_of(eng, child) == truth[child]["job_uid"]
         assert asked <= math.ceil(jobs / 40) + 2 * math.ceil(math.log2(40)) < jobs
 
-        # a backup no job owns (its job deleted) costs one query per group of jobs
+        # a backup no job owns (its job deleted) costs one query per group of its server's jobs
         forget(eng, orphan)
         assert map_jobs(eng, sim, source) == (0, math.ceil(jobs / 40))
         assert job_of(eng, orphan) is None

@@ -2,6 +2,7 @@
 
 import threading
 import time
+from datetime import UTC, datetime
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -82,6 +83,31 @@ def test_uid_filters_chunk_and_quote():
     filters = list(crawl.uid_filters("UID", uids))
     assert len(filters) == 3 and filters[0].count(",") == crawl.UIDS_PER_QUERY - 1
     assert filters[0].startswith('UID=="urn:veeam:X:0"""')
+
+
+def test_literals_are_bare_for_enums_and_quoted_where_the_grammar_needs_it():
+    assert crawl.literal("Stopped") == "Stopped" and crawl.literal("Working") == "Working"
+    assert crawl.literal("vbr01.lab.local") == "vbr01.lab.local"
+    assert crawl.literal("urn:veeam:Job:1") == '"urn:veeam:Job:1"'
+    assert crawl.literal("Backup Job 1") == '"Backup Job 1"'
+    assert crawl.literal('say "hi"') == '"say ""hi"""'
+
+
+def test_per_server_windows_share_queries_and_a_new_server_is_read_whole():
+    session = registry.TYPES["BackupJobSession"]
+    at = datetime(2025, 8, 1, 6, 30, tzinfo=UTC)
+    assert crawl.window_filters(session, None) == [None]
+    (one,) = crawl.window_filters(session, {"urn:a": at, "urn:new": None})
+    # `;` (AND) binds tighter than `,` (OR): one term per server, the new one without a window
+    assert one == (
+        '(BackupServerUid=="urn:a";(CreationTime>="2025-08-01T06:30:00Z",'
+        'EndTime>="2025-08-01T06:30:00Z",State!=Stopped)),BackupServerUid=="urn:new"'
+    )
+    many = crawl.window_filters(session, {f"urn:veeam:BackupServer:{i:04}": at for i in range(200)})
+    assert len(many) > 1 and all(len(f) <= crawl.FILTER_CHARS for f in many)
+    assert sum(f.count("BackupServerUid==") for f in many) == 200
+    point = registry.TYPES["VmRestorePoint"]
+    assert crawl.window_filters(point, at) == [f'{point.window}>="2025-08-01T06:30:00Z"']
 
 
 def test_fetch_parent_follows_alternate_and_404_gives_none():
