@@ -2,8 +2,8 @@
 
 import threading
 import time
-from datetime import UTC, datetime
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import httpx
 from test_client import NS, FakeEM, client
