@@ -98,7 +98,8 @@ def fetch_floor(url: str, page_size: int) -> tuple[float, list[tuple[str, bytes]
             page, pages = 1, 1
             while page <= pages:
                 reply = http.get(
-                    f"{url}/query?type={type_name}&format=Entities&pageSize={page_size}&page={page}{sort}",
+                    f"{url}/query?type={type_name}&format=Entities"
+                    f"&pageSize={entity_type.page_size(page_size)}&page={page}{sort}",
                     headers=headers,
                 )
                 reply.raise_for_status()

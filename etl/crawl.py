@@ -70,14 +70,16 @@ def pages(
     """Every page of a query: page 1, then the rest in parallel when EM tells PagesCount, else by
     Next links. `workers()` gives worker processes for queries of more than WORKER_PAGES pages
     (None: read on the fetching threads)."""
-    sort = entity_type.sort
-    first = fetch_page(client, client.query_url(entity_type.name, filter=filter, sort_asc=sort), entity_type)
+    sort, size = entity_type.sort, entity_type.page_size(client.page_size)
+    first = fetch_page(
+        client, client.query_url(entity_type.name, filter=filter, sort_asc=sort, page_size=size), entity_type
+    )
     yield first
     count = first.paging.pages
     if count is not None and count > 1:
         pool = workers() if workers is not None and count > WORKER_PAGES else None
         urls = (
-            client.query_url(entity_type.name, filter=filter, sort_asc=sort, page=k)
+            client.query_url(entity_type.name, filter=filter, sort_asc=sort, page=k, page_size=size)
             for k in range(2, count + 1)
         )
         yield from _in_order(executor, lambda u: fetch_page(client, u, entity_type, pool), urls, ahead)

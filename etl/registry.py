@@ -80,6 +80,10 @@ class EntityType:
     # The relation to jobs is not in the entity: EM answers `type=<name>&filter=JobUid==<job>`
     # (em-backup-side.md §5, §9). The job types whose query can answer it (None: no such relation).
     job_types: frozenset[str] | None = None
+    # child elements of the entity nothing reads, emptied while a page is parsed: they can be most
+    # of the page (a job lists every VM it includes) and would otherwise be held in memory whole
+    unread: frozenset[str] = frozenset()
+    max_page_size: int | None = None  # entities a page at most, whatever --page-size says
 
     @property
     def key_type(self) -> str:
@@ -89,6 +93,10 @@ class EntityType:
     def types(self) -> frozenset[str]:
         """`Type` attributes recognised as this entity type."""
         return frozenset((self.name, *self.also))
+
+    def page_size(self, configured: int) -> int:
+        """Entities to ask for a page: the configured page size, capped for large entities."""
+        return min(configured, self.max_page_size or configured)
 
     @property
     def sort(self) -> str | None:
@@ -123,6 +131,12 @@ _BACKUP = Parent("backup_uid", "Backup", "BackupReference")
 _SESSION = {"state": JOB_STATES, "result": RESULTS, "job_type": JOB_TYPES}
 _TASK = {"state": TASK_STATES, "result": RESULTS}
 
+# a job's schedule and job info (with every object it includes) are version-shaped and not read
+_JOB_BLOCKS = frozenset({"JobScheduleOptions", "JobInfo"})
+# ... and they make a job entity large (tens of KB for a job of a hundred VMs): 100 a page, EM's own
+# default page size (em-api.md, "Query service"), keeps a page of jobs a few MB
+JOBS_PER_PAGE = 100
+
 # --- inventory: small, read in full every run ------------------------------------------------------
 BACKUP_SERVER = EntityType("BackupServer", "backup_servers", transform.backup_server)
 JOB = EntityType(
@@ -134,6 +148,8 @@ JOB = EntityType(
     # them urn:veeam:Job:… (em-backup-side.md §10): keyed as the sessions name them
     also=("AgentBackupJob",),
     enums={"job_type": JOB_TYPES, "platform": PLATFORMS},
+    unread=_JOB_BLOCKS,
+    max_page_size=JOBS_PER_PAGE,
 )
 # Agent jobs have their own query type (`type=Job` lists the others only: em-backup-side.md §7, §10)
 AGENT_BACKUP_JOB = EntityType(
@@ -143,6 +159,8 @@ AGENT_BACKUP_JOB = EntityType(
     parents=(_SERVER,),
     key="Job",
     enums={"job_type": JOB_TYPES, "platform": PLATFORMS},
+    unread=_JOB_BLOCKS,
+    max_page_size=JOBS_PER_PAGE,
 )
 REPOSITORY = EntityType(
     "Repository",

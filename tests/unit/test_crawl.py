@@ -53,6 +53,30 @@ def test_pages_by_count_in_order_with_prefetch():
     assert len(queries) == 5 and all(r.url.params["pageSize"] == "500" for r in queries)
 
 
+def _job_page(k, pages):
+    jobs = "".join(
+        f'<Job Type="Job" UID="urn:veeam:Job:{k}{x}" Name="j"><JobType>Backup</JobType>'
+        f"<JobInfo><BackupJobInfo><Includes>{'<ObjectInJob><Name>vm</Name></ObjectInJob>' * 20}"
+        f"</Includes></BackupJobInfo></JobInfo></Job>"
+        for x in "ab"
+    )
+    return (
+        f"<QueryResult {NS}><Entities><Jobs>{jobs}</Jobs></Entities>"
+        f'<PagingInfo PageNum="{k}" PagesCount="{pages}"/></QueryResult>'
+    ).encode()
+
+
+def test_jobs_are_asked_at_most_a_hundred_a_page_whatever_the_page_size():
+    for configured, asked in ((500, "100"), (40, "40")):
+        em = QueryEM({str(k): _job_page(k, 3) for k in range(1, 4)})
+        with client(em, page_size=configured) as c, ThreadPoolExecutor(2) as pool:
+            rows = [row for p in crawl.pages(c, pool, registry.JOB) for row in p.rows.values]
+        assert len(rows) == 6
+        queries = [r for r in em.seen if r.url.path == "/api/query"]
+        assert [r.url.params["pageSize"] for r in queries] == [asked] * 3
+        assert [r.url.params["page"] for r in queries] == ["1", "2", "3"]
+
+
 def test_pages_by_next_links_when_no_count_and_no_loops():
     em = QueryEM(
         {
