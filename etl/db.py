@@ -82,13 +82,19 @@ def engine(url: str, schema: str | None = None) -> Engine:
     return eng
 
 
+# SQLite's page cache per connection, where a load's random-uid index and FK lookups find their
+# pages. 32 MB loads the benchmark's 100k-task estate as fast as 64 MB did and keeps the loader's
+# peak memory at a million task sessions under 300 MB (bench/RESULTS.md)
+SQLITE_CACHE_KIB = 32 * 1024
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     _wal(cur)
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA cache_size=-65536")  # 64 MB: random-uid index and FK lookups stay in memory
+    cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cur.execute("PRAGMA wal_autocheckpoint=10000")  # checkpoint (and fsync) every ~40 MB of WAL, not 4 MB
     cur.close()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,7 +33,7 @@ from .workers import ProcessPool
 
 log = logging.getLogger(__name__)
 
-KNOWN_LIMIT = 200_000  # parent uids remembered per table: at most ~25 MB each, whatever the estate
+KNOWN_LIMIT = 100_000  # parent uids remembered per table: at most ~14 MB each, whatever the estate
 
 __all__ = ["Options", "RetryPolicy", "Summary", "mode_of", "run", "source_name", "starts"]
 
@@ -332,6 +332,19 @@ class Loading:
                     loader, parent_type, {uid: rows.link(parent.column, uid) for uid in missing}, done
                 )
 
+    def forget_parents_but(self, to_load: Iterable[EntityType]) -> None:
+        """Drop the remembered parents no type in `to_load` names: they are only a cache of
+        `Loader.present`, and at a million task sessions the biggest part of this process's memory."""
+        needed = {
+            registry.TYPES[p.type_name].table
+            for t in to_load
+            for p in t.parents
+            if p.type_name in registry.TYPES
+        }
+        for table, known in self.known.items():
+            if table not in needed:
+                known.clear()
+
     def _remember(self, table: str, uids) -> None:
         """Note parents known to be in the warehouse, so the next page need not ask (bounded)."""
         known = self.known.get(table)
@@ -415,7 +428,9 @@ def _load_everything(loading: Loading, opts: Options, mode: str, marks: runs.Mar
     retention sweep."""
     summary, eng = loading.summary, loading.eng
     known = {server for per_server in marks.values() for server in per_server}
-    for entity_type in registry.TYPES.values():
+    types = list(registry.TYPES.values())
+    for i, entity_type in enumerate(types):
+        loading.forget_parents_but(types[i:])
         if opts.windows is not None:
             if entity_type.name not in opts.windows:
                 continue

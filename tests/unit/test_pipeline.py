@@ -54,3 +54,31 @@ def test_pages_are_stored_as_they_arrive_and_committed_in_batches_of_about_batch
         n = n if entity_type is not registry.AGENT_BACKUP_JOB else 0  # jobs come from `type=Job` here
         expected += [60] * (n // 60) + ([n % 60] if n % 60 else [])
     assert batches == expected and world.stats()["replica_task_sessions"] > 120
+
+
+def test_remembered_parents_are_only_a_cache_and_forgotten_once_no_type_to_load_names_them(
+    tmp_path, monkeypatch
+):
+    from helpers import assert_equal_to_truth
+
+    monkeypatch.setattr(pipeline, "KNOWN_LIMIT", 1)  # every page finds its parents in the warehouse again
+    sizes: list[tuple[str, int, int]] = []
+    load_pages = pipeline.Loading.load_pages
+
+    def logged(self, entity_type, *args):
+        load_pages(self, entity_type, *args)
+        sizes.append(
+            (entity_type.name, len(self.known["vm_replica_points"]), len(self.known["backup_job_sessions"]))
+        )
+
+    monkeypatch.setattr(pipeline.Loading, "load_pages", logged)
+    world = World(seed=8, servers=2, jobs=3, vms_per_job=4, days=3)
+    with Simulator(world) as sim:
+        eng = db.engine(f"sqlite:///{tmp_path}/w.db")
+        pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(page_size=7))
+        assert_equal_to_truth(eng, world.truth())
+        eng.dispose()
+    after = {name: (points, sessions) for name, points, sessions in sizes}
+    assert after["VmReplicaPoint"][0] > 0  # the replica task sessions still to load name them
+    # once the replica side is loaded nothing names a replica point: forgotten on the next type
+    assert after["BackupJobSession"] == (0, after["BackupJobSession"][1]) and after["BackupJobSession"][1] > 0
