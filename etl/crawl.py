@@ -59,6 +59,21 @@ def _in_order(
         yield page
 
 
+def first_page(
+    client: EMClient, executor: Executor, entity_type: EntityType, filter: str | None = None
+) -> Future:
+    """Page 1 of a query, fetched on `executor` (a Future of a Page): asked for while the query
+    before it is still being stored, so that a run of many queries waits no round trip between them."""
+    return executor.submit(fetch_page, client, _query_url(client, entity_type, filter), entity_type)
+
+
+def _query_url(client: EMClient, entity_type: EntityType, filter: str | None, page: int = 1) -> str:
+    size = entity_type.page_size(client.page_size)
+    return client.query_url(
+        entity_type.name, filter=filter, sort_asc=entity_type.sort, page=page, page_size=size
+    )
+
+
 def pages(
     client: EMClient,
     executor: Executor,
@@ -66,25 +81,23 @@ def pages(
     filter: str | None = None,
     ahead: int = 4,
     workers: Callable[[], ProcessPool | None] | None = None,
+    first: Future | None = None,
 ) -> Iterator[Page]:
-    """Every page of a query: page 1, then the rest in parallel when EM tells PagesCount, else by
-    Next links. `workers()` gives worker processes for queries of more than WORKER_PAGES pages
-    (None: read on the fetching threads)."""
-    sort, size = entity_type.sort, entity_type.page_size(client.page_size)
-    first = fetch_page(
-        client, client.query_url(entity_type.name, filter=filter, sort_asc=sort, page_size=size), entity_type
-    )
-    yield first
-    count = first.paging.pages
+    """Every page of a query: page 1 (`first` when it was asked for already: see first_page()),
+    then the rest in parallel when EM tells PagesCount, else by Next links. `workers()` gives worker
+    processes for queries of more than WORKER_PAGES pages (None: read on the fetching threads)."""
+    if first is not None:
+        page1: Page = first.result()
+    else:
+        page1 = fetch_page(client, _query_url(client, entity_type, filter), entity_type)
+    yield page1
+    count = page1.paging.pages
     if count is not None and count > 1:
         pool = workers() if workers is not None and count > WORKER_PAGES else None
-        urls = (
-            client.query_url(entity_type.name, filter=filter, sort_asc=sort, page=k, page_size=size)
-            for k in range(2, count + 1)
-        )
+        urls = (_query_url(client, entity_type, filter, page=k) for k in range(2, count + 1))
         yield from _in_order(executor, lambda u: fetch_page(client, u, entity_type, pool), urls, ahead)
     elif count is None:
-        page, seen = first, {first.url}
+        page, seen = page1, {page1.url}
         while page.paging.next_href and page.rows.values:
             url = client.resolve(page.paging.next_href)
             if url in seen:

@@ -13,7 +13,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -175,9 +175,12 @@ class Loading:
         if self._workers is not None:
             self._workers.shutdown()
 
-    def load_pages(self, entity_type: EntityType, filter: str | None = None) -> None:
-        """Every page of a query, committed a batch of pages (about `batch_rows` rows) at a time."""
-        pages = crawl.pages(self.client, self.pool, entity_type, filter, self.ahead, self.workers)
+    def load_pages(
+        self, entity_type: EntityType, filter: str | None = None, first: Future | None = None
+    ) -> None:
+        """Every page of a query, committed a batch of pages (about `batch_rows` rows) at a time;
+        `first`: its page 1, asked for already (crawl.first_page)."""
+        pages = crawl.pages(self.client, self.pool, entity_type, filter, self.ahead, self.workers, first)
         while self._load_batch(entity_type, pages):
             pass
 
@@ -429,17 +432,35 @@ def _load_everything(loading: Loading, opts: Options, mode: str, marks: runs.Mar
     summary, eng = loading.summary, loading.eng
     known = {server for per_server in marks.values() for server in per_server}
     types = list(registry.TYPES.values())
-    for i, entity_type in enumerate(types):
+
+    def queries() -> Iterator[tuple[int, EntityType, str | None]]:
+        """(position in load order, type, filter), each type's windows worked out when reached."""
+        for i, entity_type in enumerate(types):
+            if opts.windows is not None:
+                if entity_type.name not in opts.windows:
+                    continue
+                begin: crawl.Starts | datetime | None = dict(opts.windows[entity_type.name])
+            else:
+                servers = loading.listed.get(registry.BACKUP_SERVER.table, set()) | known
+                begin = starts(opts, mode, marks, entity_type, servers)
+            for window in crawl.window_filters(entity_type, begin):
+                yield i, entity_type, window
+
+    # Each query's page 1 is asked for while the query before it is stored: a run of some twenty
+    # queries then waits for no round trip between them. Not past the backup servers: the windows
+    # of the types after them are per backup server they list.
+    todo = queries()
+    query, first = next(todo, None), None
+    while query is not None:
+        i, entity_type, window = query
         loading.forget_parents_but(types[i:])
-        if opts.windows is not None:
-            if entity_type.name not in opts.windows:
-                continue
-            begin: crawl.Starts | datetime | None = dict(opts.windows[entity_type.name])
-        else:
-            servers = loading.listed.get(registry.BACKUP_SERVER.table, set()) | known
-            begin = starts(opts, mode, marks, entity_type, servers)
-        for window in crawl.window_filters(entity_type, begin):
-            loading.load_pages(entity_type, window)
+        if entity_type is registry.BACKUP_SERVER:
+            loading.load_pages(entity_type, window, first)
+            query, first = next(todo, None), None
+            continue
+        query, current = next(todo, None), first
+        first = crawl.first_page(loading.client, loading.pool, query[1], query[2]) if query else None
+        loading.load_pages(entity_type, window, current)
     if mode in ("incremental", "since"):
         loading.finish_stragglers()
     with eng.begin() as conn:  # first: the jobs of backups follow the restore points their tasks made
