@@ -82,3 +82,38 @@ def test_remembered_parents_are_only_a_cache_and_forgotten_once_no_type_to_load_
     assert after["VmReplicaPoint"][0] > 0  # the replica task sessions still to load name them
     # once the replica side is loaded nothing names a replica point: forgotten on the next type
     assert after["BackupJobSession"] == (0, after["BackupJobSession"][1]) and after["BackupJobSession"][1] > 0
+
+
+def test_each_query_asks_for_its_first_page_while_the_query_before_it_is_stored(tmp_path, monkeypatch):
+    events: list[tuple[str, str]] = []
+    fetch_page, upsert = crawl.fetch_page, Loader.upsert
+
+    def logged_fetch(client, url, entity_type, workers=None):
+        if "page=1&" in url + "&":
+            events.append(("page 1", entity_type.table))
+        return fetch_page(client, url, entity_type, workers)
+
+    def logged_upsert(self, rows):
+        events.append(("store", rows.table))
+        return upsert(self, rows)
+
+    monkeypatch.setattr(crawl, "fetch_page", logged_fetch)
+    monkeypatch.setattr(Loader, "upsert", logged_upsert)
+    world = World(seed=6, servers=2, jobs=3, vms_per_job=4, days=3)
+    with Simulator(world) as sim:
+        eng = db.engine(f"sqlite:///{tmp_path}/w.db")
+        pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(page_size=5))
+        eng.dispose()
+
+    def last_store(table):
+        return max(i for i, e in enumerate(events) if e == ("store", table))
+
+    def first_page(table):
+        return events.index(("page 1", table))
+
+    # the backup servers are stored before anything else is asked: the windows are per server
+    assert first_page("jobs") > last_store("backup_servers")
+    # from then on, the next query's page 1 is asked before the query before it is stored whole
+    assert first_page("replica_task_sessions") < last_store("vm_replica_points")
+    assert first_page("vm_restore_points") < last_store("backup_files")
+    assert first_page("backup_task_sessions") < last_store("vm_restore_points")
