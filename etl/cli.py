@@ -181,7 +181,7 @@ class _Group(click.Group):
 @click.version_option(package_name="veeam-etl")
 @click.pass_context
 def main(ctx: click.Context, verbose: int, log_format: str) -> None:
-    """Load Veeam Backup Enterprise Manager replication history into a SQL warehouse you own.
+    """Load Veeam Backup Enterprise Manager backup and replication history into a SQL warehouse you own.
 
     Exit codes: 0 done, 1 failed, 2 usage or configuration error, 75 another run holds the lock,
     130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM.
