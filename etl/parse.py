@@ -7,7 +7,6 @@ expansion, no network, bounded size; a DOCTYPE is rejected outright.
 from __future__ import annotations
 
 import functools
-import io
 import re
 import threading
 from datetime import UTC, datetime
@@ -52,39 +51,26 @@ EM_ROOTS = frozenset(
 )
 
 _local = threading.local()  # lxml parsers must not be shared between threads
-_SAFE: dict[str, Any] = dict(
-    resolve_entities=False,
-    no_network=True,
-    load_dtd=False,
-    dtd_validation=False,
-    huge_tree=False,
-    remove_comments=True,
-    remove_pis=True,
-)
 
 
 def _parser() -> etree.XMLParser:
     parser = getattr(_local, "parser", None)
     if parser is None:
-        parser = _local.parser = etree.XMLParser(**_SAFE)
+        parser = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            huge_tree=False,
+            remove_comments=True,
+            remove_pis=True,
+        )
+        _local.parser = parser
     return parser
 
 
-def _parse(body: bytes, unread: frozenset[str]) -> etree._Element:
-    """The tree of `body`; elements named in `unread` are emptied as soon as they are parsed, so a
-    page of jobs with thousands of included VMs each never holds them all in memory at once."""
-    if not unread:
-        return etree.fromstring(body, _parser())
-    tags = [f"{{{NS}}}{name}" for name in unread] + list(unread)
-    events = etree.iterparse(io.BytesIO(body), events=("end",), tag=tags, **_SAFE)
-    for _, el in events:
-        el.clear()
-    return events.root
-
-
-def document(body: bytes, url: str, unread: frozenset[str] = frozenset()) -> etree._Element:
-    """Parse an EM response body (bytes: it may carry a BOM or an XML declaration). Elements whose
-    local name is in `unread` are kept empty (parsed, checked for well-formedness, not held).
+def document(body: bytes, url: str) -> etree._Element:
+    """Parse an EM response body (bytes: it may carry a BOM or an XML declaration).
 
     HostileDocument (never retried): over MAX_BODY_BYTES, or any DOCTYPE / entity declaration, in
     any encoding. ParseError (retried: it may be a cut-off transfer): not well-formed, too deep
@@ -101,7 +87,7 @@ def document(body: bytes, url: str, unread: frozenset[str] = frozenset()) -> etr
     if body.startswith(b"\xef\xbb\xbf"):
         body = body[3:]
     try:
-        root = _parse(body, unread)
+        root = etree.fromstring(body, _parser())
     except etree.XMLSyntaxError as exc:
         raise ParseError(f"malformed XML: {str(exc)[:300]}", url) from None
     if root is None:
@@ -124,10 +110,10 @@ def _local_name(tag) -> str:
     return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""  # comments and PIs have no str tag
 
 
-def em_document(body: bytes, url: str, unread: frozenset[str] = frozenset()) -> etree._Element:
+def em_document(body: bytes, url: str) -> etree._Element:
     """document(), and an `<Error>` root (EM answering an error with a 2xx status) is a ParseError too:
     retried like any page that did not come through."""
-    root = document(body, url, unread)
+    root = document(body, url)
     if local(root) == "Error":
         raise ParseError(f"EM answered an Error document: {(root.get('Message') or '')[:300]}", url)
     return root

@@ -80,9 +80,6 @@ class EntityType:
     # The relation to jobs is not in the entity: EM answers `type=<name>&filter=JobUid==<job>`
     # (em-backup-side.md §5, §9). The job types whose query can answer it (None: no such relation).
     job_types: frozenset[str] | None = None
-    # child elements of the entity nothing reads, emptied while a page is parsed: they can be most
-    # of the page (a job lists every VM it includes) and would otherwise be held in memory whole
-    unread: frozenset[str] = frozenset()
     max_page_size: int | None = None  # entities a page at most, whatever --page-size says
 
     @property
@@ -131,10 +128,10 @@ _BACKUP = Parent("backup_uid", "Backup", "BackupReference")
 _SESSION = {"state": JOB_STATES, "result": RESULTS, "job_type": JOB_TYPES}
 _TASK = {"state": TASK_STATES, "result": RESULTS}
 
-# a job's schedule and job info (with every object it includes) are version-shaped and not read
-_JOB_BLOCKS = frozenset({"JobScheduleOptions", "JobInfo"})
-# ... and they make a job entity large (tens of KB for a job of a hundred VMs): 100 a page, EM's own
-# default page size (em-api.md, "Query service"), keeps a page of jobs a few MB
+# A job entity lists every VM the job includes (JobInfo), tens of KB for a job of a hundred VMs: a
+# page of 500 large jobs is tens of MB of body and several times that of parsed tree, with up to
+# `--concurrency` pages parsed at once, and nears the 64 MB body limit. 100 a page, EM's own default
+# page size (em-api.md, "Query service"), keeps a page of jobs about a MB on the benchmark's estate.
 JOBS_PER_PAGE = 100
 
 # --- inventory: small, read in full every run ------------------------------------------------------
@@ -148,7 +145,6 @@ JOB = EntityType(
     # them urn:veeam:Job:… (em-backup-side.md §10): keyed as the sessions name them
     also=("AgentBackupJob",),
     enums={"job_type": JOB_TYPES, "platform": PLATFORMS},
-    unread=_JOB_BLOCKS,
     max_page_size=JOBS_PER_PAGE,
 )
 # Agent jobs have their own query type (`type=Job` lists the others only: em-backup-side.md §7, §10)
@@ -159,7 +155,6 @@ AGENT_BACKUP_JOB = EntityType(
     parents=(_SERVER,),
     key="Job",
     enums={"job_type": JOB_TYPES, "platform": PLATFORMS},
-    unread=_JOB_BLOCKS,
     max_page_size=JOBS_PER_PAGE,
 )
 REPOSITORY = EntityType(

@@ -158,7 +158,7 @@ def read_page(body: bytes, entity_type: EntityType, url: str) -> Page:
     page of the wrong shape: see parse.query_entities). What it returns is compact: in a worker
     process, pickling it back is part of the price of every page.
     """
-    root = parse.em_document(body, url, entity_type.unread)
+    root = parse.em_document(body, url)
     elements = parse.query_entities(root, entity_type.types, url)
     entities, quarantined = read(root, entity_type, url, elements)
     return Page(url, batch_of(entity_type.table, entities), quarantined, parse.paging(root, url))

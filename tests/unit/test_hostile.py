@@ -35,23 +35,21 @@ def test_corpus_and_expectations_match():
     assert len(files) >= 15
 
 
-# both ways a body is parsed: whole, and streamed with unread elements emptied (pages of jobs)
-@pytest.mark.parametrize("unread", [frozenset(), frozenset({"JobInfo"})], ids=["tree", "streamed"])
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_parser_outcome(name, unread, trap):
+def test_parser_outcome(name, trap):
     want = EXPECTED[name]
     url = f"http://em:9399/api/hostile/{name}"
     body = body_of(name, trap)
     if want["parse"] == "hostile":
         with pytest.raises(HostileDocument, match="DOCTYPE or entities") as info:
-            parse.document(body, url, unread)
+            parse.document(body, url)
         assert url in str(info.value) and not info.value.retriable
     elif want["parse"] == "malformed":
         with pytest.raises(ParseError) as info:
-            parse.document(body, url, unread)
+            parse.document(body, url)
         assert url in str(info.value) and info.value.retriable and not isinstance(info.value, HostileDocument)
     else:
-        root = parse.document(body, url, unread)
+        root = parse.document(body, url)
         entities, rejects = transform.read(root, registry.BACKUP_SERVER, url)
         if "row" in want:
             assert len(entities) == 1 and not rejects

@@ -48,26 +48,6 @@ def test_doctype_refused_naming_the_url(body):
         parse.document(body, "http://em/api/evil")
 
 
-def test_unread_elements_are_emptied_and_the_rest_read():
-    body = (
-        f"<Job {NS} UID='urn:veeam:Job:1'><JobType>Backup</JobType><JobInfo><BackupJobInfo><Includes>"
-        + "<ObjectInJob><Name>vm</Name></ObjectInJob>" * 50
-        + "</Includes></BackupJobInfo></JobInfo><Platform>VMware</Platform></Job>"
-    ).encode()
-    root = parse.document(body, "u", frozenset({"JobInfo"}))
-    assert parse.content(root)[0] == {"JobType": "Backup", "JobInfo": None, "Platform": "VMware"}
-    assert len(root.find(parse.q(root, "JobInfo"))) == 0
-    assert len(parse.document(body, "u").find(parse.q(root, "JobInfo"))) == 1
-
-
-def test_an_unread_element_is_still_checked_for_well_formedness():
-    with pytest.raises(ParseError, match="malformed XML") as info:
-        parse.document(
-            f"<Job {NS}><JobInfo><a></b></JobInfo></Job>".encode(), "http://em/j", frozenset({"JobInfo"})
-        )
-    assert "http://em/j" in str(info.value) and info.value.retriable
-
-
 def test_malformed_names_the_url():
     with pytest.raises(ParseError, match="http://em/api/q") as info:
         parse.document(b"<QueryResult><Entities>", "http://em/api/q")
