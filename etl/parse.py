@@ -330,7 +330,7 @@ def boolean(text: str | None, url: str | None = None) -> bool | None:
     raise DataError(f"not a boolean: {text[:60]!r}", url)
 
 
-@functools.lru_cache(maxsize=16384)  # parents recur on every page (servers, job sessions): read once
+@functools.lru_cache(maxsize=4096)  # parents recur page after page (servers, job sessions): read once
 def uid_from_href(href: str, type_name: str) -> str:
     """EM UIDs are `urn:veeam:<Type>:<guid>` where the guid is the Href's last path segment.
     Raises DataError when the href names no object."""
