@@ -3,7 +3,7 @@
     python bench/fleet.py [--ems 10] [--tasks 20000] [--parallel 10] [--page-size 500] [--concurrency 4]
                           [--out bench/FLEET.md]
 
-Each EM is bench/serve.py in its own process (seeds 1..N, about `--tasks` task sessions each, so the
+Each EM is bench/serve.py in its own process (seeds 1..N, about `--tasks` task sessions on each side, so the
 loader's CPU is measured alone). After a warm-up pass over every EM's query pages (the simulator
 renders and caches each entity on first use: the first load to touch an EM would otherwise pay for
 that), it measures, on one throwaway PostgreSQL server (tests/pgserver.py):
@@ -38,7 +38,7 @@ import psycopg
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests"))
-from run import fetch_floor, log, machine, revision  # noqa: E402 - bench/run.py's helpers
+from run import estate_size, fetch_floor, log, machine, revision  # noqa: E402 - bench/run.py's helpers
 
 from pgserver import PostgresServer  # noqa: E402
 
@@ -49,8 +49,7 @@ class Sims:
     """N bench/serve.py processes, started side by side."""
 
     def __init__(self, n: int, tasks: int):
-        jobs = max(1, round(tasks / 200))  # 20 VMs x 10 days x 1 run a day ≈ 200 task sessions a job
-        size = ["--servers", "3", "--jobs", str(jobs), "--vms-per-job", "20", "--days", "10"]
+        size = [*estate_size(tasks), "--servers", "3"]
         self.procs = [
             subprocess.Popen(
                 [sys.executable, str(BENCH / "serve.py"), "--seed", str(i + 1), *size],
@@ -165,7 +164,7 @@ def warm(urls: list[str], page_size: int) -> float:
 
 def table_rows(pg: PostgresServer, dbname: str) -> dict[str, list[int]]:
     """{table: [rows, bytes]} of the entity tables, bytes with indexes and TOAST (pg_total_relation_size)."""
-    from etl import schema
+    from etl import registry
 
     with psycopg.connect(pg.psql_dsn(dbname), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
@@ -175,7 +174,7 @@ def table_rows(pg: PostgresServer, dbname: str) -> dict[str, list[int]]:
                     f"SELECT count(*), pg_total_relation_size('{t.name}') FROM {t.name}"  # noqa: S608 - our names
                 ).fetchone()
             )
-            for t in schema.ENTITY_TABLES
+            for t in registry.tables()
         }
 
 
@@ -229,7 +228,7 @@ def markdown(r: dict) -> str:
     incr_alone = [e for x in r["seq_incr"] for e in x["ems"]]
     seq_incr = sum(x["wall_s"] for x in r["seq_incr"])
     conc_incr = r["conc_incr"]["wall_s"]
-    tasks = sum(s.get("replica_task_sessions", 0) for s in r["estate"])
+    tasks = sum(s.get("replica_task_sessions", 0) + s.get("backup_task_sessions", 0) for s in r["estate"])
     per_tick = TICK_MINUTES * 60
     # EMs one host serves per tick if the incremental cost per EM stays what it was here (all at once)
     capacity = int(a["ems"] * per_tick / conc_incr) if conc_incr else 0
@@ -245,7 +244,7 @@ def markdown(r: dict) -> str:
         f"{r['load_after']:.1f} after (other work on the machine adds noise).",
         "",
         f"Estate: {a['ems']} simulated EMs (bench/serve.py, seeds 1–{a['ems']}, each in its own process), "
-        f"about {a['tasks']:,} task sessions each"
+        f"about {a['tasks']:,} task sessions on each side (replication and backup)"
         + (f" ({tasks:,} in all)" if tasks else "")
         + f"; page size {a['page_size']}, {a['concurrency']} requests in flight per EM. "
         f"Simulators warmed by one pass over every query page ({r['warm_s']:.1f} s) before any load.",

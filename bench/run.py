@@ -42,29 +42,21 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def estate_size(tasks: int, backup: bool = True) -> list[str]:
+    """bench/serve.py's options for about `tasks` task sessions on each side (replication only
+    without `backup`)."""
+    jobs = max(1, round(tasks / 200))  # 20 VMs x 10 days x 1 run a day ≈ 200 task sessions a job
+    sides = ["--backup-jobs", str(jobs if backup else 0)]
+    sides += ["--agent-jobs", str(max(2, jobs // 25) if backup else 0)]
+    sides += ["--copy-jobs", str(max(2, jobs // 25) if backup else 0)]
+    return [*sides, "--jobs", str(jobs), "--vms-per-job", "20", "--days", "10", "--runs-per-day", "1"]
+
+
 class Sim:
     """bench/serve.py in its own process, sized for about `tasks` task sessions on each side."""
 
     def __init__(self, tasks: int, running_share: float, backup: bool = True):
-        jobs = max(1, round(tasks / 200))  # 20 VMs x 10 days x 1 run a day ≈ 200 task sessions a job
-        sides = ["--backup-jobs", str(jobs if backup else 0)]
-        sides += ["--agent-jobs", str(max(2, jobs // 25) if backup else 0)]
-        sides += ["--copy-jobs", str(max(2, jobs // 25) if backup else 0)]
-        args = [
-            *sides,
-            "--servers",
-            "10",
-            "--jobs",
-            str(jobs),
-            "--vms-per-job",
-            "20",
-            "--days",
-            "10",
-            "--runs-per-day",
-            "1",
-            "--running-share",
-            str(running_share),
-        ]
+        args = [*estate_size(tasks, backup), "--servers", "10", "--running-share", str(running_share)]
         self.proc = subprocess.Popen(
             [sys.executable, str(BENCH / "serve.py"), *args],
             stdin=subprocess.PIPE,
