@@ -60,7 +60,7 @@ class Setting:
 
 _O, _R = Options(), RetryPolicy()
 SETTINGS: tuple[Setting, ...] = (
-    Setting("page_size", int, 1, 10_000, _O.page_size, "Entities per query page."),
+    Setting("page_size", int, 1, 10_000, _O.page_size, "Entities per query page (jobs: at most 100)."),
     Setting("concurrency", int, 1, 32, _O.concurrency, "Requests in flight at once against EM."),
     Setting(
         "batch_rows",
