@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from etl import registry
+
 MAIN_STAGES = [
     "main: waiting for the next page",
     "main: parents check (Loader.present)",
@@ -86,7 +88,8 @@ def markdown(r: dict) -> str:
             f"backup: {_n(est.get('backup_job_sessions', 0))} job sessions, "
             f"{_n(est.get('backup_task_sessions', 0))} task sessions, {_n(est.get('vm_restore_points', 0))} VM "
             f"restore points, {_n(est.get('backup_files', 0))} backup files "
-            f"= {_n(entities)} entities in {pages} query pages of {a.page_size}",
+            f"= {_n(entities)} entities in {pages} query pages of {a.page_size} "
+            f"(jobs {registry.JOB.page_size(a.page_size)})",
             f"simulator built in {_s(r['sim_build_s'])}",
             "",
         )
