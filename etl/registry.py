@@ -129,8 +129,8 @@ _SESSION = {"state": JOB_STATES, "result": RESULTS, "job_type": JOB_TYPES}
 _TASK = {"state": TASK_STATES, "result": RESULTS}
 
 # A job entity lists every VM the job includes (JobInfo), tens of KB for a job of a hundred VMs: a
-# page of 500 large jobs is tens of MB of body and several times that of parsed tree, with up to
-# `--concurrency` pages parsed at once, and nears the 64 MB body limit. 100 a page, EM's own default
+# page of 500 large jobs is tens of MB of body and several times that of parsed tree, with
+# several pages fetched and parsed at once, and nears the 64 MB body limit. 100 a page, EM's own default
 # page size (em-api.md, "Query service"), keeps a page of jobs about a MB on the benchmark's estate.
 JOBS_PER_PAGE = 100
 
