@@ -155,9 +155,8 @@ class Loading:
         self.running: set[str] = set()  # sessions EM reported as unfinished in this run
         self.values_seen: set[tuple[str, str, str]] = set()  # (type, column, value) warned about
         # parents confirmed in the warehouse during this run, for the tables some type names as a parent
-        parent_types = {p.type_name for t in registry.TYPES.values() for p in t.parents}
         self.known: dict[str, set[str]] = {
-            registry.TYPES[name].table: set() for name in parent_types if name in registry.TYPES
+            table: set() for table in registry.parent_tables(registry.TYPES.values())
         }
         self.now = schema.now_utc()
         with eng.connect() as conn:  # tables empty at the start: a first load needs no comparisons
@@ -338,12 +337,7 @@ class Loading:
     def forget_parents_but(self, to_load: Iterable[EntityType]) -> None:
         """Drop the remembered parents no type in `to_load` names: they are only a cache of
         `Loader.present`, and at a million task sessions the biggest part of this process's memory."""
-        needed = {
-            registry.TYPES[p.type_name].table
-            for t in to_load
-            for p in t.parents
-            if p.type_name in registry.TYPES
-        }
+        needed = registry.parent_tables(to_load)
         for table, known in self.known.items():
             if table not in needed:
                 known.clear()

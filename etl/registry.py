@@ -342,6 +342,11 @@ def register(entity_type: EntityType) -> None:
     TYPES[entity_type.name] = entity_type
 
 
+def parent_tables(types: Iterable[EntityType]) -> set[str]:
+    """The tables `types` name as parents (relations to types not declared here left out)."""
+    return {TYPES[p.type_name].table for t in types for p in t.parents if p.type_name in TYPES}
+
+
 def by_table(table: str) -> EntityType:
     """The entity type stored in `table`. Raises KeyError."""
     for t in TYPES.values():
