@@ -323,13 +323,14 @@ class Renderer:
         return b"<" + tag + (self.nsfull.encode() if ns else b"") + piece + b"</" + tag + b">"
 
     def entity_doc(self, obj) -> bytes:
-        return self.doc(self._wrap(obj.kind, self.entity_piece(obj), True))
+        tag = render_backup.TAGS.get(obj.kind, obj.kind)
+        return self.doc(self._wrap(tag, self.entity_piece(obj), True))
 
     def ref_doc(self, obj) -> bytes:
         return self.doc(self._wrap("EntityRef", self.ref_piece(obj), True))
 
     def _entities(self, kind: str, objs) -> bytes:
-        tag = (self.p + kind).encode()
+        tag = (self.p + render_backup.TAGS.get(kind, kind)).encode()
         op, cl = b"<" + tag, b"</" + tag + b">"
         ep = self.entity_piece
         return b"".join([op + ep(o) + cl for o in objs])

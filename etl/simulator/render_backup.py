@@ -20,16 +20,20 @@ _ATTR = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
 PLURAL = {
     "Job": "Jobs",
     "AgentBackupJob": "AgentBackupJob",  # singular wrapper, as EM's JSON clients read it (spec §10)
+    "NasJob": "NasJobs",  # no recording shows it: the plural of the type, EM's usual rule
     "BackupJobSession": "BackupJobSessions",
     "BackupTaskSession": "BackupTaskSessions",
     "Repository": "Repositories",
     "Backup": "Backups",
     "RestorePoint": "RestorePoints",
     "VmRestorePoint": "VmRestorePoints",
+    "AgentRestorePoint": "AgentRestorePoints",
     "BackupFile": "BackupFiles",
     "Replica": "Replicas",
 }
 KINDS = frozenset(PLURAL)
+# Element names that are not the `Type` (em-samples/nas-job-entity.xml: `<NASJob Type="NasJob">`).
+TAGS = {"NasJob": "NASJob"}
 DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 
 
@@ -115,6 +119,13 @@ def _entity_links(r, o, rng) -> list[str]:
             _lk(r, "Stop", None, me + "?action=stop", None, rng),
             _lk(r, "Retry", None, me + "?action=retry", None, rng),
         ]
+    if kind == "NasJob":  # em-samples/nas-job-entity.xml
+        return [
+            _server_link(r, o.server, rng),
+            _lk(r, "Alternate", "JobReference", me, o.name, rng),
+            _lk(r, "Down", "NasObjectList", me + "/includes", None, rng),
+            _lk(r, "Down", "BackupJobSessionReferenceList", me + "/backupSessions", None, rng),
+        ]
     if kind == "BackupJobSession":
         items = _session_ups(r, o, rng)
         items.append(_lk(r, "Alternate", "BackupJobSessionReference", me, o.name, rng))
@@ -177,6 +188,10 @@ def _entity_links(r, o, rng) -> list[str]:
         items.append(_lk(r, "Alternate", "VmRestorePointReference", me, o.name, rng))
         items.append(_lk(r, "Down", "VmRestorePointMountList", me + "/mounts", None, rng))
         items.append(_lk(r, "Create", "VmRestorePointMount", me + "/mounts", None, rng))
+        return items
+    if kind == "AgentRestorePoint":  # em-samples/query-agent-restore-points.xml
+        items = _arp_ups(r, o, rng)
+        items.append(_lk(r, "Alternate", "AgentRestorePointReference", me, o.name, rng))
         return items
     if kind == "BackupFile":
         p = b.profile(o)
@@ -249,6 +264,15 @@ def _vrp_ups(r, o, rng) -> list[str]:
     return items
 
 
+def _arp_ups(r, o, rng) -> list[str]:
+    rp = o.rp
+    return [
+        _server_link(r, rp.backup.server, rng),
+        _lk(r, "Up", "RestorePointReference", _href(r, "RestorePoint", rp.guid), rp.name, rng),
+        _lk(r, "Up", "BackupFileReference", _href(r, "BackupFile", o.file.guid), o.file.name, rng),
+    ]
+
+
 def _file_ups(r, o, rng) -> list[str]:
     return [
         _lk(r, "Up", "BackupReference", _href(r, "Backup", o.backup.guid), o.backup.name, rng),
@@ -260,6 +284,19 @@ def _ref_links(r, o, rng) -> list[str]:
     """Links of the reference form: the parents, then `Alternate` to the entity."""
     kind = o.kind
     me = _href(r, kind, o.guid, True)
+    if kind == "NasJob":  # em-samples/nas-job-reference.xml: Alternate typed "Job", then the sessions
+        return [
+            _server_link(r, o.server, rng),
+            _lk(r, "Alternate", "Job", me, o.name, rng),
+            _lk(
+                r,
+                "Down",
+                "BackupJobSessionReferenceList",
+                _href(r, kind, o.guid) + "/backupSessions",
+                None,
+                rng,
+            ),
+        ]
     if kind == "BackupJobSession":
         items = _session_ups(r, o, rng)
         items.append(_lk(r, "Alternate", "BackupJobSession", me, o.name, rng))
@@ -279,6 +316,7 @@ def _ref_links(r, o, rng) -> list[str]:
         "Backup": _backup_ups,
         "RestorePoint": _rp_ups,
         "VmRestorePoint": _vrp_ups,
+        "AgentRestorePoint": _arp_ups,
         "BackupFile": _file_ups,
     }.get(kind)
     if ups is not None:
@@ -374,8 +412,30 @@ def _job_info(r, o) -> str:
     )
 
 
+def _nas_includes(r, o) -> str:
+    """`Includes` of a NasJob: one `NASObject` per file share (em-samples/nas-job-entity.xml)."""
+    p, me = r.p, _href(r, o.kind, o.guid)
+    shares = "".join(
+        f'<{p}NASObject Type="NasObject" Href="{me}/includes/{obj_id}">'
+        + r.el("HierarchyObjRef", f"urn:NasBackup:BackupServer:{server_ref}")
+        + r.el("ObjectInJobId", obj_id)
+        + r.el("FileOrFolder", path)
+        + f"</{p}NASObject>"
+        for obj_id, server_ref, path in o.shares
+    )
+    return f"<{p}Includes>{shares}</{p}Includes>"
+
+
 def _fields(r, o) -> str:
     kind, el, b = o.kind, r.el, r.w.backup
+    if kind == "NasJob":  # no JobType, Platform, schedule options or job info
+        return (
+            el("Description", o.description)
+            + _nas_includes(r, o)
+            + el("ScheduleConfigured", _bool(o.sched_configured))
+            + el("ScheduleEnabled", _bool(o.sched_enabled))
+            + el("NextRun", _ts(b.next_run(o), 0))
+        )
     if kind in ("Job", "AgentBackupJob"):
         nxt = b.next_run(o)
         return (
@@ -428,6 +488,12 @@ def _fields(r, o) -> str:
             + el("Algorithm", o.algorithm)
             + el("PointType", o.point_type)
             + el("HierarchyObjRef", o.vm[1])
+        )
+    if kind == "AgentRestorePoint":
+        return (
+            el("CreationTimeUTC", fmt_ts(o.created, o.prec))
+            + el("Algorithm", o.algorithm)
+            + el("PointType", o.point_type)
         )
     if kind == "BackupFile":
         return (
