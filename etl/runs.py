@@ -252,8 +252,9 @@ def record_undocumented(
                 first_seen_at=at,
             )
             .on_conflict_do_nothing()
+            .returning(etl_undocumented_values.c.value)  # a row only when this call inserted it
         )
-        if done.rowcount == 1:
+        if done.first() is not None:
             recorded.append((entity_type, column, value))
     return recorded
 
