@@ -284,6 +284,8 @@ class Session:
         "parent",
         "children",
         "open_state",
+        "final_progress",  # Progress once Stopped: 100, but 0 for a v12 copy parent (em-samples)
+        "rps",  # restore points it made, linked `Related` on per-machine chains of newer servers
     )
     kind = "BackupJobSession"
 
@@ -791,6 +793,7 @@ class BackupSide:
         js.start = trunc(start, js.prec)
         js.name = f"{job_name}@{fmt_name_ts(js.start, rng.random() < 0.3)}"
         js.parent, js.children, js.open_state, js.tasks = None, (), None, []
+        js.final_progress, js.rps = 100, []
         return js
 
     def _tasks(self, rng, js, vms, fail_p, warn_p, slots, created) -> None:
@@ -866,6 +869,7 @@ class BackupSide:
         b = job.backup
         rp = self._new_rp(rng, b, js.start + _rr(rng, T, 3 * T))
         points.append((rp.date, rp))
+        js.rps.append(rp)
         synthetic = k % 7 == 6
         shared = None
         if not job.chain_per_vm:
@@ -1000,9 +1004,20 @@ class BackupSide:
                 "Some restore points were skipped: source backup is being written" if js.result else None
             )
             sessions.append(js)
+        if worker:  # v12+: the copy job's own session spans the interval while its worker copies
+            prng = random.Random(f"{self.seed}:cp:{job.idx}:{k}")
+            ps = self._session(
+                prng, job, start - _rr(prng, T, 20 * T), False, job.guid, job.name, job.job_type, "jobs"
+            )
+            ps.end = trunc(sessions[-1].end + _rr(prng, 5 * T, 60 * T), ps.prec)
+            ps.result, ps.failure, ps.final_progress = sessions[-1].result, None, 0
+            if ps.result == SUCCESS and p.tier == TIER_NEW:
+                ps.failure = ""
+            ps.visible_at, ps.open_state = ps.start, job.open_state
+            self._push(ps.visible_at, ps, job.server)
         for s in sessions:
             s.visible_at = s.start
-            s.open_state = job.open_state
+            s.open_state = "Working" if worker else job.open_state
             self._push(s.visible_at, s, job.server)
             if s.result == FAILED:
                 continue
@@ -1125,7 +1140,7 @@ class BackupSide:
         shows it at now (as of its backup server's last collection)."""
         now = js.server.view
         if js.end <= now:
-            return "Stopped", js.result, 100, js.end
+            return "Stopped", js.result, js.final_progress, js.end
         if js.open_state is not None:  # a copy session: open for its whole interval
             return js.open_state, None, min(99, int(100 * (now - js.start) / (js.end - js.start))), None
         if js.children:
@@ -1144,15 +1159,32 @@ class BackupSide:
         return state, None, min(99, done * 100 // len(tasks)), None
 
     def task_state(self, t: Task) -> tuple[str, int | None, int | None]:
-        """(State, result index or None, end ticks or None) of a backup task session as EM shows it."""
+        """(State, result index or None, end ticks or None) of a backup task session as EM shows it: a
+        task in progress already reads Success on servers from v10 on
+        (em-samples/query-task-inprogress-result-success.xml), None before it starts."""
         now = t.js.server.view
         if t.end <= now:
             return "Completed", t.result, t.end
-        return ("InProgress" if t.work_start <= now else "Pending"), None, None
+        if t.work_start <= now:
+            return "InProgress", SUCCESS if self.profiles[t.js.server.idx].vm_uid else None, None
+        return "Pending", None, None
 
     def total_size(self, t: Task) -> int:
         """TotalSize: the VM's source size (0 once the task failed)."""
         return 0 if t.result == FAILED and t.end <= t.js.server.view else t.vm[2]
+
+    def related_rps(self, js: Session) -> list[RestorePoint]:
+        """The restore points a finished backup session links with Rel="Related": those of per-machine
+        chains on servers from 12.1 on (em-samples/query-v12-copy-and-retry-sessions.xml); none on the
+        others (the 13.1 reference examples have none, em-backup-side.md §1)."""
+        if (
+            js.rps
+            and js.end <= js.server.view
+            and self.profiles[js.server.idx].related
+            and js.job.chain_per_vm
+        ):
+            return js.rps
+        return []
 
     def related_vrp(self, t: Task) -> VmRestorePoint | None:
         """The VmRestorePoint a task links with Rel="Related" (servers from 12.1 on, finished tasks)."""

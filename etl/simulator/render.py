@@ -111,12 +111,14 @@ class Renderer:
         self.nsfull = XSD + self.nsdecl
         self._ent: dict[str, bytes] = {}
         self._ref: dict[str, bytes] = {}
+        self._one: dict[str, bytes] = {}  # single-entity GETs that differ from the query form
         world.add_listener(self.invalidate)
 
     def invalidate(self, guids) -> None:
         for g in guids:
             self._ent.pop(g, None)
             self._ref.pop(g, None)
+            self._one.pop(g, None)
 
     # ------------------------------------------------------------------ helpers
     def _rng(self, guid: str) -> random.Random | None:
@@ -323,8 +325,11 @@ class Renderer:
         return b"<" + tag + (self.nsfull.encode() if ns else b"") + piece + b"</" + tag + b">"
 
     def entity_doc(self, obj) -> bytes:
-        tag = render_backup.TAGS.get(obj.kind, obj.kind)
-        return self.doc(self._wrap(tag, self.entity_piece(obj), True))
+        if obj.kind in render_backup.KINDS:
+            piece = render_backup.entity_piece(self, obj, single=True)
+        else:
+            piece = self.entity_piece(obj)
+        return self.doc(self._wrap(render_backup.TAGS.get(obj.kind, obj.kind), piece, True))
 
     def ref_doc(self, obj) -> bytes:
         return self.doc(self._wrap("EntityRef", self.ref_piece(obj), True))

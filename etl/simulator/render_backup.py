@@ -1,7 +1,8 @@
 """XML of the backup-side entities and references, after the examples in em-backup-side.md.
 
 `entity_piece(r, obj)` / `ref_piece(r, obj)` return `' attrs><Links>…</Links>fields'` like the
-replication side's `Renderer` methods, cached in the same per-guid caches (`r._ent`, `r._ref`).
+replication side's `Renderer` methods, cached in the same per-guid caches (`r._ent`, `r._ref`; `r._one`
+for the few entities whose single GET differs from their query form).
 Link Rel/Type pairs and child order follow the recorded examples; older backup servers mistype
 the list links and omit links and elements as `backup.Profile` says.
 """
@@ -76,7 +77,7 @@ def _bool(v: bool) -> str:
 
 
 # ---------------------------------------------------------------------- links per kind
-def _entity_links(r, o, rng) -> list[str]:
+def _entity_links(r, o, rng, single: bool = False) -> list[str]:
     kind, api, w = o.kind, r.api, r.w
     b = w.backup
     me = _href(r, kind, o.guid)
@@ -129,7 +130,9 @@ def _entity_links(r, o, rng) -> list[str]:
     if kind == "BackupJobSession":
         items = _session_ups(r, o, rng)
         items.append(_lk(r, "Alternate", "BackupJobSessionReference", me, o.name, rng))
-        if o.children:
+        # an agent parent session's second Alternate, to its per-computer sessions: in the single GET
+        # (em-backup-side.md §10), not in a query result (em-samples/query-agent-job-sessions.xml)
+        if o.children and single:
             items.append(
                 _lk(
                     r,
@@ -142,6 +145,10 @@ def _entity_links(r, o, rng) -> list[str]:
             )
         items.append(_lk(r, "Down", "BackupTaskSessionReferenceList", me + "/taskSessions", None, rng))
         items.append(_lk(r, "Stop", None, me + "?action=stop", None, rng))
+        for rp in b.related_rps(o):
+            items.append(
+                _lk(r, "Related", "RestorePointReference", _href(r, "RestorePoint", rp.guid), rp.name, rng)
+            )
         return items
     if kind == "BackupTaskSession":
         items = _task_ups(r, o, rng)
@@ -523,19 +530,22 @@ def _root_attrs(r, o, entity: bool, rng) -> str:
     return attrs(pairs, rng)
 
 
-def entity_piece(r, o) -> bytes:
-    """`' attrs><Links>…</Links>fields'` of a backup-side object (cached per guid)."""
-    piece = r._ent.get(o.guid)
+def entity_piece(r, o, single: bool = False) -> bytes:
+    """`' attrs><Links>…</Links>fields'` of a backup-side object (cached per guid); `single`: as a
+    GET of the entity itself answers it, rather than a query or a collection."""
+    single = single and o.kind == "BackupJobSession" and bool(o.children)
+    cache = r._one if single else r._ent
+    piece = cache.get(o.guid)
     if piece is None:
         rng = r._rng(o.guid)
         piece = (
             _root_attrs(r, o, True, rng)
             + ">"
-            + r.links(_entity_links(r, o, rng))
+            + r.links(_entity_links(r, o, rng, single))
             + _fields(r, o)
             + r._extra(o.guid)
         ).encode()
-        r._ent[o.guid] = piece
+        cache[o.guid] = piece
     return piece
 
 
