@@ -154,15 +154,16 @@ class Loading:
         self.listed: dict[str, set[str]] = {}  # inventory tables: the uids EM listed in this run
         self.rejected: set[str] = set()  # uids/hrefs quarantined in this run (few)
         self.running: set[str] = set()  # sessions EM reported as unfinished in this run
-        # (type, column, value) of the undocumented enum values the warehouse has recorded or this
-        # run has met: each is warned about once per warehouse (runs.record_undocumented)
         # parents confirmed in the warehouse during this run, for the tables some type names as a parent
         self.known: dict[str, set[str]] = {
             table: set() for table in registry.parent_tables(registry.TYPES.values())
         }
         self.now = schema.now_utc()
-        with eng.connect() as conn:  # tables empty at the start: a first load needs no comparisons
+        with eng.connect() as conn:
+            # (type, column, value) of the undocumented enum values the warehouse has recorded or this
+            # run has met: each is warned about once per warehouse (runs.record_undocumented)
             self.values_seen: set[tuple[str, str, str]] = runs.undocumented_values(conn)
+            # tables empty at the start: a first load needs no comparisons
             self.fresh = frozenset(
                 t.name for t in registry.tables() if conn.execute(select(t.c.uid).limit(1)).first() is None
             )

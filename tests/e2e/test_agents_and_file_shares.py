@@ -257,3 +257,40 @@ def test_a_warehouse_first_loaded_before_agent_points_catches_up(db_url):
         _run(sim, db_url)
         assert_equal_to_truth(eng, world.truth())
         eng.dispose()
+
+
+def test_the_simulator_serves_every_type_the_loader_reads():
+    """Each declared entity type (registry.TYPES) has entities at its query type in the default estate,
+    with a `Type` the declaration recognises: agent restore points and NAS jobs included."""
+    import xml.etree.ElementTree as ET
+
+    import httpx
+
+    from etl import registry
+
+    with Simulator(World(seed=3, servers=2, jobs=1, vms_per_job=2, days=2)) as sim:
+        c = httpx.Client(timeout=30)
+        token = c.post(sim.url + "/sessionMngr/?v=latest", auth=("demo", "demo")).headers[
+            "X-RestSvcSessionId"
+        ]
+        for name, entity_type in registry.TYPES.items():
+            r = c.get(
+                f"{sim.url}/query?type={name}&format=Entities&pageSize=5",
+                headers={"X-RestSvcSessionId": token},
+            )
+            assert r.status_code == 200, (name, r.text[:200])
+            entities = [el for wrapper in ET.fromstring(r.content)[0] for el in wrapper]  # noqa: S314
+            assert entities and all(el.get("Type") in entity_type.types for el in entities), name
+
+
+def test_every_type_whose_job_the_loader_works_out_marks_where_it_came_from():
+    """A declaration with `job_types` (no entity names its job) gets job_uid and job_uid_source, both
+    filled by the loader alone (EM's NULL never overwrites them)."""
+    from etl import registry
+
+    typed = [t for t in registry.TYPES.values() if t.job_types is not None]
+    assert {t.table for t in typed} == {"backups", "replicas"}
+    for t in typed:
+        table = schema.table(t.table)
+        for column in ("job_uid", "job_uid_source"):
+            assert column in table.c and table.c[column].info.get("kept"), (t.table, column)
