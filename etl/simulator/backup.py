@@ -1160,7 +1160,7 @@ class BackupSide:
 
     def task_state(self, t: Task) -> tuple[str, int | None, int | None]:
         """(State, result index or None, end ticks or None) of a backup task session as EM shows it: a
-        task in progress already reads Success on servers from v10 on
+        task in progress already reads Success on the servers that send VmUid, as the recorded one does
         (em-samples/query-task-inprogress-result-success.xml), None before it starts."""
         now = t.js.server.view
         if t.end <= now:
