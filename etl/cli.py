@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import config, db, logs, pipeline, registry, settings, views
+from . import config, db, logs, pipeline, registry, settings, stopping, views
 from .errors import ConfigError, Interrupted, VeeamEtlError
 
 DEFAULT_DB = "sqlite:///veeam.db"
@@ -99,9 +99,11 @@ def _format_asked(args: list[str]) -> str | None:
 
 
 def _on_signal(signum: int, _frame) -> None:
-    """SIGINT and SIGTERM end the command like Ctrl-C; a second signal ends the process at once."""
+    """SIGINT and SIGTERM end the command like Ctrl-C (in this, the main thread, and in every thread
+    that loads: etl.stopping); a second signal ends the process at once."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    stopping.request(signum)  # every other loading thread stops at its next request
     raise Interrupted(signum)
 
 
@@ -506,6 +508,8 @@ def _run_estate(config_path, parallel, only, db_url, db_schema) -> None:
         db_url, estate, db_schema=db_schema, parallel=parallel, overrides=overrides, on_done=done
     )
     click.echo(fleet.render(result))
+    if result.interrupted is not None:  # every EM's run is recorded and its lock released
+        raise result.interrupted
     sys.exit(result.exit_code)
 
 

@@ -19,7 +19,7 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
 import httpx
 from lxml import etree
 
-from . import config, parse
+from . import config, parse, stopping
 from .errors import AuthError, ConfigError, ForeignLink, HostileDocument, NotFound, ParseError, SourceError
 from .retry import Budget, RetryPolicy, certificate_problem, plain_http_answer, retry_after, verdict
 
@@ -328,7 +328,7 @@ class EMClient:
         delay = budget.spend(error, retry_after)
         self._count("retries")
         log.warning("retrying in %.1f s (attempt %d): %s", delay, budget.tries, error)
-        time.sleep(delay)
+        stopping.sleep(delay)  # Interrupted as soon as a signal asks the run to stop
 
     def _body(self, reply: _Reply, url: str) -> bytes:
         if reply.status == 401:
@@ -347,6 +347,7 @@ class EMClient:
         relogon = auth
         stale = 0  # 401s for a token another thread has already replaced
         while True:
+            stopping.check()  # a signal asked the run to stop: no new request
             token, generation = self.session.current()
             headers = {"Accept": "application/xml"}
             if auth and token:
