@@ -228,9 +228,7 @@ def _verify(ca_bundle: str | None, insecure: bool) -> bool | str:
         )
         return False
     if ca_bundle:
-        if not Path(ca_bundle).is_file():
-            raise ConfigError(f"--ca-bundle {ca_bundle}: no such file")
-        return ca_bundle
+        return config.ca_bundle(ca_bundle)
     return True
 
 
@@ -241,7 +239,14 @@ def _since(value: str | None) -> datetime | None:
         instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise ConfigError(f"--since {value!r} is not an ISO date or date-time") from None
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+    instant = instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+    now = datetime.now(UTC)
+    if instant > now:  # nothing was created after it yet: the run would read nothing and succeed
+        raise ConfigError(
+            f"--since {value} is in the future (it is {now:%Y-%m-%d %H:%M}Z now): give an instant in the "
+            "past, e.g. --since 2025-08-01 (UTC unless an offset is given)"
+        )
+    return instant
 
 
 def _table_of(type_name: str) -> str | None:
@@ -355,17 +360,29 @@ em_options = _options(
         help="PEM file of CAs to trust for EM's certificate [env VEEAM_EM_CA_BUNDLE].",
     ),
     click.option("--insecure", is_flag=True, help="Do not verify EM's TLS certificate (warns; avoid)."),
+    click.option(
+        "--allow-cleartext",
+        is_flag=True,
+        help="Accept a plain http:// URL to another machine: the password crosses the network "
+        "unencrypted (a lab only; warns on every run). Loopback needs no flag.",
+    ),
     click.option("--source-name", help="Name of this EM in the warehouse (default: its URL)."),
 )
 settings_options = _options(*(_setting_option(s) for s in settings.SETTINGS))
 
 
-def _em(url, user, password_file, ca_bundle, insecure) -> tuple[str, str, str, bool | str]:
+def _em(url, user, password_file, ca_bundle, insecure, allow_cleartext) -> tuple[str, str, str, bool | str]:
     """(url, user, password, TLS verification) of one EM from the flags, checked; the password is
     registered as a secret so that no log line carries it."""
     if not url or not user:
         raise click.UsageError(f"Missing option '--{'url' if not url else 'user'}'.")
     url = config.em_url(url)
+    if config.cleartext(url, allowed=allow_cleartext):
+        logging.getLogger("etl").warning(
+            "%s is plain HTTP (--allow-cleartext): the EM password and session token cross the network "
+            "unencrypted; use https:// (port 9398)",
+            url,
+        )
     verify = _verify(ca_bundle, insecure)
     password = _password(password_file)
     logs.secret(password)
@@ -396,6 +413,7 @@ def run(
     db_schema,
     ca_bundle,
     insecure,
+    allow_cleartext,
     source_name,
     config_path,
     parallel,
@@ -414,6 +432,7 @@ def run(
     """
     if tuning["full_refresh"] and since:
         raise ConfigError("--full-refresh and --since exclude each other")
+    since_at = _since(since)
     if config_path is not None:
         _run_estate(config_path, parallel, only, db_url, db_schema)
         return
@@ -423,8 +442,8 @@ def run(
         raise click.UsageError(
             f"Missing option '--{'url' if not url else 'user'}' (or --config ESTATE.toml)."
         )
-    url, user, password, verify = _em(url, user, password_file, ca_bundle, insecure)
-    options = settings.options(tuning, since=_since(since), source=source_name)
+    url, user, password, verify = _em(url, user, password_file, ca_bundle, insecure, allow_cleartext)
+    options = settings.options(tuning, since=since_at, source=source_name)
     eng = db.warehouse(db_url, db_schema, mode="write")
     progress = _Progress()
     try:
@@ -432,6 +451,10 @@ def run(
     finally:
         progress.done()
     print_summary(summary)
+
+
+# settings that only the reload of `verify --repair` uses (the counts use timeout, retries, concurrency)
+_REPAIR_ONLY = ("page_size", "batch_rows", "lookback", "full_refresh", "sweep_hours")
 
 
 @main.command()
@@ -446,7 +469,18 @@ def run(
 @click.option("--repair", is_flag=True, help="Reload exactly the windows that differ.")
 @settings_options
 def verify(
-    url, user, password_file, db_url, db_schema, ca_bundle, insecure, source_name, days, repair, **tuning
+    url,
+    user,
+    password_file,
+    db_url,
+    db_schema,
+    ca_bundle,
+    insecure,
+    allow_cleartext,
+    source_name,
+    days,
+    repair,
+    **tuning,
 ):
     """Does the warehouse hold what Enterprise Manager holds? Count per backup server and type.
 
@@ -457,7 +491,19 @@ def verify(
     """
     from . import verify as verify_mod
 
-    url, user, password, tls = _em(url, user, password_file, ca_bundle, insecure)
+    if not repair:  # the counts read no page and write nothing: these would change nothing
+        ctx = click.get_current_context()
+        unused = [
+            settings.BY_NAME[n].flag
+            for n in _REPAIR_ONLY
+            if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE
+        ]
+        if unused:
+            raise ConfigError(
+                f"{', '.join(unused)} only {'apply' if len(unused) > 1 else 'applies'} to the reload of --repair: "
+                "add --repair, or drop them"
+            )
+    url, user, password, tls = _em(url, user, password_file, ca_bundle, insecure, allow_cleartext)
     options = settings.options(tuning, source=source_name)
     eng = db.warehouse(db_url, db_schema, mode="write" if repair else "read")
     result = verify_mod.verify(
@@ -475,7 +521,15 @@ def verify(
 # run options an estate file may also set: on the command line they apply to every EM of the file
 _ESTATE_OVERRIDES = (*settings.BY_NAME, "since")
 # per-EM settings that only the estate file can give
-_ESTATE_EXCLUDES = ("url", "user", "password_file", "ca_bundle", "insecure", "source_name")
+_ESTATE_EXCLUDES = (
+    "url",
+    "user",
+    "password_file",
+    "ca_bundle",
+    "insecure",
+    "allow_cleartext",
+    "source_name",
+)
 
 
 def _run_estate(config_path, parallel, only, db_url, db_schema) -> None:

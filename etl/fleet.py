@@ -68,7 +68,15 @@ DEFAULT_CRON = "*/15 * * * *"
 OPTIONS: dict[str, tuple[type, float | None, float | None]] = {
     s.name: (s.type, s.low, s.high) for s in SETTINGS
 }
-CONNECTION_KEYS = ("url", "user", "password_env", "password_file", "ca_bundle", "insecure")
+CONNECTION_KEYS = (
+    "url",
+    "user",
+    "password_env",
+    "password_file",
+    "ca_bundle",
+    "insecure",
+    "allow_cleartext",
+)
 EM_KEYS = ("name", *CONNECTION_KEYS, *OPTIONS)
 DEFAULT_KEYS = tuple(k for k in EM_KEYS if k not in ("name", "url"))
 TOP_KEYS = ("defaults", "em", "schedule", "parallel")
@@ -101,6 +109,7 @@ class EM:
     password_file: Path | None = None
     ca_bundle: Path | None = None
     insecure: bool = False
+    allow_cleartext: bool = False  # plain http:// to a host that is not loopback (a lab; warned)
     options: dict = field(default_factory=dict)
 
     def password(self) -> str:
@@ -125,14 +134,20 @@ class EM:
         return value
 
     def verify(self) -> bool | str:
-        """The TLS `verify` argument: False (insecure), the CA bundle's path, or True. Raises ConfigError."""
+        """The TLS `verify` argument: False (insecure), the CA bundle's path, or True; warns about an
+        insecure or cleartext connection. Raises ConfigError for a CA bundle that is not a PEM file."""
+        if config.cleartext(self.url, allowed=self.allow_cleartext):
+            log.warning(
+                "em %s: %s is plain HTTP (allow_cleartext = true): the EM password and session token "
+                "cross the network unencrypted; use https:// (port 9398)",
+                self.name,
+                self.url,
+            )
         if self.insecure:
             log.warning("em %s: TLS certificate verification is OFF (insecure = true)", self.name)
             return False
         if self.ca_bundle is not None:
-            if not self.ca_bundle.is_file():
-                raise ConfigError(f"em {self.name!r}: ca_bundle {self.ca_bundle}: no such file")
-            return str(self.ca_bundle)
+            return config.ca_bundle(str(self.ca_bundle), f"em {self.name!r}: ca_bundle")
         return True
 
     def pipeline_options(self, overrides: dict | None = None) -> pipeline.Options:
@@ -245,6 +260,17 @@ def parse(text: str, path: str | os.PathLike = "estate.toml") -> Estate:
             and not any(k in table or k in defaults for k in ("password_env", "password_file"))
         ):
             problem(where, "no password_env or password_file (here or in [defaults])")
+        if "url" in merged:
+            try:
+                config.cleartext(
+                    merged["url"],
+                    "key 'url':",
+                    merged.get("allow_cleartext", False),
+                    "allow_cleartext = true",
+                )
+            except ConfigError as exc:
+                problem(where, str(exc))
+                continue
         if name is None or any(k not in merged for k in ("url", "user")):
             continue
         if "password_env" not in merged and "password_file" not in merged:
@@ -258,6 +284,7 @@ def parse(text: str, path: str | os.PathLike = "estate.toml") -> Estate:
                 password_file=merged.get("password_file"),
                 ca_bundle=merged.get("ca_bundle"),
                 insecure=merged.get("insecure", False),
+                allow_cleartext=merged.get("allow_cleartext", False),
                 options={k: merged[k] for k in OPTIONS if k in merged},
             )
         )
@@ -339,7 +366,7 @@ def _check_table(table: dict, where: str, allowed: tuple[str, ...], base: Path, 
                 problem(where, f"{at}: must be {span}, not {value!r}")
             else:
                 out[key] = float(value) if kind is float else value
-        elif key == "insecure":
+        elif key in ("insecure", "allow_cleartext"):
             if not isinstance(value, bool):
                 problem(where, f"{at}: must be true or false")
             else:

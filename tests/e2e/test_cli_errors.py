@@ -7,8 +7,10 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import uuid
 
 import psycopg
@@ -239,3 +241,109 @@ def test_a_url_without_the_api_base_hints_at_it(tmp_path):
     last = done.stderr.strip().splitlines()[-1]
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert "ending in /api" in last and "HTTP 404" in last, last
+
+
+# --- cleartext: plain http:// to another machine is refused before any request -----------------------
+
+
+class _Listener:
+    """A TCP listener on every interface that counts the connections it accepts (and closes them)."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("0.0.0.0", 0))  # noqa: S104 - reached by a non-loopback address
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def _own_address() -> str:
+    """An address of this machine that is not loopback (the one a packet to the outside leaves from)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: it only picks the route
+        except OSError:
+            pytest.skip("this machine has no network interface but loopback")
+        address = probe.getsockname()[0]
+    if address.startswith("127."):
+        pytest.skip("this machine has no network interface but loopback")
+    return address
+
+
+def test_plain_http_to_another_machine_is_refused_before_any_request(tmp_path):
+    done = _run("http://em01.example.com/api", f"sqlite:///{tmp_path}/w.db")
+    one_line(done, 2, "--url http://em01.example.com/api is plain HTTP", "https://em01.example.com:9398/api")
+    assert "--allow-cleartext" in done.stderr and not (tmp_path / "w.db").exists()
+
+    listener = _Listener()
+    try:
+        url = f"http://{_own_address()}:{listener.port}/api"
+        refused = _run(url, f"sqlite:///{tmp_path}/w.db")
+        one_line(refused, 2, f"--url {url} is plain HTTP", "https://")
+        assert listener.accepted == 0  # not even a connection: the password never left
+        # the opt-out: the request goes out, and the run says so loudly
+        allowed = _run(url, f"sqlite:///{tmp_path}/w.db", "--allow-cleartext", "--retries", "1")
+        assert allowed.returncode == 1 and listener.accepted >= 1, allowed.stderr
+        assert "is plain HTTP (--allow-cleartext)" in allowed.stderr
+    finally:
+        listener.close()
+
+
+def test_plain_http_in_an_estate_file_is_refused_unless_the_em_allows_it(tmp_path):
+    estate = tmp_path / "estate.toml"
+    estate.write_text(
+        '[defaults]\nuser = "demo"\npassword_env = "PW"\n'
+        '[[em]]\nname = "lab"\nurl = "http://em-lab.example.com:9399/api"\n'
+        '[[em]]\nname = "sim"\nurl = "http://127.0.0.1:9/api"\n'
+    )
+    done = cli("run", "--config", str(estate), "--db", f"sqlite:///{tmp_path}/w.db")
+    assert done.returncode == 2, done.stderr
+    assert "em 'lab': key 'url': http://em-lab.example.com:9399/api is plain HTTP" in done.stderr
+    assert "allow_cleartext = true" in done.stderr and "'sim'" not in done.stderr  # loopback is fine
+    assert not (tmp_path / "w.db").exists()
+    estate.write_text(estate.read_text().replace('name = "lab"\n', 'name = "lab"\nallow_cleartext = true\n'))
+    done = cli("run", "--config", str(estate), "--db", f"sqlite:///{tmp_path}/w.db", "--retries", "1", PW="x")
+    assert "em lab: http://em-lab.example.com:9399/api is plain HTTP (allow_cleartext = true)" in done.stderr
+    clash = cli("run", "--config", str(estate), "--allow-cleartext")
+    one_line(clash, 2, "--config excludes --allow-cleartext")
+
+
+def test_since_in_the_future_is_refused(tmp_path):
+    for args in (["--url", NOWHERE, "--user", "demo"], ["--config", str(tmp_path / "estate.toml")]):
+        done = cli("run", *args, "--since", "2999-01-01", "--db", f"sqlite:///{tmp_path}/w.db")
+        one_line(done, 2, "--since 2999-01-01 is in the future", "an instant in the past")
+    assert not (tmp_path / "w.db").exists()
+
+
+def test_verify_refuses_options_only_its_repair_uses(tmp_path):
+    done = cli("verify", "--url", NOWHERE, "--user", "demo", "--page-size", "50", "--batch-rows", "10")
+    one_line(done, 2, "--page-size, --batch-rows only apply to the reload of --repair", "add --repair")
+    done = cli("verify", "--url", NOWHERE, "--user", "demo", "--full-refresh")
+    one_line(done, 2, "--full-refresh only applies to the reload of --repair")
+    # the options the counts use are fine without --repair (EM is not there: exit 1, not 2)
+    assert cli("migrate", "--db", f"sqlite:///{tmp_path}/w.db").returncode == 0
+    done = cli(
+        "verify",
+        "--url",
+        NOWHERE,
+        "--user",
+        "demo",
+        "--retries",
+        "1",
+        "--timeout",
+        "5",
+        "--db",
+        f"sqlite:///{tmp_path}/w.db",
+    )
+    assert done.returncode != 2, done.stderr

@@ -84,3 +84,35 @@ def test_license_is_an_spdx_string_for_a_setuptools_that_reads_it():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert project["project"]["license"] == "MIT"
     assert "setuptools>=77" in project["build-system"]["requires"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://em01.example.com:9398/api",
+        "http://127.0.0.1:9399/api",
+        "http://127.8.9.10:9399/api",
+        "http://localhost:9399/api",
+        "http://LOCALHOST/api",
+        "http://[::1]:9399/api",
+    ],
+)
+def test_https_and_loopback_are_not_cleartext(url):
+    assert config.cleartext(url) is False
+
+
+@pytest.mark.parametrize(
+    ("url", "fix"),
+    [
+        ("http://em01.example.com/api", "https://em01.example.com:9398/api"),
+        ("http://em01:9399/api", "https://em01:9398/api"),
+        ("http://10.0.0.5:8080/veeam/api", "https://10.0.0.5:8080/veeam/api"),
+        ("http://[2001:db8::1]:9399/api", "https://[2001:db8::1]:9398/api"),
+        ("http://localhost.example.com/api", "https://localhost.example.com:9398/api"),
+    ],
+)
+def test_cleartext_to_another_machine_is_refused_naming_https(url, fix):
+    with pytest.raises(ConfigError, match="^--url") as caught:
+        config.cleartext(url)
+    assert f"use {fix} " in str(caught.value) and "--allow-cleartext" in str(caught.value)
+    assert config.cleartext(url, allowed=True) is True  # the caller warns
