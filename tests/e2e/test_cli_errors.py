@@ -4,10 +4,9 @@ create a warehouse. One test per kind of mistake, each a real `python -m etl` pr
 
 from __future__ import annotations
 
-import ctypes
 import json
-import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -15,12 +14,14 @@ import uuid
 
 import psycopg
 import pytest
+import trustme
 from psycopg import sql
 from sqlalchemy import func, select
 
 from etl import db, schema
+from etl.client import FIRST_CONTACT_ATTEMPTS
 from etl.simulator import Simulator, World
-from helpers import cli, cli_env
+from helpers import cli, cli_env, without_dac_override
 
 NOWHERE = "http://127.0.0.1:9/api"  # never contacted: every case below fails before EM is asked
 
@@ -81,15 +82,6 @@ def test_sqlite_directory_missing(tmp_path):
     assert not (tmp_path / "no").exists()
 
 
-def _without_dac_override() -> None:
-    """Run the child without the capability that lets root write anywhere (a no-op for other users)."""
-    if os.geteuid() == 0:
-        libc = ctypes.CDLL(None, use_errno=True)
-        for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
-            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP: gone after exec
-                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
-
-
 def test_sqlite_directory_read_only(tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -102,7 +94,7 @@ def test_sqlite_directory_read_only(tmp_path):
             env=cli_env(),
             timeout=120,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_without_dac_override,
+            preexec_fn=without_dac_override,
         )
     finally:
         ro.chmod(0o755)
@@ -233,6 +225,56 @@ def test_https_to_a_plain_http_port_is_not_retried_and_says_which_side_speaks_wh
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert "answers plain HTTP, not HTTPS" in last and "http://" in last, last
     assert "retrying" not in done.stderr  # a protocol mismatch is not a transient failure
+
+
+def _last_run(db_url: str) -> dict:
+    eng = db.engine(db_url)
+    with eng.connect() as conn:
+        run = conn.execute(select(schema.etl_runs).order_by(schema.etl_runs.c.id.desc())).mappings().first()
+    eng.dispose()
+    assert run is not None
+    return dict(run)
+
+
+def test_a_closed_port_fails_after_few_attempts_naming_host_port_and_9398(tmp_path):
+    """Nothing listens: not an EM restart to wait out (EM never answered in this run), so the default
+    budget of 20 attempts is not spent; the last line names the fix."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    db_url = f"sqlite:///{tmp_path}/w.db"
+    done = _run(f"http://127.0.0.1:{port}/api", db_url)
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"giving up after {FIRST_CONTACT_ATTEMPTS} attempts: cannot connect to 127.0.0.1:{port}" in last
+    assert "check the host and port in the URL (--url)" in last and "9398 with https" in last, last
+    run = _last_run(db_url)
+    assert (run["requests"], run["retries"]) == (FIRST_CONTACT_ATTEMPTS, FIRST_CONTACT_ATTEMPTS - 1), run
+    assert done.stderr.count("retrying in") == FIRST_CONTACT_ATTEMPTS - 1
+
+
+def test_an_unknown_host_fails_after_few_attempts_naming_the_host(tmp_path):
+    db_url = f"sqlite:///{tmp_path}/w.db"
+    done = _run("https://em01.invalid:9398/api", db_url)  # .invalid never resolves (RFC 6761)
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 1, done.stderr
+    assert "cannot resolve the host name em01.invalid" in last and "check the host name" in last, last
+    assert _last_run(db_url)["requests"] == FIRST_CONTACT_ATTEMPTS
+
+
+def test_http_to_an_https_port_is_not_retried_and_names_the_https_url(tmp_path):
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(ctx)
+    db_url = f"sqlite:///{tmp_path}/w.db"
+    with Simulator(World(seed=1, jobs=1, vms_per_job=2, days=1), ssl_context=ctx) as sim:
+        https = sim.url
+        done = _run(https.replace("https://", "http://"), db_url)
+        served = sim.requests
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"speaks HTTPS, not plain HTTP: use {https.rstrip('/')}" in last, last
+    assert "retrying" not in done.stderr and _last_run(db_url)["requests"] == 1
+    assert served == 0  # no HTTP request reached EM: the password was never sent in cleartext
 
 
 def test_a_url_without_the_api_base_hints_at_it(tmp_path):
