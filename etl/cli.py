@@ -256,12 +256,12 @@ def _table_of(type_name: str) -> str | None:
 
 
 class _Progress:
-    """One self-overwriting status line on a terminal; silent when stderr is not a TTY. It shows the
-    rows written to the table of the type being loaded and, labelled as such, the total of all tables."""
+    """One self-overwriting status line on a terminal (logs.STATUS: log lines are written above it,
+    never over it); silent when stderr is not a TTY. It shows the rows written to the table of the
+    type being loaded and, labelled as such, the total of all tables."""
 
     def __init__(self) -> None:
         self.enabled = sys.stderr.isatty()
-        self.width = 0
 
     def line(self, summary: pipeline.Summary, type_name: str) -> str:
         def written(counts: dict[str, int]) -> int:
@@ -273,15 +273,11 @@ class _Progress:
         return f"  {type_name:<20}{mine}, {total:>9} in all tables, {summary.requests:>6} requests"
 
     def __call__(self, summary: pipeline.Summary, type_name: str) -> None:
-        if not self.enabled:
-            return
-        text = self.line(summary, type_name)
-        click.echo("\r" + text.ljust(self.width), nl=False, err=True)
-        self.width = max(self.width, len(text))
+        if self.enabled:
+            logs.STATUS.show(self.line(summary, type_name))
 
     def done(self) -> None:
-        if self.width:
-            click.echo("\r" + " " * self.width + "\r", nl=False, err=True)
+        logs.STATUS.end()
 
 
 def print_summary(summary: pipeline.Summary) -> None:
@@ -386,6 +382,7 @@ def _em(url, user, password_file, ca_bundle, insecure, allow_cleartext) -> tuple
     verify = _verify(ca_bundle, insecure)
     password = _password(password_file)
     logs.secret(password)
+    logs.public(user)  # shown as it is, even when the password equals it
     return url, user, password, verify
 
 

@@ -131,6 +131,7 @@ class EM:
             if not value:
                 raise ConfigError(f"em {self.name!r}: password_file {self.password_file} is empty")
         logs.secret(value)
+        logs.public(self.user)  # shown as it is, even when the password equals it
         return value
 
     def verify(self) -> bool | str:

@@ -5,6 +5,8 @@ create a warehouse. One test per kind of mistake, each a real `python -m etl` pr
 from __future__ import annotations
 
 import json
+import os
+import re
 import socket
 import ssl
 import subprocess
@@ -210,6 +212,8 @@ def test_global_options_after_the_command(tmp_path):
     assert done.returncode == 0, done.stderr
     entries = [json.loads(line) for line in done.stderr.splitlines()]
     assert {e["level"] for e in entries} >= {"info", "debug"}, entries
+    # the user name is shown as it is, although the demo account's password is the same word
+    assert any(e["message"].endswith(" as demo") for e in entries), entries
     done = cli("status", "-v", "--log-format", "text", "--db", url)
     assert done.returncode == 0 and "succeeded" in done.stdout, done.stderr
 
@@ -389,3 +393,64 @@ def test_verify_refuses_options_only_its_repair_uses(tmp_path):
         f"sqlite:///{tmp_path}/w.db",
     )
     assert done.returncode != 2, done.stderr
+
+
+# --- the progress line on a terminal: log lines are written above it, never over it ------------------
+
+
+def _screen(raw: str) -> list[str]:
+    """What a terminal shows for `raw` output: `\\r` returns to the start of the line (later text
+    overwrites it), `\\n` starts a new one."""
+    lines, line, col = [], [], 0
+    for ch in raw:
+        if ch == "\n":
+            lines.append("".join(line).rstrip())
+            line, col = [], 0
+        elif ch == "\r":
+            col = 0
+        else:
+            if col < len(line):
+                line[col] = ch
+            else:
+                line.append(ch)
+            col += 1
+    lines.append("".join(line).rstrip())
+    return lines
+
+
+def test_log_lines_and_the_progress_line_do_not_overwrite_each_other(tmp_path):
+    import pty
+
+    world = World(seed=21, servers=2, jobs=3, vms_per_job=4, days=3)  # undocumented values: warnings
+    with Simulator(world) as sim:
+        main, tty = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "etl", "run", "--url", sim.url, "--user", "demo"]
+            + ["--db", f"sqlite:///{tmp_path}/w.db", "--page-size", "25", "--batch-rows", "25"],
+            stdout=subprocess.PIPE,
+            stderr=tty,
+            stdin=subprocess.DEVNULL,
+            env=cli_env(),
+        )
+        os.close(tty)
+        raw = b""
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the process closed the terminal
+                break
+            if not chunk:
+                break
+            raw += chunk
+        proc.wait(timeout=300)
+        os.close(main)
+    text = raw.decode(errors="replace").replace("\r\n", "\n")  # the tty turns \n into \r\n
+    assert proc.returncode == 0, text
+    assert "rows written" in text and "not a value EM documents" in text  # both were drawn
+    log = re.compile(r"\d\d:\d\d:\d\d (INFO|WARNING) +etl[.\w]*: ")
+    for line in _screen(text):
+        if "rows written" in line or "in all tables" in line:
+            assert not log.search(line), f"a log line over the progress line: {line!r}"
+        elif line:
+            assert log.match(line) and line.count(":") >= 3, f"a log line overwritten: {line!r}"
+    assert _screen(text)[-1] == ""  # the progress line is gone at the end

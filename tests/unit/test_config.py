@@ -116,3 +116,16 @@ def test_cleartext_to_another_machine_is_refused_naming_https(url, fix):
         config.cleartext(url)
     assert f"use {fix} " in str(caught.value) and "--allow-cleartext" in str(caught.value)
     assert config.cleartext(url, allowed=True) is True  # the caller warns
+
+
+def test_the_user_name_is_shown_even_when_the_password_equals_it(monkeypatch):
+    monkeypatch.setattr(logs, "_SECRETS", set())
+    monkeypatch.setattr(logs, "_PUBLIC", set())
+    logs.secret("demo")
+    logs.public("demo")
+    assert logs.redact("logged on to http://127.0.0.1:9399/api/ as demo") == (
+        "logged on to http://127.0.0.1:9399/api/ as demo"
+    )
+    logs.secret("veeam1")  # a password inside the user name: the name stays, the password elsewhere goes
+    logs.public("CORP\\svc-veeam1")
+    assert logs.redact("user CORP\\svc-veeam1, password veeam1") == "user CORP\\svc-veeam1, password ***"
