@@ -55,8 +55,17 @@ def _parse(url: str) -> URL:
         raise ConfigError(
             "not a database URL (expected e.g. sqlite:///veeam.db or postgresql+psycopg://…)"
         ) from None
-    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise ConfigError(f"unsupported warehouse {parsed.get_backend_name()!r}: use sqlite or postgresql")
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "postgres" or (backend == "postgresql" and driver not in ("", "psycopg")):
+        # postgres:// (Heroku, libpq URIs) is no SQLAlchemy scheme; other drivers are not installed
+        fixed = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=True)
+        what = "postgres:// is not a SQLAlchemy URL scheme" if backend == "postgres" else f"driver {driver}"
+        raise ConfigError(
+            f"--db {masked(url)}: {what}; veeam-etl talks to PostgreSQL with psycopg 3, which comes with it: "
+            f"--db {fixed}"
+        )
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigError(f"unsupported warehouse {backend!r}: use sqlite or postgresql")
     return parsed
 
 

@@ -454,3 +454,20 @@ def test_log_lines_and_the_progress_line_do_not_overwrite_each_other(tmp_path):
         elif line:
             assert log.match(line) and line.count(":") >= 3, f"a log line overwritten: {line!r}"
     assert _screen(text)[-1] == ""  # the progress line is gone at the end
+
+
+@pytest.mark.parametrize(
+    ("given", "working"),
+    [
+        ("postgres://etl:S3cret-pw@db01/veeam", "postgresql+psycopg://etl:***@db01/veeam"),
+        (
+            "postgresql+psycopg2://etl:S3cret-pw@db01:5432/veeam?sslmode=require",
+            "postgresql+psycopg://etl:***@db01:5432/veeam?sslmode=require",
+        ),
+        ("postgresql+asyncpg://etl@db01/veeam", "postgresql+psycopg://etl@db01/veeam"),
+    ],
+)
+def test_postgresql_urls_for_other_drivers_get_the_working_url(given, working):
+    for command in ("status", "migrate"):
+        line = one_line(cli(command, "--db", given), 2, "psycopg 3", f"--db {working}")
+        assert line.endswith(f"--db {working}") and "S3cret-pw" not in line
