@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -616,13 +616,16 @@ def simulate(
     """Serve a simulated Enterprise Manager over HTTP until stopped (Ctrl-C).
 
     A seeded, deterministic estate of backup, agent, copy and replication jobs with their sessions,
-    tasks, restore and replica points, backups, files and repositories, and EM's documented quirks.
-    POST /admin/advance?hours=H moves its clock forward. Reads no environment variables.
+    tasks, restore and replica points, backups, files and repositories, and EM's documented quirks:
+    --days of history up to today's UTC midnight, then the day so far to the start of the current
+    hour, so a restarted simulator serves the same history. POST /admin/advance?hours=H moves its
+    clock forward. Reads no environment variables.
     """
     from .simulator import fleet as sim_fleet
 
     try:
-        sims = sim_fleet.start(
+        sims = _start_simulators(
+            datetime.now(UTC),
             ems,
             host=host,
             port=port,
@@ -638,7 +641,6 @@ def simulate(
             vms_per_job=vms_per_job,
             days=days,
             runs_per_day=runs_per_day,
-            now=datetime.now(UTC).replace(microsecond=0),
         )
     except OSError as exc:
         raise ConfigError(
@@ -680,6 +682,10 @@ def demo(db_url, seed, report_path) -> None:
     world = _demo_world(seed, datetime.now(UTC))
     with Simulator(world, user="demo", password="demo") as sim:  # noqa: S106 - the simulator's demo account
         click.echo(f"simulated Enterprise Manager at {sim.url}")
+        click.echo(
+            "  it sends what real EMs send, quirks included, on purpose: the warnings below (values EM "
+            "does not document, parents known only from a link) show how the loader handles them"
+        )
         summary = pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(source="demo"))
     print_summary(summary)
     from . import report
@@ -691,15 +697,34 @@ def demo(db_url, seed, report_path) -> None:
     click.echo(f"  veeam-etl status --db {where}")
 
 
+def _anchor(now: datetime) -> tuple[datetime, timedelta]:
+    """Where a simulated estate starts and how far it is advanced: `now`'s UTC midnight, and the time
+    from it to the start of `now`'s hour. Two simulators started in the same hour serve the same
+    history; one started later has only added to it (the clock of a restart moves no entity)."""
+    midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight, now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - midnight
+
+
+def _start_simulators(now: datetime, ems: int, **kwargs) -> list:
+    """`veeam-etl simulate`'s EMs (etl.simulator.fleet.start), their estates anchored by `_anchor`."""
+    from .simulator import fleet as sim_fleet
+
+    midnight, advance = _anchor(now)
+    sims = sim_fleet.start(ems, now=midnight, **kwargs)
+    for sim in sims:
+        sim.world.advance(advance)
+    return sims
+
+
 def _demo_world(seed: int, now: datetime):
-    """The demo's estate: anchored at `now`'s UTC midnight and advanced to the start of its hour, with
-    links on DEMO_ORIGIN, so two demos in the same hour serve identical data and a later one only adds
-    to it and finishes what was running (hrefs never name the random port it happens to listen on)."""
+    """The demo's estate: anchored by `_anchor`, with links on DEMO_ORIGIN, so two demos in the same
+    hour serve identical data and a later one only adds to it and finishes what was running (hrefs
+    never name the random port it happens to listen on)."""
     from .simulator import Quirks, World
 
-    midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    midnight, advance = _anchor(now)
     world = World(seed=seed, now=midnight, quirks=Quirks(public_origin=DEMO_ORIGIN))
-    world.advance(now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - midnight)
+    world.advance(advance)
     return world
 
 
