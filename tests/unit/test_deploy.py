@@ -335,3 +335,23 @@ def test_the_dagster_extra_brings_the_webserver_dagster_dev_starts():
     ]
     names = {re.split(r"[<>=!~\[ ]", r, maxsplit=1)[0] for r in extras["dagster"]}
     assert {"dagster", "dagster-webserver"} <= names
+
+
+def test_the_readme_says_what_ci_run_does_and_how_long_it_takes():
+    """Every step of .ci/run (the apt packages, the install, each linter, the test command) is named
+    in the README's test section, with a measured duration."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Run the tests", 1)[1].split("\n## ", 1)[0]
+    script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    steps = [
+        line.strip()
+        for line in script.splitlines()
+        if re.match(r"\s*(ruff|mypy|python -m pytest|python -m pip install -q -e)", line)
+    ]
+    assert len(steps) == 5, steps
+    for step in steps:
+        words = step.replace("python -m pip install -q -e", "pip install -e")
+        assert words in section.replace("\n", " "), step
+    for package in re.findall(r"need_apt\+=\((\w+)\)", script):
+        assert package.lower() in section.lower(), package
+    assert re.search(r"How long: \d+ min \d+ s", section)
