@@ -31,7 +31,9 @@ Secrets and the CA bundle are read when that EM's load starts, so a missing one 
 run record (`pipeline.run` with `source=name`); one EM's failure never stops the others. SQLite
 has one writer and a batch holds the write lock while its pages arrive, so on SQLite the EMs load
 one after another (concurrent writers would wait on each other for up to busy_timeout and then
-fail with "database is locked"); on PostgreSQL they load `parallel` at once.
+fail with "database is locked"); on PostgreSQL they load `parallel` at once. A signal stops the
+fleet the way it stops one EM (etl.stopping): no EM starts after it, each run in flight records
+itself failed and releases its lock, and only then does `run_estate` return.
 """
 
 from __future__ import annotations

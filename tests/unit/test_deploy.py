@@ -355,3 +355,31 @@ def test_the_readme_says_what_ci_run_does_and_how_long_it_takes():
     for package in re.findall(r"need_apt\+=\((\w+)\)", script):
         assert package.lower() in section.lower(), package
     assert re.search(r"How long: \d+ min \d+ s", section)
+
+
+@pytest.mark.parametrize(("extras", "suffix"), [("", ""), ("dagster", "[dagster]")])
+def test_containerfile_install_step_installs_the_one_wheel_with_the_extras_asked_for(
+    tmp_path, extras, suffix
+):
+    """The final stage's RUN, run by /bin/sh as the image would, with `python` recording what pip is asked
+    to install: the wheel the build stage made, with `--build-arg EXTRAS=…` when given."""
+    _, final = containerfile()
+    step = next(rest for name, rest in final if name == "RUN" and "pip install" in rest)
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "veeam_etl-0.1.0-py3-none-any.whl").write_bytes(b"")
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "python").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/asked\n')
+    (shim / "python").chmod(0o755)
+    done = subprocess.run(
+        ["/bin/sh", "-c", step.replace("/wheels", str(wheels))],
+        env={"PATH": f"{shim}:/usr/bin:/bin", "EXTRAS": extras},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    (asked,) = (tmp_path / "asked").read_text().splitlines()
+    assert asked == f"-m pip install --no-cache-dir {wheels}/veeam_etl-0.1.0-py3-none-any.whl{suffix}"
+    assert not wheels.exists()  # the wheels do not stay in the image
