@@ -15,13 +15,13 @@ import signal
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import config, db, logs, pipeline, registry, settings, views
+from . import config, db, logs, pipeline, registry, settings, stopping, views
 from .errors import ConfigError, Interrupted, VeeamEtlError
 
 DEFAULT_DB = "sqlite:///veeam.db"
@@ -99,9 +99,11 @@ def _format_asked(args: list[str]) -> str | None:
 
 
 def _on_signal(signum: int, _frame) -> None:
-    """SIGINT and SIGTERM end the command like Ctrl-C; a second signal ends the process at once."""
+    """SIGINT and SIGTERM end the command like Ctrl-C (in this, the main thread, and in every thread
+    that loads: etl.stopping); a second signal ends the process at once."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    stopping.request(signum)  # every other loading thread stops at its next request
     raise Interrupted(signum)
 
 
@@ -226,9 +228,7 @@ def _verify(ca_bundle: str | None, insecure: bool) -> bool | str:
         )
         return False
     if ca_bundle:
-        if not Path(ca_bundle).is_file():
-            raise ConfigError(f"--ca-bundle {ca_bundle}: no such file")
-        return ca_bundle
+        return config.ca_bundle(ca_bundle)
     return True
 
 
@@ -239,7 +239,14 @@ def _since(value: str | None) -> datetime | None:
         instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise ConfigError(f"--since {value!r} is not an ISO date or date-time") from None
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+    instant = instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+    now = datetime.now(UTC)
+    if instant > now:  # nothing was created after it yet: the run would read nothing and succeed
+        raise ConfigError(
+            f"--since {value} is in the future (it is {now:%Y-%m-%d %H:%M}Z now): give an instant in the "
+            "past, e.g. --since 2025-08-01 (UTC unless an offset is given)"
+        )
+    return instant
 
 
 def _table_of(type_name: str) -> str | None:
@@ -249,12 +256,12 @@ def _table_of(type_name: str) -> str | None:
 
 
 class _Progress:
-    """One self-overwriting status line on a terminal; silent when stderr is not a TTY. It shows the
-    rows written to the table of the type being loaded and, labelled as such, the total of all tables."""
+    """One self-overwriting status line on a terminal (logs.STATUS: log lines are written above it,
+    never over it); silent when stderr is not a TTY. It shows the rows written to the table of the
+    type being loaded and, labelled as such, the total of all tables."""
 
     def __init__(self) -> None:
         self.enabled = sys.stderr.isatty()
-        self.width = 0
 
     def line(self, summary: pipeline.Summary, type_name: str) -> str:
         def written(counts: dict[str, int]) -> int:
@@ -266,15 +273,11 @@ class _Progress:
         return f"  {type_name:<20}{mine}, {total:>9} in all tables, {summary.requests:>6} requests"
 
     def __call__(self, summary: pipeline.Summary, type_name: str) -> None:
-        if not self.enabled:
-            return
-        text = self.line(summary, type_name)
-        click.echo("\r" + text.ljust(self.width), nl=False, err=True)
-        self.width = max(self.width, len(text))
+        if self.enabled:
+            logs.STATUS.show(self.line(summary, type_name))
 
     def done(self) -> None:
-        if self.width:
-            click.echo("\r" + " " * self.width + "\r", nl=False, err=True)
+        logs.STATUS.end()
 
 
 def print_summary(summary: pipeline.Summary) -> None:
@@ -353,20 +356,33 @@ em_options = _options(
         help="PEM file of CAs to trust for EM's certificate [env VEEAM_EM_CA_BUNDLE].",
     ),
     click.option("--insecure", is_flag=True, help="Do not verify EM's TLS certificate (warns; avoid)."),
+    click.option(
+        "--allow-cleartext",
+        is_flag=True,
+        help="Accept a plain http:// URL to another machine: the password crosses the network "
+        "unencrypted (a lab only; warns on every run). Loopback needs no flag.",
+    ),
     click.option("--source-name", help="Name of this EM in the warehouse (default: its URL)."),
 )
 settings_options = _options(*(_setting_option(s) for s in settings.SETTINGS))
 
 
-def _em(url, user, password_file, ca_bundle, insecure) -> tuple[str, str, str, bool | str]:
+def _em(url, user, password_file, ca_bundle, insecure, allow_cleartext) -> tuple[str, str, str, bool | str]:
     """(url, user, password, TLS verification) of one EM from the flags, checked; the password is
     registered as a secret so that no log line carries it."""
     if not url or not user:
         raise click.UsageError(f"Missing option '--{'url' if not url else 'user'}'.")
     url = config.em_url(url)
+    if config.cleartext(url, allowed=allow_cleartext):
+        logging.getLogger("etl").warning(
+            "%s is plain HTTP (--allow-cleartext): the EM password and session token cross the network "
+            "unencrypted; use https:// (port 9398)",
+            url,
+        )
     verify = _verify(ca_bundle, insecure)
     password = _password(password_file)
     logs.secret(password)
+    logs.public(user)  # shown as it is, even when the password equals it
     return url, user, password, verify
 
 
@@ -394,6 +410,7 @@ def run(
     db_schema,
     ca_bundle,
     insecure,
+    allow_cleartext,
     source_name,
     config_path,
     parallel,
@@ -412,6 +429,7 @@ def run(
     """
     if tuning["full_refresh"] and since:
         raise ConfigError("--full-refresh and --since exclude each other")
+    since_at = _since(since)
     if config_path is not None:
         _run_estate(config_path, parallel, only, db_url, db_schema)
         return
@@ -421,8 +439,8 @@ def run(
         raise click.UsageError(
             f"Missing option '--{'url' if not url else 'user'}' (or --config ESTATE.toml)."
         )
-    url, user, password, verify = _em(url, user, password_file, ca_bundle, insecure)
-    options = settings.options(tuning, since=_since(since), source=source_name)
+    url, user, password, verify = _em(url, user, password_file, ca_bundle, insecure, allow_cleartext)
+    options = settings.options(tuning, since=since_at, source=source_name)
     eng = db.warehouse(db_url, db_schema, mode="write")
     progress = _Progress()
     try:
@@ -430,6 +448,10 @@ def run(
     finally:
         progress.done()
     print_summary(summary)
+
+
+# settings that only the reload of `verify --repair` uses (the counts use timeout, retries, concurrency)
+_REPAIR_ONLY = ("page_size", "batch_rows", "lookback", "full_refresh", "sweep_hours")
 
 
 @main.command()
@@ -444,7 +466,18 @@ def run(
 @click.option("--repair", is_flag=True, help="Reload exactly the windows that differ.")
 @settings_options
 def verify(
-    url, user, password_file, db_url, db_schema, ca_bundle, insecure, source_name, days, repair, **tuning
+    url,
+    user,
+    password_file,
+    db_url,
+    db_schema,
+    ca_bundle,
+    insecure,
+    allow_cleartext,
+    source_name,
+    days,
+    repair,
+    **tuning,
 ):
     """Does the warehouse hold what Enterprise Manager holds? Count per backup server and type.
 
@@ -455,7 +488,19 @@ def verify(
     """
     from . import verify as verify_mod
 
-    url, user, password, tls = _em(url, user, password_file, ca_bundle, insecure)
+    if not repair:  # the counts read no page and write nothing: these would change nothing
+        ctx = click.get_current_context()
+        unused = [
+            settings.BY_NAME[n].flag
+            for n in _REPAIR_ONLY
+            if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE
+        ]
+        if unused:
+            raise ConfigError(
+                f"{', '.join(unused)} only {'apply' if len(unused) > 1 else 'applies'} to the reload of --repair: "
+                "add --repair, or drop them"
+            )
+    url, user, password, tls = _em(url, user, password_file, ca_bundle, insecure, allow_cleartext)
     options = settings.options(tuning, source=source_name)
     eng = db.warehouse(db_url, db_schema, mode="write" if repair else "read")
     result = verify_mod.verify(
@@ -473,7 +518,15 @@ def verify(
 # run options an estate file may also set: on the command line they apply to every EM of the file
 _ESTATE_OVERRIDES = (*settings.BY_NAME, "since")
 # per-EM settings that only the estate file can give
-_ESTATE_EXCLUDES = ("url", "user", "password_file", "ca_bundle", "insecure", "source_name")
+_ESTATE_EXCLUDES = (
+    "url",
+    "user",
+    "password_file",
+    "ca_bundle",
+    "insecure",
+    "allow_cleartext",
+    "source_name",
+)
 
 
 def _run_estate(config_path, parallel, only, db_url, db_schema) -> None:
@@ -506,6 +559,8 @@ def _run_estate(config_path, parallel, only, db_url, db_schema) -> None:
         db_url, estate, db_schema=db_schema, parallel=parallel, overrides=overrides, on_done=done
     )
     click.echo(fleet.render(result))
+    if result.interrupted is not None:  # every EM's run is recorded and its lock released
+        raise result.interrupted
     sys.exit(result.exit_code)
 
 
@@ -564,13 +619,15 @@ def simulate(
 
     A seeded, deterministic estate of backup, agent, file-share, copy and replication jobs with their
     sessions, tasks, restore points (VM and agent computer) and replica points, backups, files and
-    repositories, and EM's documented quirks.
+    repositories, and EM's documented quirks: --days of history up to today's UTC midnight, then the
+    day so far to the start of the current hour, so a restarted simulator serves the same history.
     POST /admin/advance?hours=H moves its clock forward. Reads no environment variables.
     """
     from .simulator import fleet as sim_fleet
 
     try:
-        sims = sim_fleet.start(
+        sims = _start_simulators(
+            datetime.now(UTC),
             ems,
             host=host,
             port=port,
@@ -587,7 +644,6 @@ def simulate(
             vms_per_job=vms_per_job,
             days=days,
             runs_per_day=runs_per_day,
-            now=datetime.now(UTC).replace(microsecond=0),
         )
     except OSError as exc:
         raise ConfigError(
@@ -629,6 +685,10 @@ def demo(db_url, seed, report_path) -> None:
     world = _demo_world(seed, datetime.now(UTC))
     with Simulator(world, user="demo", password="demo") as sim:  # noqa: S106 - the simulator's demo account
         click.echo(f"simulated Enterprise Manager at {sim.url}")
+        click.echo(
+            "  it sends what real EMs send, quirks included, on purpose: the warnings below (values EM "
+            "does not document, parents known only from a link) show how the loader handles them"
+        )
         summary = pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(source="demo"))
     print_summary(summary)
     from . import report
@@ -640,15 +700,34 @@ def demo(db_url, seed, report_path) -> None:
     click.echo(f"  veeam-etl status --db {where}")
 
 
+def _anchor(now: datetime) -> tuple[datetime, timedelta]:
+    """Where a simulated estate starts and how far it is advanced: `now`'s UTC midnight, and the time
+    from it to the start of `now`'s hour. Two simulators started in the same hour serve the same
+    history; one started later has only added to it (the clock of a restart moves no entity)."""
+    midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight, now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - midnight
+
+
+def _start_simulators(now: datetime, ems: int, **kwargs) -> list:
+    """`veeam-etl simulate`'s EMs (etl.simulator.fleet.start), their estates anchored by `_anchor`."""
+    from .simulator import fleet as sim_fleet
+
+    midnight, advance = _anchor(now)
+    sims = sim_fleet.start(ems, now=midnight, **kwargs)
+    for sim in sims:
+        sim.world.advance(advance)
+    return sims
+
+
 def _demo_world(seed: int, now: datetime):
-    """The demo's estate: anchored at `now`'s UTC midnight and advanced to the start of its hour, with
-    links on DEMO_ORIGIN, so two demos in the same hour serve identical data and a later one only adds
-    to it and finishes what was running (hrefs never name the random port it happens to listen on)."""
+    """The demo's estate: anchored by `_anchor`, with links on DEMO_ORIGIN, so two demos in the same
+    hour serve identical data and a later one only adds to it and finishes what was running (hrefs
+    never name the random port it happens to listen on)."""
     from .simulator import Quirks, World
 
-    midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    midnight, advance = _anchor(now)
     world = World(seed=seed, now=midnight, quirks=Quirks(public_origin=DEMO_ORIGIN))
-    world.advance(now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - midnight)
+    world.advance(advance)
     return world
 
 

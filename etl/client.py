@@ -9,6 +9,7 @@ threads through one client, with at most `concurrency` requests in flight.
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -19,13 +20,25 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
 import httpx
 from lxml import etree
 
-from . import config, parse
+from . import config, parse, stopping
 from .errors import AuthError, ConfigError, ForeignLink, HostileDocument, NotFound, ParseError, SourceError
-from .retry import Budget, RetryPolicy, certificate_problem, plain_http_answer, retry_after, verdict
+from .retry import (
+    Budget,
+    RetryPolicy,
+    causes,
+    certificate_problem,
+    plain_http_answer,
+    retry_after,
+    verdict,
+)
 
 log = logging.getLogger(__name__)
 
 TOKEN_HEADER = "X-RestSvcSessionId"  # noqa: S105 - a header name, not a secret
+# Tries of a request that fails in transport before EM has answered anything in this run: a wrong
+# host, port or scheme fails within seconds, naming the fix; the retry budget (--retries,
+# --retry-time) is for an EM that has answered, e.g. one restarted mid-load.
+FIRST_CONTACT_ATTEMPTS = 3
 
 __all__ = ["EMClient", "RetryPolicy", "origin", "redact_url"]
 
@@ -146,6 +159,7 @@ class EMClient:
         self.requests = 0
         self.retries = 0
         self.foreign_links = 0
+        self.answered = False  # EM has answered a request (any HTTP status) in this client's life
 
     def __repr__(self) -> str:
         return f"EMClient({redact_url(self.base)!r}, user={self._user!r})"
@@ -328,7 +342,7 @@ class EMClient:
         delay = budget.spend(error, retry_after)
         self._count("retries")
         log.warning("retrying in %.1f s (attempt %d): %s", delay, budget.tries, error)
-        time.sleep(delay)
+        stopping.sleep(delay)  # Interrupted as soon as a signal asks the run to stop
 
     def _body(self, reply: _Reply, url: str) -> bytes:
         if reply.status == 401:
@@ -347,6 +361,7 @@ class EMClient:
         relogon = auth
         stale = 0  # 401s for a token another thread has already replaced
         while True:
+            stopping.check()  # a signal asked the run to stop: no new request
             token, generation = self.session.current()
             headers = {"Accept": "application/xml"}
             if auth and token:
@@ -358,6 +373,7 @@ class EMClient:
             except httpx.TransportError as exc:
                 self._transport_failed(budget, exc, url)
                 continue
+            self.answered = True
             log.debug(
                 "%s %s -> HTTP %d, %d bytes in %.3f s",
                 method,
@@ -385,6 +401,8 @@ class EMClient:
 
     def _transport_failed(self, budget: Budget, exc: httpx.TransportError, url: str) -> None:
         if verdict(error=exc) == "retry":
+            if not self.answered:
+                self._first_contact_failed(budget, exc, url)
             self._wait(budget, SourceError(f"{type(exc).__name__}: {exc}", url))
             return
         where = urlsplit(url).netloc
@@ -397,11 +415,70 @@ class EMClient:
             ) from None
         if plain_http_answer(exc):
             raise SourceError(
-                f"{where} answers plain HTTP, not HTTPS: use an http:// URL for this port, or EM's HTTPS "
-                "port (9398 by default)",
+                f"{where} answers plain HTTP, not HTTPS: this is not EM's HTTPS port; EM's REST API listens "
+                f"on 9398 with https (https://{urlsplit(url).hostname}:9398/api; plain http:// only to "
+                "loopback or with --allow-cleartext)",
                 redact_url(url),
             ) from None
         raise SourceError(f"{type(exc).__name__}: {exc}", redact_url(url)) from None
+
+    def _first_contact_failed(self, budget: Budget, exc: httpx.TransportError, url: str) -> None:
+        """A transport failure before EM has answered anything in this run: most likely a wrong host,
+        port or scheme, not an EM restart (that one is waited out once EM has answered). Raises
+        SourceError naming the likely fix once FIRST_CONTACT_ATTEMPTS tries have failed (at once when
+        an http:// URL reached a server that speaks TLS); returns while tries are left."""
+        tries = budget.tries + 1
+        parts = urlsplit(url)
+        where, host = parts.netloc, parts.hostname or ""
+        fix = (
+            "check the host and port in the URL (--url); EM's REST API listens on 9398 with https, "
+            f"e.g. https://{host}:9398/api"
+        )
+        # a server that takes the connection and closes it unanswered may be waiting for a TLS handshake
+        hung_up = isinstance(exc, httpx.ReadError | httpx.RemoteProtocolError)
+        if parts.scheme == "http" and hung_up and tries == 1 and self._speaks_tls(host, parts.port or 80):
+            tls = f"{host}:{parts.port or 80}"
+            raise SourceError(
+                f"{where} speaks HTTPS, not plain HTTP: use https://{tls}{self._path()}", redact_url(url)
+            ) from None
+        if tries < min(FIRST_CONTACT_ATTEMPTS, self.retry_policy.attempts):
+            return
+        lookup = next((c for c in causes(exc) if isinstance(c, socket.gaierror)), None)
+        refused = next((c for c in causes(exc) if isinstance(c, ConnectionRefusedError)), None)
+        if lookup is not None:
+            problem = f"cannot resolve the host name {parts.hostname} ({lookup.strerror or lookup})"
+            fix = "check the host name in the URL (--url), e.g. https://em01.example.com:9398/api"
+        elif refused is not None:
+            problem = (
+                f"cannot connect to {where} ({refused.strerror or refused}): nothing listens on that port"
+            )
+        elif isinstance(exc, httpx.ConnectTimeout):
+            problem = (
+                f"no answer from {where} within {min(self.timeout, 15.0):g} s (connect timeout): a wrong "
+                "address, or a firewall dropping the connection"
+            )
+        elif isinstance(exc, httpx.ConnectError):
+            problem = f"cannot connect to {where} ({exc})"
+        else:
+            problem = f"{where} accepted the connection but gave no HTTP answer ({type(exc).__name__}: {exc})"
+        raise SourceError(f"giving up after {tries} attempts: {problem}; {fix}", redact_url(url)) from None
+
+    def _speaks_tls(self, host: str, port: int) -> bool:
+        """Whether `host:port` completes a TLS handshake (nothing is sent but the handshake; no
+        certificate check: only the protocol is asked)."""
+        probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        probe.check_hostname, probe.verify_mode = False, ssl.CERT_NONE
+        try:
+            with (
+                socket.create_connection((host, port), timeout=min(self.timeout, 5.0)) as raw,
+                probe.wrap_socket(raw, server_hostname=host or None),
+            ):
+                return True
+        except (OSError, ValueError):
+            return False
+
+    def _path(self) -> str:
+        return urlsplit(self.base).path.rstrip("/") or "/api"
 
     def _exchange(self, method: str, url: str, headers: dict[str, str], auth) -> _Reply:
         """Send one request and read the body, refusing more than MAX_BODY_BYTES and bodies that

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from alembic import command
 from alembic.config import Config
@@ -54,18 +55,29 @@ def _parse(url: str) -> URL:
         raise ConfigError(
             "not a database URL (expected e.g. sqlite:///veeam.db or postgresql+psycopg://…)"
         ) from None
-    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise ConfigError(f"unsupported warehouse {parsed.get_backend_name()!r}: use sqlite or postgresql")
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "postgres" or (backend == "postgresql" and driver not in ("", "psycopg")):
+        # postgres:// (Heroku, libpq URIs) is no SQLAlchemy scheme; other drivers are not installed
+        fixed = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=True)
+        what = "postgres:// is not a SQLAlchemy URL scheme" if backend == "postgres" else f"driver {driver}"
+        raise ConfigError(
+            f"--db {masked(url)}: {what}; veeam-etl talks to PostgreSQL with psycopg 3, which comes with it: "
+            f"--db {fixed}"
+        )
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigError(f"unsupported warehouse {backend!r}: use sqlite or postgresql")
     return parsed
 
 
-def engine(url: str, schema: str | None = None) -> Engine:
+def engine(url: str, schema: str | None = None, *, read_only: bool = False) -> Engine:
     """An engine for a SQLite or PostgreSQL warehouse; SQLite enforces foreign keys. `schema`
-    (PostgreSQL only) becomes the connection's search_path. Raises ConfigError (bad URL, a schema
-    on SQLite, a schema name that is not a plain identifier). Connects to nothing."""
+    (PostgreSQL only) becomes the connection's search_path. `read_only` (SQLite only) opens the file
+    so that nothing can be written, without needing to write its directory (`_read_only_sqlite`).
+    Raises ConfigError (bad URL, a schema on SQLite, a schema name that is not a plain identifier).
+    Connects to nothing."""
     parsed = _parse(url)
     schema = config.schema_name(schema)
-    kwargs = {}
+    kwargs: dict = {}
     if schema and parsed.get_backend_name() == "sqlite":
         raise ConfigError(
             f"--db-schema {schema} applies to PostgreSQL only; a SQLite warehouse has no schemas: "
@@ -73,13 +85,50 @@ def engine(url: str, schema: str | None = None) -> Engine:
         )
     if schema:
         kwargs["connect_args"] = {"options": f"-csearch_path={schema}"}
+    if read_only and parsed.get_backend_name() == "sqlite":
+        path = sqlite_file(url)
+        assert path is not None
+        kwargs["creator"] = lambda: _read_only_sqlite(path)
     try:
         eng = create_engine(parsed, **kwargs)
     except (ArgumentError, ImportError) as exc:
         raise ConfigError(f"cannot use warehouse {masked(url)}: {exc}") from None
     if eng.dialect.name == "sqlite":
-        event.listen(eng, "connect", _sqlite_pragmas)
+        event.listen(eng, "connect", _sqlite_read_pragmas if "creator" in kwargs else _sqlite_pragmas)
     return eng
+
+
+def _read_only_sqlite(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write `path`, for readers that may not write it or its directory
+    (`report`, `status`, `verify` without --repair on a warehouse another account loads).
+
+    `mode=ro` sees every committed transaction, also those still in the WAL while a loader runs: it
+    reads the -wal and -shm files the writer keeps beside the file (read-only ones too). When no
+    writer is connected those files are gone, and a read-only opener could not create the -shm it
+    needs; then the main file holds every commit, and it is opened `immutable` (read without locks
+    or WAL). A loader that starts during such a read is not seen by it; its first checkpoint (after
+    ~40 MB of WAL, or when it ends) rewrites pages a long read may be reading, so rerun a reader
+    that fails with "database disk image is malformed" while a load is starting."""
+    wal = path.with_name(path.name + "-wal")
+    quiet = not wal.exists() or wal.stat().st_size == 0
+    uri = f"file:{quote(str(path))}?mode=ro" + ("&immutable=1" if quiet else "")
+    return sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+
+def _sqlite_read_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA query_only=ON")
+    cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+    cur.close()
+
+
+def writable(path: Path) -> bool:
+    """Whether this process may write a SQLite warehouse `path`: the file (when it exists) and its
+    directory, where SQLite keeps the -wal and -shm files of WAL mode."""
+    if path.exists() and not os.access(path, os.W_OK):
+        return False
+    return os.access(path.parent, os.W_OK | os.X_OK)
 
 
 # SQLite's page cache per connection, where a load's random-uid index and FK lookups find their
@@ -203,7 +252,9 @@ def _check_postgresql(conn: Connection, eng: Engine, schema: str | None, mode: s
 def warehouse(url: str, schema: str | None = None, *, mode: str) -> Engine:
     """An engine for the warehouse, after checking that `mode` can work on it, or ConfigError.
 
-    `mode`: "read" (report, status: the warehouse must exist and be migrated; nothing is created),
+    `mode`: "read" (report, status, metrics, verify without --repair: the warehouse must exist and be
+    migrated; nothing is created; a SQLite file whose directory this user may not write is opened
+    read-only, see `_read_only_sqlite`: this is the one way to open a warehouse only to read it),
     "write" (run: SQLite's directory must be writable; on PostgreSQL the schema must exist and, when
     a migration is due, allow CREATE) or "migrate" (like write, CREATE always). In-memory SQLite is
     refused. SQLite is checked on the file system before anything is opened; PostgreSQL is asked
@@ -212,7 +263,7 @@ def warehouse(url: str, schema: str | None = None, *, mode: str) -> Engine:
     if mode not in ("read", "write", "migrate"):
         raise ValueError(f"mode {mode!r}")
     path = sqlite_file(url)
-    eng = engine(url, schema)
+    eng = engine(url, schema, read_only=mode == "read" and path is not None and not writable(path))
     if path is not None:
         _check_sqlite_file(url, path, mode)
     try:

@@ -31,7 +31,9 @@ Secrets and the CA bundle are read when that EM's load starts, so a missing one 
 run record (`pipeline.run` with `source=name`); one EM's failure never stops the others. SQLite
 has one writer and a batch holds the write lock while its pages arrive, so on SQLite the EMs load
 one after another (concurrent writers would wait on each other for up to busy_timeout and then
-fail with "database is locked"); on PostgreSQL they load `parallel` at once.
+fail with "database is locked"); on PostgreSQL they load `parallel` at once. A signal stops the
+fleet the way it stops one EM (etl.stopping): no EM starts after it, each run in flight records
+itself failed and releases its lock, and only then does `run_estate` return.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import logging
 import os
 import queue
 import re
+import signal
 import threading
 import time
 import tomllib
@@ -52,13 +55,14 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import config, db, logs, pipeline, schema, settings
-from .errors import ConfigError, LockHeld, VeeamEtlError
+from . import config, db, logs, pipeline, schema, settings, stopping
+from .errors import ConfigError, Interrupted, LockHeld, VeeamEtlError
 from .settings import SETTINGS
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PARALLEL = 4
+NOT_STARTED = "not started"
 DEFAULT_CRON = "*/15 * * * *"
 
 # Run options an [[em]] or [defaults] table may set: key -> (type, minimum, maximum), the settings
@@ -66,7 +70,15 @@ DEFAULT_CRON = "*/15 * * * *"
 OPTIONS: dict[str, tuple[type, float | None, float | None]] = {
     s.name: (s.type, s.low, s.high) for s in SETTINGS
 }
-CONNECTION_KEYS = ("url", "user", "password_env", "password_file", "ca_bundle", "insecure")
+CONNECTION_KEYS = (
+    "url",
+    "user",
+    "password_env",
+    "password_file",
+    "ca_bundle",
+    "insecure",
+    "allow_cleartext",
+)
 EM_KEYS = ("name", *CONNECTION_KEYS, *OPTIONS)
 DEFAULT_KEYS = tuple(k for k in EM_KEYS if k not in ("name", "url"))
 TOP_KEYS = ("defaults", "em", "schedule", "parallel")
@@ -99,6 +111,7 @@ class EM:
     password_file: Path | None = None
     ca_bundle: Path | None = None
     insecure: bool = False
+    allow_cleartext: bool = False  # plain http:// to a host that is not loopback (a lab; warned)
     options: dict = field(default_factory=dict)
 
     def password(self) -> str:
@@ -120,17 +133,24 @@ class EM:
             if not value:
                 raise ConfigError(f"em {self.name!r}: password_file {self.password_file} is empty")
         logs.secret(value)
+        logs.public(self.user)  # shown as it is, even when the password equals it
         return value
 
     def verify(self) -> bool | str:
-        """The TLS `verify` argument: False (insecure), the CA bundle's path, or True. Raises ConfigError."""
+        """The TLS `verify` argument: False (insecure), the CA bundle's path, or True; warns about an
+        insecure or cleartext connection. Raises ConfigError for a CA bundle that is not a PEM file."""
+        if config.cleartext(self.url, allowed=self.allow_cleartext):
+            log.warning(
+                "em %s: %s is plain HTTP (allow_cleartext = true): the EM password and session token "
+                "cross the network unencrypted; use https:// (port 9398)",
+                self.name,
+                self.url,
+            )
         if self.insecure:
             log.warning("em %s: TLS certificate verification is OFF (insecure = true)", self.name)
             return False
         if self.ca_bundle is not None:
-            if not self.ca_bundle.is_file():
-                raise ConfigError(f"em {self.name!r}: ca_bundle {self.ca_bundle}: no such file")
-            return str(self.ca_bundle)
+            return config.ca_bundle(str(self.ca_bundle), f"em {self.name!r}: ca_bundle")
         return True
 
     def pipeline_options(self, overrides: dict | None = None) -> pipeline.Options:
@@ -243,6 +263,17 @@ def parse(text: str, path: str | os.PathLike = "estate.toml") -> Estate:
             and not any(k in table or k in defaults for k in ("password_env", "password_file"))
         ):
             problem(where, "no password_env or password_file (here or in [defaults])")
+        if "url" in merged:
+            try:
+                config.cleartext(
+                    merged["url"],
+                    "key 'url':",
+                    merged.get("allow_cleartext", False),
+                    "allow_cleartext = true",
+                )
+            except ConfigError as exc:
+                problem(where, str(exc))
+                continue
         if name is None or any(k not in merged for k in ("url", "user")):
             continue
         if "password_env" not in merged and "password_file" not in merged:
@@ -256,6 +287,7 @@ def parse(text: str, path: str | os.PathLike = "estate.toml") -> Estate:
                 password_file=merged.get("password_file"),
                 ca_bundle=merged.get("ca_bundle"),
                 insecure=merged.get("insecure", False),
+                allow_cleartext=merged.get("allow_cleartext", False),
                 options={k: merged[k] for k in OPTIONS if k in merged},
             )
         )
@@ -337,7 +369,7 @@ def _check_table(table: dict, where: str, allowed: tuple[str, ...], base: Path, 
                 problem(where, f"{at}: must be {span}, not {value!r}")
             else:
                 out[key] = float(value) if kind is float else value
-        elif key == "insecure":
+        elif key in ("insecure", "allow_cleartext"):
             if not isinstance(value, bool):
                 problem(where, f"{at}: must be true or false")
             else:
@@ -378,7 +410,8 @@ def _kind(kind: type) -> str:
 
 @dataclass
 class Outcome:
-    """How one EM's load ended. `status`: succeeded, failed or locked (another run holds its lock).
+    """How one EM's load ended. `status`: succeeded, failed, locked (another run holds its lock) or
+    not started (a signal stopped the fleet before its turn came).
 
     `summary` is the run's pipeline.Summary when it succeeded; the counts come from it, or for a
     failed run from its etl_runs record (what it committed before it failed)."""
@@ -410,15 +443,20 @@ class Outcome:
 
 @dataclass
 class Result:
-    """Every EM's outcome in estate order, the wall time, and the parallelism actually used."""
+    """Every EM's outcome in estate order (an EM a signal kept from starting has none), the wall
+    time, the parallelism actually used (at most one per EM), and the signal that stopped the fleet."""
 
     outcomes: list[Outcome]
     duration_s: float
     parallel: int
+    interrupted: Interrupted | None = None
 
     @property
     def exit_code(self) -> int:
-        """0 all loaded, 1 any failed, 75 when the only problem is locks held by other runs."""
+        """0 all loaded, 1 any failed, 75 when the only problem is locks held by other runs;
+        128 + the signal's number when one stopped the fleet."""
+        if self.interrupted is not None:
+            return self.interrupted.exit_code
         statuses = {o.status for o in self.outcomes}
         if "failed" in statuses:
             return 1
@@ -473,8 +511,11 @@ def run_estate(
     to `on_done` as it ends. Raises ConfigError/LoadError when the warehouse itself cannot be used
     (it is brought to the current schema once, before any load starts).
 
-    Each load runs in a daemon thread: an interrupt (Ctrl-C) ends the process at once, and the next
-    run takes over the interrupted EMs' locks (same host, process gone) and marks their runs failed.
+    Each EM loads in a thread of its own. A signal (SIGINT, SIGTERM: `etl.stopping`) or a
+    KeyboardInterrupt in this thread stops the fleet: no EM starts after it, each EM that is loading
+    raises Interrupted at its next request (its batch rolled back, its run recorded failed
+    "interrupted by SIGTERM", its lock released), and once every thread has ended the Result says
+    so in `interrupted` (nothing is left running behind the caller's back).
     """
     started = time.monotonic()
     eng = db.warehouse(db_url, db_schema, mode="write")
@@ -483,7 +524,7 @@ def run_estate(
         sqlite = eng.dialect.name == "sqlite"
     finally:
         eng.dispose()
-    width = 1 if sqlite else max(1, parallel or estate.parallel)
+    width = min(len(estate.ems), 1 if sqlite else max(1, parallel or estate.parallel)) or 1
     slots = threading.BoundedSemaphore(width)
     done: queue.Queue[tuple[int, Outcome]] = queue.Queue()
 
@@ -499,22 +540,12 @@ def run_estate(
     def work(index: int, em: EM) -> None:
         with slots:
             begun, begun_wall = time.monotonic(), schema.now_utc()
+            stop = stopping.requested()
+            if stop is not None:  # stopped while this EM waited for its turn: it never starts
+                done.put((index, Outcome(em.name, NOT_STARTED, None, f"{stop} before it started")))
+                return
             try:
-                secret = secrets[index]
-                if isinstance(secret, ConfigError):
-                    raise secret
-                summary = _load(db_url, db_schema, em, *secret, overrides, transport)
-                outcome = Outcome.of(em.name, summary)
-            except LockHeld as exc:
-                outcome = Outcome(em.name, "locked", None, str(exc), time.monotonic() - begun)
-            except VeeamEtlError as exc:
-                outcome = Outcome(
-                    em.name, "failed", None, str(exc) or type(exc).__name__, time.monotonic() - begun
-                )
-            except SQLAlchemyError as exc:
-                detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-                message = f"the warehouse failed: {type(exc).__name__}: {detail[0] if detail else ''}"
-                outcome = Outcome(em.name, "failed", None, logs.redact(message), time.monotonic() - begun)
+                outcome = _outcome(em, secrets[index])
             except Exception as exc:  # a bug must not take the other EMs down with it
                 log.exception("em %s: unexpected error", em.name)
                 outcome = Outcome(
@@ -524,20 +555,62 @@ def run_estate(
             _counts_of_failed_run(db_url, db_schema, outcome, begun_wall)
         done.put((index, outcome))
 
-    for i, em in enumerate(estate.ems):
-        threading.Thread(target=work, args=(i, em), name=f"em:{em.name}", daemon=True).start()
+    def _outcome(em: EM, secret: tuple[str, bool | str] | ConfigError) -> Outcome:
+        """Load one EM; how it ended (a failure of the EM or the warehouse is an Outcome, not raised)."""
+        begun = time.monotonic()
+        try:
+            if isinstance(secret, ConfigError):
+                raise secret
+            return Outcome.of(em.name, _load(db_url, db_schema, em, *secret, overrides, transport))
+        except LockHeld as exc:
+            return Outcome(em.name, "locked", None, str(exc), time.monotonic() - begun)
+        except VeeamEtlError as exc:
+            return Outcome(em.name, "failed", None, str(exc) or type(exc).__name__, time.monotonic() - begun)
+        except SQLAlchemyError as exc:
+            detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            message = f"the warehouse failed: {type(exc).__name__}: {detail[0] if detail else ''}"
+            return Outcome(em.name, "failed", None, logs.redact(message), time.monotonic() - begun)
+        except KeyboardInterrupt as exc:  # etl.stopping: the run recorded itself and let its lock go
+            return Outcome(em.name, "failed", None, str(exc) or "interrupted", time.monotonic() - begun)
+
+    threads = [
+        threading.Thread(target=work, args=(i, em), name=f"em:{em.name}", daemon=True)
+        for i, em in enumerate(estate.ems)
+    ]
+    for thread in threads:
+        thread.start()
     outcomes: list[Outcome | None] = [None] * len(estate.ems)
-    for _ in estate.ems:
-        while True:
-            try:  # a timeout, so that Ctrl-C reaches this thread
-                index, outcome = done.get(timeout=0.5)
-                break
-            except queue.Empty:
-                continue
+
+    def collect(block: bool) -> bool:
+        """Take one ended EM's outcome off the queue; False when none is there (without `block`)."""
+        try:
+            index, outcome = done.get(timeout=0.5) if block else done.get_nowait()
+        except queue.Empty:
+            return False
         outcomes[index] = outcome
         if on_done is not None:
             on_done(outcome)
-    return Result([o for o in outcomes if o is not None], time.monotonic() - started, width)
+        return True
+
+    interrupted: KeyboardInterrupt | None = None
+    try:
+        while None in outcomes:
+            collect(block=True)  # a timeout, so that a signal's handler runs in this thread
+    except KeyboardInterrupt as exc:
+        interrupted = exc
+        if stopping.requested() is None:  # a plain KeyboardInterrupt (no etl handler): stop the others
+            stopping.request(getattr(exc, "signum", signal.SIGINT))
+        log.warning("%s: stopping every EM's load (a second signal ends the process at once)", exc)
+        for thread in threads:
+            thread.join()  # each run rolls back its batch, records itself and releases its lock
+        while collect(block=False):
+            pass
+    return Result(
+        [o for o in outcomes if o is not None],
+        time.monotonic() - started,
+        width,
+        stopping.requested() if interrupted is not None else None,
+    )
 
 
 def _counts_of_failed_run(db_url: str, db_schema: str | None, outcome: Outcome, since) -> None:
@@ -570,21 +643,23 @@ def render(result: Result) -> str:
     """The summary table: one row per EM (status, run id, rows, requests, seconds, error) and a total."""
     width = max([len("em"), len("total"), *(len(o.name) for o in result.outcomes)])
     lines = [
-        f"{'em':<{width}}  {'status':<10}{'run':>6}{'inserted':>10}{'updated':>10}{'requests':>10}"
+        f"{'em':<{width}}  {'status':<12}{'run':>6}{'inserted':>10}{'updated':>10}{'requests':>10}"
         f"{'seconds':>9}  error"
     ]
     for o in result.outcomes:
         error = o.error.splitlines()[0][:300] if o.error else ""
         run = str(o.run_id) if o.run_id is not None else "-"
         lines.append(
-            f"{o.name:<{width}}  {o.status:<10}{run:>6}{o.rows_inserted:>10}{o.rows_updated:>10}{o.requests:>10}"
+            f"{o.name:<{width}}  {o.status:<12}{run:>6}{o.rows_inserted:>10}{o.rows_updated:>10}{o.requests:>10}"
             f"{o.duration_s:>9.1f}  {error}".rstrip()
         )
-    counts = {s: sum(o.status == s for o in result.outcomes) for s in ("succeeded", "failed", "locked")}
+    statuses = ("succeeded", "failed", "locked", NOT_STARTED)
+    counts = {s: sum(o.status == s for o in result.outcomes) for s in statuses}
     total = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing run"
+    stopped = f"; {result.interrupted}" if result.interrupted is not None else ""
     lines.append(
-        f"{'total':<{width}}  {'':<10}{'':>6}{sum(o.rows_inserted for o in result.outcomes):>10}"
+        f"{'total':<{width}}  {'':<12}{'':>6}{sum(o.rows_inserted for o in result.outcomes):>10}"
         f"{sum(o.rows_updated for o in result.outcomes):>10}{sum(o.requests for o in result.outcomes):>10}"
-        f"{result.duration_s:>9.1f}  {len(result.outcomes)} EMs: {total}; {result.parallel} at a time"
+        f"{result.duration_s:>9.1f}  {len(result.outcomes)} EMs: {total}; {result.parallel} at a time{stopped}"
     )
     return "\n".join(lines)

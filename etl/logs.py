@@ -1,4 +1,5 @@
-"""Logging setup for the CLI: text or JSON lines on stderr, and redaction of registered secrets.
+"""Logging setup for the CLI: text or JSON lines on stderr, the status line below them, and
+redaction of registered secrets.
 
 Core modules only call logging.getLogger(__name__); the CLI calls setup() (again when options after
 the command change it), registers every secret it reads (the EM password) with secret(), so no log
@@ -9,11 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 
 _SECRETS: set[str] = set()
+_PUBLIC: set[str] = set()  # values shown as they are, whatever secret they contain (user names)
 _FORMAT = ["text"]  # the format setup() chose, for line()
 
 
@@ -23,8 +27,26 @@ def secret(value: str | None) -> None:
         _SECRETS.add(value)
 
 
+def public(value: str | None) -> None:
+    """Register a value that is shown as it is, e.g. the EM user name: a password equal to it (the
+    simulator's demo/demo) or inside it does not mask it; the password stays masked everywhere else."""
+    if value:
+        _PUBLIC.add(value)
+
+
 def redact(text: str) -> str:
-    for value in _SECRETS:
+    """`text` with every registered secret replaced by ***, except inside registered public values."""
+    if not _SECRETS:
+        return text
+    if not _PUBLIC:
+        return _mask(text)
+    names = "|".join(re.escape(v) for v in sorted(_PUBLIC, key=len, reverse=True))
+    parts = re.split(f"({names})", text)  # odd positions: the public values, kept
+    return "".join(part if i % 2 else _mask(part) for i, part in enumerate(parts))
+
+
+def _mask(text: str) -> str:
+    for value in sorted(_SECRETS, key=len, reverse=True):
         text = text.replace(value, "***")
     return text
 
@@ -64,11 +86,64 @@ def line(message: str, level: str = "error", fmt: str | None = None) -> str:
     return f"veeam-etl: error: {message}" if level == "error" else f"veeam-etl: {message}"
 
 
+class StatusLine:
+    """One self-overwriting line at the bottom of stderr on a terminal (the progress of `run`). Log
+    lines go above it: the handler setup() installs clears it before each one and draws it again
+    after, so neither overwrites the other. Thread-safe."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.text = ""
+        self._drawn = 0  # columns the line on screen takes
+
+    def show(self, text: str) -> None:
+        with self.lock:
+            self.text = text
+            self._write("\r" + text.ljust(self._drawn))
+            self._drawn = max(self._drawn, len(text))
+
+    def hide(self) -> None:
+        """Blank the line on screen (the cursor back at its start); `text` is kept for redraw()."""
+        with self.lock:
+            if self._drawn:
+                self._write("\r" + " " * self._drawn + "\r")
+                self._drawn = 0
+
+    def redraw(self) -> None:
+        with self.lock:
+            if self.text:
+                self.show(self.text)
+
+    def end(self) -> None:
+        """Blank the line for good."""
+        with self.lock:
+            self.hide()
+            self.text = ""
+
+    @staticmethod
+    def _write(chars: str) -> None:
+        sys.stderr.write(chars)
+        sys.stderr.flush()
+
+
+STATUS = StatusLine()
+
+
+class _Handler(logging.StreamHandler):
+    """stderr, with the status line cleared before a log line and drawn again after it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with STATUS.lock:
+            STATUS.hide()
+            super().emit(record)
+            STATUS.redraw()
+
+
 def setup(verbose: int = 0, fmt: str = "text") -> None:
     """Log to stderr as text or JSON lines: INFO and up from etl (DEBUG with `verbose`), WARNING and up
     from everything else (httpx requests too with `verbose` >= 2). Calling it again replaces the setup."""
     _FORMAT[0] = fmt
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Handler(sys.stderr)
     handler.addFilter(_Redacting())
     if fmt == "json":
         handler.setFormatter(_Json())

@@ -1,6 +1,7 @@
 """Dagster definitions for an estate file: one asset per Enterprise Manager, one job, one schedule.
 
-Needs the optional extra: `pip install 'veeam-etl[dagster]'`. A Dagster code location holds::
+Needs the optional extra: `pip install '.[dagster]'` in a clone of the repository. A Dagster code
+location holds::
 
     # definitions.py
     from etl.orchestration import definitions

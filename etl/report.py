@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import re
+import textwrap
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +31,9 @@ from .schema import UTCDateTime, etl_runs, etl_settings, replica_task_sessions
 # sql/ not named v__*, with the ORDER BY list of its `-- order:` line (etl.views.public).
 VIEWS: dict[str, str] = views.public()
 FORMATS = ("table", "csv", "json", "html")
-GB = 2**30  # Veeam's consoles count GB in powers of two
+GB = 2**30  # Veeam's consoles count GB and TB in powers of two
+GB_PER_TB = 1024
+WIDTH = 100  # columns the terminal summary fits in
 STATUS_ORDER = {"red": 0, "amber": 1, "green": 2}
 BACKUP_STATUS_ORDER = {"breach": 0, "warning": 1, "ok": 2}
 
@@ -176,7 +179,7 @@ def _read_daily(conn: Connection, w: Window) -> list[dict]:
     return read_view(conn, "v_replica_job_daily", "day_utc >= :first_day", first_day=w.first_day)
 
 
-def _read_transfer(conn: Connection, w: Window) -> list[dict]:
+def _read_source_size(conn: Connection, w: Window) -> list[dict]:
     return read_view(conn, "v_replica_source_size_daily", "day_utc >= :first_day", first_day=w.first_day)
 
 
@@ -274,7 +277,7 @@ def _read_source_24h(conn: Connection, w: Window) -> dict:
 # in etl.report_html.SECTIONS that draws it.
 READERS: dict[str, Callable[[Connection, Window], list[dict]]] = {
     "daily": _read_daily,
-    "transfer": _read_transfer,
+    "source_size": _read_source_size,
     "vms": _read_vms,
     "failures": _read_failures,
     "backup_daily": _read_backup_daily,
@@ -473,13 +476,35 @@ def _numeric(value) -> bool:
     return isinstance(value, str) and _FIGURE.fullmatch(value) is not None
 
 
-def table(rows: list[dict], columns: list[str] | None = None, indent: str = "") -> str:
-    """Rows as an aligned plain-text table (numbers right-aligned; NULL as "-"; wide characters
-    counted as two columns)."""
+def table(
+    rows: list[dict],
+    columns: list[str] | None = None,
+    indent: str = "",
+    width: int | None = None,
+    right: tuple[str, ...] = (),
+    keep: tuple[str, ...] = ("status", "result", "last", "time (UTC)", "fixed"),
+) -> str:
+    """Rows as an aligned plain-text table (numbers, and the columns in `right`, right-aligned; NULL
+    as "-"; wide characters counted as two columns). With `width`, the widest text columns but those
+    in `keep` (outcomes, which must read whole) are clipped ("…") until every line fits in `width`."""
     columns = columns or (list(rows[0]) if rows else [])
     cells = [[_cell(r.get(c), 100 if c.endswith("uid") else 60) for c in columns] for r in rows]
     widths = [max([_width(c)] + [_width(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    numeric = [bool(rows) and all(_numeric(r.get(c)) for r in rows) for c in columns]
+    numeric = [c in right or (bool(rows) and all(_numeric(r.get(c)) for r in rows)) for c in columns]
+    if width is not None:
+        over = len(indent) + sum(widths) + 2 * (len(columns) - 1) - width
+        while over > 0:
+            shrinkable = [
+                i
+                for i, n in enumerate(numeric)
+                if not n and columns[i] not in keep and widths[i] > max(8, _width(columns[i]))
+            ]
+            if not shrinkable:
+                break
+            i = max(shrinkable, key=lambda k: widths[k])
+            widths[i] -= 1
+            over -= 1
+        cells = [[_clip(v, widths[i]) for i, v in enumerate(row)] for row in cells]
 
     def line(values):
         padded = [
@@ -494,12 +519,41 @@ def table(rows: list[dict], columns: list[str] | None = None, indent: str = "") 
     return "\n".join(out)
 
 
+def size_unit(largest_gb: float) -> tuple[str, float]:
+    """The unit sizes up to `largest_gb` GB are shown in, and GB per that unit: GB, or TB from 10,000
+    GB (both powers of two, as Veeam's consoles count). The terminal summary and the HTML page use it
+    alike, so a figure reads the same in both."""
+    return ("TB", GB_PER_TB) if largest_gb >= 10_000 else ("GB", 1)
+
+
+def size_text(value: int | None, unit: str, per: float) -> str:
+    """Bytes in `unit` (`per` GB each, from size_unit): whole numbers from 100 up, else one decimal;
+    "?" for None."""
+    if value is None:
+        return "?"
+    x = value / GB / per
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.1f}"
+
+
+def _when(value: datetime | None) -> str:
+    """An instant to the minute, UTC, as the summary tables show it."""
+    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def age_text(hours: float | None) -> str:
+    """An age in hours as the report shows it: "3.5 h" under 10 h, "18 h" under 3 days, else "12 d"."""
+    if hours is None:
+        return "never"
+    return f"{hours:.1f} h" if hours < 10 else f"{hours:.0f} h" if hours < 72 else f"{hours / 24:.0f} d"
+
+
+def _wrap(text: str, indent: str = "  ") -> list[str]:
+    """A sentence of the summary, wrapped to WIDTH columns."""
+    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ")
+
+
 def _pct(rate: float | None) -> str:
     return "-" if rate is None else f"{rate * 100:.1f}%"
-
-
-def _gb(value: int | None) -> str | None:
-    return None if value is None else f"{value / GB:,.1f}"
 
 
 def _backup_text(s: dict) -> list[str]:
@@ -508,9 +562,10 @@ def _backup_text(s: dict) -> list[str]:
     out = [
         "Backup",
         f"  Machines backed up: {t['backup_machines_protected']} of {t['backup_machines']} "
-        f"({t['backup_machines'] - computers} VMs, {computers} agent computers)   backup RPO breaches: "
-        f"{t['backup_rpo_breaches']}   success rate 7 days: {_pct(t['backup_success_rate_7d'])}   "
-        f"repositories low on space: {t['repositories_low']} of {t['repositories']}",
+        f"({t['backup_machines'] - computers} VMs, {computers} agent computers)",
+        f"  backup RPO breaches: {t['backup_rpo_breaches']}   success rate 7 days: "
+        f"{_pct(t['backup_success_rate_7d'])}   repositories low on space: {t['repositories_low']} of "
+        f"{t['repositories']}",
     ]
     if not (s["backup_machines"] or s["backup_daily"] or s["backup_failures"] or s["repositories"]):
         out.append("  No data yet: the warehouse holds no backup session, restore point or repository.")
@@ -527,103 +582,110 @@ def _backup_text(s: dict) -> list[str]:
         }
         for j in s["backup_jobs"]
     ]
+    out += [""]
+    out += _wrap(
+        "Backup jobs, last 7 days (a run = a scheduled session and its automatic retries; last = newest "
+        "run, running until its last attempt ends, idle while a backup copy waits for new restore points):"
+    )
     out += [
-        "",
-        "  Backup jobs, last 7 days (a run = a scheduled session and its automatic retries; last = newest "
-        "run, running until its last attempt ends, idle while a backup copy waits for new restore points):",
         table(
-            jobs, ["backup job", "server", "runs", "failed", "recovered", "other", "success", "last"], "    "
+            jobs,
+            ["backup job", "server", "runs", "failed", "recovered", "other", "success", "last"],
+            "    ",
+            WIDTH,
         ),
         "",
     ]
     machines = s["backup_machines"]
     attention = [
         {
-            "rpo_status": v["rpo_status"],
+            "status": v["rpo_status"],
             "machine": v["vm_display_name"] or v["vm_key"],
             "kind": v["kind"],
             "server": v["backup_server_name"],
-            "newest point": v["newest_point_utc"],
-            "age h": v["point_age_hours"],
-            "last result": v["last_result"],
-            "last reason": v["last_reason"],
+            "newest point": age_text(v["point_age_hours"]) if v["newest_point_utc"] else "none",
+            "last": v["last_result"],
+            "reason": v["last_reason"],
         }
         for v in machines
         if v["rpo_status"] != "ok"
     ]
-    out.append(
-        f"  Machines (VMs and agent computers) outside the backup RPO of {s['backup_rpo_hours']:g} h or "
-        f"needing attention ({len(attention)} of {len(machines)}):"
+    out += _wrap(
+        f"Machines (VMs and agent computers) outside the backup RPO of {s['backup_rpo_hours']:g} h or "
+        f"needing attention ({len(attention)} of {len(machines)}; newest point: its age):"
     )
     out += [
         table(
             attention,
-            [
-                "rpo_status",
-                "machine",
-                "kind",
-                "server",
-                "newest point",
-                "age h",
-                "last result",
-                "last reason",
-            ],
-            indent="    ",
+            ["status", "machine", "kind", "server", "newest point", "last", "reason"],
+            "    ",
+            WIDTH,
+            right=("newest point",),
         ),
         "",
     ]
-    repos = [
+    repos = s["repositories"]
+    largest = max((r["capacity_bytes"] or r["free_bytes"] or 0 for r in repos), default=0) / GB
+    unit, per = size_unit(largest)
+    rows = [
         {
             "repository": r["repository_name"],
             "server": r["backup_server_name"],
-            "capacity GB": _gb(r["capacity_bytes"]) or "unknown",
-            "free GB": _gb(r["free_bytes"]),
+            f"capacity {unit}": "unknown"
+            if r["capacity_bytes"] is None
+            else size_text(r["capacity_bytes"], unit, per),
+            f"free {unit}": size_text(r["free_bytes"], unit, per),
             "free %": "-" if r["free_pct"] is None else f"{r['free_pct']:.1f}%",
-            "7 d change GB": _gb(r["free_change_7d_bytes"]),
+            f"7 d change {unit}": "-"
+            if r["free_change_7d_bytes"] is None
+            else ("+" if r["free_change_7d_bytes"] > 0 else "")
+            + size_text(r["free_change_7d_bytes"], unit, per),
             "low": "LOW" if r["low_free"] == 1 else "",
         }
-        for r in s["repositories"]
+        for r in repos
     ]
-    out.append(
-        f"  Repositories, least free space first (low: below {s['repository_low_free_pct']:g} % free):"
+    out += _wrap(
+        f"Repositories, least free space first (low: below {s['repository_low_free_pct']:g} % free; "
+        f"{unit} = 2^{30 if unit == 'GB' else 40} bytes):"
     )
-    out += [
-        table(
-            repos,
-            ["repository", "server", "capacity GB", "free GB", "free %", "7 d change GB", "low"],
-            indent="    ",
-        ),
-        "",
-    ]
-    out.append(f"  Newest backup failures and warnings ({len(s['backup_failures'])}):")
+    sizes = (f"capacity {unit}", f"free {unit}", "free %", f"7 d change {unit}")
+    out += [table(rows, ["repository", "server", *sizes, "low"], "    ", WIDTH, right=sizes), ""]
     failures = [
         {
-            "occurred_utc": f["occurred_utc"],
+            "time (UTC)": _when(f["occurred_utc"]),
             "result": f["result"],
-            "machine": f["vm_display_name"] or f["vm_key"],
-            "job_name": f["job_name"],
-            "recovered_by_retry": f["recovered_by_retry"],
+            "machine": f["vm_display_name"]
+            or f["vm_key"]
+            or ("(whole job)" if f["level"] == "session" else ""),
+            "job": f["job_name"],
+            "fixed": "retry" if f["recovered_by_retry"] else "later" if f["later_success"] else "",
             "reason": f["reason"],
         }
         for f in s["backup_failures"]
     ]
-    out.append(
-        table(
-            failures,
-            ["occurred_utc", "result", "machine", "job_name", "recovered_by_retry", "reason"],
-            indent="    ",
-        )
+    out += _wrap(
+        f"Newest backup failures and warnings ({len(failures)}; fixed: by a retry of the run, or by a "
+        "later success; full reasons: --view v_backup_failures):"
     )
+    out.append(table(failures, ["time (UTC)", "result", "machine", "job", "fixed", "reason"], "    ", WIDTH))
     return out
 
 
 def summary_text(s: dict) -> str:
+    """The summary as terminal text, every line at most WIDTH columns; sizes in the units the HTML
+    page uses (size_unit)."""
     t = s["tiles"]
     load = s["last_load_utc"].strftime("%Y-%m-%d %H:%M:%SZ") if s["last_load_utc"] else "never"
-    source = f"{t['gb_last_24h']:,.1f} GB in {t['tasks_last_24h']:,} tasks" if t["tasks_last_24h"] else "-"
+    if t["tasks_last_24h"]:
+        unit, per = size_unit(t["gb_last_24h"])
+        source = (
+            f"{size_text(round(t['gb_last_24h'] * GB), unit, per)} {unit} in {t['tasks_last_24h']:,} tasks"
+        )
+    else:
+        source = "-"
     out = [
-        f"Veeam backup & replication report, {s['generated_utc']:%Y-%m-%d %H:%M:%SZ} (backup RPO "
-        f"{s['backup_rpo_hours']:g} h, replication RPO {s['rpo_hours']:g} h, last load {load})",
+        f"Veeam backup & replication report, {s['generated_utc']:%Y-%m-%d %H:%M:%SZ}",
+        f"  backup RPO {s['backup_rpo_hours']:g} h, replication RPO {s['rpo_hours']:g} h, last load {load}",
         "",
         *_backup_text(s),
         "",
@@ -636,11 +698,11 @@ def summary_text(s: dict) -> str:
         out.append(
             "  No data yet: the warehouse holds no replication session (load one with `veeam-etl run`)."
         )
-    out += [
-        "",
-        "  Replication jobs, last 7 days (automatic retries folded in; last = newest session, running until "
-        "it ends):",
-    ]
+    out += [""]
+    out += _wrap(
+        "Replication jobs, last 7 days (automatic retries folded in; last = newest session, running until "
+        "it ends):"
+    )
     jobs = [
         {
             "job": j["job_name"],
@@ -656,32 +718,54 @@ def summary_text(s: dict) -> str:
         for j in s["jobs"]
     ]
     out += [
-        table(jobs, ["job", "server", "runs", "ok", "warn", "failed", "recovered", "success", "last"], "    ")
+        table(
+            jobs,
+            ["job", "server", "runs", "ok", "warn", "failed", "recovered", "success", "last"],
+            "    ",
+            WIDTH,
+        )
     ]
     out.append("")
-    attention = [v for v in s["vms"] if v["rpo_status"] != "green"]
-    out.append(f"  Replicated VMs needing attention ({len(attention)} of {len(s['vms'])}):")
+    attention = [
+        {
+            "status": v["rpo_status"],
+            "VM": v["vm_display_name"],
+            "server": v["backup_server_name"],
+            "last": v["last_result"],
+            "last success": age_text(v["hours_since_success"])
+            + (" ago" if v["hours_since_success"] is not None else ""),
+            "at (UTC)": _when(v["last_success_utc"]),
+        }
+        for v in s["vms"]
+        if v["rpo_status"] != "green"
+    ]
+    out += _wrap(f"Replicated VMs needing attention ({len(attention)} of {len(s['vms'])}):")
     out += [
         table(
             attention,
-            [
-                "rpo_status",
-                "vm_display_name",
-                "backup_server_name",
-                "last_result",
-                "last_success_utc",
-                "hours_since_success",
-            ],
-            indent="    ",
+            ["status", "VM", "server", "last", "last success", "at (UTC)"],
+            "    ",
+            WIDTH,
+            right=("last success",),
         ),
         "",
     ]
-    out.append(f"  Newest replication failures and warnings ({len(s['failures'])}):")
-    out.append(
-        table(
-            s["failures"], ["occurred_utc", "result", "vm_display_name", "job_name", "reason"], indent="    "
-        )
+    failures = [
+        {
+            "time (UTC)": _when(f["occurred_utc"]),
+            "result": f["result"],
+            "VM": f["vm_display_name"],
+            "job": f["job_name"],
+            "fixed": "later" if f["later_success"] else "",
+            "reason": f["reason"],
+        }
+        for f in s["failures"]
+    ]
+    out += _wrap(
+        f"Newest replication failures and warnings ({len(failures)}; fixed: a later success; full "
+        "reasons: --view v_replica_failures):"
     )
+    out.append(table(failures, ["time (UTC)", "result", "VM", "job", "fixed", "reason"], "    ", WIDTH))
     return "\n".join(out)
 
 

@@ -4,32 +4,37 @@ the replication side.
 
 Inline CSS and inline SVG (etl.charts) only: no script, no external fetch, no web font; works
 offline. Every string that comes from the warehouse (VM, job and server names, reasons) is escaped
-here. The layout is a responsive grid: headline tiles that wrap, then two columns of sections
-(`main` and `side`) from 1280 px wide and one column below, then full-width sections; it fits
-without horizontal scrolling from 1024 px to 1920 px and beyond.
+here. The layout: headline tiles that wrap, then the "column" sections flowed into two balanced
+columns from 1280 px wide (CSS multi-column: the browser splits them where both columns end at about
+the same height, whatever the estate's size) and one column below, then full-width sections; it fits
+without horizontal scrolling from 1024 px to 1920 px and beyond. Names break between their parts
+(after a dot, hyphen or backslash), never inside a word, unless one part is wider than its column.
 
 Adding a section: write `def _x_section(s: dict) -> str` returning `_section(key, title, note, body)`
 from what `s` holds (add the query that reads it to `etl.report.READERS`, its rows arrive as
-`s[key]`), and append `Section(key, area, _x_section)` to SECTIONS (area "main", "side" or "full").
+`s[key]`), and append `Section(key, area, _x_section)` to SECTIONS (area "column" or "full"). A chart
+in a column section is drawn by `_chart(draw, id)`.
 A headline figure is one function in a row of TILES (one row of four per side) returning `_tile(...)`.
 Every chart and tile must say `charts.NO_DATA` when it has nothing to show.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from html import escape
+from html import escape, unescape
 
 from . import charts
-from .report import finished
+from .report import GB, age_text, finished, size_text, size_unit
 
 MAX_CHIPS = 120  # red and amber VMs (and machines) shown by name
 MAX_GREEN_CHIPS = 80  # green VMs are named only in estates up to this size
-MAIN_WIDTH, SIDE_WIDTH = 820, 500  # viewBox widths of the charts of the main and side column
-GB_PER_TB = 1024  # GB and TB count powers of two, as Veeam's consoles do
+# viewBox widths of a chart: in one of the two columns (from 1280 px), and across the one column below,
+# so that chart text keeps about the size of the page's text at every width
+COLUMN_WIDTH, FULL_WIDTH = 680, 820
 CSS = """
 :root { color-scheme: dark; --bg:#0d1117; --panel:#161b22; --line:#30363d; --text:#e6edf3; --muted:#8b949e;
   --green:#3fb950; --amber:#d29922; --red:#f85149; --blue:#58a6ff; --gap:18px; }
@@ -55,11 +60,10 @@ main { padding:10px 28px 28px; display:flex; flex-direction:column; gap:var(--ga
 .tile.amber { border-top-color:var(--amber); } .tile.amber .value { color:var(--amber); }
 .tile.red { border-top-color:var(--red); } .tile.red .value { color:var(--red); }
 .tile.empty { border-top-color:var(--line); } .tile.empty .value { color:var(--muted); }
-.columns { display:grid; grid-template-columns:minmax(0, 1.55fr) minmax(0, 1fr); gap:var(--gap);
-  align-items:start; }
-.column { display:flex; flex-direction:column; gap:var(--gap); min-width:0; }
+.columns { column-count:2; column-gap:var(--gap); margin-bottom:calc(-1 * var(--gap)); }
+.columns > section { break-inside:avoid; margin:0 0 var(--gap); }
 .full-width { display:none; }
-@media (max-width: 1279px) { .columns { grid-template-columns:minmax(0, 1fr); }
+@media (max-width: 1279px) { .columns { column-count:1; }
   .full-width { display:block; } .in-column { display:none; } }
 section { background:var(--panel); border:1px solid var(--line); border-radius:10px; padding:16px 20px;
   min-width:0; }
@@ -93,13 +97,14 @@ svg text.empty-why { fill:var(--muted); font-size:14px; }
 .more { color:var(--muted); font-size:.87rem; padding:4px; }
 table { width:100%; border-collapse:collapse; font-size:.93rem; table-layout:fixed; }
 th { text-align:left; color:var(--muted); font-weight:500; border-bottom:1px solid var(--line); padding:6px 8px;
-  overflow-wrap:anywhere; }
-td { border-bottom:1px solid #21262d; padding:6px 8px; vertical-align:top; overflow-wrap:anywhere; }
+  overflow-wrap:break-word; }
+td { border-bottom:1px solid #21262d; padding:6px 8px; vertical-align:top; overflow-wrap:break-word; }
 td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
 td.when { white-space:nowrap; font-variant-numeric:tabular-nums; }
 td.reason { color:#c9d1d9; }
+small.server { display:block; color:var(--muted); font-size:.85em; }
 tr.resolved td { opacity:.55; }
-.badge { display:inline-block; border-radius:4px; padding:1px 8px; font-size:.8rem; font-weight:700;
+.badge { display:inline-block; border-radius:4px; padding:1px 6px; font-size:.8rem; font-weight:700;
   color:#0d1117; background:var(--muted); max-width:100%; overflow-wrap:anywhere; vertical-align:top; }
 .badge.failed { background:var(--red); } .badge.warning { background:var(--amber); }
 .badge.success { background:var(--green); }
@@ -125,9 +130,18 @@ def _pct(rate: float | None) -> str:
     return "–" if rate is None else f"{rate * 100:.1f}%"
 
 
-def _size_unit(gb: float) -> tuple[str, float]:
-    """The unit sizes up to `gb` GB are shown in (GB, or TB from 10,000 GB) and GB per that unit."""
-    return ("TB", GB_PER_TB) if gb >= 10_000 else ("GB", 1)
+def _name(value) -> str:
+    """Warehouse text (a host, VM, job or repository name, a reason) escaped, with a break opportunity
+    after each punctuation mark that precedes a letter or digit: a narrow column wraps
+    `vbr01.lab.local` as `vbr01.lab.` / `local` and `vm-022` after its hyphen, never mid-word."""
+    text = "" if value is None else str(value)
+    return "<wbr>".join(_e(part) for part in re.split(r"(?<=[^\w\s])(?=\w)", text))
+
+
+def _qualified(name: str, server: str | None, names: list[str]) -> str:
+    """`name`, with its backup server when `names` holds it more than once (one machine name on two
+    servers is two machines, or one protected twice: either way two chips that must not look alike)."""
+    return f"{name} ({server})" if server and names.count(name) > 1 else name
 
 
 def _loaded(s: dict, side: str = "replication") -> bool:
@@ -155,13 +169,13 @@ def _section(key: str, title: str, note: str, body: str) -> str:
     return f'<section id="{_e(key)}"><h2>{_e(title)}{small}</h2>{body}</section>'
 
 
-def _side_chart(draw: Callable[[str, int], str], chart_id: str) -> str:
-    """A chart of a side-column section drawn twice: narrow for the side column, and as wide as the
-    main column's charts for the one-column layout under 1280 px (CSS shows one), so that its text
-    keeps the size of the other charts' text at every width. draw(chart_id, viewBox width)."""
+def _chart(draw: Callable[[str, int], str], chart_id: str) -> str:
+    """A chart of a column section drawn twice: for a column of the two-column layout (COLUMN_WIDTH)
+    and for the one-column layout under 1280 px (FULL_WIDTH, id + "-full"); CSS shows one, so its text
+    keeps about the size of the page's text at every width. draw(chart_id, viewBox width)."""
     return (
-        f'<div class="in-column">{draw(chart_id, SIDE_WIDTH)}</div>'
-        f'<div class="full-width">{draw(chart_id + "-full", MAIN_WIDTH)}</div>'
+        f'<div class="in-column">{draw(chart_id, COLUMN_WIDTH)}</div>'
+        f'<div class="full-width">{draw(chart_id + "-full", FULL_WIDTH)}</div>'
     )
 
 
@@ -229,12 +243,11 @@ def _tile_source(s: dict) -> str:
     label = "Source size 24 h"
     if not t["tasks_last_24h"]:
         return _tile("gb", label, None, "", "blue", f"{_empty(s, '')[0]}: no task ended in the last 24 h")
-    unit, per = _size_unit(t["gb_last_24h"])
-    value = t["gb_last_24h"] / per
+    unit, per = size_unit(t["gb_last_24h"])
     return _tile(
         "gb",
         label,
-        f"{value:,.1f}" if value < 1000 else f"{value:,.0f}",
+        size_text(round(t["gb_last_24h"] * GB), unit, per),
         unit,
         "blue",
         f"VM sizes of {t['tasks_last_24h']:,} tasks (EM TotalSize), not bytes moved",
@@ -340,30 +353,37 @@ def _success_section(s: dict) -> str:
     low = min((v for _, vals in per_job + [overall] for v in vals if v is not None), default=1.0)
     y_min = 0.0 if low < 0.5 else 0.5 if low < 0.8 else 0.8
     why = f"no job run finished in the last {len(days)} days"
-    line = charts.line_chart(
-        "chart-success-rate",
-        "Daily success rate" + (" per job" if len(rates) <= len(charts.PALETTE) else ", all jobs"),
-        labels,
-        per_job,
-        overall=overall,
-        x_title="day the run started (UTC)",
-        y_title="success rate (% of finished runs)",
-        y_min=y_min,
-        y_step=0.25 if y_min == 0 else 0.1,
-        empty=_empty(s, why),
-    )
-    matrix = charts.heat_matrix(
-        "chart-success-matrix",
-        "Success rate per job and day (%)",
-        [
-            (name, vals, [_cell_tip(by_job[j["job_uid"]].get(day)) for day in days])
-            for (name, vals), j in zip(rates, jobs, strict=True)
-        ],
-        labels,
-        x_title="day the run started (UTC)",
-        y_title="job",
-        empty=_empty(s, why),
-    )
+
+    def line(chart_id: str, width: int) -> str:
+        return charts.line_chart(
+            chart_id,
+            "Daily success rate" + (" per job" if len(rates) <= len(charts.PALETTE) else ", all jobs"),
+            labels,
+            per_job,
+            overall=overall,
+            x_title="day the run started (UTC)",
+            y_title="success rate (% of finished runs)",
+            y_min=y_min,
+            y_step=0.25 if y_min == 0 else 0.1,
+            empty=_empty(s, why),
+            width=width,
+        )
+
+    def matrix(chart_id: str, width: int) -> str:
+        return charts.heat_matrix(
+            chart_id,
+            "Success rate per job and day (%)",
+            [
+                (name, vals, [_cell_tip(by_job[j["job_uid"]].get(day)) for day in days])
+                for (name, vals), j in zip(rates, jobs, strict=True)
+            ],
+            labels,
+            x_title="day the run started (UTC)",
+            y_title="job",
+            empty=_empty(s, why),
+            width=width,
+        )
+
     legend = ""
     if any(v is not None for v in overall[1]):
         legend = _legend(_series_legend([n for n, _ in per_job]) + [("all jobs", charts.TEXT)])
@@ -373,7 +393,7 @@ def _success_section(s: dict) -> str:
         "Replication success",
         f"last {len(days)} days by UTC day; automatic retries folded in; % of finished run groups that "
         "ended Success or Warning",
-        line + legend + matrix + matrix_legend,
+        _chart(line, "chart-success-rate") + legend + _chart(matrix, "chart-success-matrix") + matrix_legend,
     )
 
 
@@ -409,6 +429,7 @@ def _rpo_section(s: dict) -> str:
     if len(vms) <= MAX_GREEN_CHIPS:
         shown += [v for v in vms if v["rpo_status"] == "green"]
     chips = []
+    names = [v["vm_display_name"] for v in shown]
     for v in shown:
         hours = v["hours_since_success"]
         since = "never" if hours is None else f"{hours:.0f} h" if hours >= 10 else f"{hours:.1f} h"
@@ -419,7 +440,8 @@ def _rpo_section(s: dict) -> str:
             f"({since} ago){now}"
         )
         chips.append(
-            f'<span class="chip {_e(v["rpo_status"])}" title="{_e(tip)}">{_e(v["vm_display_name"])}'
+            f'<span class="chip {_e(v["rpo_status"])}" title="{_e(tip)}">'
+            f"{_e(_qualified(v['vm_display_name'], v['backup_server_name'], names))}"
             f"<small>{_e(since)}</small></span>"
         )
     if len(shown) < len(vms):
@@ -447,13 +469,13 @@ def _source_size_section(s: dict) -> str:
     from v_replica_source_size_daily (`source_bytes`)."""
     days = s["days"]
     servers: dict[str, dict] = {}
-    for r in s["transfer"]:
+    for r in s["source_size"]:
         name = r["backup_server_name"] or r["backup_server_uid"] or "(unknown server)"
         servers.setdefault(name, {})[r["day_utc"]] = r
     totals = [
         sum(per_day[d]["source_bytes"] for per_day in servers.values() if d in per_day) / 2**30 for d in days
     ]
-    unit, per = _size_unit(max(totals, default=0))
+    unit, per = size_unit(max(totals, default=0))
     names = sorted(servers)
     series = [
         (n, [servers[n][d]["source_bytes"] / 2**30 / per if d in servers[n] else 0.0 for d in days])
@@ -479,11 +501,11 @@ def _source_size_section(s: dict) -> str:
 
     legend = _legend(_series_legend(names)) if any(totals) else ""
     return _section(
-        "transfer",
+        "source-size",
         "Replication source size",
         f"sum of EM's TotalSize of the tasks that ended each UTC day, per backup server, in {unit} "
         f"(2<sup>{30 if unit == 'GB' else 40}</sup> bytes): the size of each VM replicated, not bytes moved",
-        _side_chart(bars, "chart-transfer") + legend,
+        _chart(bars, "chart-source-size") + legend,
     )
 
 
@@ -501,17 +523,41 @@ def _badge(status: str | None, result: str | None) -> str:
     return f'<span class="badge {cls}" title="{_e(status)}">{shown}</span>'
 
 
+def _jobs_table(table_id: str, jobs: list[tuple]) -> str:
+    """A jobs table: per job (name, backup server, runs, failed, other, recovered, success rate, the
+    last outcome's badge HTML). The server is written under the job's name: the numbers keep their
+    width in a column of the two-column layout and the name keeps room to wrap between words."""
+    rows = "".join(
+        f'<tr><td>{_name(name)}<small class="server">{_name(server)}</small></td><td class="num">{runs:,}</td>'
+        f'<td class="num">{failed:,}</td><td class="num">{other:,}</td><td class="num">{recovered:,}</td>'
+        f'<td class="num">{_pct(rate)}</td><td>{badge}</td></tr>'
+        for name, server, runs, failed, other, recovered, rate, badge in jobs
+    )
+    return (
+        f'<table id="{table_id}"><colgroup><col><col style="width:3.6em"><col style="width:4.3em">'
+        '<col style="width:4.3em"><col style="width:6.6em"><col style="width:5.5em"><col style="width:8.4em">'
+        '</colgroup><thead><tr><th>job <small class="server">backup server</small></th>'
+        '<th class="num">runs</th><th class="num">failed</th><th class="num">other</th>'
+        '<th class="num">recovered</th><th class="num">success</th><th>last</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
 def _jobs_section(s: dict) -> str:
-    rows = []
-    for j in s["jobs"]:
-        rows.append(
-            f"<tr><td>{_e(j['job_name'])}</td><td>{_e(j['backup_server_name'])}</td>"
-            f'<td class="num">{j["runs"]:,}</td><td class="num">{j["failures"]:,}</td>'
-            f'<td class="num">{j["other"]:,}</td><td class="num">{j["recovered"]:,}</td>'
-            f'<td class="num">{_pct(j["success_rate"])}</td><td>{_badge(j["last_status"], j["last_result"])}</td>'
-            "</tr>"
+    jobs = [
+        (
+            j["job_name"],
+            j["backup_server_name"],
+            j["runs"],
+            j["failures"],
+            j["other"],
+            j["recovered"],
+            j["success_rate"],
+            _badge(j["last_status"], j["last_result"]),
         )
-    if not rows:
+        for j in s["jobs"]
+    ]
+    if not jobs:
         return _section(
             "jobs",
             "Replication jobs",
@@ -524,12 +570,7 @@ def _jobs_section(s: dict) -> str:
         "last 7 days; runs = run groups (retries folded in); other = finished with a result EM does not "
         "document (not a success); recovered = failed first, fixed by a retry; last = newest session, running "
         "until EM says it ended",
-        '<table id="jobs-table"><colgroup><col><col style="width:17%"><col style="width:3.8em">'
-        '<col style="width:4.2em"><col style="width:4.2em"><col style="width:7em"><col style="width:5.2em">'
-        '<col style="width:8.4em"></colgroup><thead><tr><th>job</th><th>server</th><th class="num">runs</th>'
-        '<th class="num">failed</th><th class="num">other</th><th class="num">recovered</th>'
-        '<th class="num">success</th><th>last</th></tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>",
+        _jobs_table("jobs-table", jobs),
     )
 
 
@@ -541,8 +582,8 @@ def _failures_section(s: dict) -> str:
             f'<tr class="{"resolved" if f["later_success"] else ""}">'
             f'<td class="when">{_when(f["occurred_utc"])}</td>'
             f"<td>{_badge(f['result'], f['result'])}</td>"
-            f"<td>{_e(f['vm_display_name'])}</td><td>{_e(f['job_name'])}</td>"
-            f'<td>{_e(f["backup_server_name"])}</td><td class="reason">{_e(f["reason"])}</td>'
+            f"<td>{_name(f['vm_display_name'])}</td><td>{_name(f['job_name'])}</td>"
+            f'<td>{_name(f["backup_server_name"])}</td><td class="reason">{_name(f["reason"])}</td>'
             f"<td>{ok}</td></tr>"
         )
     if not rows:
@@ -561,7 +602,7 @@ def _failures_section(s: dict) -> str:
         "Replication failures and warnings",
         f"newest {len(rows)} replication tasks that ended Failed or Warning, UTC",
         '<table id="failures-table"><colgroup><col style="width:9.6em"><col style="width:7.4em">'
-        '<col style="width:11%"><col style="width:16%"><col style="width:13%"><col><col style="width:8.6em">'
+        '<col style="width:11%"><col style="width:16%"><col style="width:9.8em"><col><col style="width:8.6em">'
         "</colgroup><thead><tr><th>time</th><th>result</th><th>VM</th><th>job</th><th>server</th>"
         f"<th>reason</th><th></th></tr></thead><tbody>{''.join(rows)}</tbody></table>",
     )
@@ -623,22 +664,26 @@ def _backup_success_section(s: dict) -> str:
                 [_backup_cell_tip(per_day.get(day)) for day in days],
             )
         )
-    matrix = charts.heat_matrix(
-        "chart-backup-matrix",
-        "Backup success rate per job and day (%)",
-        rows,
-        labels,
-        x_title="day the run started (UTC)",
-        y_title="backup job",
-        empty=_empty(s, f"no backup job run in the last {len(days)} days", "backup"),
-    )
+
+    def matrix(chart_id: str, width: int) -> str:
+        return charts.heat_matrix(
+            chart_id,
+            "Backup success rate per job and day (%)",
+            rows,
+            labels,
+            x_title="day the run started (UTC)",
+            y_title="backup job",
+            empty=_empty(s, f"no backup job run in the last {len(days)} days", "backup"),
+            width=width,
+        )
+
     legend = _legend(list(charts.RATE_LEGEND)) if rows else ""
     return _section(
         "backup-success",
         "Backup success",
         f"last {len(days)} days by UTC day; a run is a scheduled session and its automatic retries; % of "
         "finished runs that ended Success or Warning (a result EM did not document counts as not successful)",
-        matrix + legend,
+        _chart(matrix, "chart-backup-matrix") + legend,
     )
 
 
@@ -653,15 +698,20 @@ def _outcome_badge(outcome: str | None) -> str:
 
 
 def _backup_jobs_section(s: dict) -> str:
-    rows = []
-    for j in s["backup_jobs"]:
-        rows.append(
-            f"<tr><td>{_e(j['job_name'])}</td><td>{_e(j['backup_server_name'])}</td>"
-            f'<td class="num">{j["runs"]:,}</td><td class="num">{j["failed"]:,}</td>'
-            f'<td class="num">{j["other"]:,}</td><td class="num">{j["recovered"]:,}</td>'
-            f'<td class="num">{_pct(j["success_rate"])}</td><td>{_outcome_badge(j["last_outcome"])}</td></tr>'
+    jobs = [
+        (
+            j["job_name"],
+            j["backup_server_name"],
+            j["runs"],
+            j["failed"],
+            j["other"],
+            j["recovered"],
+            j["success_rate"],
+            _outcome_badge(j["last_outcome"]),
         )
-    if not rows:
+        for j in s["backup_jobs"]
+    ]
+    if not jobs:
         why = f"no backup job run in the last {len(s['days'])} days"
         return _section("backup-jobs", "Backup jobs", "last 7 days", _no_data(s, why, "backup"))
     return _section(
@@ -670,12 +720,7 @@ def _backup_jobs_section(s: dict) -> str:
         "last 7 days; runs = scheduled sessions with their retries folded in; other = finished with a result "
         "EM does not document (not a success); recovered = failed first, fixed by a retry; last = newest run, "
         "running until its last attempt ends (idle: a backup copy waiting for new restore points)",
-        '<table id="backup-jobs-table"><colgroup><col><col style="width:17%"><col style="width:3.8em">'
-        '<col style="width:4.2em"><col style="width:4.2em"><col style="width:7em"><col style="width:5.2em">'
-        '<col style="width:8.4em"></colgroup><thead><tr><th>job</th><th>server</th><th class="num">runs</th>'
-        '<th class="num">failed</th><th class="num">other</th><th class="num">recovered</th>'
-        '<th class="num">success</th><th>last</th></tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>",
+        _jobs_table("backup-jobs-table", jobs),
     )
 
 
@@ -686,9 +731,7 @@ def _age_bucket(hours: float | None) -> str:
 
 
 def _age_text(hours: float | None) -> str:
-    if hours is None:
-        return "no point"
-    return f"{hours:.1f} h" if hours < 10 else f"{hours:.0f} h" if hours < 72 else f"{hours / 24:.0f} d"
+    return "no point" if hours is None else age_text(hours)
 
 
 def _backup_machines_section(s: dict) -> str:
@@ -728,6 +771,7 @@ def _backup_machines_section(s: dict) -> str:
     legend = _legend([(status, color) for status, color in BACKUP_STATUS]) if vms else ""
     shown = [v for v in vms if v["rpo_status"] != "ok"][:MAX_CHIPS]
     chips = []
+    names = [v["vm_display_name"] or v["vm_key"] for v in shown]
     for v in shown:
         what = "agent computer" if v["kind"] == "agent" else "VM"
         tip = (
@@ -739,13 +783,14 @@ def _backup_machines_section(s: dict) -> str:
         level = "red" if v["rpo_status"] == "breach" else "amber"
         mark = '<i title="agent computer">agent</i>' if v["kind"] == "agent" else ""
         chips.append(
-            f'<span class="chip {level}" title="{_e(tip)}">{mark}{_e(v["vm_display_name"] or v["vm_key"])}'
+            f'<span class="chip {level}" title="{_e(tip)}">{mark}'
+            f"{_e(_qualified(v['vm_display_name'] or v['vm_key'], v['backup_server_name'], names))}"
             f"<small>{_e(_age_text(v['point_age_hours']))}</small></span>"
         )
     hidden = sum(1 for v in vms if v["rpo_status"] != "ok") - len(shown)
     if hidden > 0:
         chips.append(f'<span class="more">+{hidden:,} more (v_vm_backup_status lists them all)</span>')
-    body = _side_chart(bars, "chart-backup-age") + legend
+    body = _chart(bars, "chart-backup-age") + legend
     if chips:
         body += f'<div class="chips" id="backup-machine-chips">{"".join(chips)}</div>'
     elif vms:
@@ -753,14 +798,6 @@ def _backup_machines_section(s: dict) -> str:
             f'<div class="empty-note">All {len(vms):,} machines have a restore point within the RPO.</div>'
         )
     return _section("backup-machines", "Machine backup protection", note, body)
-
-
-def _size(value: int | None, unit: str, per: float) -> str:
-    """Bytes in `unit` (GB or TB, `per` GB each): whole numbers from 100 up, else one decimal."""
-    if value is None:
-        return "?"
-    x = value / 2**30 / per
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.1f}"
 
 
 def _repository_label(r: dict, repos: list[dict]) -> str:
@@ -793,37 +830,46 @@ def _repositories_section(s: dict) -> str:
         for r in known
     ]
 
+    observed = [day for i, day in enumerate(days) if any(values[i] is not None for _, values in series)]
+    # one day of observations (a first load) is no trend: a column of dots would only look like one
+    trend_series = series if len(observed) > 1 else []
+    empty = _empty(s, f"no repository of known capacity read in the last {len(days)} days", "backup")
+    if len(observed) == 1:
+        empty = (
+            "Not a trend yet",
+            f"one reading per repository so far ({observed[0]:%d %b}): a line needs two days",
+        )
+
     def trend(chart_id: str, width: int) -> str:
         return charts.line_chart(
             chart_id,
             "Free space per repository",
             [d.strftime("%d %b") for d in days],
-            series,
+            trend_series,
             x_title="day of the observation (UTC)",
             y_title="free space (% of capacity)",
             value_format=lambda v: f"{v * 100:.1f}% free",
-            empty=_empty(s, f"no repository of known capacity read in the last {len(days)} days", "backup"),
+            empty=empty,
             width=width,
         )
 
-    drawn = [name for name, values in series if any(v is not None for v in values)]
-    legend = _legend(_series_legend([name for name, _ in series])) if drawn else ""
+    legend = _legend(_series_legend([name for name, _ in series])) if trend_series else ""
     if not repos:
-        body = _side_chart(trend, "chart-repo-trend") + _no_data(s, "no repository loaded", "backup")
+        body = _chart(trend, "chart-repo-trend") + _no_data(s, "no repository loaded", "backup")
         return _section("repositories", "Repository capacity", "", body)
     largest = max((r["capacity_bytes"] or r["free_bytes"] or 0) for r in repos) / 2**30
-    unit, per = _size_unit(largest)
+    unit, per = size_unit(largest)
     rows = []
     for r in repos:
-        cap = "unknown" if r["capacity_bytes"] is None else _size(r["capacity_bytes"], unit, per)
+        cap = "unknown" if r["capacity_bytes"] is None else size_text(r["capacity_bytes"], unit, per)
         pct = "–" if r["free_pct"] is None else f"{r['free_pct']:.1f}%"
         if r["low_free"] == 1:
             pct = f'<span class="badge failed">{pct}</span>'
         change = r["free_change_7d_bytes"]
-        change_text = "–" if change is None else ("+" if change > 0 else "") + _size(change, unit, per)
+        change_text = "–" if change is None else ("+" if change > 0 else "") + size_text(change, unit, per)
         rows.append(
-            f"<tr><td>{_e(_repository_label(r, repos))}</td>"
-            f'<td class="num">{_size(r["free_bytes"], unit, per)} / {_e(cap)}</td>'
+            f"<tr><td>{_name(_repository_label(r, repos))}</td>"
+            f'<td class="num">{size_text(r["free_bytes"], unit, per)} / {_e(cap)}</td>'
             f'<td class="num">{pct}</td><td class="num">{_e(change_text)}</td></tr>'
         )
     table = (
@@ -844,7 +890,7 @@ def _repositories_section(s: dict) -> str:
         "repositories",
         "Repository capacity",
         note,
-        _side_chart(trend, "chart-repo-trend") + legend + extra + table,
+        _chart(trend, "chart-repo-trend") + legend + extra + table,
     )
 
 
@@ -863,8 +909,8 @@ def _backup_failures_section(s: dict) -> str:
             f'<tr class="{"resolved" if ok else ""}">'
             f'<td class="when">{_when(f["occurred_utc"])}</td>'
             f"<td>{_badge(f['result'] or 'None', f['result'] or 'None')}</td>"
-            f"<td>{_e(what)}</td><td>{_e(f['job_name'])}{_e(attempt)}</td>"
-            f'<td>{_e(f["backup_server_name"])}</td><td class="reason">{_e(f["reason"])}</td>'
+            f"<td>{_name(what)}</td><td>{_name(f['job_name'])}{_e(attempt)}</td>"
+            f'<td>{_name(f["backup_server_name"])}</td><td class="reason">{_name(f["reason"])}</td>'
             f"<td>{ok}</td></tr>"
         )
     title = "Backup failures and warnings"
@@ -883,7 +929,7 @@ def _backup_failures_section(s: dict) -> str:
         f"newest {len(rows)} backup tasks (and job sessions that failed before any task) that did not end "
         "Success, UTC; recovered by retry = a later attempt of the same run fixed it",
         '<table id="backup-failures-table"><colgroup><col style="width:9.6em"><col style="width:8.2em">'
-        '<col style="width:11%"><col style="width:14%"><col style="width:12%"><col><col style="width:8.6em">'
+        '<col style="width:11%"><col style="width:14%"><col style="width:9.8em"><col><col style="width:8.6em">'
         "</colgroup><thead><tr><th>time</th><th>result</th><th>machine</th><th>job</th><th>server</th>"
         f"<th>reason</th><th></th></tr></thead><tbody>{''.join(rows)}</tbody></table>",
     )
@@ -891,8 +937,8 @@ def _backup_failures_section(s: dict) -> str:
 
 @dataclass(frozen=True)
 class Section:
-    """One panel of the page: its id, where it goes ("main" or "side" column, or "full" width below
-    them) and the function that draws it from the summary."""
+    """One panel of the page: its id, where it goes ("column": the two balanced columns, in this
+    order; "full": full width below them) and the function that draws it from the summary."""
 
     key: str
     area: str
@@ -900,24 +946,83 @@ class Section:
 
 
 SECTIONS: list[Section] = [
-    Section("backup-success", "main", _backup_success_section),
-    Section("backup-jobs", "main", _backup_jobs_section),
-    Section("success", "main", _success_section),
-    Section("jobs", "main", _jobs_section),
-    Section("backup-machines", "side", _backup_machines_section),
-    Section("repositories", "side", _repositories_section),
-    Section("rpo", "side", _rpo_section),
-    Section("transfer", "side", _source_size_section),
+    Section("backup-success", "column", _backup_success_section),
+    Section("backup-jobs", "column", _backup_jobs_section),
+    Section("backup-machines", "column", _backup_machines_section),
+    Section("repositories", "column", _repositories_section),
+    Section("success", "column", _success_section),
+    Section("jobs", "column", _jobs_section),
+    Section("rpo", "column", _rpo_section),
+    Section("source-size", "column", _source_size_section),
     Section("backup-failures", "full", _backup_failures_section),
     Section("failures", "full", _failures_section),
 ]
+
+
+# A rough layout model of a column section (CSS px at 16 px text): enough to split the sections into two
+# columns of about the same height. Charts scale with the column's width and text does not, so the
+# heights differ between page widths: the split is chosen for the content widths of a column of the
+# 1280, 1440 and 1920 px pages alike.
+_PX_PER_CHAR, _LINE_PX = 7.6, 19.0
+_CONTENT_PX = (570.0, 650.0, 890.0)
+_SERVER = re.compile(r'<small class="server">.*?</small>', re.DOTALL)
+
+
+def _text_lines(html: str, width_px: float) -> int:
+    """Lines the text of `html` takes in a box `width_px` wide."""
+    text = unescape(re.sub(r"<[^>]+>", "", html)).strip()
+    return max(1, math.ceil(len(text) * _PX_PER_CHAR / width_px)) if text else 0
+
+
+def estimated_height(section: str, content_px: float = _CONTENT_PX[1]) -> float:
+    """About how tall a column section's HTML lays out in a column `content_px` wide, in CSS px: its
+    heading and note, the in-column variant of each chart (viewBox height scaled to the column), the
+    donut, legend and chip rows, and table rows (each as tall as its longest cell wraps)."""
+    height = 32.0 + 30.0  # padding, heading
+    note = re.search(r"<h2>.*?<small>(.*?)</small></h2>", section, re.DOTALL)
+    height += 17.0 * _text_lines(note.group(1), content_px) if note else 0
+    shown = re.sub(r'<div class="full-width">.*?</div>', "", section, flags=re.DOTALL)
+    for w, h in re.findall(r'class="chart chart-(?!donut)[^"]*" viewBox="0 0 ([\d.]+) ([\d.]+)"', shown):
+        height += float(h) * content_px / float(w) + 12
+    height += 240.0 * shown.count("chart-donut")
+    for legend in re.findall(r'<div class="legend">(.*?)</div>', shown, re.DOTALL):
+        height += 22.0 * _text_lines(legend, content_px)
+    chips = re.findall(r'<span class="(?:chip|more)[^"]*"[^>]*>(.*?)</span>', shown, re.DOTALL)
+    if chips:
+        width = sum(len(unescape(re.sub(r"<[^>]+>", "", c))) * 6.8 + 30 for c in chips)
+        height += 12 + 32.0 * math.ceil(width / content_px)
+    for body in re.findall(r"<tbody>(.*?)</tbody>", shown, re.DOTALL):
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.DOTALL):
+            cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)
+            share = content_px / max(len(cells), 1) * 1.6  # text columns get more than an even share
+            lines = max((_text_lines(_SERVER.sub("", c), share) for c in cells), default=1)
+            lines += 1 if _SERVER.search(row) else 0  # the backup server under a job's name
+            height += 12 + _LINE_PX * lines
+        height += 36  # the header row
+    return height
+
+
+def _balanced(sections: list[str]) -> list[str]:
+    """The column sections in the order that lets the two columns end level: the split of them into
+    two groups whose estimated heights differ least at the worst of the page widths in _CONTENT_PX
+    (each group keeps SECTIONS' order, the group with the first section first); the browser's column
+    balancing then breaks between the groups, or at a better place if the estimate was off."""
+    heights = [[estimated_height(x, px) for x in sections] for px in _CONTENT_PX]
+
+    def worst_gap(mask: int) -> float:
+        return max(abs(sum(h) - 2 * sum(x for i, x in enumerate(h) if mask >> i & 1)) for h in heights)
+
+    best = min((mask for mask in range(1 << len(sections)) if mask & 1), key=lambda m: (worst_gap(m), m))
+    first = [x for i, x in enumerate(sections) if best >> i & 1]
+    return first + [x for i, x in enumerate(sections) if not best >> i & 1]
 
 
 def page(s: dict) -> str:
     """The whole report as one HTML document."""
     generated = _when(s["generated_utc"], "%Y-%m-%d %H:%M:%S")
     drawn = {
-        area: "\n".join(x.draw(s) for x in SECTIONS if x.area == area) for area in ("main", "side", "full")
+        "column": "\n".join(_balanced([x.draw(s) for x in SECTIONS if x.area == "column"])),
+        "full": "\n".join(x.draw(s) for x in SECTIONS if x.area == "full"),
     }
     load = _when(s["last_load_utc"]) + (" UTC" if s["last_load_utc"] else "")
     tiles = "\n".join(
@@ -940,11 +1045,9 @@ replication RPO {s["rpo_hours"]:g} h</div>
 </header>
 <main>
 {tiles}
-<div class="columns"><div class="column main">
-{drawn["main"]}
-</div><div class="column side">
-{drawn["side"]}
-</div></div>
+<div class="columns">
+{drawn["column"]}
+</div>
 {drawn["full"]}
 </main>
 <footer>veeam-etl report · figures from the warehouse views v_backup_job_daily, v_backup_job_runs,

@@ -25,7 +25,7 @@ Verdict = Literal["ok", "retry", "relogon", "fatal"]
 
 def certificate_problem(exc: BaseException | None) -> str | None:
     """The reason when a transport error is a refused TLS certificate, else None."""
-    for cause in _chain(exc):
+    for cause in causes(exc):
         if isinstance(cause, ssl.SSLCertVerificationError):
             return cause.verify_message or str(cause)
         if "CERTIFICATE_VERIFY_FAILED" in str(cause):
@@ -38,11 +38,12 @@ def plain_http_answer(exc: BaseException | None) -> bool:
     """True when a TLS handshake failed because the server answered in plain HTTP (an https:// URL
     pointed at an http port): OpenSSL reports WRONG_VERSION_NUMBER or a record-layer failure."""
     return any(
-        "WRONG_VERSION_NUMBER" in str(cause) or "record layer failure" in str(cause) for cause in _chain(exc)
+        "WRONG_VERSION_NUMBER" in str(cause) or "record layer failure" in str(cause) for cause in causes(exc)
     )
 
 
-def _chain(exc: BaseException | None):
+def causes(exc: BaseException | None):
+    """`exc` and the exceptions it was raised from or while handling, outermost first."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))

@@ -1,13 +1,21 @@
 """`veeam-etl status`: recent runs, watermarks and the undocumented values EM sent, read from the
-warehouse's bookkeeping tables."""
+warehouse's bookkeeping tables.
+
+A source whose runs all failed before loading anything (no succeeded run, no row: a mistyped --url)
+is listed apart from the sources that load, and only while it was tried in the last
+NEVER_LOADED_SHOWN; older ones are counted in one line (`--json` lists every source).
+"""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
-from .schema import etl_locks, etl_runs, etl_undocumented_values, etl_watermarks
+from .schema import backup_servers, etl_locks, etl_runs, etl_undocumented_values, etl_watermarks
+
+NEVER_LOADED_SHOWN = timedelta(days=7)
 
 
 def collect(eng: Engine, limit: int = 10) -> dict:
@@ -19,7 +27,14 @@ def collect(eng: Engine, limit: int = 10) -> dict:
         marks = [
             dict(r)
             for r in conn.execute(
-                select(etl_watermarks).order_by(etl_watermarks.c.source, etl_watermarks.c.entity_type)
+                select(etl_watermarks, backup_servers.c.name.label("backup_server_name"))
+                .outerjoin(backup_servers, backup_servers.c.uid == etl_watermarks.c.backup_server_uid)
+                .order_by(
+                    etl_watermarks.c.source,
+                    backup_servers.c.name,
+                    etl_watermarks.c.backup_server_uid,
+                    etl_watermarks.c.entity_type,
+                )
             ).mappings()
         ]
         locks = [dict(r) for r in conn.execute(select(etl_locks)).mappings()]
@@ -37,7 +52,8 @@ def collect(eng: Engine, limit: int = 10) -> dict:
 
 
 def _sources(conn) -> list[dict]:
-    """Per source (EM): its latest run and when it last succeeded, by source name."""
+    """Per source (EM): its latest run, when it last succeeded, and `never_loaded` (no succeeded run
+    and no row inserted by any of its runs), by source name."""
     latest = select(etl_runs.c.source, func.max(etl_runs.c.id).label("id")).group_by(etl_runs.c.source)
     succeeded = (
         select(etl_runs.c.source, func.max(etl_runs.c.finished_at).label("last_success"))
@@ -45,6 +61,11 @@ def _sources(conn) -> list[dict]:
         .group_by(etl_runs.c.source)
     )
     last_success = dict(conn.execute(succeeded).all())
+    loaded = dict(
+        conn.execute(
+            select(etl_runs.c.source, func.sum(etl_runs.c.rows_inserted)).group_by(etl_runs.c.source)
+        ).all()
+    )
     ids = [row.id for row in conn.execute(latest)]
     rows = conn.execute(select(etl_runs).where(etl_runs.c.id.in_(ids)).order_by(etl_runs.c.source)).mappings()
     return [
@@ -60,6 +81,7 @@ def _sources(conn) -> list[dict]:
             "requests": r["requests"],
             "error": r["error"],
             "last_success": last_success.get(r["source"]),
+            "never_loaded": r["source"] not in last_success and not loaded.get(r["source"]),
         }
         for r in rows
     ]
@@ -69,21 +91,46 @@ def _t(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
 
 
-def render(data: dict) -> str:
+def _source_line(s: dict) -> str:
+    return (
+        f"  {s['source']:<32}{s['run_id']:>6} {s['status']:<10}{_t(s['finished_at']):<22}"
+        f"{_t(s['last_success']):<22}{s['rows_inserted']:>9}{s['rows_updated']:>9}{s['requests']:>9}"
+    )
+
+
+def render(data: dict, now: datetime | None = None) -> str:
+    """The text of `veeam-etl status`; `now` (default: the clock) decides which never-loaded sources
+    are still listed (NEVER_LOADED_SHOWN)."""
+    now = now or datetime.now(UTC)
+    sources = data.get("sources", [])
+    loading = [s for s in sources if not s.get("never_loaded")]
+    never = [s for s in sources if s.get("never_loaded")]
+    recent = [s for s in never if (s["started_at"] or now) >= now - NEVER_LOADED_SHOWN]
     lines = [
         "latest run per source:",
         f"  {'source':<32}{'run':>6} {'status':<10}{'finished':<22}{'last success':<22}"
         f"{'inserted':>9}{'updated':>9}{'requests':>9}",
     ]
-    for s in data.get("sources", []):
-        lines.append(
-            f"  {s['source']:<32}{s['run_id']:>6} {s['status']:<10}{_t(s['finished_at']):<22}"
-            f"{_t(s['last_success']):<22}{s['rows_inserted']:>9}{s['rows_updated']:>9}{s['requests']:>9}"
-        )
+    for s in loading:
+        lines.append(_source_line(s))
         if s["error"]:
             lines.append(f"        error: {s['error'][:200]}")
-    if not data.get("sources"):
+    if not loading:
         lines.append("  (none)")
+    if never:
+        days = NEVER_LOADED_SHOWN.days
+        lines.append(
+            f"sources that never loaded anything (no succeeded run, no row), tried in the last {days} days:"
+        )
+        for s in recent:
+            lines.append(_source_line(s))
+            if s["error"]:
+                lines.append(f"        error: {s['error'][:200]}")
+        if len(never) > len(recent):
+            lines.append(
+                f"  and {len(never) - len(recent)} more not tried for {days} days (a mistyped --url?): "
+                "`veeam-etl status --json` lists them"
+            )
     lines += [
         "recent runs:",
         f"  {'id':>5} {'status':<10}{'mode':<12}{'started':<22}{'finished':<22}"
@@ -99,9 +146,16 @@ def render(data: dict) -> str:
             lines.append(f"        error: {r['error'][:200]}")
     if not data["runs"]:
         lines.append("  (none)")
-    lines.append("watermarks (newest creation time committed, per source and type):")
+    lines.append("watermarks (newest creation time committed, per source, backup server and type):")
+    source = None
     for m in data["watermarks"]:
-        lines.append(f"  {m['source']}  {m['entity_type']:<20}{_t(m['watermark_utc'])}  (run {m['run_id']})")
+        if m["source"] != source:
+            source = m["source"]
+            lines.append(f"  {source}")
+        server = m.get("backup_server_name") or m["backup_server_uid"]
+        lines.append(
+            f"    {server[:38]:<40}{m['entity_type']:<20}{_t(m['watermark_utc'])}  (run {m['run_id']})"
+        )
     if not data["watermarks"]:
         lines.append("  (none)")
     lines.append(

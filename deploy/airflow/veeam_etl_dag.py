@@ -1,7 +1,8 @@
 """Airflow: load every Enterprise Manager of an estate file every 15 minutes, one task per EM.
 
 Copy this file into the DAGs folder of an Airflow (2.6+ or 3) whose workers have veeam-etl
-installed (`pip install veeam-etl`) and the environment the estate file needs:
+installed from its repository (`pip install /path/to/veeam-etl`, or a wheel built from it: the
+package is on no index) and the environment the estate file needs:
 VEEAM_ETL_DB and every variable its `password_env` keys name (from the worker's secrets, not
 from Airflow Variables). Each task is `veeam-etl run --config ESTATE --only NAME`: its own lock,
 watermarks and run record, its own retry and log in the Airflow UI. Exit 75 (another run holds

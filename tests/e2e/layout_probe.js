@@ -71,6 +71,67 @@
       }
     found.charts.push(chart);
   }
+  // The two balanced columns: per column (by left edge), its sections in order and where it ends.
+  found.columns = [];
+  const columns = document.querySelector(".columns");
+  if (columns) {
+    const byLeft = new Map();
+    for (const section of columns.querySelectorAll(":scope > section")) {
+      const r = section.getBoundingClientRect();
+      if (r.height === 0) continue;
+      const left = Math.round(r.left);
+      if (!byLeft.has(left)) byLeft.set(left, { left: left, right: Math.round(r.right), sections: [] });
+      byLeft.get(left).sections.push({ id: section.id, top: r.top + window.scrollY, height: r.height });
+    }
+    for (const column of Array.from(byLeft.values()).sort((a, b) => a.left - b.left)) {
+      const last = column.sections[column.sections.length - 1];
+      column.bottom = last.top + last.height;
+      found.columns.push(column);
+    }
+    const box = columns.getBoundingClientRect();
+    found.columns_box = { left: box.left, right: box.right };
+  }
+  // Lines broken inside a word (between two letters or digits, not at a camelCase boundary) in table
+  // cells, chips and legends: a host name must break after a dot, a sentence between words.
+  found.mid_word_breaks = [];
+  const word = /[\p{L}\p{N}]/u;
+  for (const el of document.querySelectorAll("td, th, .chip, .legend span, .badge")) {
+    if (el.getBoundingClientRect().width === 0) continue;
+    const chars = [];
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode())
+      for (let i = 0; i < node.data.length; i++) chars.push([node, i]);
+    let previous = null;
+    for (const [node, i] of chars) {
+      const range = document.createRange();
+      range.setStart(node, i);
+      range.setEnd(node, i + 1);
+      const rect = range.getClientRects()[0];
+      if (!rect) continue;
+      const ch = node.data[i];
+      // a new element (the server under a job's name) starts its own line: only a break inside one
+      // element's text counts
+      const sameRun = previous && previous.parent === node.parentElement;
+      if (sameRun && rect.top > previous.top + 2 && word.test(ch) && word.test(previous.ch)) {
+        const camel = /[a-z]/.test(previous.ch) && /[A-Z]/.test(ch);
+        if (!camel) {
+          const text = chars.map(([n, k]) => n.data[k]).join("");
+          found.mid_word_breaks.push(describe(el) + " at '" + previous.ch + "|" + ch + "' of '" + text.slice(0, 80) + "'");
+        }
+      }
+      previous = { top: rect.top, ch: ch, parent: node.parentElement };
+    }
+  }
+  // Chips that read alike within one list: two machines (or one on two servers) must be told apart.
+  found.duplicate_chips = [];
+  for (const list of document.querySelectorAll(".chips")) {
+    const seen = new Set();
+    for (const chip of list.querySelectorAll(".chip")) {
+      const text = chip.textContent.trim();
+      if (seen.has(text)) found.duplicate_chips.push((list.id || "chips") + ": " + text);
+      seen.add(text);
+    }
+  }
   const pre = document.createElement("pre");
   pre.id = "layout-probe";
   pre.textContent = JSON.stringify(found);

@@ -115,3 +115,66 @@ def test_a_held_lock_ends_the_step_without_a_materialization(tmp_path, monkeypat
         assert not _materializations(result, dg.AssetKey(["veeam_etl", "site_1"]))
         assert all(not rows for rows in dump(eng, source="site-1").values())
     eng.dispose()
+
+
+def test_dagster_dev_serves_the_definitions_as_docs_dagster_md_says(tmp_path):
+    """`dagster dev -f definitions.py` (docs/dagster.md) starts with what the `dagster` extra installs
+    and shows one asset per EM of the estate file."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    estate = tmp_path / "estate.toml"
+    estate.write_text(
+        '[defaults]\nuser = "u"\npassword_env = "P"\n'
+        '[[em]]\nname = "em-lon"\nurl = "https://em-lon.example.com:9398/api"\n'
+        '[[em]]\nname = "em-nyc"\nurl = "https://em-nyc.example.com:9398/api"\n'
+    )
+    (tmp_path / "definitions.py").write_text(
+        f"from etl.orchestration import definitions\n\ndefs = definitions({str(estate)!r})\n"
+    )
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    home = tmp_path / "dagster-home"
+    home.mkdir()
+    dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
+    proc = subprocess.Popen(
+        [dagster, "dev", "-f", "definitions.py", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=tmp_path,
+        env={**os.environ, "DAGSTER_HOME": str(home), "VEEAM_ETL_DB": f"sqlite:///{tmp_path}/w.db"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # its webserver, daemon and code server end with it
+    )
+    query = "{ assetNodes { assetKey { path } } }"
+    try:
+        nodes = None
+        for _ in range(600):  # until it answers (it starts three processes), or it exits
+            if proc.poll() is not None:
+                break
+            try:
+                answer = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=5)
+                nodes = answer.json()["data"]["assetNodes"]
+                if nodes:
+                    break
+            except (httpx.HTTPError, KeyError, TypeError, ValueError):
+                pass
+            time.sleep(0.5)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()  # dagster dev stops its webserver, daemon and code servers
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+    assert nodes, f"dagster dev never served the definitions (exit {proc.returncode}):\n{output[-3000:]}"
+    assert sorted(n["assetKey"]["path"] for n in nodes) == [["veeam_etl", "em_lon"], ["veeam_etl", "em_nyc"]]

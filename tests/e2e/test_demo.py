@@ -37,6 +37,8 @@ def test_demo_rerun_changes_nothing_and_prints_how_to_look_again(tmp_path):
     first, _, previous = _demo(tmp_path)
     inserted, updated = _changed(first)
     assert inserted > 0 and updated == 0
+    # the warnings a first load prints come with the word that the simulated EM sends them on purpose
+    assert "quirks included, on purpose: the warnings below" in first.splitlines()[1], first
     # a rerun in the same clock hour serves the same estate; in the next hour sessions may have finished
     # (real changes), so compare two runs that both fell in one hour
     for _ in range(2):

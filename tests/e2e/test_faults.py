@@ -390,7 +390,7 @@ def test_external_dtd_and_entity_never_fetched(tmp_path, trap):
 
 def test_retry_after_is_honoured_up_to_the_cap_and_jitter_is_bounded(monkeypatch):
     slept: list[float] = []
-    monkeypatch.setattr("etl.client.time.sleep", slept.append)
+    monkeypatch.setattr("etl.stopping.sleep", slept.append)  # the client waits there
     script = [
         (503, {"Retry-After": "1"}),
         (429, {"Retry-After": "120"}),
@@ -423,7 +423,7 @@ def test_retry_after_is_honoured_up_to_the_cap_and_jitter_is_bounded(monkeypatch
 
 
 def test_transport_http_and_parse_failures_share_one_budget(monkeypatch):
-    monkeypatch.setattr("etl.client.time.sleep", lambda s: None)
+    monkeypatch.setattr("etl.stopping.sleep", lambda s: None)
     calls = []
 
     def handler(request: httpx.Request) -> httpx.Response:

@@ -392,12 +392,38 @@ def test_table_summary_and_view(warehouse):
     assert "VMs protected:" in out and "RPO breaches:" in out and "Newest replication failures" in out
     assert "Machines backed up:" in out and "backup RPO breaches:" in out and "Newest backup failures" in out
     assert "agent computers)" in out and "VMs backed up" not in out
-    assert HOSTILE_BACKUP_VM in out and "Repositories, least free space first" in out
-    assert HOSTILE_VM in out  # a terminal shows text as it is
+    # a terminal shows text as it is (not escaped), clipped to its column
+    assert "<svg onload=alert(" in out and "Repositories, least free space first" in out
+    assert "<script>alert(" in out
     out = _run("report", "--db", warehouse, "--view", "v_replica_transfer_daily")
     lines = out.splitlines()
     assert lines[0].split()[:3] == ["backup_server_uid", "backup_server_name", "day_utc"]
     assert set(lines[1]) <= {"-", " "} and len(lines) > 3
+
+
+def test_terminal_summary_fits_100_columns_and_writes_sizes_as_the_page_does(sqlite_warehouse, tmp_path):
+    out = _run("report", "--db", sqlite_warehouse)
+    too_wide = [line for line in out.splitlines() if report._width(line) > report.WIDTH]
+    assert report.WIDTH == 100 and not too_wide, too_wide
+    # sizes right-aligned, "unknown" capacity too: every figure of a column ends where its column ends
+    repos = _table_rows(out, "repository ")
+    unit = next(k for k in repos[0] if k.startswith("capacity ")).split()[1]
+    assert any(r[f"capacity {unit}"] == "unknown" for r in repos)
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("repository "))
+    spans = [m.span() for m in re.finditer(r"-+", lines[at + 1])]
+    for name, (_, end) in zip([lines[at][a:b].strip() for a, b in spans], spans, strict=True):
+        if name.startswith(("capacity", "free", "7 d")):
+            assert all(line[end - 1] != " " for line in lines[at + 2 : at + 2 + len(repos)]), name
+    # the same unit system as the page: the same figure and unit for the source size of 24 h
+    page = tmp_path / "r.html"
+    _run("report", "--db", sqlite_warehouse, "--format", "html", "--out", str(page))
+    tile = re.search(
+        r'id="tile-gb".*?class="value">([\d,.]+)<small>(GB|TB)</small>', page.read_text(), re.DOTALL
+    )
+    assert tile and f"24 h: {tile.group(1)} {tile.group(2)} in " in out, (tile and tile.groups(), out[:800])
+    table = re.search(r'<table id="repositories-table">.*?</table>', page.read_text(), re.DOTALL).group(0)
+    assert f"free / capacity ({unit})" in table
 
 
 def test_csv_without_a_view_is_a_usage_error_naming_the_views(sqlite_warehouse):
@@ -423,7 +449,16 @@ def test_json_without_a_view_holds_every_section(sqlite_warehouse):
         "backup_jobs",
         *report.READERS,
     }
-    assert set(report.READERS) >= {"daily", "transfer", "vms", "failures", "backup_daily", "backup_machines"}
+    assert set(report.READERS) >= {
+        "daily",
+        "source_size",
+        "vms",
+        "failures",
+        "backup_daily",
+        "backup_machines",
+    }
+    # EM's TotalSize is the VMs' source size: no key calls it a transfer
+    assert not any("transfer" in key for key in s) and not any("transfer" in key for key in s["tiles"])
     for section in ("jobs", "backup_jobs", *report.READERS):
         assert s[section], section
     # view rows keep the view's column names
@@ -503,7 +538,7 @@ def test_unfinished_and_unknown_outcomes_read_the_same_everywhere(warehouse):
 
     html = report.render(db.engine(warehouse), "html")
     for job, shown in OUTCOME_CASES.items():
-        row = re.search(rf"<tr><td>{job}</td>.*?</tr>", html).group(0).replace("<wbr>", "")
+        row = re.search(rf"<tr><td>{job}<small.*?</tr>", html).group(0).replace("<wbr>", "")
         cls = "other" if shown == UNKNOWN_RESULT else "running"
         assert f'<span class="badge {cls}" title="{shown}">{shown}</span>' in row, row
     assert ">None<" not in html
@@ -638,6 +673,32 @@ def _assert_lays_out_cleanly(found: dict) -> None:
         assert chart["title"] and chart["visible_title"] == [chart["title"]], chart
 
 
+def _assert_uses_the_width(found: dict) -> None:
+    """Two columns from 1280 px that share the width and end at about the same height (no screen of
+    empty space under one of them: moving the section at their boundary to the other column would not
+    make them more even), one below; no line broken inside a word (a host name breaks after a dot);
+    no two chips of a list alike."""
+    width, columns = found["width"], found["columns"]
+    assert found["mid_word_breaks"] == [], (width, found["mid_word_breaks"])
+    assert found["duplicate_chips"] == [], (width, found["duplicate_chips"])
+    if width < 1280:
+        assert len(columns) == 1, (width, columns)
+        return
+    assert len(columns) == 2, (width, [c["left"] for c in columns])
+    left, right = columns
+    box = found["columns_box"]
+    assert left["left"] - box["left"] < 2 and box["right"] - right["right"] < 2  # the whole width
+    assert abs((left["right"] - left["left"]) - (right["right"] - right["left"])) < 2  # shared alike
+    gap = left["bottom"] - right["bottom"]
+    boundary = left["sections"][-1] if gap > 0 else right["sections"][0]
+    moved = boundary["height"] + 18  # a section and the gap under it (CSS --gap)
+    assert abs(gap) <= abs(abs(gap) - 2 * moved) + 1, (width, gap, boundary, columns)
+    # and the page orders the sections so that the best split leaves little empty: at most the
+    # height of the shortest section under the shorter column
+    shortest = min(x["height"] for c in columns for x in c["sections"])
+    assert abs(gap) <= shortest, (width, gap, shortest, columns)
+
+
 def _markup(html: str) -> tuple[set[str], set[str]]:
     """Element and attribute names a browser's parser sees (escaped text is neither)."""
     tags: set[str] = set()
@@ -683,6 +744,22 @@ def test_the_layout_probe_sees_overflow_clipping_and_stray_labels(tmp_path):
     assert chart["outside_viewbox"] == ["ab"] and chart["overlaps"] == ["ab / cd"]
     assert chart["min_font_px"] < 10.5 and chart["visible_title"] == []
 
+    worse = tmp_path / "worse.html"
+    worse.write_text(
+        '<!DOCTYPE html><body style="margin:0"><div class="columns" style="column-count:2">'
+        '<section id="a" style="height:900px">a</section><section id="b" style="height:100px;break-before:column">'
+        'b</section></div><table style="width:120px;table-layout:fixed"><tr>'
+        '<td style="overflow-wrap:anywhere">vbr01.lab.local</td></tr></table>'
+        '<div class="chips"><span class="chip">vm01</span><span class="chip">vm01</span></div></body>',
+        encoding="utf-8",
+    )
+    found = _probe(worse, tmp_path, 1440)
+    assert [c["bottom"] for c in found["columns"]] == [900, 100]
+    with pytest.raises(AssertionError):  # 800 px empty under one column
+        _assert_uses_the_width(found)
+    assert found["mid_word_breaks"] == ["td 'vbr01.lab.local' at 'a|l' of 'vbr01.lab.local'"]
+    assert found["duplicate_chips"] == ["chips: vm01"]
+
 
 WIDTHS = (1024, 1280, 1440, 1920)  # 1280: the narrowest two-column layout
 
@@ -712,8 +789,9 @@ def test_html_report_lays_out_cleanly_in_headless_chromium(sqlite_warehouse, tmp
     assert not attributes & {"src", "href", "xlink:href", "srcset", "action", "onerror", "onload"}
     assert "url(" not in html and "@import" not in html and "@font-face" not in html
     assert set(re.findall(r"https?://[^\s\"'<>]+", html)) <= {"http://www.w3.org/2000/svg"}
-    # untrusted names are escaped
+    # untrusted names are escaped (and may break after their punctuation: <wbr> between escaped parts)
     assert HOSTILE_VM not in html and HOSTILE_JOB not in html and HOSTILE_BACKUP_VM not in html
+    html = html.replace("<wbr>", "")
     assert "&lt;script&gt;alert(&quot;vm&quot;)&lt;/script&gt;&amp;&quot;vm" in html
     assert "&lt;/td&gt;&lt;b&gt;reason&lt;/b&gt;" in html
     assert "&lt;svg onload=alert(&quot;bk&quot;)&gt;&amp;vm" in html and HOSTILE_BACKUP_REASON not in html
@@ -727,25 +805,24 @@ def test_html_report_lays_out_cleanly_in_headless_chromium(sqlite_warehouse, tmp
         found = _probe(page, tmp_path, width)
         _assert_lays_out_cleanly(found)
         charts_seen = {c["id"]: c for c in found["charts"]}
-        side = "" if width >= 1280 else "-full"  # side-column charts are drawn wider in one column
-        transfer, age, trend = (f"chart-{c}{side}" for c in ("transfer", "backup-age", "repo-trend"))
-        assert set(charts_seen) == {
-            "chart-success-rate",
-            "chart-success-matrix",
-            "chart-rpo",
-            transfer,
-            "chart-backup-matrix",
-            age,
-            trend,
-        }
+        _assert_uses_the_width(found)
+        full = "" if width >= 1280 else "-full"  # a column's charts are drawn wider for one column
+        rate_id, matrix_id, backup_id, size_id, age, trend = (
+            f"chart-{c}{full}"
+            for c in (
+                "success-rate",
+                "success-matrix",
+                "backup-matrix",
+                "source-size",
+                "backup-age",
+                "repo-trend",
+            )
+        )
+        assert set(charts_seen) == {rate_id, matrix_id, "chart-rpo", size_id, backup_id, age, trend}
         for chart in charts_seen.values():
             assert chart["empty"] == "false" and chart["empty_text"] == []
         # units: on the axes, in every mark's tooltip
-        rate, matrix, size = (
-            charts_seen["chart-success-rate"],
-            charts_seen["chart-success-matrix"],
-            charts_seen[transfer],
-        )
+        rate, matrix, size = charts_seen[rate_id], charts_seen[matrix_id], charts_seen[size_id]
         assert "(UTC)" in rate["axis_titles"][0] and "(%" in rate["axis_titles"][1]
         assert rate["y_ticks"] and all(re.fullmatch(r"\d+%", t) for t in rate["y_ticks"])
         assert size["y_ticks"] and all(re.fullmatch(r"[\d,.]+", t) for t in size["y_ticks"])
@@ -758,7 +835,7 @@ def test_html_report_lays_out_cleanly_in_headless_chromium(sqlite_warehouse, tmp
         assert len(matrix["mark_tips"]) == len(s["jobs"]) * 14
         assert all(re.search(r"%|no run|no finished run", t) for t in matrix["mark_tips"])
         assert all(re.search(r"\d+ VMs \(\d+%\)$", t) for t in charts_seen["chart-rpo"]["mark_tips"])
-        backup_matrix, ages, repo = charts_seen["chart-backup-matrix"], charts_seen[age], charts_seen[trend]
+        backup_matrix, ages, repo = charts_seen[backup_id], charts_seen[age], charts_seen[trend]
         assert "(UTC)" in backup_matrix["axis_titles"][-1] and "(%)" in backup_matrix["title"]
         assert len(backup_matrix["mark_tips"]) == len(s["backup_jobs"]) * 14
         assert any("recovered by a retry" in t for t in backup_matrix["mark_tips"])
@@ -862,4 +939,16 @@ def test_demo_writes_the_html_report(tmp_path, monkeypatch):
     line = next(x for x in result.output.splitlines() if x.startswith("report: "))
     path = Path(line.removeprefix("report: "))
     assert path.is_absolute() and path == (tmp_path / "wall.html").resolve()
-    assert 'id="chart-transfer"' in path.read_text(encoding="utf-8")
+    html = path.read_text(encoding="utf-8")
+    assert 'id="chart-source-size"' in html
+    # after a first load every repository has one reading: the trend chart says so, not a column of dots
+    trend = re.search(r'<svg id="chart-repo-trend".*?</svg>', html, re.DOTALL).group(0)
+    assert (
+        'data-empty="true"' in trend and "Not a trend yet" in trend and "one reading per repository" in trend
+    )
+    # the demo's estate has one machine name on two backup servers, and host names in every table
+    for width in (1024, 1440, 1920):
+        found = _probe(path, tmp_path, width)
+        _assert_lays_out_cleanly(found)
+        _assert_uses_the_width(found)
+        _screenshot(path, tmp_path, width, found["height"], f"report-demo-{width}.png")

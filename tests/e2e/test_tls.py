@@ -9,7 +9,7 @@ import ssl
 
 import pytest
 import trustme
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from etl import db, schema
 from etl.simulator import Simulator, World
@@ -130,3 +130,15 @@ def test_unreadable_bundle_is_a_configuration_error(tmp_path):
     assert (
         done.returncode == 2 and "cannot use the CA bundle" in done.stderr and "Traceback" not in done.stderr
     )
+    assert "no PEM certificate" in done.stderr.splitlines()[-1]
+    # checked before the run starts: an existing warehouse records no failed run for it
+    url = f"sqlite:///{tmp_path}/w.db"
+    assert cli("migrate", "--db", url).returncode == 0
+    again = cli(
+        "run", "--url", "https://127.0.0.1:9/api", "--user", "demo", "--db", url, "--ca-bundle", str(junk)
+    )
+    assert again.returncode == 2, again.stderr
+    eng = db.engine(url)
+    with eng.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(schema.etl_runs)) == 0
+    eng.dispose()

@@ -1,10 +1,22 @@
 """etl.client against an in-process transport: logon, token header, paging URLs, 401, retries, link safety."""
 
+import signal
+import threading
+
 import httpx
 import pytest
 
-from etl.client import EMClient, RetryPolicy, redact_url
-from etl.errors import AuthError, ConfigError, ForeignLink, HostileDocument, NotFound, SourceError
+from etl import stopping
+from etl.client import FIRST_CONTACT_ATTEMPTS, EMClient, RetryPolicy, redact_url
+from etl.errors import (
+    AuthError,
+    ConfigError,
+    ForeignLink,
+    HostileDocument,
+    Interrupted,
+    NotFound,
+    SourceError,
+)
 
 NS = 'xmlns="http://www.veeam.com/ent/v1.0"'
 ROOT = (
@@ -203,3 +215,70 @@ def test_requests_in_flight_never_exceed_concurrency_whatever_the_threads():
         uids = list(pool.map(lambda _: c.document("/api/backupServers/1").get("UID"), range(24)))
     assert uids == ["urn:veeam:BackupServer:1"] * 24
     assert peak[0] == 3  # eight threads, three requests at a time
+
+
+def _refused(request: httpx.Request) -> httpx.Response:
+    try:
+        raise ConnectionRefusedError(111, "Connection refused")
+    except ConnectionRefusedError as exc:
+        raise httpx.ConnectError(str(exc), request=request) from exc
+
+
+def test_first_contact_that_cannot_connect_fails_after_few_attempts_naming_the_fix():
+    calls = []
+
+    def nobody(request):
+        calls.append(request)
+        return _refused(request)
+
+    patient = RetryPolicy(attempts=20, base=0, cap=0, total=120)  # the budget an answering EM gets
+    c = EMClient(
+        "https://em01.lab:9399/api", "demo", "pw", transport=httpx.MockTransport(nobody), retry=patient
+    )
+    with pytest.raises(SourceError) as caught:
+        c.__enter__()
+    assert len(calls) == FIRST_CONTACT_ATTEMPTS == c.requests
+    message = str(caught.value)
+    assert message.startswith(
+        f"giving up after {FIRST_CONTACT_ATTEMPTS} attempts: cannot connect to em01.lab:9399"
+    )
+    assert "check the host and port in the URL (--url)" in message and "https://em01.lab:9398/api" in message
+
+
+def test_an_em_that_has_answered_gets_the_whole_retry_budget():
+    """An EM restarted mid-load refuses connections for a while: that is waited out, attempt after
+    attempt, because EM answered before."""
+    em, down = FakeEM(), {"left": 0}
+
+    def restarting(request):
+        if down["left"] > 0:
+            down["left"] -= 1
+            return _refused(request)
+        return em(request)
+
+    em.script["/api/backupServers/1"] = [(200, SERVER, {})]
+    patient = RetryPolicy(attempts=20, base=0, cap=0, total=120)
+    with EMClient(
+        "http://127.0.0.1:9399/api", "demo", "pw", transport=httpx.MockTransport(restarting), retry=patient
+    ) as c:
+        down["left"] = 8  # more than FIRST_CONTACT_ATTEMPTS
+        assert c.document("/api/backupServers/1").get("UID") == "urn:veeam:BackupServer:1"
+        assert c.retries == 8
+
+
+def test_a_stop_request_ends_the_next_request_and_a_retry_wait():
+    em = FakeEM(script={"/api/backupServers/1": [(503, b"", {})] * 10})
+    slow = RetryPolicy(attempts=10, base=30, cap=30, total=600)  # a wait no test should sit through
+    with EMClient(
+        "http://127.0.0.1:9399/api", "demo", "pw", transport=httpx.MockTransport(em), retry=slow
+    ) as c:
+        threading.Timer(0.2, stopping.request, args=(signal.SIGTERM,)).start()
+        try:
+            with pytest.raises(Interrupted, match="interrupted by SIGTERM"):
+                c.get("/api/backupServers/1")  # 503, then a 15-30 s wait the stop cuts short
+            asked = len(em.seen)
+            with pytest.raises(Interrupted):
+                c.get("/api/backupServers/1")
+            assert len(em.seen) == asked  # no request went out after the stop
+        finally:
+            stopping.reset()

@@ -84,3 +84,48 @@ def test_license_is_an_spdx_string_for_a_setuptools_that_reads_it():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert project["project"]["license"] == "MIT"
     assert "setuptools>=77" in project["build-system"]["requires"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://em01.example.com:9398/api",
+        "http://127.0.0.1:9399/api",
+        "http://127.8.9.10:9399/api",
+        "http://localhost:9399/api",
+        "http://LOCALHOST/api",
+        "http://[::1]:9399/api",
+    ],
+)
+def test_https_and_loopback_are_not_cleartext(url):
+    assert config.cleartext(url) is False
+
+
+@pytest.mark.parametrize(
+    ("url", "fix"),
+    [
+        ("http://em01.example.com/api", "https://em01.example.com:9398/api"),
+        ("http://em01:9399/api", "https://em01:9398/api"),
+        ("http://10.0.0.5:8080/veeam/api", "https://10.0.0.5:8080/veeam/api"),
+        ("http://[2001:db8::1]:9399/api", "https://[2001:db8::1]:9398/api"),
+        ("http://localhost.example.com/api", "https://localhost.example.com:9398/api"),
+    ],
+)
+def test_cleartext_to_another_machine_is_refused_naming_https(url, fix):
+    with pytest.raises(ConfigError, match="^--url") as caught:
+        config.cleartext(url)
+    assert f"use {fix} " in str(caught.value) and "--allow-cleartext" in str(caught.value)
+    assert config.cleartext(url, allowed=True) is True  # the caller warns
+
+
+def test_the_user_name_is_shown_even_when_the_password_equals_it(monkeypatch):
+    monkeypatch.setattr(logs, "_SECRETS", set())
+    monkeypatch.setattr(logs, "_PUBLIC", set())
+    logs.secret("demo")
+    logs.public("demo")
+    assert logs.redact("logged on to http://127.0.0.1:9399/api/ as demo") == (
+        "logged on to http://127.0.0.1:9399/api/ as demo"
+    )
+    logs.secret("veeam1")  # a password inside the user name: the name stays, the password elsewhere goes
+    logs.public("CORP\\svc-veeam1")
+    assert logs.redact("user CORP\\svc-veeam1, password veeam1") == "user CORP\\svc-veeam1, password ***"
