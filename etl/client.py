@@ -126,6 +126,8 @@ class EMClient:
         self._user, self._password = user, password
         self._origin = origin(self.base)
         self._em_origins = {self._origin}  # origins EM writes into its own links
+        self._base_path = urlsplit(self.base).path  # e.g. /api/, or /veeam-em/api/ behind a proxy
+        self._em_path = "/api/"  # the API path EM writes into its own links (read from the API root)
         trust: bool | ssl.SSLContext = verify if isinstance(verify, bool) else False
         if isinstance(verify, str):  # a CA bundle: trust exactly it (plus nothing else)
             try:
@@ -183,7 +185,11 @@ class EMClient:
                 "Enterprise Manager API URL (…:9398/api)?",
                 redact_url(self.base),
             )
-        self._em_origins.add(origin(urljoin(self.base, create.href)))
+        created = urljoin(self.base, create.href)
+        self._em_origins.add(origin(created))
+        path = urlsplit(created).path
+        if path.lower().endswith("/sessionmngr/"):  # EM's API path: what precedes sessionMngr/
+            self._em_path = path[: -len("sessionMngr/")]
         self._create_href = create.href
         self.session.renew(self.session.generation)
         log.info("logged on to %s as %s", redact_url(self.base), self._user)
@@ -233,21 +239,24 @@ class EMClient:
     # --- addresses --------------------------------------------------------------------------------
 
     def resolve(self, href: str) -> str:
-        """An absolute URL on the configured origin for an href EM gave us, or ForeignLink.
+        """An absolute URL on the configured origin and base path for an href EM gave us, or ForeignLink.
 
         EM writes its own host name into hrefs; when the user connects by another name or IP,
         hrefs on an origin EM itself used (root links, logon session) are moved to the configured one.
-        Links to any other origin, and links that cannot be read as a URL, are refused and counted.
+        Behind a reverse proxy that serves EM under a path prefix (``https://proxy/veeam-em/api``
+        forwarding to EM's ``/api``), EM still writes ``/api/...``: such paths on EM's origins are
+        rebased onto the configured base path. Links to any other origin, and links that cannot be
+        read as a URL, are refused and counted.
         """
         try:
             url = urljoin(self.base, href)
             parts = urlsplit(url)
             where = origin(url)
-            if where == self._origin:
-                final: str | None = url
-            elif where in self._em_origins:
+            if where == self._origin or where in self._em_origins:
                 base = urlsplit(self.base)
-                final = urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
+                final: str | None = urlunsplit(
+                    (base.scheme, base.netloc, self._rebased(parts.path), parts.query, "")
+                )
             else:
                 final = None
             if final is not None:
@@ -261,6 +270,20 @@ class EMClient:
                 f"link to another origin refused: {parts.scheme}://{parts.netloc}", redact_url(url)
             )
         return final
+
+    def _rebased(self, path: str) -> str:
+        """`path` with EM's own API path (``/api/``) replaced by the configured base path when they
+        differ (a path-prefixed reverse proxy); a path already under the base path, or outside EM's
+        API path, as it is."""
+        base, em = self._base_path, self._em_path
+        low = path.lower()
+        if base.lower() == em.lower() or low.startswith(base.lower()):
+            return path
+        if low.startswith(em.lower()):
+            return base + path[len(em) :]
+        if low == em.rstrip("/").lower():
+            return base.rstrip("/")
+        return path
 
     def query_url(
         self,
