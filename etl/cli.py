@@ -535,6 +535,14 @@ def _run_estate(config_path, parallel, only, db_url, db_schema) -> None:
 @click.option("--user", default="demo", show_default=True, help="Account the simulator accepts.")
 @click.option("--password", default="demo", show_default=True, help="Password the simulator accepts.")
 @click.option(
+    "--account",
+    "accounts",
+    multiple=True,
+    metavar="USER:PASSWORD:ROLE",
+    help="Another account it accepts, with an EM role: PortalAdministrator, PortalUser or "
+    "VMRestoreOperator (answered 403 for what the role may not read). Repeatable.",
+)
+@click.option(
     "--ems",
     type=click.IntRange(1, 100),
     default=1,
@@ -556,6 +564,7 @@ def simulate(
     runs_per_day,
     user,
     password,
+    accounts,
     ems,
 ) -> None:
     """Serve a simulated Enterprise Manager over HTTP until stopped (Ctrl-C).
@@ -566,6 +575,7 @@ def simulate(
     """
     from .simulator import fleet as sim_fleet
 
+    extra = [_sim_account(a) for a in accounts]
     try:
         sims = sim_fleet.start(
             ems,
@@ -584,13 +594,15 @@ def simulate(
             days=days,
             runs_per_day=runs_per_day,
             now=datetime.now(UTC).replace(microsecond=0),
+            accounts=extra,
         )
     except OSError as exc:
         raise ConfigError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc} (try --port 0 for any free port)"
         ) from None
+    users = ", ".join([f"{user} (PortalAdministrator)", *(f"{a.user} ({a.role})" for a in extra)])
     for sim in sims:
-        click.echo(f"simulated Enterprise Manager at {sim.url} (user {user}); Ctrl-C to stop", err=False)
+        click.echo(f"simulated Enterprise Manager at {sim.url} (users {users}); Ctrl-C to stop", err=False)
     try:
         while True:
             time.sleep(3600)
@@ -598,6 +610,20 @@ def simulate(
         pass
     finally:
         sim_fleet.stop(sims)
+
+
+def _sim_account(value: str):
+    """A simulator account from USER:PASSWORD:ROLE (the password may hold colons). Raises ConfigError."""
+    from .simulator.accounts import Account
+
+    user, _, rest = value.partition(":")
+    password, _, role = rest.rpartition(":")
+    if not user or not password or not role:
+        raise ConfigError(f"--account wants USER:PASSWORD:ROLE, e.g. viewer:secret:PortalUser (got {user}:…)")
+    try:
+        return Account(user, password, role)
+    except ValueError as exc:
+        raise ConfigError(f"--account {user}: {exc}") from None
 
 
 @main.command()
