@@ -289,6 +289,9 @@ def print_summary(summary: pipeline.Summary) -> None:
         f"  parents fetched by link: {summary.parents_fetched}, recorded from links: "
         f"{summary.placeholders}, quarantined: {summary.quarantined}, undocumented values: {summary.new_values}"
     )
+    if summary.refused:
+        refused = ", ".join(f"{t} (needs the EM role {role})" for t, role in summary.refused.items())
+        click.echo(f"  refused by EM (HTTP 403), skipped: {refused}")
     filled = ", ".join(f"{column} {n}" for column, n in summary.worked_out.items() if n)
     if filled:
         click.echo(f"  worked out (no link in EM's entities): {filled}")

@@ -20,7 +20,16 @@ import httpx
 from lxml import etree
 
 from . import config, parse
-from .errors import AuthError, ConfigError, ForeignLink, HostileDocument, NotFound, ParseError, SourceError
+from .errors import (
+    AccessDenied,
+    AuthError,
+    ConfigError,
+    ForeignLink,
+    HostileDocument,
+    NotFound,
+    ParseError,
+    SourceError,
+)
 from .retry import Budget, RetryPolicy, certificate_problem, plain_http_answer, retry_after, verdict
 
 log = logging.getLogger(__name__)
@@ -169,6 +178,10 @@ class EMClient:
         """Read the API root for the logon link, then log on. Raises AuthError, SourceError."""
         try:
             root = self.document(self.base, auth=False)
+        except AccessDenied:
+            raise AuthError(
+                "Enterprise Manager refused to show its API root (HTTP 403)", redact_url(self.base), 403
+            ) from None
         except NotFound:
             raise SourceError(
                 "no Enterprise Manager API here (HTTP 404): the URL must be the API base, ending in /api, "
@@ -202,8 +215,14 @@ class EMClient:
         while True:
             reply = self._send("POST", url, budget, auth=False, basic=True)
             if reply.status in (401, 403):
+                why = (
+                    "wrong user name or password"
+                    if reply.status == 401
+                    else "the account has no EM role that may use the REST API (Portal Administrator, "
+                    "Portal User or Restore Operator)"
+                )
                 raise AuthError(
-                    f"Enterprise Manager refused the logon of user {self._user!r} (HTTP {reply.status})",
+                    f"Enterprise Manager refused the logon of user {self._user!r} (HTTP {reply.status}): {why}",
                     url,
                     reply.status,
                 )
@@ -318,7 +337,8 @@ class EMClient:
     def get(self, href: str, budget: Budget | None = None) -> bytes:
         """The body of a GET of an href EM gave us (or a query URL), after retries.
 
-        Raises NotFound (404), AuthError (401 even after a fresh logon), SourceError (other 4xx/5xx
+        Raises NotFound (404), AccessDenied (403: the account's role may not read it; never
+        retried), AuthError (401 even after a fresh logon), SourceError (other 4xx/5xx
         once the budget is spent, transport failures), HostileDocument (an oversized body),
         ForeignLink (an href to another origin).
         """
@@ -358,6 +378,9 @@ class EMClient:
             raise AuthError("Enterprise Manager answered 401 after a fresh logon", url, 401)
         if reply.status == 404:
             raise NotFound("not found (HTTP 404)", url, 404)
+        if reply.status == 403:
+            message = parse.error_message(reply.body) or reply.reason
+            raise AccessDenied(f"HTTP 403: {message[:300]}", url, 403)
         if reply.status >= 400:
             message = parse.error_message(reply.body) or reply.reason
             raise SourceError(f"HTTP {reply.status}: {message[:300]}", url, reply.status)

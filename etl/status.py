@@ -1,4 +1,7 @@
-"""`veeam-etl status`: recent runs and watermarks, read from the warehouse's bookkeeping tables."""
+"""`veeam-etl status`: recent runs and watermarks, read from the warehouse's bookkeeping tables.
+
+A run's query types EM refused to the account (HTTP 403) are shown under it, each with the EM role
+that reads it (as the run recorded it from etl.registry)."""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ def collect(eng: Engine, limit: int = 10) -> dict:
         sources = _sources(conn)
     for r in runs:
         r["counts"] = json.loads(r["counts"]) if r["counts"] else {}
+        r["refused"] = _refused(r["refused"])
     return {"runs": runs, "watermarks": marks, "locks": locks, "sources": sources}
 
 
@@ -51,10 +55,21 @@ def _sources(conn) -> list[dict]:
             "rows_updated": r["rows_updated"],
             "requests": r["requests"],
             "error": r["error"],
+            "refused": _refused(r["refused"]),
             "last_success": last_success.get(r["source"]),
         }
         for r in rows
     ]
+
+
+def _refused(text: str | None) -> list[dict]:
+    """The run's refused types: [{"type": …, "role": …}] (empty when EM refused nothing)."""
+    return json.loads(text) if text else []
+
+
+def _refused_line(refused: list[dict]) -> str:
+    types = ", ".join(f"{r['type']} (needs the EM role {r['role']})" for r in refused)
+    return f"        refused by EM (HTTP 403), skipped: {types}"
 
 
 def _t(value) -> str:
@@ -74,6 +89,8 @@ def render(data: dict) -> str:
         )
         if s["error"]:
             lines.append(f"        error: {s['error'][:200]}")
+        if s["refused"]:
+            lines.append(_refused_line(s["refused"]))
     if not data.get("sources"):
         lines.append("  (none)")
     lines += [
@@ -89,6 +106,8 @@ def render(data: dict) -> str:
         )
         if r["error"]:
             lines.append(f"        error: {r['error'][:200]}")
+        if r["refused"]:
+            lines.append(_refused_line(r["refused"]))
     if not data["runs"]:
         lines.append("  (none)")
     lines.append("watermarks (newest creation time committed, per source and type):")

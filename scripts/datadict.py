@@ -88,6 +88,8 @@ COLUMNS = {
         "new_values": "Enumeration values (State, Result, JobType, …) EM sent that its documentation does "
         "not list: stored as sent, warned about once per run.",
         "sweep_requests": "Of `requests`: those of the retention sweep (EM's uid lists).",
+        "refused": 'JSON `[{"type": t, "role": r}]`: query types EM refused to the account (HTTP 403), '
+        "skipped by the run, each with the EM role that reads it; NULL when EM refused nothing.",
         "error": "Why the run failed.",
         "host": "Host the run ran on.",
         "pid": "Process id of the run.",
