@@ -473,6 +473,99 @@ def verify(
     sys.exit(1 if result.differences else 0)
 
 
+# the run settings that shape how `check` talks to EM (the others concern loading)
+_CHECK_SETTINGS = ("concurrency", "timeout", "retries", "retry_time")
+
+
+@main.command()
+@click.option(
+    "--url",
+    envvar="VEEAM_EM_URL",
+    help="Enterprise Manager API base, e.g. https://em01:9398/api [env VEEAM_EM_URL].",
+)
+@click.option("--user", envvar="VEEAM_EM_USER", help="EM account [env VEEAM_EM_USER].")
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False),
+    help="Read the EM password from this file (else VEEAM_EM_PASSWORD, else a prompt on a terminal).",
+)
+@click.option(
+    "--ca-bundle",
+    envvar="VEEAM_EM_CA_BUNDLE",
+    type=click.Path(dir_okay=False),
+    help="PEM file of CAs to trust for EM's certificate [env VEEAM_EM_CA_BUNDLE].",
+)
+@click.option("--insecure", is_flag=True, help="Do not verify EM's TLS certificate (warns; avoid).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Estate file (TOML): check each EM it lists. Excludes --url/--user.",
+)
+@click.option("--only", multiple=True, metavar="NAME", help="With --config: check only this EM (repeatable).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Text for a terminal, or JSON for scripts.",
+)
+@_options(*(_setting_option(settings.BY_NAME[name]) for name in _CHECK_SETTINGS))
+def check(url, user, password_file, ca_bundle, insecure, config_path, only, fmt, **tuning) -> None:
+    """Preflight: can a load of Enterprise Manager proceed? Changes nothing; no warehouse needed.
+
+    Logs on, shows EM's API versions and the VBR version of each backup server, counts every query
+    type the loader reads and lists those EM refuses to the account (HTTP 403) with the EM role
+    that reads them, and the TLS in use. Reads VEEAM_EM_URL, VEEAM_EM_USER, VEEAM_EM_PASSWORD and
+    VEEAM_EM_CA_BUNDLE. Exit codes: 0 a load could proceed (refused types are listed, not fatal),
+    1 it could not (logon refused, EM unreachable, a type that could not be read), 2 usage or
+    configuration error. With --config: every EM of the estate file, the worst exit code wins
+    (2, then 1).
+    """
+    from . import check as check_mod
+
+    ctx = click.get_current_context()
+    given = {
+        name
+        for name in ctx.params
+        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+    }
+    if config_path is not None:
+        clash = [
+            f"--{n.replace('_', '-')}"
+            for n in ("url", "user", "password_file", "ca_bundle", "insecure")
+            if n in given
+        ]
+        if clash:
+            raise click.UsageError(
+                f"--config excludes {', '.join(clash)} (each EM sets them in the estate file)."
+            )
+        from . import fleet
+
+        estate = fleet.load(config_path).select(only)
+        overrides = {n: tuning[n] for n in _CHECK_SETTINGS if n in given}
+        reports = check_mod.check_estate(estate, overrides)
+    else:
+        if only:
+            raise ConfigError("--only goes with --config")
+        if not url or not user:
+            raise click.UsageError(
+                f"Missing option '--{'url' if not url else 'user'}' (or --config ESTATE.toml)."
+            )
+        url, user, password, verify = _em(url, user, password_file, ca_bundle, insecure)
+        reports = [check_mod.check(url, user, password, verify=verify, options=settings.options(tuning))]
+    if fmt == "json":
+        click.echo(json.dumps(check_mod.to_json(reports), indent=2))
+    else:
+        click.echo(check_mod.render(reports))
+    code = check_mod.exit_code(reports)
+    for r in reports:
+        if r.error:
+            click.echo(logs.line(f"{r.name}: {r.error}", level="error"), err=True)
+    sys.exit(code)
+
+
 # run options an estate file may also set: on the command line they apply to every EM of the file
 _ESTATE_OVERRIDES = (*settings.BY_NAME, "since")
 # per-EM settings that only the estate file can give

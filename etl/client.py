@@ -154,6 +154,7 @@ class EMClient:
         self._counts = threading.Lock()
         self.session = LogonSession(self._logon)
         self._create_href: str | None = None
+        self.api_versions: list[str] = []  # the API root's SupportedVersions (v1_5 …), read at logon
         self.requests = 0
         self.retries = 0
         self.foreign_links = 0
@@ -200,6 +201,9 @@ class EMClient:
             )
         created = urljoin(self.base, create.href)
         self._em_origins.add(origin(created))
+        self.api_versions = [
+            name for el in root.iter(parse.q(root, "SupportedVersion")) if (name := el.get("Name"))
+        ]
         path = urlsplit(created).path
         if path.lower().endswith("/sessionmngr/"):  # EM's API path: what precedes sessionMngr/
             self._em_path = path[: -len("sessionMngr/")]
