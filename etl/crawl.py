@@ -175,6 +175,8 @@ def fetch_parent(client: EMClient, link: Link, entity_type: EntityType) -> Entit
     """The parent a link names, as an Entity; None when EM cannot give it (404, another origin).
 
     An `Up` link usually points at the reference form; its `Alternate` link leads to the entity.
+    Raises AccessDenied when the account's EM role may not read it (403), for the caller to record
+    the parent from the link as for a 404 and to say which role reads it.
     """
     try:
         root = client.document(link.href)
