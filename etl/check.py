@@ -1,11 +1,7 @@
-"""`veeam-etl check`: a preflight against one Enterprise Manager, or each EM of an estate file.
-
-Logs on, reads what EM tells of itself (its API versions; the VBR version of each backup server),
-counts every query type the loader reads (`crawl.count`: one `pageSize=1` request each) and notes
-which ones EM refuses to the account (HTTP 403), with the EM role that reads them (etl.registry),
-and the TLS in use. It changes nothing and never touches the warehouse. A load could proceed when
-the logon works and every type is counted or refused; a refused type is listed, not fatal.
-"""
+"""`veeam-etl check`: a preflight of one Enterprise Manager, or each EM of an estate file: logon, EM's
+API versions and its backup servers' VBR versions, a count of every query type the loader reads or
+EM's refusal of it (with the EM role that reads it: etl.registry), and the TLS in use. It changes
+nothing and never touches the warehouse; a refused type is listed, not fatal."""
 
 from __future__ import annotations
 

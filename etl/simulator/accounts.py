@@ -1,11 +1,7 @@
-"""The accounts a simulated EM accepts, and what each one's EM role may read.
-
-EM authorises per query type and per resource (em-api.md, "Roles: what an account may read"): a
-Portal User may not query jobs (`type=Job`, `AgentBackupJob`, `NasJob`, `ObjectInJob`) nor GET
-`/jobs`, `/agents/jobs/{ID}`, `/nas/jobs`; a VM Restore Operator may not read backup servers,
-backup job sessions or backup task sessions either. Refused requests answer 403 with EM's body
-(em-samples/error-403-access-denied.xml). Like the rest of the simulator, nothing of `etl` here.
-"""
+"""The accounts a simulated EM accepts and what each one's EM role may read (em-api.md, "Roles: what
+an account may read"): a Portal User may not read jobs, a VM Restore Operator not backup servers,
+backup job sessions or backup task sessions either; refusals answer EM's 403 body
+(em-samples/error-403-access-denied.xml). Like the rest of the simulator, nothing of `etl` here."""
 
 from __future__ import annotations
 
