@@ -1,7 +1,6 @@
-"""`veeam-etl status`: recent runs and watermarks, read from the warehouse's bookkeeping tables.
-
-A run's query types EM refused to the account (HTTP 403) are shown under it, each with the EM role
-that reads it (as the run recorded it from etl.registry)."""
+"""`veeam-etl status`: recent runs, watermarks and the undocumented values EM sent, read from the
+warehouse's bookkeeping tables. A run's query types EM refused to the account (HTTP 403) are shown
+under it, each with the EM role that reads it (as the run recorded it from etl.registry)."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ import json
 
 from sqlalchemy import Engine, func, select
 
-from .schema import etl_locks, etl_runs, etl_watermarks
+from .schema import etl_locks, etl_runs, etl_undocumented_values, etl_watermarks
 
 
 def collect(eng: Engine, limit: int = 10) -> dict:
@@ -25,11 +24,18 @@ def collect(eng: Engine, limit: int = 10) -> dict:
             ).mappings()
         ]
         locks = [dict(r) for r in conn.execute(select(etl_locks)).mappings()]
+        v = etl_undocumented_values.c
+        values = [
+            dict(r)
+            for r in conn.execute(
+                select(etl_undocumented_values).order_by(v.entity_type, v.column_name, v.value)
+            ).mappings()
+        ]
         sources = _sources(conn)
     for r in runs:
         r["counts"] = json.loads(r["counts"]) if r["counts"] else {}
         r["refused"] = _refused(r["refused"])
-    return {"runs": runs, "watermarks": marks, "locks": locks, "sources": sources}
+    return {"runs": runs, "watermarks": marks, "locks": locks, "sources": sources, "values": values}
 
 
 def _sources(conn) -> list[dict]:
@@ -114,6 +120,17 @@ def render(data: dict) -> str:
     for m in data["watermarks"]:
         lines.append(f"  {m['source']}  {m['entity_type']:<20}{_t(m['watermark_utc'])}  (run {m['run_id']})")
     if not data["watermarks"]:
+        lines.append("  (none)")
+    lines.append(
+        "values EM sent that its documentation does not list (stored as sent; warned about once, when "
+        "first seen):"
+    )
+    for v in data.get("values", []):
+        lines.append(
+            f"  {v['entity_type'] + '.' + v['column_name']:<32}{v['value']!r:<28}first seen "
+            f"{_t(v['first_seen_at'])} (run {v['run_id']}, {v['source']})"
+        )
+    if not data.get("values"):
         lines.append("  (none)")
     for lock in data["locks"]:
         lines.append(

@@ -35,6 +35,7 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "backup": ("backups",),
     "restorepoint": ("restorepoints",),
     "vmrestorepoint": ("vmrestorepoints",),
+    "agentrestorepoint": ("agents", "agentrestorepoints"),
     "backupfile": ("backupfiles",),
     "replica": ("replicas",),
 }

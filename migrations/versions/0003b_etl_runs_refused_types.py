@@ -5,7 +5,7 @@ them and records which, with the EM role that reads each, as JSON. Existing runs
 refused): every row is kept as it is.
 
 Revision ID: 0003b
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-14 10:00:00
 
 """
@@ -17,7 +17,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "0003b"
-down_revision: str | Sequence[str] | None = "0002"
+down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -20,6 +20,7 @@ from helpers import assert_equal_to_truth, cli, dump
 
 SIZE = {"servers": 2, "jobs": 2, "backup_jobs": 2, "vms_per_job": 3, "days": 2}
 JOB_ROLE = registry.JOB.role
+JOB_TYPES = [t.name for t in registry.TYPES.values() if t.role == JOB_ROLE]  # Job, AgentBackupJob, NasJob
 
 
 class Seen(Faults):
@@ -64,8 +65,8 @@ def test_a_portal_user_loads_everything_but_jobs_with_one_warning_per_refused_ty
         done = cli("run", "--url", sim.url, "--user", "viewer", "--db", db_url, password="view-pw")
         assert done.returncode == 0, done.stderr
         warnings = [line for line in done.stderr.splitlines() if "EM refused" in line]
-        assert len(warnings) == 2, warnings  # one per refused type, links to them included
-        for type_name in ("Job", "AgentBackupJob"):
+        assert len(warnings) == len(JOB_TYPES), warnings  # one per refused type, links to them included
+        for type_name in JOB_TYPES:
             (line,) = [w for w in warnings if f"type={type_name} " in w]
             assert f"needs the EM role {JOB_ROLE}" in line and "HTTP 403" in line
         assert f"refused by EM (HTTP 403), skipped: Job (needs the EM role {JOB_ROLE})" in done.stdout
@@ -75,15 +76,12 @@ def test_a_portal_user_loads_everything_but_jobs_with_one_warning_per_refused_ty
         assert_equal_to_truth(eng, rest)
         jobs = dump(eng)["jobs"]
         assert set(jobs) == named and all(row["placeholder"] for row in jobs.values())
-        assert refused_of_runs(eng) == [
-            [{"type": "Job", "role": JOB_ROLE}, {"type": "AgentBackupJob", "role": JOB_ROLE}]
-        ]
+        assert refused_of_runs(eng) == [[{"type": name, "role": JOB_ROLE} for name in JOB_TYPES]]
 
         status = cli("status", "--db", db_url)
         assert status.returncode == 0, status.stderr
-        expected = (
-            f"refused by EM (HTTP 403), skipped: Job (needs the EM role {JOB_ROLE}), "
-            f"AgentBackupJob (needs the EM role {JOB_ROLE})"
+        expected = "refused by EM (HTTP 403), skipped: " + ", ".join(
+            f"{name} (needs the EM role {JOB_ROLE})" for name in JOB_TYPES
         )
         assert status.stdout.count(expected) == 2  # under the source's latest run and under the run
         as_json = json.loads(cli("status", "--db", db_url, "--json").stdout)
@@ -185,7 +183,7 @@ def test_a_vm_restore_operator_loads_what_it_may_read_and_runs_again(tmp_path):
         sim.add_account("restorer", "restore-pw", "VMRestoreOperator")
         eng = db.engine(f"sqlite:///{tmp_path}/w.db")
         first = pipeline.run(eng, sim.url, "restorer", "restore-pw")
-        refused = {"BackupServer", "Job", "AgentBackupJob", "BackupJobSession", "BackupTaskSession"}
+        refused = {"BackupServer", "BackupJobSession", "BackupTaskSession", *JOB_TYPES}
         assert set(first.refused) == refused
         got = dump(eng)
         truth = world.truth()
