@@ -292,6 +292,9 @@ def print_summary(summary: pipeline.Summary) -> None:
         f"  parents fetched by link: {summary.parents_fetched}, recorded from links: "
         f"{summary.placeholders}, quarantined: {summary.quarantined}, new undocumented values: {summary.new_values}"
     )
+    if summary.refused:
+        refused = ", ".join(f"{t} (needs the EM role {role})" for t, role in summary.refused.items())
+        click.echo(f"  refused by EM (HTTP 403), skipped: {refused}")
     filled = ", ".join(f"{column} {n}" for column, n in summary.worked_out.items() if n)
     if filled:
         click.echo(f"  worked out (no link in EM's entities): {filled}")
@@ -334,8 +337,8 @@ def _setting_option(setting: settings.Setting):
     )
 
 
-# Which Enterprise Manager, as whom, trusting what: shared by `run` and `verify`.
-em_options = _options(
+# Which Enterprise Manager, as whom, trusting what: shared by `run`, `verify` and `check`.
+em_connection_options = _options(
     click.option(
         "--url",
         envvar="VEEAM_EM_URL",
@@ -347,8 +350,6 @@ em_options = _options(
         type=click.Path(dir_okay=False),
         help="Read the EM password from this file (else VEEAM_EM_PASSWORD, else a prompt on a terminal).",
     ),
-    db_option,
-    schema_option,
     click.option(
         "--ca-bundle",
         envvar="VEEAM_EM_CA_BUNDLE",
@@ -362,6 +363,12 @@ em_options = _options(
         help="Accept a plain http:// URL to another machine: the password crosses the network "
         "unencrypted (a lab only; warns on every run). Loopback needs no flag.",
     ),
+)
+# ... and into which warehouse, under which name: `run` and `verify`.
+em_options = _options(
+    em_connection_options,
+    db_option,
+    schema_option,
     click.option("--source-name", help="Name of this EM in the warehouse (default: its URL)."),
 )
 settings_options = _options(*(_setting_option(s) for s in settings.SETTINGS))
@@ -515,6 +522,84 @@ def verify(
     sys.exit(1 if result.differences else 0)
 
 
+# the run settings that shape how `check` talks to EM (the others concern loading)
+_CHECK_SETTINGS = ("concurrency", "timeout", "retries", "retry_time")
+
+
+@main.command()
+@em_connection_options
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Estate file (TOML): check each EM it lists. Excludes --url/--user.",
+)
+@click.option("--only", multiple=True, metavar="NAME", help="With --config: check only this EM (repeatable).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Text for a terminal, or JSON for scripts.",
+)
+@_options(*(_setting_option(settings.BY_NAME[name]) for name in _CHECK_SETTINGS))
+def check(
+    url, user, password_file, ca_bundle, insecure, allow_cleartext, config_path, only, fmt, **tuning
+) -> None:
+    """Preflight: can a load of Enterprise Manager proceed? Changes nothing; no warehouse needed.
+
+    Logs on, shows EM's API versions and the VBR version of each backup server, counts every query
+    type the loader reads and lists those EM refuses to the account (HTTP 403) with the EM role
+    that reads them, and the TLS in use. Reads VEEAM_EM_URL, VEEAM_EM_USER, VEEAM_EM_PASSWORD and
+    VEEAM_EM_CA_BUNDLE. Exit codes: 0 a load could proceed (refused types are listed, not fatal),
+    1 it could not (logon refused, EM unreachable, a type that could not be read), 2 usage or
+    configuration error. With --config: every EM of the estate file, the worst exit code wins
+    (2, then 1).
+    """
+    from . import check as check_mod
+
+    ctx = click.get_current_context()
+    given = {
+        name
+        for name in ctx.params
+        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+    }
+    if config_path is not None:
+        clash = [
+            f"--{n.replace('_', '-')}"
+            for n in ("url", "user", "password_file", "ca_bundle", "insecure", "allow_cleartext")
+            if n in given
+        ]
+        if clash:
+            raise click.UsageError(
+                f"--config excludes {', '.join(clash)} (each EM sets them in the estate file)."
+            )
+        from . import fleet
+
+        estate = fleet.load(config_path).select(only)
+        overrides = {n: tuning[n] for n in _CHECK_SETTINGS if n in given}
+        reports = check_mod.check_estate(estate, overrides)
+    else:
+        if only:
+            raise ConfigError("--only goes with --config")
+        if not url or not user:
+            raise click.UsageError(
+                f"Missing option '--{'url' if not url else 'user'}' (or --config ESTATE.toml)."
+            )
+        url, user, password, verify = _em(url, user, password_file, ca_bundle, insecure, allow_cleartext)
+        reports = [check_mod.check(url, user, password, verify=verify, options=settings.options(tuning))]
+    if fmt == "json":
+        click.echo(json.dumps(check_mod.to_json(reports), indent=2))
+    else:
+        click.echo(check_mod.render(reports))
+    code = check_mod.exit_code(reports)
+    for r in reports:
+        if r.error:
+            click.echo(logs.line(f"{r.name}: {r.error}", level="error"), err=True)
+    sys.exit(code)
+
+
 # run options an estate file may also set: on the command line they apply to every EM of the file
 _ESTATE_OVERRIDES = (*settings.BY_NAME, "since")
 # per-EM settings that only the estate file can give
@@ -591,6 +676,14 @@ def _run_estate(config_path, parallel, only, db_url, db_schema) -> None:
 @click.option("--user", default="demo", show_default=True, help="Account the simulator accepts.")
 @click.option("--password", default="demo", show_default=True, help="Password the simulator accepts.")
 @click.option(
+    "--account",
+    "accounts",
+    multiple=True,
+    metavar="USER:PASSWORD:ROLE",
+    help="Another account it accepts, with an EM role: PortalAdministrator, PortalUser or "
+    "VMRestoreOperator (answered 403 for what the role may not read). Repeatable.",
+)
+@click.option(
     "--ems",
     type=click.IntRange(1, 100),
     default=1,
@@ -613,6 +706,7 @@ def simulate(
     runs_per_day,
     user,
     password,
+    accounts,
     ems,
 ) -> None:
     """Serve a simulated Enterprise Manager over HTTP until stopped (Ctrl-C).
@@ -625,6 +719,7 @@ def simulate(
     """
     from .simulator import fleet as sim_fleet
 
+    extra = [_sim_account(a) for a in accounts]
     try:
         sims = _start_simulators(
             datetime.now(UTC),
@@ -644,13 +739,15 @@ def simulate(
             vms_per_job=vms_per_job,
             days=days,
             runs_per_day=runs_per_day,
+            accounts=extra,
         )
     except OSError as exc:
         raise ConfigError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc} (try --port 0 for any free port)"
         ) from None
+    users = ", ".join([f"{user} (PortalAdministrator)", *(f"{a.user} ({a.role})" for a in extra)])
     for sim in sims:
-        click.echo(f"simulated Enterprise Manager at {sim.url} (user {user}); Ctrl-C to stop", err=False)
+        click.echo(f"simulated Enterprise Manager at {sim.url} (users {users}); Ctrl-C to stop", err=False)
     try:
         while True:
             time.sleep(3600)
@@ -658,6 +755,20 @@ def simulate(
         pass
     finally:
         sim_fleet.stop(sims)
+
+
+def _sim_account(value: str):
+    """A simulator account from USER:PASSWORD:ROLE (the password may hold colons). Raises ConfigError."""
+    from .simulator.accounts import Account
+
+    user, _, rest = value.partition(":")
+    password, _, role = rest.rpartition(":")
+    if not user or not password or not role:
+        raise ConfigError(f"--account wants USER:PASSWORD:ROLE, e.g. viewer:secret:PortalUser (got {user}:…)")
+    try:
+        return Account(user, password, role)
+    except ValueError as exc:
+        raise ConfigError(f"--account {user}: {exc}") from None
 
 
 @main.command()

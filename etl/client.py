@@ -21,7 +21,16 @@ import httpx
 from lxml import etree
 
 from . import config, parse, stopping
-from .errors import AuthError, ConfigError, ForeignLink, HostileDocument, NotFound, ParseError, SourceError
+from .errors import (
+    AccessDenied,
+    AuthError,
+    ConfigError,
+    ForeignLink,
+    HostileDocument,
+    NotFound,
+    ParseError,
+    SourceError,
+)
 from .retry import (
     Budget,
     RetryPolicy,
@@ -139,6 +148,8 @@ class EMClient:
         self._user, self._password = user, password
         self._origin = origin(self.base)
         self._em_origins = {self._origin}  # origins EM writes into its own links
+        self._base_path = urlsplit(self.base).path  # e.g. /api/, or /veeam-em/api/ behind a proxy
+        self._em_path = "/api/"  # the API path EM writes into its own links (read from the API root)
         trust: bool | ssl.SSLContext = verify if isinstance(verify, bool) else False
         if isinstance(verify, str):  # a CA bundle: trust exactly it (plus nothing else)
             try:
@@ -156,6 +167,7 @@ class EMClient:
         self._counts = threading.Lock()
         self.session = LogonSession(self._logon)
         self._create_href: str | None = None
+        self.api_versions: list[str] = []  # the API root's SupportedVersions (v1_5 …), read at logon
         self.requests = 0
         self.retries = 0
         self.foreign_links = 0
@@ -181,6 +193,10 @@ class EMClient:
         """Read the API root for the logon link, then log on. Raises AuthError, SourceError."""
         try:
             root = self.document(self.base, auth=False)
+        except AccessDenied:
+            raise AuthError(
+                "Enterprise Manager refused to show its API root (HTTP 403)", redact_url(self.base), 403
+            ) from None
         except NotFound:
             raise SourceError(
                 "no Enterprise Manager API here (HTTP 404): the URL must be the API base, ending in /api, "
@@ -197,7 +213,14 @@ class EMClient:
                 "Enterprise Manager API URL (…:9398/api)?",
                 redact_url(self.base),
             )
-        self._em_origins.add(origin(urljoin(self.base, create.href)))
+        created = urljoin(self.base, create.href)
+        self._em_origins.add(origin(created))
+        self.api_versions = [
+            name for el in root.iter(parse.q(root, "SupportedVersion")) if (name := el.get("Name"))
+        ]
+        path = urlsplit(created).path
+        if path.lower().endswith("/sessionmngr/"):  # EM's API path: what precedes sessionMngr/
+            self._em_path = path[: -len("sessionMngr/")]
         self._create_href = create.href
         self.session.renew(self.session.generation)
         log.info("logged on to %s as %s", redact_url(self.base), self._user)
@@ -210,8 +233,14 @@ class EMClient:
         while True:
             reply = self._send("POST", url, budget, auth=False, basic=True)
             if reply.status in (401, 403):
+                why = (
+                    "wrong user name or password"
+                    if reply.status == 401
+                    else "the account has no EM role that may use the REST API (Portal Administrator, "
+                    "Portal User or Restore Operator)"
+                )
                 raise AuthError(
-                    f"Enterprise Manager refused the logon of user {self._user!r} (HTTP {reply.status})",
+                    f"Enterprise Manager refused the logon of user {self._user!r} (HTTP {reply.status}): {why}",
                     url,
                     reply.status,
                 )
@@ -247,21 +276,24 @@ class EMClient:
     # --- addresses --------------------------------------------------------------------------------
 
     def resolve(self, href: str) -> str:
-        """An absolute URL on the configured origin for an href EM gave us, or ForeignLink.
+        """An absolute URL on the configured origin and base path for an href EM gave us, or ForeignLink.
 
         EM writes its own host name into hrefs; when the user connects by another name or IP,
         hrefs on an origin EM itself used (root links, logon session) are moved to the configured one.
-        Links to any other origin, and links that cannot be read as a URL, are refused and counted.
+        Behind a reverse proxy that serves EM under a path prefix (``https://proxy/veeam-em/api``
+        forwarding to EM's ``/api``), EM still writes ``/api/...``: such paths on EM's origins are
+        rebased onto the configured base path. Links to any other origin, and links that cannot be
+        read as a URL, are refused and counted.
         """
         try:
             url = urljoin(self.base, href)
             parts = urlsplit(url)
             where = origin(url)
-            if where == self._origin:
-                final: str | None = url
-            elif where in self._em_origins:
+            if where == self._origin or where in self._em_origins:
                 base = urlsplit(self.base)
-                final = urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
+                final: str | None = urlunsplit(
+                    (base.scheme, base.netloc, self._rebased(parts.path), parts.query, "")
+                )
             else:
                 final = None
             if final is not None:
@@ -275,6 +307,20 @@ class EMClient:
                 f"link to another origin refused: {parts.scheme}://{parts.netloc}", redact_url(url)
             )
         return final
+
+    def _rebased(self, path: str) -> str:
+        """`path` with EM's own API path (``/api/``) replaced by the configured base path when they
+        differ (a path-prefixed reverse proxy); a path already under the base path, or outside EM's
+        API path, as it is."""
+        base, em = self._base_path, self._em_path
+        low = path.lower()
+        if base.lower() == em.lower() or low.startswith(base.lower()):
+            return path
+        if low.startswith(em.lower()):
+            return base + path[len(em) :]
+        if low == em.rstrip("/").lower():
+            return base.rstrip("/")
+        return path
 
     def query_url(
         self,
@@ -309,7 +355,8 @@ class EMClient:
     def get(self, href: str, budget: Budget | None = None) -> bytes:
         """The body of a GET of an href EM gave us (or a query URL), after retries.
 
-        Raises NotFound (404), AuthError (401 even after a fresh logon), SourceError (other 4xx/5xx
+        Raises NotFound (404), AccessDenied (403: the account's role may not read it; never
+        retried), AuthError (401 even after a fresh logon), SourceError (other 4xx/5xx
         once the budget is spent, transport failures), HostileDocument (an oversized body),
         ForeignLink (an href to another origin).
         """
@@ -349,6 +396,9 @@ class EMClient:
             raise AuthError("Enterprise Manager answered 401 after a fresh logon", url, 401)
         if reply.status == 404:
             raise NotFound("not found (HTTP 404)", url, 404)
+        if reply.status == 403:
+            message = parse.error_message(reply.body) or reply.reason
+            raise AccessDenied(f"HTTP 403: {message[:300]}", url, 403)
         if reply.status >= 400:
             message = parse.error_message(reply.body) or reply.reason
             raise SourceError(f"HTTP {reply.status}: {message[:300]}", url, reply.status)

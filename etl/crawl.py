@@ -14,7 +14,7 @@ from datetime import datetime
 
 from . import batched, parse, transform
 from .client import EMClient
-from .errors import ForeignLink, NotFound, ParseError
+from .errors import ForeignLink, NotFound, ParseError, SourceError, UnexpectedDocument
 from .parse import Link
 from .registry import EntityType
 from .transform import Entity, Page, QuarantineRecord
@@ -175,6 +175,8 @@ def fetch_parent(client: EMClient, link: Link, entity_type: EntityType) -> Entit
     """The parent a link names, as an Entity; None when EM cannot give it (404, another origin).
 
     An `Up` link usually points at the reference form; its `Alternate` link leads to the entity.
+    Raises AccessDenied when the account's EM role may not read it (403), for the caller to record
+    the parent from the link as for a 404 and to say which role reads it.
     """
     try:
         root = client.document(link.href)
@@ -192,3 +194,34 @@ def fetch_parent(client: EMClient, link: Link, entity_type: EntityType) -> Entit
     if quarantined:
         return quarantined[0]
     return entities[0] if entities else None
+
+
+def count(client: EMClient, entity_type: EntityType, filter: str | None = None) -> int:
+    """How many entities of `entity_type` EM lists (that match `filter`): one `pageSize=1` query in
+    the References format, read from the rows on its page — `PagesCount` when the page holds a row,
+    0 when it holds none, whatever `PagesCount` says then (em-api.md, "Empty results": an empty
+    result may come without a list, and its `PagesCount` is not documented).
+
+    Raises what `client.document` raises (AccessDenied when the account may not read the type),
+    UnexpectedDocument for an answer that is not a QueryResult with PagingInfo, SourceError when a
+    page holding a row tells no PagesCount.
+    """
+    url = client.query_url(entity_type.name, filter=filter, page_size=1, format="References")
+    root = client.document(url)
+    if parse.local(root) != "QueryResult" or root.find(parse.q(root, "PagingInfo")) is None:
+        raise UnexpectedDocument(
+            f"a count query for {entity_type.name} answered <{parse.local(root)}>, expected a QueryResult "
+            "with PagingInfo",
+            url,
+        )
+    refs = root.find(parse.q(root, "Refs"))
+    if refs is not None:
+        on_page = len(refs.findall(parse.q(root, "Ref")))
+    else:  # no list (an empty result), or entities where references were asked for
+        on_page = len(parse.entities(root, entity_type.types))
+    if on_page == 0:
+        return 0
+    pages = parse.paging(root, url).pages
+    if pages is None:
+        raise SourceError("a count query answered a page holding a row without PagingInfo PagesCount", url)
+    return pages

@@ -5,6 +5,7 @@
     ├── LockHeld             another run holds the (warehouse, source) lock exit 75
     ├── SourceError          Enterprise Manager could not be read           exit 1
     │   ├── AuthError        logon refused (bad credentials, role)
+    │   ├── AccessDenied     403: the account's EM role may not read this (skipped, not fatal)
     │   ├── NotFound         404 for an href EM itself gave us
     │   ├── ForeignLink      an href to another origin: never requested
     │   └── ParseError       a body that is not a readable EM document (retried)
@@ -50,6 +51,12 @@ class SourceError(VeeamEtlError):
 
 class AuthError(SourceError):
     pass
+
+
+class AccessDenied(SourceError):
+    """HTTP 403 on a query or a link: the account's EM role may not read it (em-api.md, "Roles: what
+    an account may read"). A normal answer for a restricted account, never retried: the run skips
+    a refused query type and records a refused link's parent from the link, as for a 404."""
 
 
 class NotFound(SourceError):

@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from . import config, crawl, db, parse, reconcile, registry, runs, schema, transform
 from .client import EMClient, redact_url
-from .errors import DataError, LoadError
+from .errors import AccessDenied, DataError, LoadError
 from .load import Loader
 from .registry import EntityType
 from .retry import RetryPolicy
@@ -72,6 +72,8 @@ class Summary:
     # retention sweep: table -> {"deleted": rows EM no longer lists, "back": rows listed again}
     swept: dict[str, dict[str, int]] = field(default_factory=dict)
     sweep_requests: int = 0  # of `requests`: those of the retention sweep
+    # query types EM refused to this account (HTTP 403), skipped: type -> the EM role that reads it
+    refused: dict[str, str] = field(default_factory=dict)
     requests: int = 0
     retries: int = 0
     foreign_links: int = 0
@@ -97,6 +99,7 @@ class Summary:
             "foreign_links": self.foreign_links,
             "new_values": self.new_values,
             "sweep_requests": self.sweep_requests,
+            "refused": [{"type": t, "role": role} for t, role in self.refused.items()],
         }
 
 
@@ -154,6 +157,7 @@ class Loading:
         self.listed: dict[str, set[str]] = {}  # inventory tables: the uids EM listed in this run
         self.rejected: set[str] = set()  # uids/hrefs quarantined in this run (few)
         self.running: set[str] = set()  # sessions EM reported as unfinished in this run
+        self.refusals_warned: set[str] = set()  # types a 403 was warned about (once per run each)
         # parents confirmed in the warehouse during this run, for the tables some type names as a parent
         self.known: dict[str, set[str]] = {
             table: set() for table in registry.parent_tables(registry.TYPES.values())
@@ -182,10 +186,50 @@ class Loading:
         self, entity_type: EntityType, filter: str | None = None, first: Future | None = None
     ) -> None:
         """Every page of a query, committed a batch of pages (about `batch_rows` rows) at a time;
-        `first`: its page 1, asked for already (crawl.first_page)."""
+        `first`: its page 1, asked for already (crawl.first_page). A type EM refuses to this account
+        (HTTP 403) is skipped, now and for the rest of the run (`refuse`); the batch in flight is
+        rolled back."""
+        if entity_type.name in self.summary.refused:
+            return
         pages = crawl.pages(self.client, self.pool, entity_type, filter, self.ahead, self.workers, first)
-        while self._load_batch(entity_type, pages):
-            pass
+        try:
+            while self._load_batch(entity_type, pages):
+                pass
+        except AccessDenied as exc:
+            for known in self.known.values():  # it remembered rows of the batch rolled back
+                known.clear()
+            self.refuse(entity_type, exc)
+
+    def refuse(self, entity_type: EntityType, exc: AccessDenied, link: bool = False) -> None:
+        """EM answered 403 to a query of `entity_type` (or, `link`, to a link to one): the account's
+        role may not read it (em-api.md, "Roles"). A refused query type is recorded in the run and
+        skipped; one warning per type and run names the EM role that reads it."""
+        if not link:
+            self.summary.refused[entity_type.name] = entity_type.role
+        if entity_type.name in self.refusals_warned:
+            return
+        self.refusals_warned.add(entity_type.name)
+        if link:
+            log.warning(
+                "EM refused links to %s to this account (HTTP 403, %s): recorded from the links; reading "
+                "%s needs the EM role %s",
+                entity_type.name,
+                exc.url,
+                entity_type.table,
+                entity_type.role,
+            )
+        else:
+            log.warning(
+                "EM refused type=%s to this account (HTTP 403): %s skipped, the rest loads; reading it needs "
+                "the EM role %s%s",
+                entity_type.name,
+                entity_type.table,
+                entity_type.role,
+                "; without the backup server list, incremental types are read from their earliest "
+                "watermark on every server (a server EM adds later is read from there, not whole)"
+                if entity_type is registry.BACKUP_SERVER
+                else "",
+            )
 
     def _load_batch(self, entity_type: EntityType, pages: Iterator[Page]) -> bool:
         """One transaction: pages stored as they arrive (each page's missing parents, then its rows and
@@ -373,13 +417,22 @@ class Loading:
         with_link = [
             (uid, link) for uid, link in links.items() if link is not None and uid not in self.rejected
         ]
-        fetched = self.pool.map(lambda item: crawl.fetch_parent(self.client, item[1], parent_type), with_link)
+
+        def fetch(link: parse.Link) -> Entity | QuarantineRecord | AccessDenied | None:
+            try:
+                return crawl.fetch_parent(self.client, link, parent_type)
+            except AccessDenied as exc:  # the account's role may not read it: like a 404
+                return exc
+
+        fetched = self.pool.map(lambda item: fetch(item[1]), with_link)
         found: list[Entity] = []
         placeholders: list[dict] = []
         for (uid, link), got in zip(with_link, fetched, strict=True):
             if isinstance(got, Entity) and got.row["uid"] == uid:
                 found.append(got)
                 continue
+            if isinstance(got, AccessDenied):
+                self.refuse(parent_type, got, link=True)
             if isinstance(got, QuarantineRecord):
                 self._quarantine(loader.conn, got, done)
             placeholders.append(transform.placeholder(link, uid))  # the child's reference wins over the href
@@ -411,7 +464,8 @@ class Loading:
         """Sessions the warehouse last saw unfinished that EM now reports neither unfinished nor ended
         since the window start (collected late, or removed): read by UID until they finish; and the
         task sessions of those job sessions, which may have been added since."""
-        sessions = [t for t in registry.TYPES.values() if t.final_state is not None]
+        refused = self.summary.refused
+        sessions = [t for t in registry.TYPES.values() if t.final_state is not None and t.name not in refused]
         reread: dict[str, list[str]] = {}
         with self.eng.connect() as conn:
             for t in sessions:
@@ -454,6 +508,8 @@ def _load_everything(loading: Loading, opts: Options, mode: str, marks: runs.Mar
             else:
                 servers = loading.listed.get(registry.BACKUP_SERVER.table, set()) | known
                 begin = starts(opts, mode, marks, entity_type, servers)
+                if registry.BACKUP_SERVER.name in summary.refused and isinstance(begin, dict):
+                    begin = _one_window(begin)
             for window in crawl.window_filters(entity_type, begin):
                 yield i, entity_type, window
 
@@ -479,15 +535,29 @@ def _load_everything(loading: Loading, opts: Options, mode: str, marks: runs.Mar
     summary.worked_out[f"{registry.BACKUP_TASK_SESSION.table}.vm_restore_point_uid"] = linked
     if mode != "repair":  # after the sessions: agent jobs reach the warehouse as their parents
         for entity_type in registry.TYPES.values():
-            if entity_type.job_types is not None:
+            if entity_type.job_types is not None and entity_type.name not in summary.refused:
                 with eng.begin() as conn:  # the links first: they cost no request
                     by_links = reconcile.jobs_by_links(conn, entity_type, summary.source)
-                by_query = reconcile.map_jobs(
-                    eng, loading.client, loading.pool, entity_type, summary.source, summary.run_id
-                )
+                try:
+                    by_query = reconcile.map_jobs(
+                        eng, loading.client, loading.pool, entity_type, summary.source, summary.run_id
+                    )
+                except AccessDenied as exc:
+                    loading.refuse(entity_type, exc)
+                    by_query = 0
                 summary.worked_out[f"{entity_type.table}.job_uid"] = by_links + by_query
     if mode != "repair":
         _sweep(loading, opts, mode)
+
+
+def _one_window(begin: crawl.Starts) -> datetime | None:
+    """One start for every backup server, for an account EM refuses the backup server list (a VM
+    Restore Operator: em-api.md, "Roles"), where windows per server would leave out the servers the
+    warehouse has not seen: the earliest start, so that no known server reads less (None, read
+    whole, when a server has none). A server EM adds later is read from there, not whole."""
+    if not begin or any(start is None for start in begin.values()):
+        return None
+    return min(start for start in begin.values() if start is not None)
 
 
 def _has_placeholders(eng: Engine, entity_type: EntityType) -> bool:
@@ -503,7 +573,8 @@ def _sweep(loading: Loading, opts: Options, mode: str) -> None:
     """Retention: inventory types against what this run listed (no request); the others against
     EM's uid lists when due (every `sweep_hours`, in a full load, or when `opts.sweep` forces it) —
     but a table this run filled from empty needs none unless it holds placeholders (rows known only
-    from a link, which EM may or may not list)."""
+    from a link, which EM may or may not list). A type EM refused to this account (HTTP 403) is never
+    swept: what it lists is unknown, not empty."""
     summary, client, eng = loading.summary, loading.client, loading.eng
     with eng.connect() as conn:
         last = runs.last_sweep(conn, summary.source)
@@ -514,6 +585,8 @@ def _sweep(loading: Loading, opts: Options, mode: str) -> None:
     )
     before = client.requests
     for entity_type in reconcile.swept_types():
+        if entity_type.name in summary.refused:
+            continue
         if entity_type.window is None:
             uids = sorted(loading.listed.get(entity_type.table, set()))
             gone, back = reconcile.sweep(
@@ -522,14 +595,18 @@ def _sweep(loading: Loading, opts: Options, mode: str) -> None:
         elif entity_type.table in loading.fresh and not _has_placeholders(eng, entity_type):
             continue  # empty before this run, and all it holds now EM listed: nothing to sweep
         elif due or entity_type.table in loading.fresh:
-            gone, back = reconcile.sweep(
-                eng,
-                entity_type,
-                summary.source,
-                summary.run_id,
-                loading.now,
-                reconcile.listed_uids(client, entity_type),  # lazily: pages are fetched as the sweep reads
-            )
+            try:
+                gone, back = reconcile.sweep(
+                    eng,
+                    entity_type,
+                    summary.source,
+                    summary.run_id,
+                    loading.now,
+                    reconcile.listed_uids(client, entity_type),  # lazily: fetched as the sweep reads
+                )
+            except AccessDenied as exc:  # rolled back: nothing marked
+                loading.refuse(entity_type, exc)
+                continue
         else:
             continue
         summary.swept[entity_type.table] = {"deleted": gone, "back": back}
@@ -611,8 +688,10 @@ def run(
                 finally:
                     loading.close()
             summary.finish("succeeded", client, started)
+            # a type refused part-way keeps its watermarks: what it has not read is read next time
+            marks_now = {t: m for t, m in loading.marks.items() if t not in summary.refused}
             with eng.begin() as conn:
-                runs.advance_watermarks(conn, source, run_id, loading.marks)
+                runs.advance_watermarks(conn, source, run_id, marks_now)
                 runs.finish_run(conn, run_id, "succeeded", summary.stats())
             return summary
         except BaseException as exc:

@@ -31,13 +31,16 @@ log = logging.getLogger(__name__)
 SWEEP_PAGE_SIZE = 1000  # uids per References page: they are a tenth of an entity's size
 
 
-def _unsettled(table: Table, source: str):
+def _unsettled(table: Table, source: str, complete: bool = False):
     """Rows this run wrote, or a run that did not succeed (killed, interrupted: it never got to
-    reconcile them). Rows of succeeded runs were reconciled then and are not looked at again."""
+    reconcile them). Rows of succeeded runs were reconciled then and are not looked at again; with
+    `complete`, only runs EM refused nothing (HTTP 403) count as settled: a run that could not read
+    the jobs could not give backups and replicas theirs."""
     runs = schema.etl_runs
-    return table.c.run_id.not_in(
-        select(runs.c.id).where(runs.c.source == source, runs.c.status == "succeeded")
-    )
+    settled = select(runs.c.id).where(runs.c.source == source, runs.c.status == "succeeded")
+    if complete:
+        settled = settled.where(runs.c.refused.is_(None))
+    return table.c.run_id.not_in(settled)
 
 
 def jobs_by_links(conn: Connection, entity_type: EntityType, source: str) -> int:
@@ -87,10 +90,11 @@ def jobs_by_links(conn: Connection, entity_type: EntityType, source: str) -> int
 
 
 def _unmapped(table: Table, source: str):
-    """uids of rows without a job that this run (or one that did not succeed) wrote."""
+    """uids of rows without a job that this run (or one that did not succeed, or was refused some
+    type) wrote."""
     return select(table.c.uid).where(
         table.c.source == source,
-        _unsettled(table, source),
+        _unsettled(table, source, complete=True),
         table.c.job_uid.is_(None),
         table.c.placeholder.is_(False),
     )

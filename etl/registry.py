@@ -4,9 +4,10 @@ An `EntityType` says everything the rest of the loader needs to know about one E
 type and `Type` attribute, its warehouse table, the function that builds its own columns, its
 parents (which link names them, which foreign-key column holds them), how it is read (in full every
 run, or incrementally by a creation-time filter per backup server), its final state if it is a
-session, and the documented values of its enum columns. `crawl`, `pipeline`, `load`, `status`,
-the benchmark and the data dictionary read `TYPES`; nothing else lists types. Adding a type is
-one declaration here (plus its row function in `transform`) and its table in `schema`.
+session, the documented values of its enum columns, and the EM role an account needs to read it.
+`crawl`, `pipeline`, `load`, `status`, `check`, the benchmark and the data dictionary read `TYPES`;
+nothing else lists types. Adding a type is one declaration here (plus its row function in
+`transform`) and its table in `schema`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ from .parse import Link
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
+
+# EM roles (em-api.md, "Roles: what an account may read"). EM authorises per query type and resource:
+# a Portal User reads every session, task, point, file, backup, repository, replica and backup server
+# query, but not the job types (nor /jobs, /agents/jobs/{ID}, /nas/jobs), which need a Portal
+# Administrator; a VM Restore Operator cannot even read backup servers, backup job sessions or backup
+# task sessions. A refused read answers 403.
+PORTAL_ADMINISTRATOR = "Portal Administrator"
+PORTAL_USER = "Portal User"
 
 Columns = Callable[[etree._Element, dict[str, str | None], str | None, dict[str, Any]], dict[str, Any]]
 
@@ -81,6 +90,9 @@ class EntityType:
     # (em-backup-side.md §5, §9). The job types whose query can answer it (None: no such relation).
     job_types: frozenset[str] | None = None
     max_page_size: int | None = None  # entities a page at most, whatever --page-size says
+    # the least EM role that may read the type (its query and its resources); an account without it
+    # is answered 403 and the run skips the type, naming this role
+    role: str = PORTAL_USER
 
     @property
     def key_type(self) -> str:
@@ -147,6 +159,7 @@ JOB = EntityType(
     also=("AgentBackupJob", "NasJob"),
     enums={"job_type": JOB_TYPES, "platform": PLATFORMS},
     max_page_size=JOBS_PER_PAGE,
+    role=PORTAL_ADMINISTRATOR,
 )
 # Agent jobs have their own query type (`type=Job` lists the others only: em-backup-side.md §7, §10)
 AGENT_BACKUP_JOB = EntityType(
@@ -157,6 +170,7 @@ AGENT_BACKUP_JOB = EntityType(
     key="Job",
     enums={"job_type": JOB_TYPES, "platform": PLATFORMS},
     max_page_size=JOBS_PER_PAGE,
+    role=PORTAL_ADMINISTRATOR,
 )
 # File-share (NAS) jobs live under /nas/jobs, with a query type of their own (em-api.md, "Roles";
 # em-backup-side.md §12): `<NASJob Type="NasJob">`, no JobType or Platform ("Agent computers and file
@@ -168,6 +182,7 @@ NAS_JOB = EntityType(
     parents=(_SERVER,),
     key="Job",
     max_page_size=JOBS_PER_PAGE,
+    role=PORTAL_ADMINISTRATOR,
 )
 REPOSITORY = EntityType(
     "Repository",

@@ -483,10 +483,13 @@ def table(
     width: int | None = None,
     right: tuple[str, ...] = (),
     keep: tuple[str, ...] = ("status", "result", "last", "time (UTC)", "fixed"),
+    first: tuple[str, ...] = ("reason",),
 ) -> str:
     """Rows as an aligned plain-text table (numbers, and the columns in `right`, right-aligned; NULL
-    as "-"; wide characters counted as two columns). With `width`, the widest text columns but those
-    in `keep` (outcomes, which must read whole) are clipped ("…") until every line fits in `width`."""
+    as "-"; wide characters counted as two columns). With `width`, text columns are clipped ("…")
+    until every line fits in `width`: those in `first` (free text, read in full with --view) before
+    the others, then the widest of the others; never those in `keep` (outcomes, which must read
+    whole)."""
     columns = columns or (list(rows[0]) if rows else [])
     cells = [[_cell(r.get(c), 100 if c.endswith("uid") else 60) for c in columns] for r in rows]
     widths = [max([_width(c)] + [_width(row[i]) for row in cells]) for i, c in enumerate(columns)]
@@ -501,7 +504,7 @@ def table(
             ]
             if not shrinkable:
                 break
-            i = max(shrinkable, key=lambda k: widths[k])
+            i = max(shrinkable, key=lambda k: (columns[k] in first, widths[k]))
             widths[i] -= 1
             over -= 1
         cells = [[_clip(v, widths[i]) for i, v in enumerate(row)] for row in cells]

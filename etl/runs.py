@@ -155,6 +155,7 @@ def finish_run(conn, run_id: int, status: str, stats: dict, error: str | None = 
             foreign_links=stats.get("foreign_links", 0),
             new_values=stats.get("new_values", 0),
             sweep_requests=stats.get("sweep_requests", 0),
+            refused=json.dumps(stats["refused"]) if stats.get("refused") else None,
             error=error[:4000] if error else None,
         )
     )

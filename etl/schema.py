@@ -127,6 +127,8 @@ etl_runs = Table(
     Column("foreign_links", Integer, nullable=False, default=0),
     Column("new_values", Integer, nullable=False, default=0),  # enum values EM documents nowhere
     Column("sweep_requests", Integer, nullable=False, default=0),  # of requests: the retention sweep's
+    # JSON [{"type": query type, "role": EM role that reads it}]: types EM refused (403); NULL: none
+    Column("refused", Text),
     Column("error", Text),
     Column("host", String(255)),
     Column("pid", Integer),

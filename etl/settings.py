@@ -1,14 +1,16 @@
 """How one run reads EM and writes the warehouse: `Options`, and the tunable settings declared once.
 
 `SETTINGS` lists every run setting a user may give — as a `veeam-etl run` flag, as a key of an
-estate file, or in the Dagster definitions — with its type, range, default and help; the CLI and
-the estate-file reader are built from it, and `options(values)` turns such values into `Options`.
-Imports nothing from the rest of etl but the retry policy.
+estate file, or in the Dagster definitions — with its type, range, default, help and the `Options`
+field it sets; the CLI and the estate-file reader are built from it, and `options(values)` builds
+`Options` from every entry. Imports nothing from the rest of etl but the retry policy.
 """
 
 from __future__ import annotations
 
+import copy
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,7 +46,12 @@ class Options:
 
 @dataclass(frozen=True)
 class Setting:
-    """One tunable run setting: `name` is the estate-file key; the flag is `--name-with-dashes`."""
+    """One tunable run setting: `name` is the estate-file key; the flag is `--name-with-dashes`.
+
+    `field` names what it sets in `Options` (default: `name`); a dotted name reaches into a field's
+    object (`retry.attempts`: the attempts of the `RetryPolicy`). `convert` turns the value a user
+    gives into the field's value (default: as given), e.g. hours into a `timedelta`.
+    """
 
     name: str
     type: type
@@ -52,10 +59,26 @@ class Setting:
     high: float | None
     default: Any
     help: str
+    field: str = ""
+    convert: Callable[[Any], Any] | None = None
 
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
+
+    @property
+    def target(self) -> str:
+        """The `Options` field this setting sets (dotted: an attribute of a field's object)."""
+        return self.field or self.name
+
+    def option_value(self, value: Any) -> Any:
+        """`value` as the `Options` field holds it."""
+        return value if self.convert is None else self.convert(value)
+
+
+def hours(value: float) -> timedelta:
+    """A number of hours as a timedelta."""
+    return timedelta(hours=value)
 
 
 _O, _R = Options(), RetryPolicy()
@@ -78,6 +101,7 @@ SETTINGS: tuple[Setting, ...] = (
         100,
         _R.attempts,
         "Attempts per request at most (backoff from 0.5 s doubling to 15 s, jittered).",
+        field="retry.attempts",
     ),
     Setting(
         "retry_time",
@@ -86,6 +110,7 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         _R.total,
         "Seconds one request may spend retrying: long enough to wait out an EM service restart.",
+        field="retry.total",
     ),
     Setting(
         "lookback",
@@ -94,6 +119,7 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         _O.lookback.total_seconds() / 3600,
         "Hours before each watermark an incremental run reads again.",
+        convert=hours,
     ),
     Setting("full_refresh", bool, None, None, False, "Ignore watermarks and read everything EM has."),
     Setting(
@@ -102,25 +128,37 @@ SETTINGS: tuple[Setting, ...] = (
         0,
         None,
         _O.sweep_hours,
-        "Hours between retention sweeps (EM's uid lists of restore points, files, replica points).",
+        "Hours between retention sweeps (EM's uid lists of restore points, files, replica points); "
+        "0: every run.",
     ),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 
 
+def field_value(opts: Options, target: str) -> Any:
+    """The value of an `Options` field named as `Setting.target` names it (dotted or not)."""
+    value: Any = opts
+    for part in target.split("."):
+        value = getattr(value, part)
+    return value
+
+
 def options(values: dict[str, Any], **extra: Any) -> Options:
-    """Options from setting values (keys of BY_NAME; None or absent: the default) and `extra`
-    Options fields (source, since, …)."""
-    given = {k: v for k, v in values.items() if v is not None}
-    kwargs: dict[str, Any] = {
-        k: given[k]
-        for k in ("page_size", "concurrency", "batch_rows", "timeout", "full_refresh")
-        if k in given
-    }
-    if "lookback" in given:
-        kwargs["lookback"] = timedelta(hours=given["lookback"])
-    kwargs["retry"] = RetryPolicy(
-        attempts=given.get("retries", BY_NAME["retries"].default),
-        total=given.get("retry_time", BY_NAME["retry_time"].default),
-    )
-    return Options(**kwargs, **extra)
+    """Options from setting values (keys of BY_NAME; None or absent: the setting's default) and
+    `extra` Options fields (source, since, …). Every entry of SETTINGS sets its field."""
+    opts = Options(**extra)
+    copied: set[str] = set()
+    for setting in SETTINGS:
+        value = values.get(setting.name)
+        if value is None:
+            value = setting.default
+        *path, last = setting.target.split(".")
+        owner: Any = opts
+        for depth, part in enumerate(path):
+            outer = ".".join(path[: depth + 1])
+            if outer not in copied:  # a field's object (the RetryPolicy) is this run's own, not shared
+                setattr(owner, part, copy.copy(getattr(owner, part)))
+                copied.add(outer)
+            owner = getattr(owner, part)
+        setattr(owner, last, setting.option_value(value))
+    return opts

@@ -1,5 +1,6 @@
 """`veeam-etl status`: recent runs, watermarks and the undocumented values EM sent, read from the
-warehouse's bookkeeping tables.
+warehouse's bookkeeping tables. A run's query types EM refused to the account (HTTP 403) are shown
+under it, each with the EM role that reads it (as the run recorded it from etl.registry).
 
 A source whose runs all failed before loading anything (no succeeded run, no row: a mistyped --url)
 is listed apart from the sources that load, and only while it was tried in the last
@@ -48,6 +49,7 @@ def collect(eng: Engine, limit: int = 10) -> dict:
         sources = _sources(conn)
     for r in runs:
         r["counts"] = json.loads(r["counts"]) if r["counts"] else {}
+        r["refused"] = _refused(r["refused"])
     return {"runs": runs, "watermarks": marks, "locks": locks, "sources": sources, "values": values}
 
 
@@ -80,11 +82,22 @@ def _sources(conn) -> list[dict]:
             "rows_updated": r["rows_updated"],
             "requests": r["requests"],
             "error": r["error"],
+            "refused": _refused(r["refused"]),
             "last_success": last_success.get(r["source"]),
             "never_loaded": r["source"] not in last_success and not loaded.get(r["source"]),
         }
         for r in rows
     ]
+
+
+def _refused(text: str | None) -> list[dict]:
+    """The run's refused types: [{"type": …, "role": …}] (empty when EM refused nothing)."""
+    return json.loads(text) if text else []
+
+
+def _refused_line(refused: list[dict]) -> str:
+    types = ", ".join(f"{r['type']} (needs the EM role {r['role']})" for r in refused)
+    return f"        refused by EM (HTTP 403), skipped: {types}"
 
 
 def _t(value) -> str:
@@ -115,6 +128,8 @@ def render(data: dict, now: datetime | None = None) -> str:
         lines.append(_source_line(s))
         if s["error"]:
             lines.append(f"        error: {s['error'][:200]}")
+        if s["refused"]:
+            lines.append(_refused_line(s["refused"]))
     if not loading:
         lines.append("  (none)")
     if never:
@@ -144,6 +159,8 @@ def render(data: dict, now: datetime | None = None) -> str:
         )
         if r["error"]:
             lines.append(f"        error: {r['error'][:200]}")
+        if r["refused"]:
+            lines.append(_refused_line(r["refused"]))
     if not data["runs"]:
         lines.append("  (none)")
     lines.append("watermarks (newest creation time committed, per source, backup server and type):")

@@ -97,6 +97,8 @@ COLUMNS = {
         "not list and that no earlier run had met: stored as sent, warned about once per warehouse "
         "(`etl_undocumented_values`).",
         "sweep_requests": "Of `requests`: those of the retention sweep (EM's uid lists).",
+        "refused": 'JSON `[{"type": t, "role": r}]`: query types EM refused to the account (HTTP 403), '
+        "skipped by the run, each with the EM role that reads it; NULL when EM refused nothing.",
         "error": "Why the run failed.",
         "host": "Host the run ran on.",
         "pid": "Process id of the run.",

@@ -9,8 +9,9 @@ here imports the rest of `etl`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
+from .accounts import Account
 from .faults import Faults
 from .server import Simulator
 from .world import World
@@ -25,11 +26,14 @@ def start(
     user: str = "demo",
     password: str = "demo",  # noqa: S107 - the demo account
     faults: list[Faults | None] | None = None,
+    accounts: Iterable[Account] = (),
     **world: object,
 ) -> list[Simulator]:
     """Start `n` simulators; world i has seed `seed + i` and the size keywords in `world`
     (servers, jobs, vms_per_job, days, runs_per_day, now, ...). `faults[i]`, when given, is
-    simulator i's fault hook. Raises OSError when a port is taken (the ones started are stopped)."""
+    simulator i's fault hook; every simulator accepts `accounts` besides `user`. Raises OSError
+    when a port is taken (the ones started are stopped)."""
+    accounts = tuple(accounts)
     sims: list[Simulator] = []
     try:
         for i in range(n):
@@ -40,6 +44,7 @@ def start(
                 user=user,
                 password=password,
                 faults=faults[i] if faults else None,
+                accounts=accounts,
             )
             sims.append(sim.start())
     except BaseException:

@@ -1,7 +1,8 @@
 """The threaded HTTP server speaking the EM REST (XML) dialect for one `World`.
 
-Routing, logon tokens, request accounting and the fault hook live here; bodies come from
-`render.Renderer` and `query.QueryEngine`, built under the world's lock.
+Routing, logon tokens (each bound to an `accounts.Account` and its role), request accounting and
+the fault hook live here; bodies come from `render.Renderer` and `query.QueryEngine`, built under
+the world's lock.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 from . import routes_backup
+from .accounts import PORTAL_USER, Account
 from .faults import HANDLED, Faults
 from .query import QueryEngine, QueryError
 from .render import Renderer
@@ -168,10 +171,14 @@ class Simulator:
         faults: Faults | None = None,
         token_idle_timeout: float = 900.0,
         ssl_context: ssl.SSLContext | None = None,
+        accounts: Iterable[Account] = (),
     ):
+        """`user`/`password` is the Portal Administrator account; `accounts` adds others, each with
+        its role (`add_account` does too)."""
         self.world, self.host, self.port = world, host, port
         self.ssl_context = ssl_context
         self.user, self.password = user, password
+        self.accounts: dict[str, Account] = {a.user: a for a in accounts}
         self.faults = faults or Faults()
         self.token_idle_timeout = token_idle_timeout
         self.queries = QueryEngine(world)
@@ -188,7 +195,7 @@ class Simulator:
         self.outages = 0
         self._count = 0
         self._kinds: Counter = Counter()
-        self.tokens: dict[str, list] = {}  # token -> [session id, last use (monotonic)]
+        self.tokens: dict[str, list] = {}  # token -> [session id, last use (monotonic), Account]
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Simulator:
@@ -320,7 +327,25 @@ class Simulator:
         with self._lock:
             return Counter(self._kinds)
 
-    # ------------------------------------------------------------------ tokens
+    # ------------------------------------------------------------------ accounts and tokens
+    def add_account(
+        self, user: str, password: str, role: str = PORTAL_USER, refused: Iterable[str] | None = None
+    ) -> Account:
+        """Accept another account with an EM role (PortalAdministrator, PortalUser,
+        VMRestoreOperator); `refused` replaces the query types its role may not read."""
+        account = Account(user, password, role, None if refused is None else frozenset(refused))
+        with self._lock:
+            self.accounts[user] = account
+        return account
+
+    def _account(self, user: str | None, password: str | None) -> Account | None:
+        """The account these credentials log on as (None: refused)."""
+        if user == self.user and password == self.password:
+            return Account(self.user, self.password)
+        with self._lock:
+            account = self.accounts.get(user or "")
+        return account if account is not None and account.password == password else None
+
     def check_token(self, token: str | None) -> bool:
         """True (and refreshes idle time) if the token is live."""
         if not token:
@@ -345,6 +370,10 @@ class Simulator:
     # ------------------------------------------------------------------ responses
     def error(self, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
         return status, {"Content-Type": XML, **(headers or {})}, self.renderer.error_doc(status, message)
+
+    def access_denied(self) -> Response:
+        """EM's answer to a request the account's role may not make (error-403-access-denied.xml)."""
+        return self.error(403, "Access denied")
 
     @staticmethod
     def serve_unavailable() -> Response:
@@ -426,6 +455,15 @@ class Simulator:
             return self._ok(r.menu_doc(entry[0] if entry else None))
         if method != "GET":
             return self.error(405, f"Method {method} not allowed on {ctx.path}")
+        with self._lock:
+            entry = self.tokens.get(ctx.token or "")
+        if entry is None:  # expired since it was checked
+            return self.error(401, "Authentication required: missing or expired X-RestSvcSessionId")
+        account: Account = entry[2]
+        if kind == "query" and not account.may_query(ctx.query.get("type") or ""):
+            return self.access_denied()
+        if kind != "query" and not account.may_get(ctx.segments[1:]):
+            return self.access_denied()
         segs = ctx.segments
         with w.lock:
             if kind != "query":
@@ -482,7 +520,8 @@ class Simulator:
                 user, _, password = base64.b64decode(auth[6:].strip()).decode("utf-8").partition(":")
             except (ValueError, UnicodeDecodeError):
                 user = None
-        if not (user == self.user and password == self.password):
+        account = self._account(user, password)
+        if account is None:
             return self.error(
                 401,
                 "Authentication failed: invalid user name or password",
@@ -491,7 +530,7 @@ class Simulator:
         session_id = str(uuid.uuid4())
         token = base64.b64encode(secrets.token_bytes(24)).decode()
         with self._lock:
-            self.tokens[token] = [session_id, time.monotonic()]
+            self.tokens[token] = [session_id, time.monotonic(), account]
         headers = {
             "Content-Type": XML,
             "x-restsvcsessionid": token,
@@ -502,7 +541,7 @@ class Simulator:
     def _logoff(self, ctx: RequestContext) -> Response:
         sid = ctx.segments[2].lower() if len(ctx.segments) > 2 else ""
         with self._lock:
-            dead = [t for t, (s, _) in self.tokens.items() if s == sid]
+            dead = [t for t, (s, *_) in self.tokens.items() if s == sid]
             for t in dead:
                 del self.tokens[t]
         if not dead:

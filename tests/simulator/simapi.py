@@ -33,12 +33,14 @@ def link(el: ET.Element, rel: str, typ: str) -> ET.Element | None:
 
 
 class Api:
-    """A logged-on EM session against a simulator."""
+    """A logged-on EM session against a simulator (as its Portal Administrator unless `user` and
+    `password` name another account)."""
 
-    def __init__(self, sim: Simulator):
+    def __init__(self, sim: Simulator, user: str | None = None, password: str | None = None):
         self.sim = sim
         self.c = httpx.Client(timeout=10)
-        r = self.c.post(sim.url + "/sessionMngr/?v=latest", auth=(sim.user, sim.password))
+        auth = (user or sim.user, password if user else sim.password)
+        r = self.c.post(sim.url + "/sessionMngr/?v=latest", auth=auth)
         assert r.status_code == 201, r.text
         self.token = r.headers["X-RestSvcSessionId"]
         self.logon_body = r.content

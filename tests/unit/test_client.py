@@ -147,6 +147,38 @@ def test_foreign_origin_never_requested():
     assert all(r.url.host == "127.0.0.1" for r in em.seen)
 
 
+def test_behind_a_path_prefixed_proxy_em_hrefs_are_rebased_onto_the_base_path():
+    """`--url http://proxy/veeam-em/api`, a proxy forwarding `/veeam-em/api/*` to EM's `/api/*`: EM's
+    hrefs (on its own host or on the proxy's, with its own path /api/...) are sent under the
+    prefix; an href already under it is kept; links to other origins are still refused."""
+    em = FakeEM(script={"/api/backupServers/1": [(200, SERVER, {})] * 3})
+    sent: list[str] = []
+
+    def proxy(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        if not request.url.path.startswith("/veeam-em/api/"):
+            return httpx.Response(404, content=b"not behind this proxy")
+        upstream = request.url.copy_with(path=request.url.path[len("/veeam-em") :])
+        return em(httpx.Request(request.method, upstream, headers=request.headers, content=request.content))
+
+    with EMClient(
+        "http://127.0.0.1:9399/veeam-em/api", "demo", "pw", transport=httpx.MockTransport(proxy), retry=FAST
+    ) as c:
+        assert c.query_url("BackupServer").startswith("http://127.0.0.1:9399/veeam-em/api/query?")
+        for href in (
+            "http://em01.lab:9399/api/backupServers/1",  # EM's host name and path
+            "/api/backupServers/1",  # EM's path on the proxy's origin
+            "http://127.0.0.1:9399/veeam-em/api/backupServers/1",  # already under the prefix
+        ):
+            assert c.resolve(href) == "http://127.0.0.1:9399/veeam-em/api/backupServers/1"
+            assert c.document(href).get("UID") == "urn:veeam:BackupServer:1"
+        with pytest.raises(ForeignLink):
+            c.resolve("http://attacker.example/api/backupServers/1")
+    assert all(path.startswith("/veeam-em/api/") for path in sent), sent
+    assert sent[1] == "/veeam-em/api/sessionMngr/"  # the logon link EM advertised, rebased
+    assert sent[-1] == "/veeam-em/api/logonSessions/s1"  # and the logoff
+
+
 def test_queries_run_at_the_api_base_never_at_the_querysvc_menu():
     """The logon session's QueryService link is `/api/querySvc`, a menu (em-api.md); queries go to
     `<base>/query` whatever the session advertises."""

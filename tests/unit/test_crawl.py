@@ -6,9 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 from test_client import NS, FakeEM, client
 
 from etl import crawl, parse, registry, transform
+from etl.errors import AccessDenied, SourceError, UnexpectedDocument
 from etl.workers import ProcessPool
 
 
@@ -209,3 +211,43 @@ def test_prefetch_keeps_at_most_ahead_pages_in_flight():
             str(i) for i in range(30)
         ]
     assert peak[0] <= 3
+
+
+def _refs(uids, pages=None, refs=True):
+    info = f' PagesCount="{pages}"' if pages is not None else ""
+    body = "".join(
+        f'<Ref Type="BackupReference" UID="urn:veeam:Backup:{u}" Href="/api/backups/{u}"/>' for u in uids
+    )
+    box = f"<Refs>{body}</Refs>" if refs else ""
+    return f'<QueryResult {NS}>{box}<PagingInfo PageNum="1" PageSize="1"{info}/></QueryResult>'.encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (_refs(["a"], pages=7), 7),  # one row on the page: PagesCount rows at one a page
+        (_refs([], pages=1), 0),  # an empty list: no row, whatever PagesCount says
+        (_refs([], pages=0), 0),
+        (_refs([], pages=1, refs=False), 0),  # no list at all (EM leaves null lists out)
+        (_refs([]), 0),
+    ],
+)
+def test_count_reads_the_rows_on_the_page_never_pages_count_alone(body, expected):
+    em = QueryEM({"1": body})
+    with client(em) as c:
+        assert crawl.count(c, registry.BACKUP) == expected
+    (asked,) = [r for r in em.seen if r.url.path == "/api/query"]
+    assert asked.url.params["pageSize"] == "1" and asked.url.params["format"] == "References"
+    assert asked.url.params["type"] == "Backup"
+
+
+def test_count_refuses_what_is_not_a_count():
+    menu = f'<QuerySvc {NS} Type="QueryService" Href="/api/querySvc"><Links/></QuerySvc>'.encode()
+    for body, error in ((menu, UnexpectedDocument), (_refs(["a"]), SourceError)):
+        with client(QueryEM({"1": body})) as c, pytest.raises(error):
+            crawl.count(c, registry.BACKUP)
+    denied = f'<Error {NS} Message="Access denied" StatusCode="403"/>'.encode()
+    em = FakeEM(script={"/api/query": [(403, denied, {})]})
+    with client(em) as c, pytest.raises(AccessDenied, match="Access denied"):
+        crawl.count(c, registry.JOB)
+    assert c.retries == 0  # a 403 is an answer, never retried

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from etl import report, schema, views
+from etl import registry, report, schema, settings, views
 
 ROOT = Path(__file__).resolve().parents[2]
 REGENERATE = "python scripts/datadict.py > docs/warehouse.md"
@@ -60,3 +60,22 @@ def test_bi_guide_uses_the_views_and_a_read_only_role():
         assert phrase in text, phrase
     for view in ("v_replica_job_daily", "v_vm_replica_status", "v_replica_transfer_daily"):
         assert view in text, view
+
+
+def test_readme_says_which_em_role_reads_each_type_as_the_registry_declares():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Which EM role reads what", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        tuple(cell.strip().strip("`") for cell in line.strip("|").split("|"))
+        for line in section.splitlines()
+        if line.startswith("| `")
+    }
+    assert rows == {(t.name, t.table, t.role) for t in registry.TYPES.values()}
+
+
+def test_every_run_setting_is_documented_as_a_flag_and_an_estate_key():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    fleet = (ROOT / "docs" / "fleet.md").read_text(encoding="utf-8")
+    for s in settings.SETTINGS:
+        assert f"`{s.flag}" in readme, s.flag
+        assert f"`{s.name}`" in fleet, s.name

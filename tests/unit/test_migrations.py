@@ -227,3 +227,76 @@ def test_upgrading_a_populated_0002_warehouse_keeps_every_row(db_url):
         if eng.dialect.name == "sqlite":
             assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
     eng.dispose()
+
+
+# the revision 0003b revises (migrations are chained in the order the issues merge)
+BEFORE_0003B = "0004"
+
+
+def test_upgrading_a_populated_0004_warehouse_keeps_every_row(db_url):
+    """0003b adds etl_runs.refused (query types EM refused to the account) to the warehouse the
+    revision before it left: every row of every table survives as it was, and the runs already
+    recorded refused nothing (NULL)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import MetaData, insert
+
+    from etl.simulator import World
+    from helpers import truth_rows
+
+    eng = db.engine(db_url)
+    cfg = db.alembic_config()
+    with eng.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, BEFORE_0003B)
+    old = MetaData()
+    old.reflect(eng)
+    now = datetime(2025, 8, 15, 12, tzinfo=UTC)
+    meta = {"source": "em", "first_loaded_at": now, "last_loaded_at": now, "run_id": 1}
+    truth = World(seed=6, servers=2, jobs=2, vms_per_job=3, days=2).truth()
+    with eng.begin() as conn:
+        for run_id, status in ((1, "succeeded"), (2, "failed")):
+            conn.execute(
+                insert(old.tables["etl_runs"]).values(
+                    id=run_id,
+                    source="em",
+                    started_at=now,
+                    status=status,
+                    mode="full",
+                    **{  # every counter the revision has
+                        c.name: 3
+                        for c in old.tables["etl_runs"].columns
+                        if not c.nullable and c.name not in ("id", "source", "started_at", "status", "mode")
+                    },
+                    error="EM answered 500" if status == "failed" else None,
+                )
+            )
+        for name, table_rows in truth_rows(truth).items():
+            columns = {c.name for c in old.tables[name].columns}
+            values = [{k: v for k, v in {**meta, **r}.items() if k in columns} for r in table_rows]
+            for v in values:
+                if "placeholder" in columns:
+                    v["placeholder"] = bool(v.get("placeholder"))
+            if values:
+                conn.execute(insert(old.tables[name]), values)
+
+    def everything(conn) -> dict[str, list[tuple]]:
+        out = {}
+        for table in old.sorted_tables:
+            if table.name == "alembic_version":
+                continue
+            key = list(table.primary_key.columns) or list(table.columns)
+            out[table.name] = [tuple(r) for r in conn.execute(select(table).order_by(*key))]
+        return out
+
+    with eng.connect() as conn:
+        before = everything(conn)
+    assert sum(len(rows) for rows in before.values()) > 100
+
+    db.migrate(eng)
+
+    assert db.current(eng) == db.head() and _diff(eng) == []
+    with eng.connect() as conn:
+        assert everything(conn) == before
+        assert conn.execute(select(schema.etl_runs.c.refused)).scalars().all() == [None, None]
+    eng.dispose()
