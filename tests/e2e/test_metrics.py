@@ -17,6 +17,7 @@ from wsgiref.util import setup_testing_defaults
 
 import httpx
 import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert, text
 from sqlalchemy.exc import OperationalError
@@ -357,6 +358,13 @@ def test_listen_serves_metrics_and_reads_the_warehouse_on_every_scrape(db_url):
         assert value(again, "veeam_etl_last_run_success", source="em-a") == 1
         assert value(again, "veeam_etl_last_run_requests", source="em-a") == 9
         assert httpx.get(f"{base}/", timeout=10).status_code == 404
+        # Prometheus asks for OpenMetrics first: the info families come as OpenMetrics info
+        accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+        om = httpx.get(f"{base}/metrics", headers={"Accept": accept}, timeout=60)
+        assert om.headers["content-type"].startswith("application/openmetrics-text")
+        kinds = {f.name: f.type for f in openmetrics_families(om.text)}
+        assert kinds["veeam_job_last_run"] == kinds["veeam_etl_last_run"] == "info"
+        assert kinds["veeam_machine_rpo_breach"] == "gauge"
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
