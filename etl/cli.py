@@ -287,7 +287,7 @@ def print_summary(summary: pipeline.Summary) -> None:
         click.echo(f"  {table:<24}{counts['inserted']:>10}{counts['updated']:>10}")
     click.echo(
         f"  parents fetched by link: {summary.parents_fetched}, recorded from links: "
-        f"{summary.placeholders}, quarantined: {summary.quarantined}, undocumented values: {summary.new_values}"
+        f"{summary.placeholders}, quarantined: {summary.quarantined}, new undocumented values: {summary.new_values}"
     )
     filled = ", ".join(f"{column} {n}" for column, n in summary.worked_out.items() if n)
     if filled:
@@ -524,6 +524,7 @@ def _run_estate(config_path, parallel, only, db_url, db_schema) -> None:
 @click.option("--backup-jobs", type=int, default=6, show_default=True, help="Backup jobs.")
 @click.option("--agent-jobs", type=int, default=2, show_default=True, help="Agent backup jobs.")
 @click.option("--copy-jobs", type=int, default=2, show_default=True, help="Backup copy jobs.")
+@click.option("--nas-jobs", type=int, default=1, show_default=True, help="File-share (NAS) backup jobs.")
 @click.option(
     "--retention-days",
     type=click.FloatRange(min=0, min_open=True),
@@ -550,6 +551,7 @@ def simulate(
     backup_jobs,
     agent_jobs,
     copy_jobs,
+    nas_jobs,
     retention_days,
     vms_per_job,
     days,
@@ -560,8 +562,9 @@ def simulate(
 ) -> None:
     """Serve a simulated Enterprise Manager over HTTP until stopped (Ctrl-C).
 
-    A seeded, deterministic estate of backup, agent, copy and replication jobs with their sessions,
-    tasks, restore and replica points, backups, files and repositories, and EM's documented quirks.
+    A seeded, deterministic estate of backup, agent, file-share, copy and replication jobs with their
+    sessions, tasks, restore points (VM and agent computer) and replica points, backups, files and
+    repositories, and EM's documented quirks.
     POST /admin/advance?hours=H moves its clock forward. Reads no environment variables.
     """
     from .simulator import fleet as sim_fleet
@@ -579,6 +582,7 @@ def simulate(
             backup_jobs=backup_jobs,
             agent_jobs=agent_jobs,
             copy_jobs=copy_jobs,
+            nas_jobs=nas_jobs,
             retention_days=retention_days,
             vms_per_job=vms_per_job,
             days=days,
@@ -661,7 +665,8 @@ def _demo_db_argument(db_url: str) -> str:
 @click.option("--limit", type=int, default=10, show_default=True, help="How many recent runs to show.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(db_url, db_schema, limit, as_json) -> None:
-    """Recent runs, their outcome and counts, and the incremental watermarks. Reads VEEAM_ETL_DB."""
+    """Recent runs, their outcome and counts, the incremental watermarks, and the values EM sent that
+    its documentation does not list. Reads VEEAM_ETL_DB."""
     from . import status as status_mod
 
     eng = db.warehouse(db_url, db_schema, mode="read")
@@ -694,7 +699,7 @@ def status(db_url, db_schema, limit, as_json) -> None:
 def report(db_url, db_schema, fmt, out, view, limit) -> None:
     """The reporting views as tables, CSV, JSON, or an HTML page with charts. Reads VEEAM_ETL_DB.
 
-    Without --view: the summary (headline figures, jobs, VMs needing attention, newest failures).
+    Without --view: the summary (headline figures, jobs, machines needing attention, newest failures).
     """
     from . import report as report_mod
 

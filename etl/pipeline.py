@@ -111,6 +111,7 @@ class _Batch:
         self.parents_fetched = 0
         self.placeholders = 0
         self.quarantined: list[str] = []  # keys of entities quarantined
+        self.values: list[tuple[str, str, str]] = []  # undocumented enum values met first in this batch
 
     def commit_into(self, summary: Summary, rejected: set[str]) -> None:
         for (table, what), n in self.counts.items():
@@ -153,13 +154,16 @@ class Loading:
         self.listed: dict[str, set[str]] = {}  # inventory tables: the uids EM listed in this run
         self.rejected: set[str] = set()  # uids/hrefs quarantined in this run (few)
         self.running: set[str] = set()  # sessions EM reported as unfinished in this run
-        self.values_seen: set[tuple[str, str, str]] = set()  # (type, column, value) warned about
         # parents confirmed in the warehouse during this run, for the tables some type names as a parent
         self.known: dict[str, set[str]] = {
             table: set() for table in registry.parent_tables(registry.TYPES.values())
         }
         self.now = schema.now_utc()
-        with eng.connect() as conn:  # tables empty at the start: a first load needs no comparisons
+        with eng.connect() as conn:
+            # (type, column, value) of the undocumented enum values the warehouse has recorded or this
+            # run has met: each is warned about once per warehouse (runs.record_undocumented)
+            self.values_seen: set[tuple[str, str, str]] = runs.undocumented_values(conn)
+            # tables empty at the start: a first load needs no comparisons
             self.fresh = frozenset(
                 t.name for t in registry.tables() if conn.execute(select(t.c.uid).limit(1)).first() is None
             )
@@ -216,7 +220,7 @@ class Loading:
                             )
                             if state != entity_type.final_state
                         ]
-                    self._check_values(entity_type, page.rows)
+                    self._check_values(entity_type, page.rows, done)
                     rows += len(page.rows.values)
                     if rows >= self.batch_rows:
                         break
@@ -230,6 +234,7 @@ class Loading:
             ) from None
         # what the run learnt from this batch counts once it is committed
         done.commit_into(s, self.rejected)
+        self._record_values(done.values)
         marks = self.marks.setdefault(entity_type.name, {})
         for server, at in newest.items():
             if server not in marks or at > marks[server]:
@@ -271,21 +276,33 @@ class Loading:
             ],
         )
 
-    def _check_values(self, entity_type: EntityType, rows: RowBatch) -> None:
-        """Warn once per run about each enum value EM's documentation does not list (it is stored
-        as sent: em-api.md, "Values are open sets")."""
+    def _check_values(self, entity_type: EntityType, rows: RowBatch, done: _Batch) -> None:
+        """Note each enum value EM's documentation does not list (it is stored as sent: em-api.md,
+        "Values are open sets") that the warehouse has not recorded yet."""
         for column, documented in entity_type.enums.items():
             for value in set(rows.column(column)) - documented:
                 key = (entity_type.name, column, value)
                 if value is not None and key not in self.values_seen:
                     self.values_seen.add(key)
-                    self.summary.new_values += 1
-                    log.warning(
-                        "%s %s %r is not a value EM documents; stored as sent",
-                        entity_type.name,
-                        column,
-                        value,
-                    )
+                    done.values.append(key)
+
+    def _record_values(self, values: list[tuple[str, str, str]]) -> None:
+        """Record undocumented values once their rows are committed, and warn about those no run
+        recorded before (once per warehouse, whichever EM sent them first: a value counts in the
+        run that first met it)."""
+        if not values:
+            return
+        with self.eng.begin() as conn:
+            new = runs.record_undocumented(conn, self.summary.source, self.summary.run_id, self.now, values)
+        for entity_type, column, value in new:
+            self.summary.new_values += 1
+            log.warning(
+                "%s %s %r is not a value EM documents; stored as sent (warned about once; "
+                "`veeam-etl status` lists such values)",
+                entity_type,
+                column,
+                value,
+            )
 
     def _quarantine(self, conn: Connection, record: QuarantineRecord, done: _Batch) -> None:
         log.warning("quarantined %s %s: %s", record.type_name, record.href, record.error)

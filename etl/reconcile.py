@@ -3,7 +3,8 @@
 - `jobs_by_links`, `map_jobs`: a backup's or replica's job, which no entity names: first from EM's
   own links (the points its job's tasks link), then, for what is left, from EM's answer to
   `type=…&filter=JobUid==<job>` (em-backup-side.md §5, §9) — asked only for rows new to the
-  warehouse, so a quiet run asks nothing;
+  warehouse, so a quiet run asks nothing; `job_uid_source` says which (`link`, `query`, or
+  `parent` for an agent child backup given its parent's job);
 - `infer_restore_points`: a backup task's VM restore point when EM gives no `Related` link
   (em-backup-side.md §14), marked `inferred`; a link EM gave is never overwritten;
 - `sweep`: retention — objects EM no longer lists get `deleted_at`, and lose it if they come back.
@@ -78,7 +79,9 @@ def jobs_by_links(conn: Connection, entity_type: EntityType, source: str) -> int
     for uid, named in found.items():
         if len(named) == 1:
             filled += conn.execute(
-                update(table).where(table.c.uid == uid, table.c.job_uid.is_(None)).values(job_uid=named.pop())
+                update(table)
+                .where(table.c.uid == uid, table.c.job_uid.is_(None))
+                .values(job_uid=named.pop(), job_uid_source="link")
             ).rowcount
     return filled
 
@@ -170,7 +173,7 @@ def map_jobs(
                         filled += conn.execute(
                             update(table)
                             .where(table.c.uid.in_(chunk), table.c.job_uid.is_(None))
-                            .values(job_uid=group[0], run_id=run_id)
+                            .values(job_uid=group[0], job_uid_source="query", run_id=run_id)
                         ).rowcount
             groups = split
         return filled
@@ -207,7 +210,9 @@ def _jobs_from_parents(conn: Connection, table: Table, wanted: set[str], run_id:
         ).all()
         for uid, job_uid in rows:
             filled += conn.execute(
-                update(table).where(table.c.uid == uid).values(job_uid=job_uid, run_id=run_id)
+                update(table)
+                .where(table.c.uid == uid)
+                .values(job_uid=job_uid, job_uid_source="parent", run_id=run_id)
             ).rowcount
             wanted.discard(uid)
     return filled

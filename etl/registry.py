@@ -141,9 +141,10 @@ JOB = EntityType(
     "jobs",
     transform.job,
     parents=(_SERVER,),
-    # agent jobs are AgentBackupJob entities (UID urn:veeam:AgentBackupJob:…) whose sessions name
-    # them urn:veeam:Job:… (em-backup-side.md §10): keyed as the sessions name them
-    also=("AgentBackupJob",),
+    # agent jobs are AgentBackupJob entities (UID urn:veeam:AgentBackupJob:…) and file-share jobs
+    # NasJob entities (urn:veeam:NasJob:…) whose sessions name them urn:veeam:Job:… (em-backup-side.md
+    # §10): keyed as the sessions name them; a session's job link may lead to either
+    also=("AgentBackupJob", "NasJob"),
     enums={"job_type": JOB_TYPES, "platform": PLATFORMS},
     max_page_size=JOBS_PER_PAGE,
 )
@@ -155,6 +156,17 @@ AGENT_BACKUP_JOB = EntityType(
     parents=(_SERVER,),
     key="Job",
     enums={"job_type": JOB_TYPES, "platform": PLATFORMS},
+    max_page_size=JOBS_PER_PAGE,
+)
+# File-share (NAS) jobs live under /nas/jobs, with a query type of their own (em-api.md, "Roles";
+# em-backup-side.md §12): `<NASJob Type="NasJob">`, no JobType or Platform ("Agent computers and file
+# shares"). Their sessions (JobType NasBackup) name them urn:veeam:Job:<guid>.
+NAS_JOB = EntityType(
+    "NasJob",
+    "jobs",
+    transform.job,
+    parents=(_SERVER,),
+    key="Job",
     max_page_size=JOBS_PER_PAGE,
 )
 REPOSITORY = EntityType(
@@ -293,6 +305,21 @@ VM_RESTORE_POINT = EntityType(
     time_column="creation_time_utc",
     enums={"algorithm": ALGORITHMS, "point_type": POINT_TYPES},
 )
+# An agent computer's restore point is not a VmRestorePoint but a type of its own (em-backup-side.md
+# §10, "Agent computers and file shares"); the query also takes a BackupUid filter.
+AGENT_RESTORE_POINT = EntityType(
+    "AgentRestorePoint",
+    "agent_restore_points",
+    transform.agent_restore_point,
+    parents=(
+        Parent("restore_point_uid", "RestorePoint", "RestorePointReference"),
+        Parent("backup_file_uid", "BackupFile", "BackupFileReference"),
+        _SERVER,
+    ),
+    window="CreationTime",
+    time_column="creation_time_utc",
+    enums={"algorithm": ALGORITHMS, "point_type": POINT_TYPES},
+)
 BACKUP_TASK_SESSION = EntityType(
     "BackupTaskSession",
     "backup_task_sessions",
@@ -322,6 +349,7 @@ TYPES: dict[str, EntityType] = {
         BACKUP_SERVER,
         JOB,
         AGENT_BACKUP_JOB,
+        NAS_JOB,
         REPOSITORY,
         BACKUP,
         REPLICA,
@@ -332,6 +360,7 @@ TYPES: dict[str, EntityType] = {
         RESTORE_POINT,
         BACKUP_FILE,
         VM_RESTORE_POINT,
+        AGENT_RESTORE_POINT,
         BACKUP_TASK_SESSION,
     )
 }

@@ -212,7 +212,8 @@ def _read_backup_runs(conn: Connection, w: Window) -> list[dict]:
     return list(newest.values())
 
 
-def _read_backup_vms(conn: Connection, w: Window) -> list[dict]:
+def _read_backup_machines(conn: Connection, w: Window) -> list[dict]:
+    """Every protected machine (VMs and agent computers: v_vm_backup_status), breaches first."""
     vms = read_view(conn, "v_vm_backup_status")
     never = float("inf")
     vms.sort(
@@ -278,7 +279,7 @@ READERS: dict[str, Callable[[Connection, Window], list[dict]]] = {
     "failures": _read_failures,
     "backup_daily": _read_backup_daily,
     "backup_runs": _read_backup_runs,
-    "backup_vms": _read_backup_vms,
+    "backup_machines": _read_backup_machines,
     "repositories": _read_repositories,
     "repository_space": _read_repository_space,
     "backup_failures": _read_backup_failures,
@@ -319,9 +320,10 @@ def _jobs(daily: list[dict], last_sessions: dict[str, dict], week_start: date) -
 
 def _backup_jobs(daily: list[dict], newest_runs: list[dict], week_start: date) -> list[dict]:
     """Per backup job (and backup server) over the last 7 days: logical runs by outcome, recovered,
-    running, other, the success rate over finished runs, and the outcome of its newest run in the window
-    (last_outcome: "running" until its last attempt has finished, else the Result as EM sent it)."""
-    counts = ("runs", "attempts", "succeeded", "warnings", "failed", "recovered", "running", "other")
+    running, idle, other, the success rate over finished runs, and the outcome of its newest run in the
+    window (last_outcome: "running" until its last attempt has finished, "idle" while it waits for new
+    restore points to copy, else the Result as EM sent it)."""
+    counts = ("runs", "attempts", "succeeded", "warnings", "failed", "recovered", "running", "idle", "other")
     jobs: dict[tuple, dict] = {}
     for d in sorted(daily, key=lambda d: d["day_utc"]):
         key = (d["backup_server_uid"], d["job_uid"])
@@ -333,7 +335,7 @@ def _backup_jobs(daily: list[dict], newest_runs: list[dict], week_start: date) -
                 j[k] += d[k]
     last = {(r["backup_server_uid"], r["job_uid"]): r for r in newest_runs}
     for key, j in jobs.items():
-        j["success_rate"] = _rate(j["succeeded"] + j["warnings"], j["runs"] - j["running"])
+        j["success_rate"] = _rate(j["succeeded"] + j["warnings"], j["runs"] - j["running"] - j["idle"])
         run = last.get(key)
         j["last_outcome"] = run["outcome"] if run else None
         j["last_start_utc"] = run["start_utc"] if run else None
@@ -341,15 +343,16 @@ def _backup_jobs(daily: list[dict], newest_runs: list[dict], week_start: date) -
 
 
 def _backup_tiles(s: dict, week_start: date) -> dict:
-    vms, repos = s["backup_vms"], s["repositories"]
+    machines, repos = s["backup_machines"], s["repositories"]
     week = [d for d in s["backup_daily"] if d["day_utc"] >= week_start]
     ok = sum(d["succeeded"] + d["warnings"] for d in week)
     return {
-        "backup_vms": len(vms),
-        "backup_vms_protected": sum(1 for v in vms if v["restore_points"]),
-        "backup_rpo_breaches": sum(v["rpo_breach"] for v in vms),
-        "backup_rpo_warnings": sum(1 for v in vms if v["rpo_status"] == "warning"),
-        "backup_success_rate_7d": _rate(ok, sum(d["runs"] - d["running"] for d in week)),
+        "backup_machines": len(machines),
+        "backup_machines_protected": sum(1 for v in machines if v["restore_points"]),
+        "backup_agent_computers": sum(1 for v in machines if v["kind"] == "agent"),
+        "backup_rpo_breaches": sum(v["rpo_breach"] for v in machines),
+        "backup_rpo_warnings": sum(1 for v in machines if v["rpo_status"] == "warning"),
+        "backup_success_rate_7d": _rate(ok, sum(d["runs"] - d["running"] - d["idle"] for d in week)),
         "repositories": len(repos),
         "repositories_low": sum(1 for r in repos if r["low_free"] == 1),
         "repositories_unknown_capacity": sum(1 for r in repos if r["capacity_bytes"] is None),
@@ -363,9 +366,10 @@ def summary(eng: Engine, days: int = 14, failures: int = 25) -> dict:
     the views' defaults), days (the `days` UTC dates shown, oldest first); tiles: replication
     (vms_protected, rpo_breaches, rpo_amber, success_rate_7d 0..1 or None, gb_last_24h = GB (2^30
     bytes) of TotalSize of tasks that finished in the last 24 h — the source size of the VMs processed,
-    not bytes moved —, tasks_last_24h) and backup (backup_vms, backup_vms_protected = VMs with a current
-    restore point, backup_rpo_breaches, backup_rpo_warnings, backup_success_rate_7d, repositories,
-    repositories_low, repositories_unknown_capacity); jobs (replication jobs, last 7 days, with
+    not bytes moved —, tasks_last_24h) and backup (backup_machines = VMs and agent computers,
+    backup_machines_protected = those with a current restore point, backup_agent_computers,
+    backup_rpo_breaches, backup_rpo_warnings, backup_success_rate_7d, repositories, repositories_low,
+    repositories_unknown_capacity); jobs (replication jobs, last 7 days, with
     last_state/last_result/last_status); backup_jobs (backup jobs, last 7 days, runs by outcome and
     last_outcome); and one entry per READERS key (view rows as the views give them). Success rates
     divide by finished runs, those with an undocumented Result included. "Now" is the database's
@@ -500,13 +504,15 @@ def _gb(value: int | None) -> str | None:
 
 def _backup_text(s: dict) -> list[str]:
     t = s["tiles"]
+    computers = t["backup_agent_computers"]
     out = [
         "Backup",
-        f"  VMs backed up: {t['backup_vms_protected']} of {t['backup_vms']}   backup RPO breaches: "
+        f"  Machines backed up: {t['backup_machines_protected']} of {t['backup_machines']} "
+        f"({t['backup_machines'] - computers} VMs, {computers} agent computers)   backup RPO breaches: "
         f"{t['backup_rpo_breaches']}   success rate 7 days: {_pct(t['backup_success_rate_7d'])}   "
         f"repositories low on space: {t['repositories_low']} of {t['repositories']}",
     ]
-    if not (s["backup_vms"] or s["backup_daily"] or s["backup_failures"] or s["repositories"]):
+    if not (s["backup_machines"] or s["backup_daily"] or s["backup_failures"] or s["repositories"]):
         out.append("  No data yet: the warehouse holds no backup session, restore point or repository.")
     jobs = [
         {
@@ -524,28 +530,43 @@ def _backup_text(s: dict) -> list[str]:
     out += [
         "",
         "  Backup jobs, last 7 days (a run = a scheduled session and its automatic retries; last = newest "
-        "run, running until its last attempt ends):",
+        "run, running until its last attempt ends, idle while a backup copy waits for new restore points):",
         table(
             jobs, ["backup job", "server", "runs", "failed", "recovered", "other", "success", "last"], "    "
         ),
         "",
     ]
-    attention = [v for v in s["backup_vms"] if v["rpo_status"] != "ok"]
+    machines = s["backup_machines"]
+    attention = [
+        {
+            "rpo_status": v["rpo_status"],
+            "machine": v["vm_display_name"] or v["vm_key"],
+            "kind": v["kind"],
+            "server": v["backup_server_name"],
+            "newest point": v["newest_point_utc"],
+            "age h": v["point_age_hours"],
+            "last result": v["last_result"],
+            "last reason": v["last_reason"],
+        }
+        for v in machines
+        if v["rpo_status"] != "ok"
+    ]
     out.append(
-        f"  VMs outside the backup RPO of {s['backup_rpo_hours']:g} h or needing attention "
-        f"({len(attention)} of {len(s['backup_vms'])}):"
+        f"  Machines (VMs and agent computers) outside the backup RPO of {s['backup_rpo_hours']:g} h or "
+        f"needing attention ({len(attention)} of {len(machines)}):"
     )
     out += [
         table(
             attention,
             [
                 "rpo_status",
-                "vm_display_name",
-                "backup_server_name",
-                "newest_point_utc",
-                "point_age_hours",
-                "last_result",
-                "last_reason",
+                "machine",
+                "kind",
+                "server",
+                "newest point",
+                "age h",
+                "last result",
+                "last reason",
             ],
             indent="    ",
         ),
@@ -575,10 +596,21 @@ def _backup_text(s: dict) -> list[str]:
         "",
     ]
     out.append(f"  Newest backup failures and warnings ({len(s['backup_failures'])}):")
+    failures = [
+        {
+            "occurred_utc": f["occurred_utc"],
+            "result": f["result"],
+            "machine": f["vm_display_name"] or f["vm_key"],
+            "job_name": f["job_name"],
+            "recovered_by_retry": f["recovered_by_retry"],
+            "reason": f["reason"],
+        }
+        for f in s["backup_failures"]
+    ]
     out.append(
         table(
-            s["backup_failures"],
-            ["occurred_utc", "result", "vm_display_name", "job_name", "recovered_by_retry", "reason"],
+            failures,
+            ["occurred_utc", "result", "machine", "job_name", "recovered_by_retry", "reason"],
             indent="    ",
         )
     )

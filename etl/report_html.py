@@ -1,5 +1,6 @@
 """The HTML report: one self-contained, dark, wall-screen page built from `etl.report.summary()`: the
-backup side (jobs, VM protection age, repositories, failures) and the replication side.
+backup side (jobs, protection age of machines — VMs and agent computers —, repositories, failures) and
+the replication side.
 
 Inline CSS and inline SVG (etl.charts) only: no script, no external fetch, no web font; works
 offline. Every string that comes from the warehouse (VM, job and server names, reasons) is escaped
@@ -25,7 +26,7 @@ from html import escape
 from . import charts
 from .report import finished
 
-MAX_CHIPS = 120  # red and amber VMs shown by name
+MAX_CHIPS = 120  # red and amber VMs (and machines) shown by name
 MAX_GREEN_CHIPS = 80  # green VMs are named only in estates up to this size
 MAIN_WIDTH, SIDE_WIDTH = 820, 500  # viewBox widths of the charts of the main and side column
 GB_PER_TB = 1024  # GB and TB count powers of two, as Veeam's consoles do
@@ -88,6 +89,7 @@ svg text.empty-why { fill:var(--muted); font-size:14px; }
   text-overflow:ellipsis; }
 .chip.red { border-left-color:var(--red); background:#2d1214; } .chip.amber { border-left-color:var(--amber); }
 .chip small { color:var(--muted); margin-left:6px; }
+.chip i { color:var(--muted); font-style:normal; font-size:.8em; margin-right:5px; }
 .more { color:var(--muted); font-size:.87rem; padding:4px; }
 table { width:100%; border-collapse:collapse; font-size:.93rem; table-layout:fixed; }
 th { text-align:left; color:var(--muted); font-weight:500; border-bottom:1px solid var(--line); padding:6px 8px;
@@ -102,6 +104,7 @@ tr.resolved td { opacity:.55; }
 .badge.failed { background:var(--red); } .badge.warning { background:var(--amber); }
 .badge.success { background:var(--green); }
 .badge.running { background:transparent; color:var(--blue); border:1px solid var(--blue); }
+.badge.idle { background:transparent; color:var(--muted); border:1px dashed var(--muted); }
 .badge.other { background:transparent; color:var(--text); border:1px solid var(--muted); }
 .ok { color:var(--green); font-size:.8rem; }
 .empty-note { color:var(--muted); padding:12px 0; }
@@ -131,7 +134,7 @@ def _loaded(s: dict, side: str = "replication") -> bool:
     """Whether the warehouse holds anything of `side` ("replication": a replication session; "backup":
     a backup session, restore point or repository); else that side's parts say "No data yet"."""
     if side == "backup":
-        return bool(s["backup_vms"] or s["backup_daily"] or s["backup_failures"] or s["repositories"])
+        return bool(s["backup_machines"] or s["backup_daily"] or s["backup_failures"] or s["repositories"])
     return bool(s["vms"] or s["daily"] or s["failures"])
 
 
@@ -238,24 +241,28 @@ def _tile_source(s: dict) -> str:
     )
 
 
-def _tile_backup_vms(s: dict) -> str:
+def _tile_backup_machines(s: dict) -> str:
     t = s["tiles"]
-    label = "VMs backed up"
-    if not t["backup_vms"]:
+    label = "Machines backed up"
+    if not t["backup_machines"]:
         return _tile(
-            "backup-vms", label, None, "", "blue", f"{charts.NO_DATA}: no backup task or restore point"
+            "backup-machines", label, None, "", "blue", f"{charts.NO_DATA}: no backup task or restore point"
         )
-    note = f"with a restore point EM still lists, of {t['backup_vms']:,} VMs seen"
-    return _tile("backup-vms", label, f"{t['backup_vms_protected']:,}", "", "blue", note)
+    computers = t["backup_agent_computers"]
+    note = (
+        f"with a restore point EM still lists, of {t['backup_machines']:,} seen "
+        f"({t['backup_machines'] - computers:,} VMs, {computers:,} agent computers)"
+    )
+    return _tile("backup-machines", label, f"{t['backup_machines_protected']:,}", "", "blue", note)
 
 
 def _tile_backup_breaches(s: dict) -> str:
     t = s["tiles"]
     label = "Backup RPO breaches"
-    if not t["backup_vms"]:
-        return _tile("backup-breaches", label, None, "", "red", f"{charts.NO_DATA}: no VM to check")
+    if not t["backup_machines"]:
+        return _tile("backup-breaches", label, None, "", "red", f"{charts.NO_DATA}: no machine to check")
     level = "red" if t["backup_rpo_breaches"] else "green"
-    note = f"VMs without a restore point within {s['backup_rpo_hours']:g} h"
+    note = f"machines without a restore point or a successful backup within {s['backup_rpo_hours']:g} h"
     return _tile("backup-breaches", label, f"{t['backup_rpo_breaches']:,}", "", level, note)
 
 
@@ -285,7 +292,7 @@ def _tile_repositories_low(s: dict) -> str:
 
 # Headline figures, one row of four per side.
 TILES: dict[str, list[Callable[[dict], str]]] = {
-    "backup": [_tile_backup_vms, _tile_backup_breaches, _tile_backup_success, _tile_repositories_low],
+    "backup": [_tile_backup_machines, _tile_backup_breaches, _tile_backup_success, _tile_repositories_low],
     "replication": [_tile_vms, _tile_breaches, _tile_success, _tile_source],
 }
 
@@ -561,7 +568,7 @@ def _failures_section(s: dict) -> str:
 
 
 # ------------------------------------------------------------------ backup sections
-AGE_BUCKETS = (  # (label, upper bound in hours) of the VM protection-age chart
+AGE_BUCKETS = (  # (label, upper bound in hours) of the machine protection-age chart
     ("<6h", 6),
     ("6–12h", 12),
     ("12–24h", 24),
@@ -577,8 +584,10 @@ def _backup_cell_tip(d: dict | None) -> str:
     """Tooltip of one backup job-day cell: the rate in % and the runs behind it."""
     if d is None:
         return "no run"
-    done = d["runs"] - d["running"]
+    done = d["runs"] - d["running"] - d["idle"]
     running = f"; {d['running']} still running" if d["running"] else ""
+    if d["idle"]:
+        running += f"; {d['idle']} idle (a backup copy waiting for new restore points)"
     if done == 0:
         return f"no finished run{running}"
     recovered = f", {d['recovered']} recovered by a retry" if d["recovered"] else ""
@@ -634,9 +643,12 @@ def _backup_success_section(s: dict) -> str:
 
 
 def _outcome_badge(outcome: str | None) -> str:
-    """A run's outcome ("running", or the Result as EM sent it) as a badge."""
+    """A run's outcome ("running", "idle" or the Result as EM sent it) as a badge."""
     if outcome is None:
         return "–"
+    if outcome == "idle":
+        tip = "idle: a backup copy session waiting for new restore points to copy"
+        return f'<span class="badge idle" title="{_e(tip)}">idle</span>'
     return _badge(outcome, None if outcome == "running" else outcome)
 
 
@@ -657,7 +669,7 @@ def _backup_jobs_section(s: dict) -> str:
         "Backup jobs",
         "last 7 days; runs = scheduled sessions with their retries folded in; other = finished with a result "
         "EM does not document (not a success); recovered = failed first, fixed by a retry; last = newest run, "
-        "running until its last attempt ends",
+        "running until its last attempt ends (idle: a backup copy waiting for new restore points)",
         '<table id="backup-jobs-table"><colgroup><col><col style="width:17%"><col style="width:3.8em">'
         '<col style="width:4.2em"><col style="width:4.2em"><col style="width:7em"><col style="width:5.2em">'
         '<col style="width:8.4em"></colgroup><thead><tr><th>job</th><th>server</th><th class="num">runs</th>'
@@ -679,8 +691,10 @@ def _age_text(hours: float | None) -> str:
     return f"{hours:.1f} h" if hours < 10 else f"{hours:.0f} h" if hours < 72 else f"{hours / 24:.0f} d"
 
 
-def _backup_vms_section(s: dict) -> str:
-    vms = s["backup_vms"]
+def _backup_machines_section(s: dict) -> str:
+    """Machines (VMs and agent computers: v_vm_backup_status) by the age of their newest restore point,
+    and those needing attention by name."""
+    vms = s["backup_machines"]
     rpo = s["backup_rpo_hours"]
     labels = [label for label, _ in AGE_BUCKETS] + [NO_POINT]
     counts = {(status, b): 0 for status, _ in BACKUP_STATUS for b in labels}
@@ -694,34 +708,38 @@ def _backup_vms_section(s: dict) -> str:
     def bars(chart_id: str, width: int) -> str:
         return charts.stacked_bars(
             chart_id,
-            "VMs by age of their newest restore point",
+            "Machines by age of their newest restore point",
             labels,
             series,
             x_title="age of the newest restore point EM still lists (h = hours, d = days)",
-            y_title="VMs",
-            unit="VMs",
-            empty=_empty(s, "no VM has a backup task or a restore point", "backup"),
+            y_title="machines",
+            unit="machines",
+            empty=_empty(s, "no machine has a backup task or a restore point", "backup"),
             width=width,
             colors=colors,
             counts=True,
         )
 
     note = (
-        f"backup RPO {rpo:g} h; breach: no restore point within it; warning: older than {rpo / 2:g} h or "
-        "the newest finished task did not end Success; restore points removed by retention are not counted"
+        f"VMs and agent computers; backup RPO {rpo:g} h; breach: neither a restore point nor a successful "
+        f"backup within it; warning: older than {rpo / 2:g} h, no point for a successful backup, or the newest "
+        "finished task did not end Success; restore points removed by retention are not counted"
     )
     legend = _legend([(status, color) for status, color in BACKUP_STATUS]) if vms else ""
     shown = [v for v in vms if v["rpo_status"] != "ok"][:MAX_CHIPS]
     chips = []
     for v in shown:
+        what = "agent computer" if v["kind"] == "agent" else "VM"
         tip = (
-            f"{v['vm_display_name'] or v['vm_key']} on {v['backup_server_name'] or v['backup_server_uid']}: "
-            f"newest restore point {_when(v['newest_point_utc'])} UTC ({_age_text(v['point_age_hours'])}), "
-            f"last result {v['last_result'] or '-'}" + (f": {v['last_reason']}" if v["last_reason"] else "")
+            f"{what} {v['vm_display_name'] or v['vm_key']} on "
+            f"{v['backup_server_name'] or v['backup_server_uid']}: newest restore point "
+            f"{_when(v['newest_point_utc'])} UTC ({_age_text(v['point_age_hours'])}), last result "
+            f"{v['last_result'] or '-'}" + (f": {v['last_reason']}" if v["last_reason"] else "")
         )
         level = "red" if v["rpo_status"] == "breach" else "amber"
+        mark = '<i title="agent computer">agent</i>' if v["kind"] == "agent" else ""
         chips.append(
-            f'<span class="chip {level}" title="{_e(tip)}">{_e(v["vm_display_name"] or v["vm_key"])}'
+            f'<span class="chip {level}" title="{_e(tip)}">{mark}{_e(v["vm_display_name"] or v["vm_key"])}'
             f"<small>{_e(_age_text(v['point_age_hours']))}</small></span>"
         )
     hidden = sum(1 for v in vms if v["rpo_status"] != "ok") - len(shown)
@@ -729,10 +747,12 @@ def _backup_vms_section(s: dict) -> str:
         chips.append(f'<span class="more">+{hidden:,} more (v_vm_backup_status lists them all)</span>')
     body = _side_chart(bars, "chart-backup-age") + legend
     if chips:
-        body += f'<div class="chips" id="backup-vm-chips">{"".join(chips)}</div>'
+        body += f'<div class="chips" id="backup-machine-chips">{"".join(chips)}</div>'
     elif vms:
-        body += f'<div class="empty-note">All {len(vms):,} VMs have a restore point within the RPO.</div>'
-    return _section("backup-vms", "VM backup protection", note, body)
+        body += (
+            f'<div class="empty-note">All {len(vms):,} machines have a restore point within the RPO.</div>'
+        )
+    return _section("backup-machines", "Machine backup protection", note, body)
 
 
 def _size(value: int | None, unit: str, per: float) -> str:
@@ -864,7 +884,7 @@ def _backup_failures_section(s: dict) -> str:
         "Success, UTC; recovered by retry = a later attempt of the same run fixed it",
         '<table id="backup-failures-table"><colgroup><col style="width:9.6em"><col style="width:8.2em">'
         '<col style="width:11%"><col style="width:14%"><col style="width:12%"><col><col style="width:8.6em">'
-        "</colgroup><thead><tr><th>time</th><th>result</th><th>VM</th><th>job</th><th>server</th>"
+        "</colgroup><thead><tr><th>time</th><th>result</th><th>machine</th><th>job</th><th>server</th>"
         f"<th>reason</th><th></th></tr></thead><tbody>{''.join(rows)}</tbody></table>",
     )
 
@@ -884,7 +904,7 @@ SECTIONS: list[Section] = [
     Section("backup-jobs", "main", _backup_jobs_section),
     Section("success", "main", _success_section),
     Section("jobs", "main", _jobs_section),
-    Section("backup-vms", "side", _backup_vms_section),
+    Section("backup-machines", "side", _backup_machines_section),
     Section("repositories", "side", _repositories_section),
     Section("rpo", "side", _rpo_section),
     Section("transfer", "side", _source_size_section),

@@ -20,7 +20,16 @@ from sqlalchemy.exc import IntegrityError
 
 from . import batched
 from .errors import LockHeld
-from .schema import IN_LIST, etl_locks, etl_quarantine, etl_runs, etl_sweeps, etl_watermarks, now_utc
+from .schema import (
+    IN_LIST,
+    etl_locks,
+    etl_quarantine,
+    etl_runs,
+    etl_sweeps,
+    etl_undocumented_values,
+    etl_watermarks,
+    now_utc,
+)
 
 HOST = socket.gethostname()
 STALE_AFTER = timedelta(minutes=30)
@@ -213,6 +222,41 @@ def quarantine(
             quarantined_at=now_utc(),
         )
     )
+
+
+def undocumented_values(conn) -> set[tuple[str, str, str]]:
+    """(entity type, column, value) of every undocumented enum value the warehouse has recorded."""
+    v = etl_undocumented_values.c
+    return {(t, c, x) for t, c, x in conn.execute(select(v.entity_type, v.column_name, v.value))}
+
+
+def record_undocumented(
+    conn, source: str, run_id: int, at: datetime, values: list[tuple[str, str, str]]
+) -> list[tuple[str, str, str]]:
+    """Record undocumented enum values (entity type, column, value) not recorded yet; returns those
+    this call recorded. A value another run recorded meanwhile (an estate loading several EMs in
+    parallel) is left as it is: `INSERT … ON CONFLICT DO NOTHING`, on SQLite and PostgreSQL alike."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    upsert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    recorded = []
+    for entity_type, column, value in sorted(set(values)):
+        done = conn.execute(
+            upsert(etl_undocumented_values)
+            .values(
+                entity_type=entity_type,
+                column_name=column,
+                value=value,
+                source=source,
+                run_id=run_id,
+                first_seen_at=at,
+            )
+            .on_conflict_do_nothing()
+            .returning(etl_undocumented_values.c.value)  # a row only when this call inserted it
+        )
+        if done.first() is not None:
+            recorded.append((entity_type, column, value))
+    return recorded
 
 
 def values_of(conn, table, column: str, uids: list[str]) -> set[str]:

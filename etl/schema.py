@@ -85,9 +85,15 @@ def _deleted_at() -> Column:
 KEPT = {"kept": True}
 
 
-def _job_by_filter() -> Column:
-    """The job of a backup or replica: EM answers it only to a `JobUid` query filter."""
-    return Column("job_uid", String(200), ForeignKey("jobs.uid"), info=KEPT)
+def _job_by_filter() -> list[Column]:
+    """The job of a backup or replica, which no entity names (etl.reconcile works it out), and where
+    that value came from: `query` (EM's answer to a `JobUid` query filter), `link` (the points its
+    job's tasks link), `parent` (an agent child backup given its parent backup's job); NULL when the
+    job is not known."""
+    return [
+        Column("job_uid", String(200), ForeignKey("jobs.uid"), info=KEPT),
+        Column("job_uid_source", String(20), info=KEPT),
+    ]
 
 
 def _load_metadata() -> list[Column]:
@@ -168,7 +174,7 @@ repositories = Table(
     Column("name", String(500)),
     Column("kind", String(100)),
     Column("capacity", BigInteger),  # bytes; NULL where EM reports -1 (unknown)
-    Column("free_space", BigInteger),  # bytes
+    Column("free_space", BigInteger),  # bytes; NULL where EM reports -1 (object storage)
     _placeholder(),
     *_load_metadata(),
 )
@@ -192,7 +198,7 @@ backups = Table(
     _server(),
     Column("repository_uid", String(200), ForeignKey("repositories.uid")),
     Column("parent_backup_uid", String(200), ForeignKey("backups.uid")),
-    _job_by_filter(),
+    *_job_by_filter(),
     Column("name", String(500)),
     Column("platform", String(100)),
     Column("backup_type", String(100)),
@@ -208,7 +214,7 @@ replicas = Table(
     Column("href", Text),
     _server(),
     Column("repository_uid", String(200), ForeignKey("repositories.uid")),
-    _job_by_filter(),
+    *_job_by_filter(),
     Column("name", String(500)),
     Column("platform", String(100)),
     _placeholder(),
@@ -369,6 +375,34 @@ Index(None, vm_restore_points.c.restore_point_uid)
 # tasks of older servers (no VmUid) find their point by name within their window (etl.reconcile)
 Index(None, vm_restore_points.c.backup_server_uid, vm_restore_points.c.creation_time_utc)
 
+# An agent computer's restore point (em-backup-side.md §10): EM keeps it apart from VM restore points.
+agent_restore_points = Table(
+    "agent_restore_points",
+    metadata,
+    _uid(),
+    Column("href", Text),
+    Column("restore_point_uid", String(200), ForeignKey("restore_points.uid")),
+    Column("backup_file_uid", String(200), ForeignKey("backup_files.uid")),
+    _server(),
+    Column("name", String(500)),
+    Column("computer_name", String(500)),  # the entity's Name up to its last `@`
+    Column("creation_time_utc", UTCDateTime),
+    Column("algorithm", String(50)),
+    Column("point_type", String(50)),
+    _placeholder(),
+    _deleted_at(),
+    *_load_metadata(),
+)
+# a computer's newest point on its backup server (v_vm_backup_status); named: the generated name
+# would pass PostgreSQL's 63 characters
+Index(
+    "ix_agent_restore_points_server_computer_time",
+    agent_restore_points.c.backup_server_uid,
+    agent_restore_points.c.computer_name,
+    agent_restore_points.c.creation_time_utc,
+)
+Index(None, agent_restore_points.c.restore_point_uid)
+
 backup_task_sessions = Table(
     "backup_task_sessions",
     metadata,
@@ -436,6 +470,19 @@ etl_quarantine = Table(
     Column("excerpt", Text),
     Column("run_id", Integer, ForeignKey("etl_runs.id"), nullable=False),
     Column("quarantined_at", UTCDateTime, nullable=False),
+)
+
+# Enum values EM sent that its documentation does not list: warned about once per warehouse, when first
+# seen (em-api.md, "Values are open sets"), and listed by `veeam-etl status`.
+etl_undocumented_values = Table(
+    "etl_undocumented_values",
+    metadata,
+    Column("entity_type", String(100), primary_key=True),
+    Column("column_name", String(100), primary_key=True),
+    Column("value", String(500), primary_key=True),
+    Column("source", String(500), nullable=False),  # the EM that sent it first
+    Column("run_id", Integer, ForeignKey("etl_runs.id"), nullable=False),  # the run that first saw it
+    Column("first_seen_at", UTCDateTime, nullable=False),
 )
 
 etl_settings = Table(

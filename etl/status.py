@@ -1,4 +1,5 @@
-"""`veeam-etl status`: recent runs and watermarks, read from the warehouse's bookkeeping tables."""
+"""`veeam-etl status`: recent runs, watermarks and the undocumented values EM sent, read from the
+warehouse's bookkeeping tables."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 
 from sqlalchemy import Engine, func, select
 
-from .schema import etl_locks, etl_runs, etl_watermarks
+from .schema import etl_locks, etl_runs, etl_undocumented_values, etl_watermarks
 
 
 def collect(eng: Engine, limit: int = 10) -> dict:
@@ -22,10 +23,17 @@ def collect(eng: Engine, limit: int = 10) -> dict:
             ).mappings()
         ]
         locks = [dict(r) for r in conn.execute(select(etl_locks)).mappings()]
+        v = etl_undocumented_values.c
+        values = [
+            dict(r)
+            for r in conn.execute(
+                select(etl_undocumented_values).order_by(v.entity_type, v.column_name, v.value)
+            ).mappings()
+        ]
         sources = _sources(conn)
     for r in runs:
         r["counts"] = json.loads(r["counts"]) if r["counts"] else {}
-    return {"runs": runs, "watermarks": marks, "locks": locks, "sources": sources}
+    return {"runs": runs, "watermarks": marks, "locks": locks, "sources": sources, "values": values}
 
 
 def _sources(conn) -> list[dict]:
@@ -95,6 +103,17 @@ def render(data: dict) -> str:
     for m in data["watermarks"]:
         lines.append(f"  {m['source']}  {m['entity_type']:<20}{_t(m['watermark_utc'])}  (run {m['run_id']})")
     if not data["watermarks"]:
+        lines.append("  (none)")
+    lines.append(
+        "values EM sent that its documentation does not list (stored as sent; warned about once, when "
+        "first seen):"
+    )
+    for v in data.get("values", []):
+        lines.append(
+            f"  {v['entity_type'] + '.' + v['column_name']:<32}{v['value']!r:<28}first seen "
+            f"{_t(v['first_seen_at'])} (run {v['run_id']}, {v['source']})"
+        )
+    if not data.get("values"):
         lines.append("  (none)")
     for lock in data["locks"]:
         lines.append(

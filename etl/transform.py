@@ -227,8 +227,9 @@ def vm_replica_point(el: etree._Element, f: Fields, url: str | None, row: dict) 
 
 
 def job(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
-    """Job and AgentBackupJob: the scalar fields; schedule and job-info blocks are version-shaped
-    (`Standart`, `ImmediateCopyMode`, …: em-backup-side.md §7) and left out."""
+    """Job, AgentBackupJob and NasJob: the scalar fields; schedule and job-info blocks are
+    version-shaped (`Standart`, `ImmediateCopyMode`, …: em-backup-side.md §7) and left out. A NasJob
+    has no JobType or Platform (em-backup-side.md, "Agent computers and file shares"): NULL."""
     return {
         "job_type": f.get("JobType"),
         "platform": f.get("Platform"),
@@ -241,14 +242,19 @@ def job(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, 
 
 
 def repository(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
-    """Capacity -1 means EM does not know it (em-backup-side.md §8): stored as NULL."""
-    capacity = parse.integer(f.get("Capacity"), url)
+    """Capacity -1 means EM does not know it (em-backup-side.md §8), and object-storage repositories
+    report FreeSpace -1 as well ("Agent computers and file shares"): both stored as NULL."""
     return {
         "kind": f.get("Kind"),
-        "capacity": None if capacity is not None and capacity < 0 else capacity,
-        "free_space": parse.integer(f.get("FreeSpace"), url),
+        "capacity": _known_size(parse.integer(f.get("Capacity"), url)),
+        "free_space": _known_size(parse.integer(f.get("FreeSpace"), url)),
         "placeholder": False,
     }
+
+
+def _known_size(value: int | None) -> int | None:
+    """A size EM reports, None when it reports a negative one (-1: unknown)."""
+    return None if value is not None and value < 0 else value
 
 
 def backup(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
@@ -283,6 +289,19 @@ def vm_restore_point(el: etree._Element, f: Fields, url: str | None, row: dict) 
         "vm_display_name": el.get("VmDisplayName"),
         "vm_name": f.get("VmName"),
         "hierarchy_obj_ref": f.get("HierarchyObjRef"),
+        "creation_time_utc": parse.utc(f.get("CreationTimeUTC"), url),
+        "algorithm": f.get("Algorithm"),
+        "point_type": f.get("PointType"),
+        "placeholder": False,
+    }
+
+
+def agent_restore_point(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
+    """An agent computer's point has no VmName or HierarchyObjRef (em-backup-side.md §10): the
+    computer is named by the entity's Name, `<computer>@<yyyy-MM-dd HH:mm:ss>`, up to its last `@`."""
+    name = row.get("name")
+    return {
+        "computer_name": name.rpartition("@")[0] or name if name else None,
         "creation_time_utc": parse.utc(f.get("CreationTimeUTC"), url),
         "algorithm": f.get("Algorithm"),
         "point_type": f.get("PointType"),

@@ -36,15 +36,17 @@ TABLES = {
     "etl_settings": "Key/value settings read by the reporting views: `rpo_hours` (replication RPO, default 24, "
     "inserted by the first migration), `backup_rpo_hours` (backup RPO) and `repository_low_free_pct` (low free "
     "space threshold); a key that is absent reads as its default (24 and 10).",
-    "jobs": "Backup, backup copy, replication and agent jobs (`Job`, `AgentBackupJob`), and jobs known only "
-    "from a session's or backup's link. Keyed `urn:veeam:Job:<guid>` for every kind, agent jobs included "
-    "(sessions name them so; EM's `AgentBackupJob` UID prefix differs for the same GUID).",
+    "jobs": "Backup, backup copy, replication, agent and file-share (NAS) jobs (`Job`, `AgentBackupJob`, "
+    "`NasJob`), and jobs known only from a session's or backup's link (placeholders). Keyed "
+    "`urn:veeam:Job:<guid>` for every kind, agent and file-share jobs included (sessions name them so; EM's "
+    "`AgentBackupJob` and `NasJob` UID prefixes differ for the same GUID).",
     "repositories": "Backup repositories (`Repository`) as last read: the capacity and free space of the "
     "newest run (their history is in `repository_space`).",
     "repository_space": "One observation of a repository's capacity and free space per run that read it: "
     "the trend behind `v_repository_capacity`.",
     "backups": "Backup chain sets (`Backup`), usually one per job and repository; agent jobs have a "
-    "`ParentBackup` with one `ChildBackup` per computer.",
+    "`ParentBackup` with one `ChildBackup` per computer. The job is worked out by the loader (see "
+    "`job_uid_source`).",
     "replicas": "VM replicas (`Replica`), one per replication job and target.",
     "backup_job_sessions": "One run (attempt) of a backup job (`BackupJobSession`): scheduled, an automatic "
     "retry, or an agent per-computer session under its parent. `v_backup_job_runs` folds retries into runs.",
@@ -53,6 +55,12 @@ TABLES = {
     "reverse incremental.",
     "vm_restore_points": "One VM's slice of a restore point (`VmRestorePoint`): what a VM can be restored "
     "from.",
+    "agent_restore_points": "One agent computer's restore point (`AgentRestorePoint`, EM's own type for "
+    "computers backed up by Veeam Agent jobs: not a `VmRestorePoint`): what a computer can be restored from.",
+    "etl_undocumented_values": "Enumeration values EM sent that its documentation does not list (a `State`, "
+    "`Kind`, `JobType`, ... newer than this tool), one row per type, column and value: recorded when first "
+    "seen, so each is warned about once per warehouse; listed by `veeam-etl status`. The value is stored as "
+    "sent in its table.",
     "backup_task_sessions": "One VM (or computer) processed in one backup job session (`BackupTaskSession`).",
 }
 
@@ -86,7 +94,8 @@ COLUMNS = {
         "quarantined": "Entities quarantined by the run.",
         "foreign_links": "Links to other origins that were refused.",
         "new_values": "Enumeration values (State, Result, JobType, …) EM sent that its documentation does "
-        "not list: stored as sent, warned about once per run.",
+        "not list and that no earlier run had met: stored as sent, warned about once per warehouse "
+        "(`etl_undocumented_values`).",
         "sweep_requests": "Of `requests`: those of the retention sweep (EM's uid lists).",
         "error": "Why the run failed.",
         "host": "Host the run ran on.",
@@ -148,8 +157,10 @@ COLUMNS = {
         "backup_server_uid": "Backup server the job belongs to.",
         "name": "Job name.",
         "job_type": "As EM sent it: `Backup`, `BackupCopy`, `ImmediateBackupCopy`, `Replica`, "
-        "`AgentBackup`, ... (v12+ reports periodic copy jobs as `ImmediateBackupCopy`).",
-        "platform": "`VMware`, `HyperV` / `Hyperv`, `vCloud`, `AgentForWindows`, ... as EM sent it.",
+        "`AgentBackup`, ... (v12+ reports periodic copy jobs as `ImmediateBackupCopy`). NULL for file-share "
+        "(NAS) jobs, whose entity has none (their sessions say `NasBackup`), and for placeholders.",
+        "platform": "`VMware`, `HyperV` / `Hyperv`, `vCloud`, `AgentForWindows`, ... as EM sent it; NULL for "
+        "file-share (NAS) jobs.",
         "description": "Description entered in Veeam.",
         "schedule_configured": "True when a schedule is configured.",
         "schedule_enabled": "True when the schedule is enabled.",
@@ -162,21 +173,25 @@ COLUMNS = {
         "sent it.",
         "capacity": "Bytes; NULL when EM reports -1 (unknown, e.g. some cloud, object storage or "
         "deduplicating repositories): never divide by it.",
-        "free_space": "Free bytes.",
+        "free_space": "Free bytes; NULL when EM reports -1 (object storage reports no free space either).",
     },
     "repository_space": {
         "repository_uid": "The repository.",
         "run_id": "The run that read it (one row per run and repository).",
         "observed_at": "When the run read it (UTC).",
         "capacity": "Bytes; NULL when unknown (EM's -1).",
-        "free_space": "Free bytes.",
+        "free_space": "Free bytes; NULL when unknown (EM's -1).",
     },
     "backups": {
         "backup_server_uid": "Backup server.",
         "repository_uid": "Repository the backup is stored on.",
         "parent_backup_uid": "For an agent `ChildBackup` (one computer): its `ParentBackup`; NULL otherwise.",
-        "job_uid": "The job that writes the backup, from EM's `JobUid` query filter (the entity has no job "
-        "field); NULL when not known. Agent child backups may have it only on their parent.",
+        "job_uid": "Inferred: the job that writes the backup (EM's entity has no job field), worked out "
+        "by the loader as `job_uid_source` says; NULL when not known.",
+        "job_uid_source": "Where `job_uid` came from: `query` (EM's answer to a `type=Backup&filter=JobUid==` "
+        "query), `link` (the restore points its VM restore points hold were made by that job's tasks, by "
+        "EM's link or inferred), `parent` (an agent child backup given its parent backup's job); NULL when "
+        "`job_uid` is NULL, and for backups mapped before the warehouse recorded sources.",
         "name": "Backup name: the job's name (agent children: `<job> - <computer>`).",
         "platform": "`VMware`, `HyperV`, `vCloud`, `AgentForLinux`, `AgentForWindows`, ... as EM sent it.",
         "backup_type": "`Standard`, `ParentBackup` or `ChildBackup`.",
@@ -184,7 +199,11 @@ COLUMNS = {
     "replicas": {
         "backup_server_uid": "Backup server.",
         "repository_uid": "Repository holding the replica's metadata.",
-        "job_uid": "The replication job, from EM's `JobUid` query filter; NULL when not known.",
+        "job_uid": "Inferred: the replication job (EM's entity has no job field), worked out by the loader "
+        "as `job_uid_source` says; NULL when not known.",
+        "job_uid_source": "Where `job_uid` came from: `query` (EM's answer to a `type=Replica&filter=JobUid==` "
+        "query) or `link` (the replica points its job's tasks link); NULL when `job_uid` is NULL, and for "
+        "replicas mapped before the warehouse recorded sources.",
         "name": "Replica name: the replication job's name.",
         "platform": "`VMware`, `HyperV`, `vCloud` as EM sent it.",
     },
@@ -241,10 +260,32 @@ COLUMNS = {
         "algorithm": "`Full`, `Incremental`, `ReversedIncremental` or `SyntheticFull`.",
         "point_type": "`Full`, `Increment` or `ReverseIncrement`.",
     },
+    "agent_restore_points": {
+        "restore_point_uid": "The job-level restore point (of the computer's child backup).",
+        "backup_file_uid": "The backup file holding the point; NULL when EM gives no link.",
+        "backup_server_uid": "Backup server.",
+        "name": "`<computer>@<time>` as EM names the point.",
+        "computer_name": "The computer's name: the point's Name up to its last `@` (EM sends no computer "
+        "element); the same name its backup task sessions carry in `vm_display_name`.",
+        "creation_time_utc": "When the point was created.",
+        "algorithm": "`Full`, `Incremental` or `SyntheticFull`.",
+        "point_type": "`Full` or `Increment`.",
+        "deleted_at": "When a retention sweep found EM no longer lists the point; NULL while it does "
+        "(`v_vm_backup_status` counts only points with NULL).",
+    },
+    "etl_undocumented_values": {
+        "entity_type": "EM type that carried the value, e.g. `BackupJobSession`.",
+        "column_name": "The column it is stored in, e.g. `state`.",
+        "value": "The value as EM sent it.",
+        "source": "The Enterprise Manager that sent it first.",
+        "run_id": "The run that first met it (it counts in that run's `new_values`).",
+        "first_seen_at": "When (UTC).",
+    },
     "backup_task_sessions": {
         "job_session_uid": "The job session the task belongs to.",
         "backup_server_uid": "Backup server that ran it.",
-        "vm_restore_point_uid": "The VM restore point the task created; NULL when none is known. See "
+        "vm_restore_point_uid": "The VM restore point the task created; NULL when none is known (always for "
+        "agent computers, whose points are `agent_restore_points`). Inferred where EM gives no link: see "
         "`vm_restore_point_link`.",
         "vm_restore_point_link": "Where `vm_restore_point_uid` came from: `link` (EM's Related link), "
         "`inferred` (EM gave none: a point of the same VM created within the task's time window by a task "
@@ -336,7 +377,8 @@ VIEW_COMMON = {
     "bytes); NULL when backup_bytes is 0.",
     "newest_file_utc": "Creation time of the newest current file.",
     "backups": "Backups EM still lists.",
-    "vm_key": "The VM's key: its hierarchy reference, else its name (see `keyed_by`).",
+    "vm_key": "The machine's key: a VM's hierarchy reference, else its name; an agent computer's name (see "
+    "`keyed_by`).",
     "reason": "Why, as EM reports it.",
 }
 
@@ -431,8 +473,9 @@ VIEW_COLUMNS = {
         "negative.",
         "attempts": "Sessions in the run: 1 + its automatic retries.",
         "started_by_retry": "1 when the run's first session in the warehouse is itself a retry.",
-        "outcome": "`running` until the last attempt has finished; then its Result as EM sent it (`Success`, "
-        "`Warning`, `Failed`, `None`, or an undocumented value, never read as success).",
+        "outcome": "`running` until the last attempt has finished (`idle` while its State is Idle: a backup "
+        "copy session waiting for new restore points, not a run in progress); then its Result as EM sent it "
+        "(`Success`, `Warning`, `Failed`, `None`, or an undocumented value, never read as success).",
         "first_outcome": "The same for the first attempt.",
         "recovered": "1 when the first attempt finished Failed and the outcome is Success or Warning.",
         "last_session_uid": "The run's last attempt.",
@@ -456,31 +499,43 @@ VIEW_COLUMNS = {
         "succeeded": "Runs whose outcome is Success (recovered ones included).",
         "warnings": "Runs whose outcome is Warning.",
         "failed": "Runs whose outcome is Failed (the retries did not help).",
+        "running": "Runs whose last attempt has not finished (State not Stopped), whatever its Result says, "
+        "idle ones left out.",
+        "idle": "Runs whose last attempt is in State Idle: a backup copy session waiting for new restore "
+        "points to copy (not finished, not running).",
         "success_rate": "(succeeded + warnings) / finished runs (other included), 0..1, 4 decimals; NULL "
         "when none finished.",
     },
     "v_vm_backup_status": {
+        "kind": "`vm` (a VM, judged by its VM restore points) or `agent` (a computer backed up by a Veeam "
+        "Agent job, judged by its agent restore points).",
         "keyed_by": "`vm_uid` when the VM is keyed by its hierarchy reference, `name` on servers that send "
-        "none.",
-        "vm_uid": "The VM's hierarchy reference (task VmUid = point HierarchyObjRef); NULL when keyed by name.",
-        "vm_display_name": "The VM's name (newest task's, else its restore points').",
-        "tasks": "Backup task sessions of the VM.",
-        "last_task_start_utc": "Start of the VM's newest task.",
+        "none, `computer_name` for an agent computer (inferred: its tasks' VmDisplayName and its agent points' "
+        "name prefix are matched on its backup server).",
+        "vm_uid": "The VM's hierarchy reference (task VmUid = point HierarchyObjRef); NULL when keyed by name "
+        "and for agent computers.",
+        "vm_display_name": "The machine's name (newest task's, else its restore points').",
+        "tasks": "Backup task sessions of the machine.",
+        "last_task_start_utc": "Start of the machine's newest task.",
         "last_task_state": "State of the newest task as EM sent it.",
         "last_task_result": "Result of the newest task as EM sent it (may say Success while it runs).",
         "last_result": "Result of the newest finished task (State Completed).",
         "last_reason": "Reason of the newest finished task.",
         "last_result_utc": "End of the newest finished task.",
         "last_success_utc": "End of the newest finished task that ended Success or Warning; NULL if none.",
-        "last_job_uid": "Job of the newest task's session.",
+        "last_job_uid": "Job of the newest task's session (an agent computer's: the agent job of its "
+        "per-computer session's parent).",
         "last_job_name": "Its name.",
-        "restore_points": "Restore points of the VM that EM still lists (retention-deleted ones left out).",
+        "restore_points": "Restore points of the machine that EM still lists (VM restore points for a VM, "
+        "agent restore points for an agent computer; retention-deleted ones left out).",
         "newest_point_utc": "Creation time of the newest of them; NULL when none.",
         "point_age_hours": "Hours from newest_point_utc to the database's current time; NULL when none.",
         "rpo_hours": "The backup RPO in hours (`etl_settings` key `backup_rpo_hours`, default 24).",
-        "rpo_breach": "1 when no current restore point is within the RPO, else 0.",
-        "rpo_status": "`breach` (no current point, or the newest older than the RPO), `warning` (older than "
-        "half the RPO, or the newest finished task ended anything but Success) or `ok`.",
+        "rpo_breach": "1 when no current restore point is within the RPO and the newest finished task did not "
+        "end Success or Warning within it either, else 0.",
+        "rpo_status": "`breach` (rpo_breach), `warning` (no current point within the RPO although the newest "
+        "task succeeded within it, or the newest point older than half the RPO, or the newest finished task "
+        "ended anything but Success) or `ok`.",
     },
     "v_backup_size": {
         "backup_type": "`Standard`, `ParentBackup` or `ChildBackup`.",
@@ -560,7 +615,8 @@ DEFINITIONS = """\
   has finished when its `state` is `Stopped`, a task when it is `Completed`; anything else (`Working`,
   `WaitingRepository`, a state newer than this tool) is running, whatever `result` says (EM may send
   `Success` while a task is still in progress). Running rows get no end, no duration and no outcome;
-  they are counted as `running`.
+  they are counted as `running`, except a backup run whose last session is `Idle` (a backup copy waiting
+  for new restore points to copy), counted as `idle`: not finished, not running either.
 - **Unknown results**: a finished session whose `result` is none of `Success`, `Warning`, `Failed` (EM's
   `None`, or a value EM did not document) keeps that value in every view and is counted as `other` (or
   `tasks_other`): finished, never a success, never running. Success rates divide by all finished runs,
@@ -585,10 +641,16 @@ DEFINITIONS = """\
   it (`parent_session_uid`, one per computer) are not runs of their own: they and their tasks count under
   the parent's run (`computers*`, `tasks`, `vms*` in `v_backup_job_runs`). Jobs are keyed
   `urn:veeam:Job:<guid>` for agent jobs too.
-- **VM key** (`v_vm_backup_status`): the VM's hierarchy reference (task `vm_uid` = restore point
+- **Machines** (`v_vm_backup_status`, the report): every machine Veeam backs up, VMs and agent computers
+  (`kind` `vm` or `agent`). EM keeps an agent computer's restore points as `AgentRestorePoint`s, not
+  `VmRestorePoint`s (`agent_restore_points`); its backup task sessions run under agent job sessions
+  (`AgentBackup`, or `AgentManagement` under its parent) and name it in `vm_display_name`.
+- **Machine key** (`v_vm_backup_status`): a VM's hierarchy reference (task `vm_uid` = restore point
   `hierarchy_obj_ref`) when EM sends it; on servers that send none (before v10), the VM's name on its
   backup server (a point without name elements: its name up to the last `@`). A name that maps to exactly
-  one reference on the same server is joined to that reference. `keyed_by` says which key a row has.
+  one reference on the same server is joined to that reference. An agent computer is keyed by its
+  computer name on its backup server (its tasks' `vm_display_name` = its agent points' `computer_name`).
+  `keyed_by` says which key a row has.
 - **Task to restore point** (`backup_task_sessions.vm_restore_point_uid`): EM's Related link when it gives
   one (`vm_restore_point_link` = `link`); otherwise inferred by the loader (`inferred`): a point of the
   same VM created within the task's time window by a task that ended Success or Warning.
@@ -603,14 +665,34 @@ DEFINITIONS = """\
   task ended anything but Success. Green otherwise.
 - **Backup RPO** is `etl_settings` row `backup_rpo_hours`, 24 when the row is absent (add it with
   `INSERT INTO etl_settings (key, value) VALUES ('backup_rpo_hours', '12')`). `v_vm_backup_status` judges
-  the age of the VM's newest restore point EM still lists: `breach` older than the RPO (or none),
-  `warning` older than half of it or the newest finished task ended anything but Success, `ok` otherwise.
+  the age of the machine's newest restore point EM still lists: `breach` older than the RPO (or none) and
+  the newest finished task did not end Success or Warning within the RPO either (a machine whose newest
+  task succeeded within the RPO is never a breach for want of a point: `warning` then); `warning` older
+  than half of it or the newest finished task ended anything but Success; `ok` otherwise.
 - **Sizes**: a task's `total_size` (EM's TotalSize) is the size of the VM processed, not bytes transferred
   (`v_replica_source_size_daily`; `v_replica_transfer_daily` is its deprecated old name). Bytes on disk
   come from backup files: `backup_size` (written) and `data_size` (read from the source). GB in reports
   are 2^30 bytes.
-- **Unknown capacity**: EM reports a repository's capacity as -1 when it does not know it; the warehouse
-  stores NULL and views never divide by it (`free_pct` NULL).
+- **Unknown capacity**: EM reports a repository's capacity as -1 when it does not know it, and object
+  storage reports its free space as -1 as well; the warehouse stores NULL for both and views never divide
+  by them (`free_pct` NULL).
+- **Undocumented values**: enumerations (`state`, `result`, `job_type`, `kind`, ...) are stored exactly as
+  EM sends them. A value EM's documentation does not list is warned about once per warehouse, when a run
+  first meets it, and recorded in `etl_undocumented_values` (`veeam-etl status` lists them);
+  `etl_runs.new_values` counts those first met in that run.
+- **Derived values** (worked out by the loader, not read from EM; a dashboard can tell them apart):
+  - `backup_task_sessions.vm_restore_point_uid`: EM's Related link (`vm_restore_point_link` = `link`) or
+    inferred (`inferred`, see "Task to restore point");
+  - `backups.job_uid`, `replicas.job_uid`: EM's entities name no job; `job_uid_source` says how the loader
+    found it: `query` (EM's answer to a `JobUid` query filter), `link` (the points the job's tasks made or
+    link), `parent` (an agent child backup given its parent backup's job);
+  - `agent_restore_points.computer_name`: the point's Name up to its last `@` (EM sends no computer
+    element);
+  - `v_vm_backup_status.kind` and `keyed_by`: how the view tells a VM from an agent computer and keys them;
+  - `placeholder` rows: parents EM could not give (404), recorded from the child's link (uid, href, name
+    only);
+  - `deleted_at`: when the loader found EM no longer lists an object (retention), not EM's deletion time;
+  - capacity and free space NULL where EM sent -1 (unknown).
 - **Order**: views keep no order; use the `ORDER BY` given under each view.
 """
 

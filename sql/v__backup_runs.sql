@@ -1,6 +1,7 @@
 -- Helper: one row per logical backup job run (v__backup_run_sessions says which sessions make a run):
 -- its first and last attempt, its outcome ('running' until the last attempt has finished, State Stopped,
--- whatever its Result says; then that Result as EM sent it, 'None' when EM sent none), start, end and
+-- whatever its Result says, or 'idle' while it is in State Idle: a backup copy session waiting for new
+-- restore points to copy; then that Result as EM sent it, 'None' when EM sent none), start, end and
 -- duration (NULL until finished), and its task sessions (those of its attempts and of their agent
 -- per-computer sessions) and per-computer sessions counted per VM / computer by the outcome of the
 -- newest one in the run. Read v_backup_job_runs and v_backup_job_daily instead.
@@ -29,6 +30,7 @@ runs AS (
            MAX(CASE WHEN attempt = 1 THEN start_epoch END) AS start_epoch,
            MAX(CASE WHEN attempt = 1 THEN start_day_utc END) AS day_utc,
            MAX(CASE WHEN attempt = 1 THEN is_finished END) AS first_finished,
+           MAX(CASE WHEN attempt = 1 THEN state END) AS first_state,
            MAX(CASE WHEN attempt = 1 THEN result END) AS first_result,
            MAX(CASE WHEN attempt = attempts THEN uid END) AS last_session_uid,
            MAX(CASE WHEN attempt = attempts THEN state END) AS last_state,
@@ -82,8 +84,14 @@ SELECT r.run_uid, r.backup_server_uid, r.job_uid, COALESCE(r.job_name, j.name) A
             THEN CAST(ROUND(CAST(r.last_end_epoch - r.start_epoch AS NUMERIC), 3) AS DOUBLE PRECISION)
        END AS duration_s,
        r.attempts, r.retry_sessions, r.started_by_retry,
-       CASE WHEN r.last_finished = 1 THEN COALESCE(r.last_result, 'None') ELSE 'running' END AS outcome,
-       CASE WHEN r.first_finished = 1 THEN COALESCE(r.first_result, 'None') ELSE 'running' END AS first_outcome,
+       CASE WHEN r.last_finished = 1 THEN COALESCE(r.last_result, 'None')
+            WHEN r.last_state = 'Idle' THEN 'idle'
+            ELSE 'running'
+       END AS outcome,
+       CASE WHEN r.first_finished = 1 THEN COALESCE(r.first_result, 'None')
+            WHEN r.first_state = 'Idle' THEN 'idle'
+            ELSE 'running'
+       END AS first_outcome,
        CASE WHEN r.attempts > 1 AND r.first_finished = 1 AND r.first_result = 'Failed'
                  AND r.last_finished = 1 AND r.last_result IN ('Success', 'Warning')
             THEN 1 ELSE 0

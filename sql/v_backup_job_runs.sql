@@ -4,8 +4,9 @@
 -- own, started_by_retry = 1). Agent per-computer sessions (AgentManagement, with a parent session) are
 -- not runs: they count under their parent's run (computers*), and their tasks with the run's tasks.
 -- outcome is that of the last attempt: 'running' until it has finished (State Stopped), whatever its
--- Result says; then its Result exactly as EM sent it ('None' when none), an unknown value included
--- (never read as a success). end_utc and duration_s stay NULL until the last attempt has finished.
+-- Result says ('idle' while its State is Idle: a backup copy session waiting for new restore points to
+-- copy, not a run in progress); then its Result exactly as EM sent it ('None' when none), an unknown
+-- value included (never read as a success). end_utc and duration_s stay NULL until the last attempt has finished.
 -- Placeholder sessions (known only from a link) are left out.
 -- order: start_utc DESC, run_uid
 CREATE VIEW v_backup_job_runs AS

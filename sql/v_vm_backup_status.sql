@@ -1,20 +1,48 @@
--- Per VM on its backup server, the backup twin of v_vm_replica_status. A VM is keyed by its hierarchy
--- reference (task VmUid = restore point HierarchyObjRef) when known; on servers that send none (before
--- v10) by its name, unless that name maps to exactly one reference on the same server, in which case it
--- joins that reference's row. Per VM: its newest restore point that EM still lists (deleted_at NULL:
--- points removed by retention are not counted) and its age in hours; its newest task (state and result
--- as sent), the newest finished task (State Completed) with its result and reason, and the end of the
--- newest finished Success/Warning task; and the RPO check against etl_settings 'backup_rpo_hours'
--- (default 24 when the row is absent). "Now" is the database's current time when the query runs.
--- rpo_status: breach = no current restore point, or the newest is older than the RPO; warning = the
--- newest point is older than half the RPO, or the newest finished task ended with any Result other than
--- Success (Warning, Failed, or a value EM did not document); ok otherwise.
+-- Per protected machine on its backup server, VMs and agent computers alike (kind 'vm' or 'agent'): the
+-- backup twin of v_vm_replica_status. A VM is keyed by its hierarchy reference (task VmUid = restore
+-- point HierarchyObjRef) when known; on servers that send none (before v10) by its name, unless that name
+-- maps to exactly one reference on the same server, in which case it joins that reference's row. An
+-- agent computer is keyed by its computer name (keyed_by 'computer_name'): its task sessions name it in
+-- VmDisplayName, under an agent job session (AgentBackup, or AgentManagement with a parent session),
+-- and its restore points are agent restore points (EM's AgentRestorePoint, not VmRestorePoint) named
+-- `<computer>@<time>`; a task without VmUid whose name is that of a computer with agent restore points
+-- on the same server is the computer's too. Per machine: its newest restore point that EM still lists
+-- (deleted_at NULL: points removed by retention are not counted) and its age in hours; its newest task
+-- (state and result as sent), the newest finished task (State Completed) with its result and reason,
+-- and the end of the newest finished Success/Warning task; and the RPO check against etl_settings
+-- 'backup_rpo_hours' (default 24 when the row is absent). "Now" is the database's current time when
+-- the query runs. rpo_status: breach = no current restore point within the RPO and the newest finished
+-- task did not end Success or Warning within it either (a machine whose newest task succeeded within
+-- the RPO is never a breach for want of a point); warning = no current point within the RPO although
+-- the newest task succeeded within it (its point is not in the warehouse), or the newest point is
+-- older than half the RPO, or the newest finished task ended with any Result other than Success
+-- (Warning, Failed, or a value EM did not document); ok otherwise.
 -- order: rpo_breach DESC, backup_server_name, vm_display_name, vm_key
 CREATE VIEW v_vm_backup_status AS
-WITH named AS (
+WITH agent_names AS (
+    SELECT DISTINCT backup_server_uid, computer_name
+    FROM agent_restore_points
+    WHERE NOT placeholder AND computer_name IS NOT NULL
+),
+task_kinds AS (
+    SELECT t.*,
+           CASE WHEN t.vm_display_name IS NOT NULL
+                     AND (s.job_type IN ('AgentBackup', 'AgentManagement') OR s.parent_session_uid IS NOT NULL
+                          OR (t.vm_uid IS NULL
+                              AND EXISTS (SELECT 1 FROM agent_names a
+                                          WHERE a.computer_name = t.vm_display_name
+                                            AND COALESCE(a.backup_server_uid, '')
+                                                = COALESCE(t.backup_server_uid, ''))))
+                THEN 'agent' ELSE 'vm'
+           END AS kind
+    FROM v__backup_task_sessions t
+    LEFT JOIN backup_job_sessions s ON s.uid = t.job_session_uid
+    WHERE t.vm_uid IS NOT NULL OR t.vm_display_name IS NOT NULL
+),
+named AS (
     SELECT backup_server_uid, vm_uid AS ref, vm_display_name AS vm_name
-    FROM backup_task_sessions
-    WHERE vm_uid IS NOT NULL AND vm_display_name IS NOT NULL
+    FROM task_kinds
+    WHERE kind = 'vm' AND vm_uid IS NOT NULL AND vm_display_name IS NOT NULL
     UNION
     SELECT backup_server_uid, hierarchy_obj_ref, vm_label
     FROM v__vm_restore_points
@@ -27,24 +55,27 @@ name_refs AS (
     HAVING COUNT(DISTINCT ref) = 1
 ),
 task_keys AS (
-    SELECT t.*, COALESCE(t.vm_uid, n.ref) AS vm_ref
-    FROM v__backup_task_sessions t
-    LEFT JOIN name_refs n ON t.vm_uid IS NULL AND n.vm_name = t.vm_display_name
-                         AND COALESCE(n.backup_server_uid, '') = COALESCE(t.backup_server_uid, '')
-    WHERE t.vm_uid IS NOT NULL OR t.vm_display_name IS NOT NULL
+    SELECT k.*,
+           CASE WHEN k.kind = 'agent' THEN NULL ELSE COALESCE(k.vm_uid, n.ref) END AS vm_ref
+    FROM task_kinds k
+    LEFT JOIN name_refs n ON k.kind = 'vm' AND k.vm_uid IS NULL AND n.vm_name = k.vm_display_name
+                         AND COALESCE(n.backup_server_uid, '') = COALESCE(k.backup_server_uid, '')
 ),
 tasks AS (
     SELECT k.*,
-           CASE WHEN k.vm_ref IS NULL THEN 'name' ELSE 'vm_uid' END AS keyed_by,
+           CASE WHEN k.kind = 'agent' THEN 'computer_name' WHEN k.vm_ref IS NULL THEN 'name' ELSE 'vm_uid' END
+               AS keyed_by,
            COALESCE(k.vm_ref, k.vm_display_name) AS vm_key,
-           ROW_NUMBER() OVER (PARTITION BY k.backup_server_uid, k.vm_ref, COALESCE(k.vm_ref, k.vm_display_name)
+           ROW_NUMBER() OVER (PARTITION BY k.backup_server_uid, k.kind, k.vm_ref,
+                                           COALESCE(k.vm_ref, k.vm_display_name)
                               ORDER BY k.creation_time_utc DESC, k.uid DESC) AS rn_any,
-           ROW_NUMBER() OVER (PARTITION BY k.backup_server_uid, k.vm_ref, COALESCE(k.vm_ref, k.vm_display_name)
+           ROW_NUMBER() OVER (PARTITION BY k.backup_server_uid, k.kind, k.vm_ref,
+                                           COALESCE(k.vm_ref, k.vm_display_name)
                               ORDER BY 1 - k.is_finished, k.creation_time_utc DESC, k.uid DESC) AS rn_finished
     FROM task_keys k
 ),
 vm_tasks AS (
-    SELECT backup_server_uid, keyed_by, vm_key,
+    SELECT backup_server_uid, kind, keyed_by, vm_key,
            COUNT(*) AS tasks,
            MAX(CASE WHEN rn_any = 1 THEN vm_display_name END) AS vm_name,
            MAX(CASE WHEN rn_any = 1 THEN job_session_uid END) AS last_session_uid,
@@ -55,10 +86,11 @@ vm_tasks AS (
            MAX(CASE WHEN rn_finished = 1 AND is_finished = 1 THEN result END) AS last_result,
            MAX(CASE WHEN rn_finished = 1 AND is_finished = 1 THEN reason END) AS last_reason,
            MAX(CASE WHEN rn_finished = 1 AND is_finished = 1 THEN end_time_utc END) AS last_result_utc,
+           MAX(CASE WHEN rn_finished = 1 AND is_finished = 1 THEN end_epoch END) AS last_result_epoch,
            MAX(CASE WHEN is_finished = 1 AND result IN ('Success', 'Warning') THEN end_time_utc END)
                AS last_success_utc
     FROM tasks
-    GROUP BY backup_server_uid, keyed_by, vm_key
+    GROUP BY backup_server_uid, kind, keyed_by, vm_key
 ),
 point_keys AS (
     SELECT p.*, COALESCE(p.hierarchy_obj_ref, n.ref) AS vm_ref
@@ -67,8 +99,9 @@ point_keys AS (
                          AND COALESCE(n.backup_server_uid, '') = COALESCE(p.backup_server_uid, '')
     WHERE p.hierarchy_obj_ref IS NOT NULL OR p.vm_label IS NOT NULL
 ),
-vm_points AS (
+points AS (
     SELECT backup_server_uid,
+           'vm' AS kind,
            CASE WHEN vm_ref IS NULL THEN 'name' ELSE 'vm_uid' END AS keyed_by,
            COALESCE(vm_ref, vm_label) AS vm_key,
            COUNT(*) AS restore_points,
@@ -77,34 +110,56 @@ vm_points AS (
            MAX(created_epoch) AS newest_point_epoch
     FROM point_keys
     GROUP BY backup_server_uid, CASE WHEN vm_ref IS NULL THEN 'name' ELSE 'vm_uid' END, COALESCE(vm_ref, vm_label)
+    UNION ALL
+    SELECT backup_server_uid,
+           'agent' AS kind,
+           'computer_name' AS keyed_by,
+           computer_name AS vm_key,
+           COUNT(*) AS restore_points,
+           MAX(computer_name) AS vm_name,
+           MAX(creation_time_utc) AS newest_point_utc,
+           MAX(created_epoch) AS newest_point_epoch
+    FROM v__agent_restore_points
+    WHERE computer_name IS NOT NULL
+    GROUP BY backup_server_uid, computer_name
 ),
-vms AS (
-    SELECT backup_server_uid, keyed_by, vm_key FROM vm_tasks
+machines AS (
+    SELECT backup_server_uid, kind, keyed_by, vm_key FROM vm_tasks
     UNION
-    SELECT backup_server_uid, keyed_by, vm_key FROM vm_points
+    SELECT backup_server_uid, kind, keyed_by, vm_key FROM points
 ),
 settings AS (
     SELECT COALESCE((SELECT CAST(value AS DOUBLE PRECISION) FROM etl_settings WHERE key = 'backup_rpo_hours'),
                     24.0) AS rpo_hours
 ),
 checked AS (
-    SELECT v.backup_server_uid, v.keyed_by, v.vm_key,
+    SELECT v.backup_server_uid, v.kind, v.keyed_by, v.vm_key,
            COALESCE(t.vm_name, p.vm_name) AS vm_display_name,
            COALESCE(t.tasks, 0) AS tasks,
            t.last_task_start_utc, t.last_task_state, t.last_task_result, t.any_finished,
            t.last_result, t.last_reason, t.last_result_utc, t.last_success_utc, t.last_session_uid,
            COALESCE(p.restore_points, 0) AS restore_points, p.newest_point_utc, st.rpo_hours,
-           (c.now_epoch - p.newest_point_epoch) / 3600.0 AS age_raw
-    FROM vms v
+           (c.now_epoch - p.newest_point_epoch) / 3600.0 AS age_raw,
+           CASE WHEN t.last_result IN ('Success', 'Warning')
+                     AND (c.now_epoch - t.last_result_epoch) / 3600.0 <= st.rpo_hours
+                THEN 1 ELSE 0
+           END AS task_in_rpo
+    FROM machines v
     CROSS JOIN v__clock c
     CROSS JOIN settings st
-    LEFT JOIN vm_tasks t ON t.keyed_by = v.keyed_by AND t.vm_key = v.vm_key
+    LEFT JOIN vm_tasks t ON t.kind = v.kind AND t.keyed_by = v.keyed_by AND t.vm_key = v.vm_key
                         AND COALESCE(t.backup_server_uid, '') = COALESCE(v.backup_server_uid, '')
-    LEFT JOIN vm_points p ON p.keyed_by = v.keyed_by AND p.vm_key = v.vm_key
+    LEFT JOIN points p ON p.kind = v.kind AND p.keyed_by = v.keyed_by AND p.vm_key = v.vm_key
                          AND COALESCE(p.backup_server_uid, '') = COALESCE(v.backup_server_uid, '')
+),
+judged AS (
+    SELECT k.*,
+           CASE WHEN k.age_raw IS NOT NULL AND k.age_raw <= k.rpo_hours THEN 1 ELSE 0 END AS point_in_rpo
+    FROM checked k
 )
 SELECT k.backup_server_uid,
        b.name AS backup_server_name,
+       k.kind,
        k.vm_key,
        k.keyed_by,
        CASE WHEN k.keyed_by = 'vm_uid' THEN k.vm_key END AS vm_uid,
@@ -117,18 +172,20 @@ SELECT k.backup_server_uid,
        k.last_reason,
        k.last_result_utc,
        k.last_success_utc,
-       s.job_uid AS last_job_uid,
-       s.job_name AS last_job_name,
+       COALESCE(ps.job_uid, s.job_uid) AS last_job_uid,
+       COALESCE(ps.job_name, s.job_name) AS last_job_name,
        k.restore_points,
        k.newest_point_utc,
        CAST(ROUND(CAST(k.age_raw AS NUMERIC), 2) AS DOUBLE PRECISION) AS point_age_hours,
        k.rpo_hours,
-       CASE WHEN k.age_raw IS NULL OR k.age_raw > k.rpo_hours THEN 1 ELSE 0 END AS rpo_breach,
-       CASE WHEN k.age_raw IS NULL OR k.age_raw > k.rpo_hours THEN 'breach'
-            WHEN k.age_raw > k.rpo_hours / 2
+       CASE WHEN k.point_in_rpo = 0 AND k.task_in_rpo = 0 THEN 1 ELSE 0 END AS rpo_breach,
+       CASE WHEN k.point_in_rpo = 0 AND k.task_in_rpo = 0 THEN 'breach'
+            WHEN k.point_in_rpo = 0
+                 OR k.age_raw > k.rpo_hours / 2
                  OR (k.any_finished = 1 AND (k.last_result IS NULL OR k.last_result <> 'Success')) THEN 'warning'
             ELSE 'ok'
        END AS rpo_status
-FROM checked k
+FROM judged k
 LEFT JOIN backup_servers b ON b.uid = k.backup_server_uid
 LEFT JOIN backup_job_sessions s ON s.uid = k.last_session_uid
+LEFT JOIN backup_job_sessions ps ON ps.uid = s.parent_session_uid AND NOT ps.placeholder

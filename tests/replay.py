@@ -12,7 +12,8 @@ answers, not the simulator's) at the documented URLs, over a real socket.
 - `DELETE /api/logonSessions/{id}`     204
 - `GET /api/querySvc…`                 the recorded QuerySvc menu, whatever the parameters
 - `GET /api/query?type=T…`             `queries[T]` (type matched case-insensitively), else `empty`
-- any other `GET` path                 `routes[path]`, else 404 with an EM Error body
+- any other `GET` path                 `routes["path?query"]`, else `routes[path]`, else 404 with an EM
+                                       Error body
 Every request but root and logon needs a live token (else 401 with an Error body). A body is a file
 name in the samples, raw bytes, or `(status, name-or-bytes)`. The recorded origin
 `https://em01.example.local:9398` is rewritten to the replay server's own in every body.
@@ -201,7 +202,7 @@ class Replay:
         if path == "/api/query":
             type_ = dict(parse_qsl(raw_query)).get("type", "").lower()
             return self._pair(self.body(self.queries.get(type_, self.empty)))
-        spec = self.routes.get(path) or self.routes.get(f"{path}?{raw_query}".lower())
+        spec = (raw_query and self.routes.get(f"{path}?{raw_query}".lower())) or self.routes.get(path)
         if spec is None:
             return 404, {}, self.error(404, f"No resource at {path}")
         return self._pair(self.body(spec))

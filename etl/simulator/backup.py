@@ -1,13 +1,15 @@
-"""The backup side of the simulated estate (em-backup-side.md): jobs, agent jobs, backup job and task
-sessions, repositories, backups, restore points, VM restore points, backup files and replicas.
+"""The backup side of the simulated estate (em-backup-side.md): jobs, agent jobs, file-share (NAS) jobs,
+backup job and task sessions, repositories, backups, restore points, VM and agent restore points,
+backup files and replicas.
 
 Seeded like the replication side: every run is drawn from `random.Random(f"{seed}:<kind>:{job}:{run}")`,
 so advancing time only adds the future. How a backup server answers depends on its version
 (`Profile`): servers before 11 send no `VmUid`, no `Related` restore-point link, mistyped list links
 and no VmRestorePoint -> BackupFile link; servers before 12.1 send no `Related` link either.
-Retention (`retention_days`) removes restore points, their VM restore points and backup files, and
-VM replica points, once they are older than the retention; links to them stay (EM does not rewrite
-history) and answer 404.
+Retention (`retention_days`) removes restore points, their VM and agent restore points and backup
+files, and VM replica points, once they are older than the retention; links to them stay (EM does not
+rewrite history) and answer 404. One agent computer of the first agent job went offline two days
+before the initial now: its tasks fail since, so its newest agent restore point is older than a day.
 """
 
 from __future__ import annotations
@@ -39,16 +41,19 @@ SESSION_STATES = (
     "ActionRequired",
 )
 COPY_OPEN_STATES = ("Working", "Idle", "Working", "WaitingRepository")  # per copy job, while open
-# (segment under /api, urn type) of every backup-side kind; `AgentBackupJob` lives under /agents/jobs
+# (segment under /api, urn type) of every backup-side kind; `AgentBackupJob` lives under /agents/jobs,
+# `NasJob` under /nas/jobs, `AgentRestorePoint` under /agents/agentRestorePoints
 SEGMENT = {
     "Job": "jobs",
     "AgentBackupJob": "agents/jobs",
+    "NasJob": "nas/jobs",
     "BackupJobSession": "backupSessions",
     "BackupTaskSession": "backupTaskSessions",
     "Repository": "repositories",
     "Backup": "backups",
     "RestorePoint": "restorePoints",
     "VmRestorePoint": "vmRestorePoints",
+    "AgentRestorePoint": "agents/agentRestorePoints",
     "BackupFile": "backupFiles",
     "Replica": "replicas",
 }
@@ -57,6 +62,17 @@ JOB_PREFIXES = ("Fileserver", "SQL", "Exchange", "Web Farm", "Domain Controllers
 VM_PREFIXES = ("app", "db", "web", "dc", "fs", "exch", "ctx", "erp", "mon", "vm")
 AGENT_PREFIXES = ("ws", "laptop", "srv", "sql")
 AGENT_JOB_NAMES = ("Servers", "Laptops", "SQL", "Linux Hosts")
+NAS_JOB_NAMES = ("Shared Files", "Home Folders", "Projects Share")
+NAS_SHARES = (
+    "\\\\fs{n:02d}.corp.lab.local\\share",
+    "\\\\nas{n:02d}.corp.lab.local\\home",
+    "/exports/projects{n}",
+)
+AGENT_OFFLINE = "Error: Unable to connect to the Veeam Agent on {name}: the host is not reachable"
+NAS_FAILURES = (
+    "Failed to process the file share: access is denied to \\\\{host}\\share",
+    "1 of 3 file shares processed with warnings: some files were skipped because they are locked",
+)
 SIZES_GIB = (20, 40, 60, 60, 80, 100, 127, 200, 250, 500, 1024, 2048)
 FAIL_REASONS = (
     "Error: There is not enough space on the disk. Failed to write data to the file [{path}]. "
@@ -222,6 +238,31 @@ class AgentJob:
         return f"urn:veeam:AgentBackupJob:{self.guid}"
 
 
+class NasJob:
+    """A file-share backup job (/nas/jobs, `<NASJob Type="NasJob">`): no JobType or Platform in the
+    entity; its sessions (JobType NasBackup) reference it as `urn:veeam:Job:{guid}`."""
+
+    __slots__ = (
+        "idx",
+        "guid",
+        "name",
+        "server",
+        "description",
+        "shares",
+        "offset",
+        "period",
+        "next_k",
+        "pointed",
+    )
+    kind = "NasJob"
+    job_type = platform = None
+    sched_configured = sched_enabled = True
+
+    @property
+    def uid(self) -> str:
+        return f"urn:veeam:NasJob:{self.guid}"
+
+
 class Session:
     __slots__ = (
         "guid",
@@ -243,6 +284,8 @@ class Session:
         "parent",
         "children",
         "open_state",
+        "final_progress",  # Progress once Stopped: 100, but 0 for a v12 copy parent (em-samples)
+        "rps",  # restore points it made, linked `Related` on per-machine chains of newer servers
     )
     kind = "BackupJobSession"
 
@@ -285,7 +328,7 @@ class Backup:
 
 
 class RestorePoint:
-    __slots__ = ("guid", "backup", "date", "prec", "name", "vrps", "files", "retired")
+    __slots__ = ("guid", "backup", "date", "prec", "name", "vrps", "arps", "files", "retired")
     kind = "RestorePoint"
 
     @property
@@ -304,6 +347,22 @@ class VmRestorePoint:
     @property
     def uid(self) -> str:
         return f"urn:veeam:VmRestorePoint:{self.guid}"
+
+
+class AgentRestorePoint:
+    """An agent computer's restore point (em-backup-side.md §10): `<computer>@<time>`, no VmName or
+    HierarchyObjRef; `Up` links to its restore point, backup file and backup server."""
+
+    __slots__ = ("guid", "rp", "file", "comp", "created", "prec", "algorithm", "point_type")
+    kind = "AgentRestorePoint"
+
+    @property
+    def name(self) -> str:
+        return f"{self.comp[0]}@{fmt_name_ts(self.created, False)}"
+
+    @property
+    def uid(self) -> str:
+        return f"urn:veeam:AgentRestorePoint:{self.guid}"
 
 
 class BackupFile:
@@ -349,7 +408,7 @@ def server_of(o):
     kind = o.kind
     if kind == "BackupTaskSession":
         return o.js.server
-    if kind == "VmRestorePoint":
+    if kind in ("VmRestorePoint", "AgentRestorePoint"):
         return o.rp.backup.server
     if kind in ("RestorePoint", "BackupFile"):
         return o.backup.server
@@ -368,8 +427,11 @@ class BackupSide:
         agent_computers: int,
         retention_days: float | None,
         vms_per_job: int,
+        nas_jobs: int = 1,
     ):
         self.w, self.seed = w, w.seed
+        # the agent computer that went offline (its tasks fail from then on): (agent job, computer)
+        self.offline_from = max(w.t0 + 86400 * T, w.now_ticks - 50 * 3600 * T)
         self.retention = None if retention_days is None else int(retention_days * 86400 * T)
         self.index: dict[str, dict] = {k: {} for k in KINDS}
         self.profiles = [self._make_profile(s) for s in w.servers]
@@ -378,6 +440,7 @@ class BackupSide:
         self.backup_jobs = [self._make_backup_job(j, vms_per_job) for j in range(backup_jobs)]
         self.copy_jobs = [self._make_copy_job(c) for c in range(copy_jobs if self.backup_jobs else 0)]
         self.agent_jobs = [self._make_agent_job(a, max(1, agent_computers)) for a in range(agent_jobs)]
+        self.nas_jobs = [self._make_nas_job(n) for n in range(nas_jobs)]
         self.replicas: list[Replica] = []
         self.replica_of: dict[str, Replica] = {}  # replication job guid -> its Replica
         for job in w.jobs:
@@ -391,6 +454,7 @@ class BackupSide:
         self.tasks: list[Task] = []
         self.rps: list[RestorePoint] = []
         self.vrps: list[VmRestorePoint] = []
+        self.arps: list[AgentRestorePoint] = []
         self.files: list[BackupFile] = []
         self._heap: list = []
         self._seq = 0
@@ -422,8 +486,9 @@ class BackupSide:
             r = Repository()
             r.guid, r.name, r.server, r.rkind, r.path = new_guid(rng), name, s, rkind, path
             r.capacity = rng.choice((4, 8, 16, 32, 64)) * 2**40 + _rr(rng, 2**30) * 4096 % 2**40
-            if s.idx == 0 and i == 2:  # one repository (an object-storage copy target) reports no capacity
-                r.rkind, r.capacity = "Cloud", -1
+            if s.idx == 0 and i == 2:  # an object-storage copy target reports neither capacity nor free
+                # space, and a Kind EM's documentation does not list (em-samples/query-repositories-object-storage.xml)
+                r.rkind, r.capacity = "AmazonS3Compatible", -1
                 r.path = "https://s3.lab.local/veeam-copies/{job}/{file}"
             r.free_base, r.free_amp = rng.uniform(0.15, 0.45), rng.uniform(0.05, 0.3)
             r.phase, r.rate = rng.random(), rng.uniform(0.02, 0.2)
@@ -432,7 +497,10 @@ class BackupSide:
         return p
 
     def free_space(self, r: Repository) -> int:
-        """Free bytes at `now`: a deterministic triangle wave of time (space fills and is freed)."""
+        """Free bytes at `now`: a deterministic triangle wave of time (space fills and is freed); -1
+        (unknown) where the capacity is unknown too (object storage)."""
+        if r.capacity < 0:
+            return -1
         x = (self.w.now_ticks / (86400 * T) * r.rate + r.phase) % 1.0
         frac = r.free_base + r.free_amp * (1 - abs(2 * x - 1))
         cap = r.capacity if r.capacity > 0 else 12 * 2**40
@@ -545,6 +613,22 @@ class BackupSide:
         self.index["AgentBackupJob"][aj.guid] = aj
         return aj
 
+    def _make_nas_job(self, n: int) -> NasJob:
+        w = self.w
+        rng = random.Random(f"{self.seed}:nasjob:{n}")
+        job = NasJob()
+        job.idx, job.guid = n, new_guid(rng)
+        job.server = w.servers[n % len(w.servers)]
+        job.name = f"{NAS_JOB_NAMES[n % len(NAS_JOB_NAMES)]} Backup"
+        job.description = "Backup of file share" if n % 2 == 0 else ""
+        job.shares = tuple(
+            (new_guid(rng), new_guid(rng), NAS_SHARES[(n + i) % len(NAS_SHARES)].format(n=n + i + 1))
+            for i in range(1 + n % 2)
+        )
+        self._schedule(job, rng, w.period, False)
+        self.index["NasJob"][job.guid] = job
+        return job
+
     def _make_replication_job(self, job) -> None:
         """The replication side's job as the Job EM lists, and the Replica it writes."""
         rng = random.Random(f"{self.seed}:replica:{job.idx}")
@@ -634,7 +718,7 @@ class BackupSide:
         rp.guid, rp.backup, rp.prec = new_guid(rng), backup, PRECS[int(rng.random() * 5)]
         rp.date = trunc(date, rp.prec)
         rp.name = sql_name(rp.date)
-        rp.vrps, rp.files, rp.retired = [], [], False
+        rp.vrps, rp.arps, rp.files, rp.retired = [], [], [], False
         return rp
 
     def _new_vrp(self, rng, rp, task, vm, created) -> VmRestorePoint:
@@ -644,6 +728,19 @@ class BackupSide:
         v.file = None
         rp.vrps.append(v)
         return v
+
+    def _new_arp(self, rng, rp, f, comp, created, full: bool, synthetic: bool) -> AgentRestorePoint:
+        a = AgentRestorePoint()
+        a.guid, a.rp, a.file, a.comp, a.prec = new_guid(rng), rp, f, comp, PRECS[int(rng.random() * 5)]
+        a.created = trunc(created, a.prec)
+        if full:
+            a.algorithm, a.point_type = "Full", "Full"
+        elif synthetic:
+            a.algorithm, a.point_type = "SyntheticFull", "Full"
+        else:
+            a.algorithm, a.point_type = "Incremental", "Increment"
+        rp.arps.append(a)
+        return a
 
     def _new_file(self, rng, backup, rp, p, chain_name, created, full, per_vm, vms, ftype=None) -> BackupFile:
         f = BackupFile()
@@ -683,6 +780,10 @@ class BackupSide:
             while self._sched(aj, aj.next_k) <= upto:
                 self._gen_agent_run(aj, aj.next_k)
                 aj.next_k += 1
+        for nj in self.nas_jobs:
+            while self._sched(nj, nj.next_k) <= upto:
+                self._gen_nas_run(nj, nj.next_k)
+                nj.next_k += 1
 
     def _session(self, rng, job, start, is_retry, job_guid, job_name, job_type, job_seg) -> Session:
         js = Session()
@@ -692,6 +793,7 @@ class BackupSide:
         js.start = trunc(start, js.prec)
         js.name = f"{job_name}@{fmt_name_ts(js.start, rng.random() < 0.3)}"
         js.parent, js.children, js.open_state, js.tasks = None, (), None, []
+        js.final_progress, js.rps = 100, []
         return js
 
     def _tasks(self, rng, js, vms, fail_p, warn_p, slots, created) -> None:
@@ -767,6 +869,7 @@ class BackupSide:
         b = job.backup
         rp = self._new_rp(rng, b, js.start + _rr(rng, T, 3 * T))
         points.append((rp.date, rp))
+        js.rps.append(rp)
         synthetic = k % 7 == 6
         shared = None
         if not job.chain_per_vm:
@@ -816,9 +919,12 @@ class BackupSide:
             )  # fmt: skip
             child.parent = parent
             self._tasks(rng, child, [comp], 0.05, 0.12, [child.start + _rr(rng, T, 5 * T)], child.start)
+            t = child.tasks[0]
+            if self._offline(aj, ci, child.start):
+                t.result, t.reason = FAILED, AGENT_OFFLINE.format(name=comp[0])
+                t.end = trunc(t.work_start + _rr(rng, 60 * T, 300 * T), t.prec)
             self._close(rng, child, child.tasks)
             children.append(child)
-            t = child.tasks[0]
             if t.result != FAILED:
                 cb = aj.children[ci]
                 n = aj.pointed.get(ci, 0)
@@ -826,7 +932,10 @@ class BackupSide:
                 rp = self._new_rp(rng, cb, child.start + _rr(rng, T, 3 * T))
                 created = max(t.work_start, t.end - _rr(rng, 5 * T, 40 * T))
                 f = self._new_file(rng, cb, rp, p, f"{cb.name}_{ci + 1}", created, n == 0, False, [comp])
-                points += [(rp.date, rp), (t.end, f)]
+                a = self._new_arp(
+                    rng, rp, f, comp, max(t.work_start, created - _rr(rng, T, 60 * T)), n == 0, k % 7 == 6
+                )
+                points += [(rp.date, rp), (t.end, f), (t.end, a)]
         parent.children = children
         parent.visible_at = max(c.visible_at for c in children)
         parent.end = trunc(max(c.end for c in children) + _rr(rng, 5 * T, 30 * T), parent.prec)
@@ -838,6 +947,34 @@ class BackupSide:
         self._push(parent.visible_at, parent, aj.server)
         for when, obj in points:
             self._push(when, obj, aj.server)
+
+    def _offline(self, aj: AgentJob, ci: int, start: int) -> bool:
+        """Whether computer `ci` of `aj` was unreachable at `start`: the last computer of the first
+        agent job (of two or more), from `offline_from` on."""
+        return (
+            aj.idx == 0
+            and len(aj.computers) > 1
+            and ci == len(aj.computers) - 1
+            and start >= self.offline_from
+        )
+
+    def _gen_nas_run(self, job: NasJob, k: int) -> None:
+        """A file-share backup run: one BackupJobSession of JobType NasBackup, no task sessions (EM
+        promises tasks for Backup and Agent sessions only) and no restore point object (EM has none
+        for file shares: em-backup-side.md §12)."""
+        rng = random.Random(f"{self.seed}:n:{job.idx}:{k}")
+        start = self._sched(job, k) + _rr(rng, 45 * T)
+        js = self._session(rng, job, start, False, job.guid, job.name, "NasBackup", "nas/jobs")
+        js.end = trunc(js.start + int(_rr(rng, 3 * 60 * T, 40 * 60 * T) * self.w.scale) + T, js.prec)
+        r = rng.random()
+        js.result = FAILED if r < 0.05 else WARNING if r < 0.15 else SUCCESS
+        js.failure = None
+        if js.result != SUCCESS:
+            js.failure = NAS_FAILURES[js.result - 1].format(host=f"fs{job.idx + 1:02d}.corp.lab.local")
+        elif self.profiles[js.server.idx].tier == TIER_NEW:
+            js.failure = ""
+        js.visible_at = js.start
+        self._push(js.visible_at, js, job.server)
 
     def _gen_copy_run(self, job: Job, k: int) -> None:
         rng = random.Random(f"{self.seed}:c:{job.idx}:{k}")
@@ -867,9 +1004,20 @@ class BackupSide:
                 "Some restore points were skipped: source backup is being written" if js.result else None
             )
             sessions.append(js)
+        if worker:  # v12+: the copy job's own session spans the interval while its worker copies
+            prng = random.Random(f"{self.seed}:cp:{job.idx}:{k}")
+            ps = self._session(
+                prng, job, start - _rr(prng, T, 20 * T), False, job.guid, job.name, job.job_type, "jobs"
+            )
+            ps.end = trunc(sessions[-1].end + _rr(prng, 5 * T, 60 * T), ps.prec)
+            ps.result, ps.failure, ps.final_progress = sessions[-1].result, None, 0
+            if ps.result == SUCCESS and p.tier == TIER_NEW:
+                ps.failure = ""
+            ps.visible_at, ps.open_state = ps.start, job.open_state
+            self._push(ps.visible_at, ps, job.server)
         for s in sessions:
             s.visible_at = s.start
-            s.open_state = job.open_state
+            s.open_state = "Working" if worker else job.open_state
             self._push(s.visible_at, s, job.server)
             if s.result == FAILED:
                 continue
@@ -920,6 +1068,10 @@ class BackupSide:
             if not obj.rp.retired:
                 self.vrps.append(obj)
                 index["VmRestorePoint"][obj.guid] = obj
+        elif kind == "AgentRestorePoint":
+            if not obj.rp.retired:
+                self.arps.append(obj)
+                index["AgentRestorePoint"][obj.guid] = obj
         elif kind == "BackupFile":
             if not obj.rp.retired:
                 self.files.append(obj)
@@ -937,16 +1089,20 @@ class BackupSide:
         gone = [rp for rp in self.rps if rp.date < rp.backup.server.view - keep]
         if gone:
             ri, vi, fi = self.index["RestorePoint"], self.index["VmRestorePoint"], self.index["BackupFile"]
+            ai = self.index["AgentRestorePoint"]
             for rp in gone:
                 rp.retired = True
                 ri.pop(rp.guid, None)
                 for v in rp.vrps:
                     vi.pop(v.guid, None)
+                for a in rp.arps:
+                    ai.pop(a.guid, None)
                 for f in rp.files:
                     fi.pop(f.guid, None)
             self.retired_count += len(gone)
             self.rps = [rp for rp in self.rps if not rp.retired]
             self.vrps = [v for v in self.vrps if not v.rp.retired]
+            self.arps = [a for a in self.arps if not a.rp.retired]
             self.files = [f for f in self.files if not f.rp.retired]
         w = self.w
         if any(p.created < p.task.js.job.server.view - keep for p in w.points):
@@ -970,6 +1126,7 @@ class BackupSide:
             changed.update(t.guid for t in js.tasks)
         changed.update(j.guid for j in self.jobs)  # NextRun moves
         changed.update(a.guid for a in self.agent_jobs)
+        changed.update(n.guid for n in self.nas_jobs)
         changed.update(r.guid for r in self.repos)  # free space moves
         self._generate(new)
         self._reveal(new)
@@ -983,13 +1140,15 @@ class BackupSide:
         shows it at now (as of its backup server's last collection)."""
         now = js.server.view
         if js.end <= now:
-            return "Stopped", js.result, 100, js.end
+            return "Stopped", js.result, js.final_progress, js.end
         if js.open_state is not None:  # a copy session: open for its whole interval
             return js.open_state, None, min(99, int(100 * (now - js.start) / (js.end - js.start))), None
         if js.children:
             done = sum(1 for c in js.children if c.end <= now)
             return "Working", None, min(99, done * 100 // len(js.children)), None
         tasks = js.tasks
+        if not tasks:  # a file-share session: no task sessions
+            return "Working", None, min(99, int(100 * (now - js.start) / (js.end - js.start))), None
         done = sum(1 for t in tasks if t.end <= now)
         if done == len(tasks):
             state = "Postprocessing"
@@ -1000,15 +1159,32 @@ class BackupSide:
         return state, None, min(99, done * 100 // len(tasks)), None
 
     def task_state(self, t: Task) -> tuple[str, int | None, int | None]:
-        """(State, result index or None, end ticks or None) of a backup task session as EM shows it."""
+        """(State, result index or None, end ticks or None) of a backup task session as EM shows it: a
+        task in progress already reads Success on the servers that send VmUid, as the recorded one does
+        (em-samples/query-task-inprogress-result-success.xml), None before it starts."""
         now = t.js.server.view
         if t.end <= now:
             return "Completed", t.result, t.end
-        return ("InProgress" if t.work_start <= now else "Pending"), None, None
+        if t.work_start <= now:
+            return "InProgress", SUCCESS if self.profiles[t.js.server.idx].vm_uid else None, None
+        return "Pending", None, None
 
     def total_size(self, t: Task) -> int:
         """TotalSize: the VM's source size (0 once the task failed)."""
         return 0 if t.result == FAILED and t.end <= t.js.server.view else t.vm[2]
+
+    def related_rps(self, js: Session) -> list[RestorePoint]:
+        """The restore points a finished backup session links with Rel="Related": those of per-machine
+        chains on servers from 12.1 on (em-samples/query-v12-copy-and-retry-sessions.xml); none on the
+        others (the 13.1 reference examples have none, em-backup-side.md §1)."""
+        if (
+            js.rps
+            and js.end <= js.server.view
+            and self.profiles[js.server.idx].related
+            and js.job.chain_per_vm
+        ):
+            return js.rps
+        return []
 
     def related_vrp(self, t: Task) -> VmRestorePoint | None:
         """The VmRestorePoint a task links with Rel="Related" (servers from 12.1 on, finished tasks)."""
@@ -1023,12 +1199,14 @@ class BackupSide:
         return {
             "jobs": len(self.jobs),
             "agent_jobs": len(self.agent_jobs),
+            "nas_jobs": len(self.nas_jobs),
             "backup_job_sessions": len(self.sessions),
             "backup_task_sessions": len(self.tasks),
             "repositories": len(self.repos),
             "backups": len(self.backups),
             "restore_points": len(self.rps),
             "vm_restore_points": len(self.vrps),
+            "agent_restore_points": len(self.arps),
             "backup_files": len(self.files),
             "replicas": len(self.replicas),
             "running_backup_job_sessions": sum(1 for js in self.sessions if js.end > js.server.view),

@@ -1,6 +1,7 @@
 """Query-service parameters of the backup-side types, exactly the documented ones (em-backup-side.md,
 "Query service" of each type): `RestorePointId` on VmRestorePoint, `CreationTimeUTC` on BackupFile,
-`CreationTime` filtering RestorePoint's `BackupDateUTC`, `JobUid` on Backup and Replica.
+`CreationTime` filtering RestorePoint's `BackupDateUTC`, `JobUid` on Backup and Replica, and the
+backup and file filters of AgentRestorePoint (§10).
 
 Parameter kinds are those of `query._coerce`; `uid` compares the GUID part, so a bare GUID and any
 `urn:veeam:<Type>:` prefix select the same object (tdewin filters with a bare GUID, the docs quote
@@ -14,12 +15,14 @@ from .backup import SESSION_STATES, server_of
 TYPES = {
     "job": "Job",
     "agentbackupjob": "AgentBackupJob",
+    "nasjob": "NasJob",
     "backupjobsession": "BackupJobSession",
     "backuptasksession": "BackupTaskSession",
     "repository": "Repository",
     "backup": "Backup",
     "restorepoint": "RestorePoint",
     "vmrestorepoint": "VmRestorePoint",
+    "agentrestorepoint": "AgentRestorePoint",
     "backupfile": "BackupFile",
     "replica": "Replica",
 }
@@ -70,12 +73,14 @@ def source(kind: str, w) -> list:
     return {
         "Job": b.jobs,
         "AgentBackupJob": b.agent_jobs,
+        "NasJob": b.nas_jobs,
         "BackupJobSession": b.sessions,
         "BackupTaskSession": b.tasks,
         "Repository": b.repos,
         "Backup": b.backups,
         "RestorePoint": b.rps,
         "VmRestorePoint": b.vrps,
+        "AgentRestorePoint": b.arps,
         "BackupFile": b.files,
         "Replica": b.replicas,
     }[kind]
@@ -106,6 +111,15 @@ def params_for(kind: str, w) -> dict:
         )
         if kind == "Job":
             p["nextrun"] = ("NextRun", DATE, b.next_run)
+        p.update(srv)
+    elif kind == "NasJob":  # as documented for Job, less what a NasJob does not have
+        p.update(
+            {
+                "description": ("Description", STR, lambda o: o.description),
+                "scheduleconfigured": ("ScheduleConfigured", BOOL, lambda o: o.sched_configured),
+                "scheduleenabled": ("ScheduleEnabled", BOOL, lambda o: o.sched_enabled),
+            }
+        )
         p.update(srv)
     elif kind == "BackupJobSession":
         st = _enum(SESSION_STATES)[1]
@@ -175,6 +189,22 @@ def params_for(kind: str, w) -> dict:
                 "restorepointid": ("RestorePointId", UID, lambda o: o.rp.guid),
                 "restorepointname": ("RestorePointName", STR, lambda o: o.rp.name),
                 "vmdisplayname": ("VmDisplayName", STR, lambda o: o.vm[0]),
+            }
+        )
+        p.update(srv)
+    elif kind == "AgentRestorePoint":
+        p.update(
+            {
+                "creationtime": ("CreationTime", DATE, lambda o: o.created),
+                "computername": ("ComputerName", STR, lambda o: o.comp[0]),
+                "type": ("Type", _enum(POINT_TYPES), lambda o: POINT_TYPES.index(o.point_type)),
+                "algorithm": ("Algorithm", _enum(ALGORITHMS), lambda o: ALGORITHMS.index(o.algorithm)),
+                "restorepointid": ("RestorePointId", UID, lambda o: o.rp.guid),
+                "restorepointname": ("RestorePointName", STR, lambda o: o.rp.name),
+                "backupuid": ("BackupUid", UID, lambda o: o.rp.backup.guid),
+                "backupname": ("BackupName", STR, lambda o: o.rp.backup.name),
+                "backupfileuid": ("BackupFileUid", UID, lambda o: o.file.guid),
+                "backupfilename": ("BackupFileName", STR, lambda o: o.file.name),
             }
         )
         p.update(srv)

@@ -111,12 +111,14 @@ class Renderer:
         self.nsfull = XSD + self.nsdecl
         self._ent: dict[str, bytes] = {}
         self._ref: dict[str, bytes] = {}
+        self._one: dict[str, bytes] = {}  # single-entity GETs that differ from the query form
         world.add_listener(self.invalidate)
 
     def invalidate(self, guids) -> None:
         for g in guids:
             self._ent.pop(g, None)
             self._ref.pop(g, None)
+            self._one.pop(g, None)
 
     # ------------------------------------------------------------------ helpers
     def _rng(self, guid: str) -> random.Random | None:
@@ -323,13 +325,17 @@ class Renderer:
         return b"<" + tag + (self.nsfull.encode() if ns else b"") + piece + b"</" + tag + b">"
 
     def entity_doc(self, obj) -> bytes:
-        return self.doc(self._wrap(obj.kind, self.entity_piece(obj), True))
+        if obj.kind in render_backup.KINDS:
+            piece = render_backup.entity_piece(self, obj, single=True)
+        else:
+            piece = self.entity_piece(obj)
+        return self.doc(self._wrap(render_backup.TAGS.get(obj.kind, obj.kind), piece, True))
 
     def ref_doc(self, obj) -> bytes:
         return self.doc(self._wrap("EntityRef", self.ref_piece(obj), True))
 
     def _entities(self, kind: str, objs) -> bytes:
-        tag = (self.p + kind).encode()
+        tag = (self.p + render_backup.TAGS.get(kind, kind)).encode()
         op, cl = b"<" + tag, b"</" + tag + b">"
         ep = self.entity_piece
         return b"".join([op + ep(o) + cl for o in objs])

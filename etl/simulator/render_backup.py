@@ -1,7 +1,8 @@
 """XML of the backup-side entities and references, after the examples in em-backup-side.md.
 
 `entity_piece(r, obj)` / `ref_piece(r, obj)` return `' attrs><Links>…</Links>fields'` like the
-replication side's `Renderer` methods, cached in the same per-guid caches (`r._ent`, `r._ref`).
+replication side's `Renderer` methods, cached in the same per-guid caches (`r._ent`, `r._ref`; `r._one`
+for the few entities whose single GET differs from their query form).
 Link Rel/Type pairs and child order follow the recorded examples; older backup servers mistype
 the list links and omit links and elements as `backup.Profile` says.
 """
@@ -20,16 +21,20 @@ _ATTR = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
 PLURAL = {
     "Job": "Jobs",
     "AgentBackupJob": "AgentBackupJob",  # singular wrapper, as EM's JSON clients read it (spec §10)
+    "NasJob": "NasJobs",  # no recording shows it: the plural of the type, EM's usual rule
     "BackupJobSession": "BackupJobSessions",
     "BackupTaskSession": "BackupTaskSessions",
     "Repository": "Repositories",
     "Backup": "Backups",
     "RestorePoint": "RestorePoints",
     "VmRestorePoint": "VmRestorePoints",
+    "AgentRestorePoint": "AgentRestorePoints",
     "BackupFile": "BackupFiles",
     "Replica": "Replicas",
 }
 KINDS = frozenset(PLURAL)
+# Element names that are not the `Type` (em-samples/nas-job-entity.xml: `<NASJob Type="NasJob">`).
+TAGS = {"NasJob": "NASJob"}
 DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 
 
@@ -72,7 +77,7 @@ def _bool(v: bool) -> str:
 
 
 # ---------------------------------------------------------------------- links per kind
-def _entity_links(r, o, rng) -> list[str]:
+def _entity_links(r, o, rng, single: bool = False) -> list[str]:
     kind, api, w = o.kind, r.api, r.w
     b = w.backup
     me = _href(r, kind, o.guid)
@@ -115,10 +120,19 @@ def _entity_links(r, o, rng) -> list[str]:
             _lk(r, "Stop", None, me + "?action=stop", None, rng),
             _lk(r, "Retry", None, me + "?action=retry", None, rng),
         ]
+    if kind == "NasJob":  # em-samples/nas-job-entity.xml
+        return [
+            _server_link(r, o.server, rng),
+            _lk(r, "Alternate", "JobReference", me, o.name, rng),
+            _lk(r, "Down", "NasObjectList", me + "/includes", None, rng),
+            _lk(r, "Down", "BackupJobSessionReferenceList", me + "/backupSessions", None, rng),
+        ]
     if kind == "BackupJobSession":
         items = _session_ups(r, o, rng)
         items.append(_lk(r, "Alternate", "BackupJobSessionReference", me, o.name, rng))
-        if o.children:
+        # an agent parent session's second Alternate, to its per-computer sessions: in the single GET
+        # (em-backup-side.md §10), not in a query result (em-samples/query-agent-job-sessions.xml)
+        if o.children and single:
             items.append(
                 _lk(
                     r,
@@ -131,6 +145,10 @@ def _entity_links(r, o, rng) -> list[str]:
             )
         items.append(_lk(r, "Down", "BackupTaskSessionReferenceList", me + "/taskSessions", None, rng))
         items.append(_lk(r, "Stop", None, me + "?action=stop", None, rng))
+        for rp in b.related_rps(o):
+            items.append(
+                _lk(r, "Related", "RestorePointReference", _href(r, "RestorePoint", rp.guid), rp.name, rng)
+            )
         return items
     if kind == "BackupTaskSession":
         items = _task_ups(r, o, rng)
@@ -177,6 +195,10 @@ def _entity_links(r, o, rng) -> list[str]:
         items.append(_lk(r, "Alternate", "VmRestorePointReference", me, o.name, rng))
         items.append(_lk(r, "Down", "VmRestorePointMountList", me + "/mounts", None, rng))
         items.append(_lk(r, "Create", "VmRestorePointMount", me + "/mounts", None, rng))
+        return items
+    if kind == "AgentRestorePoint":  # em-samples/query-agent-restore-points.xml
+        items = _arp_ups(r, o, rng)
+        items.append(_lk(r, "Alternate", "AgentRestorePointReference", me, o.name, rng))
         return items
     if kind == "BackupFile":
         p = b.profile(o)
@@ -249,6 +271,15 @@ def _vrp_ups(r, o, rng) -> list[str]:
     return items
 
 
+def _arp_ups(r, o, rng) -> list[str]:
+    rp = o.rp
+    return [
+        _server_link(r, rp.backup.server, rng),
+        _lk(r, "Up", "RestorePointReference", _href(r, "RestorePoint", rp.guid), rp.name, rng),
+        _lk(r, "Up", "BackupFileReference", _href(r, "BackupFile", o.file.guid), o.file.name, rng),
+    ]
+
+
 def _file_ups(r, o, rng) -> list[str]:
     return [
         _lk(r, "Up", "BackupReference", _href(r, "Backup", o.backup.guid), o.backup.name, rng),
@@ -260,6 +291,19 @@ def _ref_links(r, o, rng) -> list[str]:
     """Links of the reference form: the parents, then `Alternate` to the entity."""
     kind = o.kind
     me = _href(r, kind, o.guid, True)
+    if kind == "NasJob":  # em-samples/nas-job-reference.xml: Alternate typed "Job", then the sessions
+        return [
+            _server_link(r, o.server, rng),
+            _lk(r, "Alternate", "Job", me, o.name, rng),
+            _lk(
+                r,
+                "Down",
+                "BackupJobSessionReferenceList",
+                _href(r, kind, o.guid) + "/backupSessions",
+                None,
+                rng,
+            ),
+        ]
     if kind == "BackupJobSession":
         items = _session_ups(r, o, rng)
         items.append(_lk(r, "Alternate", "BackupJobSession", me, o.name, rng))
@@ -279,6 +323,7 @@ def _ref_links(r, o, rng) -> list[str]:
         "Backup": _backup_ups,
         "RestorePoint": _rp_ups,
         "VmRestorePoint": _vrp_ups,
+        "AgentRestorePoint": _arp_ups,
         "BackupFile": _file_ups,
     }.get(kind)
     if ups is not None:
@@ -374,8 +419,30 @@ def _job_info(r, o) -> str:
     )
 
 
+def _nas_includes(r, o) -> str:
+    """`Includes` of a NasJob: one `NASObject` per file share (em-samples/nas-job-entity.xml)."""
+    p, me = r.p, _href(r, o.kind, o.guid)
+    shares = "".join(
+        f'<{p}NASObject Type="NasObject" Href="{me}/includes/{obj_id}">'
+        + r.el("HierarchyObjRef", f"urn:NasBackup:BackupServer:{server_ref}")
+        + r.el("ObjectInJobId", obj_id)
+        + r.el("FileOrFolder", path)
+        + f"</{p}NASObject>"
+        for obj_id, server_ref, path in o.shares
+    )
+    return f"<{p}Includes>{shares}</{p}Includes>"
+
+
 def _fields(r, o) -> str:
     kind, el, b = o.kind, r.el, r.w.backup
+    if kind == "NasJob":  # no JobType, Platform, schedule options or job info
+        return (
+            el("Description", o.description)
+            + _nas_includes(r, o)
+            + el("ScheduleConfigured", _bool(o.sched_configured))
+            + el("ScheduleEnabled", _bool(o.sched_enabled))
+            + el("NextRun", _ts(b.next_run(o), 0))
+        )
     if kind in ("Job", "AgentBackupJob"):
         nxt = b.next_run(o)
         return (
@@ -429,6 +496,12 @@ def _fields(r, o) -> str:
             + el("PointType", o.point_type)
             + el("HierarchyObjRef", o.vm[1])
         )
+    if kind == "AgentRestorePoint":
+        return (
+            el("CreationTimeUTC", fmt_ts(o.created, o.prec))
+            + el("Algorithm", o.algorithm)
+            + el("PointType", o.point_type)
+        )
     if kind == "BackupFile":
         return (
             el("FilePath", o.path)
@@ -457,19 +530,22 @@ def _root_attrs(r, o, entity: bool, rng) -> str:
     return attrs(pairs, rng)
 
 
-def entity_piece(r, o) -> bytes:
-    """`' attrs><Links>…</Links>fields'` of a backup-side object (cached per guid)."""
-    piece = r._ent.get(o.guid)
+def entity_piece(r, o, single: bool = False) -> bytes:
+    """`' attrs><Links>…</Links>fields'` of a backup-side object (cached per guid); `single`: as a
+    GET of the entity itself answers it, rather than a query or a collection."""
+    single = single and o.kind == "BackupJobSession" and bool(o.children)
+    cache = r._one if single else r._ent
+    piece = cache.get(o.guid)
     if piece is None:
         rng = r._rng(o.guid)
         piece = (
             _root_attrs(r, o, True, rng)
             + ">"
-            + r.links(_entity_links(r, o, rng))
+            + r.links(_entity_links(r, o, rng, single))
             + _fields(r, o)
             + r._extra(o.guid)
         ).encode()
-        r._ent[o.guid] = piece
+        cache[o.guid] = piece
     return piece
 
 

@@ -2,7 +2,8 @@
 
 `serve(sim, ctx)` answers a path it owns (under the world's lock) or returns None. What EM answers
 404 for answers 404 here: the `ImmediateBackupCopyWorker` "jobs", the per-computer agent jobs, and
-restore points, VM restore points and backup files that retention removed.
+restore points, VM and agent restore points and backup files that retention removed. Agent jobs and
+agent restore points live under /agents, file-share jobs under /nas.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ SEGMENTS = {
     "backupfiles": "BackupFile",
     "replicas": "Replica",
 }
+# under /api/agents and /api/nas
+AGENTS = {"jobs": "AgentBackupJob", "agentrestorepoints": "AgentRestorePoint"}
+NAS = {"jobs": "NasJob"}
 THIRTY_DAYS = 30 * 86400 * T
 
 
@@ -32,10 +36,11 @@ def serve(sim, ctx):
     segs = [s.lower() for s in ctx.segments[1:]]  # after "api"
     if not segs:
         return None
-    if segs[0] == "agents":
-        if len(segs) < 2 or segs[1] != "jobs":
+    if segs[0] in ("agents", "nas"):
+        kinds = AGENTS if segs[0] == "agents" else NAS
+        if len(segs) < 2 or segs[1] not in kinds:
             return None
-        kind, rest, raw = "AgentBackupJob", segs[2:], ctx.segments[3:]
+        kind, rest, raw = kinds[segs[1]], segs[2:], ctx.segments[3:]
     elif segs[0] in SEGMENTS:
         kind, rest, raw = SEGMENTS[segs[0]], segs[1:], ctx.segments[2:]
     else:
@@ -77,7 +82,7 @@ def _children(w, obj, what: str):
     """(kind, objects) of a documented child collection, or None."""
     b = w.backup
     kind = obj.kind
-    if kind in ("Job", "AgentBackupJob") and what == "backupsessions":
+    if kind in ("Job", "AgentBackupJob", "NasJob") and what == "backupsessions":
         if kind == "Job" and obj.repl is not None:
             return "ReplicaJobSession", [js for js in w.queryable_job_sessions() if js.job is obj.repl]
         return "BackupJobSession", [s for s in b.sessions if s.job is obj and s.parent is None]
@@ -105,6 +110,9 @@ def _children(w, obj, what: str):
     if kind == "RestorePoint":
         if what == "vmrestorepoints":
             return "VmRestorePoint", [v for v in obj.vrps if v.guid in vi]
+        if what == "agentrestorepoints":
+            ai = b.index["AgentRestorePoint"]
+            return "AgentRestorePoint", [a for a in obj.arps if a.guid in ai]
         if what == "backupfiles":
             return "BackupFile", [f for f in obj.files if f.guid in fi]
         return None

@@ -16,6 +16,7 @@ from .world import RESULTS, from_ticks
 RETENTION_TABLES = (
     "restore_points",
     "vm_restore_points",
+    "agent_restore_points",
     "backup_files",
     "backups",
     "replicas",
@@ -43,10 +44,11 @@ def build_backup_truth(w, origin: str | None, server_ref) -> dict[str, dict[str,
     backups: dict[str, dict] = {}
     rps: dict[str, dict] = {}
     vrps: dict[str, dict] = {}
+    arps: dict[str, dict] = {}
     files: dict[str, dict] = {}
     replicas: dict[str, dict] = {}
 
-    for job in b.jobs + b.agent_jobs:
+    for job in b.jobs + b.agent_jobs + b.nas_jobs:
         uid = f"urn:veeam:Job:{job.guid}"
         jobs[uid] = {
             "uid": uid,
@@ -151,7 +153,7 @@ def build_backup_truth(w, origin: str | None, server_ref) -> dict[str, dict[str,
             "name": r.name,
             "kind": r.rkind,
             "capacity": None if r.capacity < 0 else r.capacity,
-            "free_space": b.free_space(r),
+            "free_space": None if b.free_space(r) < 0 else b.free_space(r),
             "placeholder": False,
         }
 
@@ -199,6 +201,21 @@ def build_backup_truth(w, origin: str | None, server_ref) -> dict[str, dict[str,
             "placeholder": False,
         }
 
+    for a in b.arps:
+        arps[a.uid] = {
+            "uid": a.uid,
+            "href": href(w, "AgentRestorePoint", a.guid, True, origin),
+            "restore_point_uid": a.rp.uid,
+            "backup_file_uid": a.file.uid,
+            "backup_server_uid": server_ref(a.rp.backup.server),
+            "name": a.name,
+            "computer_name": a.comp[0],
+            "creation_time_utc": from_ticks(a.created),
+            "algorithm": a.algorithm,
+            "point_type": a.point_type,
+            "placeholder": False,
+        }
+
     for f in b.files:
         files[f.uid] = {
             "uid": f.uid,
@@ -236,6 +253,7 @@ def build_backup_truth(w, origin: str | None, server_ref) -> dict[str, dict[str,
         "backups": backups,
         "restore_points": rps,
         "vm_restore_points": vrps,
+        "agent_restore_points": arps,
         "backup_files": files,
         "replicas": replicas,
     }

@@ -259,6 +259,7 @@ class World:
         copy_jobs: int = 2,
         agent_computers: int = 3,
         retention_days: float | None = None,
+        nas_jobs: int = 1,
     ):
         """`running_share`: the share of jobs whose newest run started minutes before `now` and is
         still running (the first job always is), on top of the runs that happen to overlap `now`;
@@ -267,8 +268,10 @@ class World:
         Backup side (`self.backup`, see backup.py): `backup_jobs` backup jobs of `vms_per_job` VMs run
         `runs_per_day` times a day like the replication jobs; `copy_jobs` backup copy jobs (each
         copies one backup job; one session per 2-day interval); `agent_jobs` agent backup jobs of
-        `agent_computers` computers each. `retention_days`: restore points, VM restore points, backup
-        files and VM replica points older than this disappear from EM as time advances (None: kept)."""
+        `agent_computers` computers each (the last computer of the first job has been unreachable for
+        two days); `nas_jobs` file-share backup jobs. `retention_days`: restore points, VM and agent
+        restore points, backup files and VM replica points older than this disappear from EM as time
+        advances (None: kept)."""
         self.seed, self.quirks = seed, quirks or Quirks()
         self.running_share = running_share
         self.lock = threading.RLock()
@@ -304,7 +307,7 @@ class World:
         from .backup import BackupSide
 
         self.backup = BackupSide(
-            self, backup_jobs, agent_jobs, copy_jobs, agent_computers, retention_days, vms_per_job
+            self, backup_jobs, agent_jobs, copy_jobs, agent_computers, retention_days, vms_per_job, nas_jobs
         )
 
     # ---------------------------------------------------------------- construction

@@ -66,12 +66,14 @@ COLUMNS = {
         "failed",
         "recovered",
         "running",
+        "idle",
         "other",
         "success_rate",
     ],
     "v_vm_backup_status": [
         "backup_server_uid",
         "backup_server_name",
+        "kind",
         "vm_key",
         "keyed_by",
         "vm_uid",
@@ -327,6 +329,39 @@ class Backups(helpers.Warehouse):
             point_type="Increment",
             **kw,
         )
+
+    def agent_point(self, server: str, computer: str, at: datetime, **kw) -> str:
+        return self.add(
+            schema.agent_restore_points,
+            backup_server_uid=server,
+            name=f"{computer}@{at:%Y-%m-%d %H:%M:%S}",
+            computer_name=computer,
+            creation_time_utc=at,
+            algorithm="Incremental",
+            point_type="Increment",
+            **kw,
+        )
+
+    def agent_run(
+        self, server: str, job: str, computer: str, start: datetime, end: datetime | None, result: str
+    ):
+        """An agent job's run for one computer: the AgentBackup session, its AgentManagement child and the
+        computer's task (EM names the computer in the task's VmDisplayName, no VmUid)."""
+        parent = self.session(server, job, start, end, result, job_type="AgentBackup")
+        child = self.session(
+            server,
+            f"{job} - {computer}",
+            start,
+            end,
+            result,
+            job_type="AgentManagement",
+            parent_session_uid=parent,
+            uid=f"urn:veeam:BackupJobSession:{computer}-{start:%d%H%M}",
+        )
+        self.task(
+            child, server, computer, start, end, result, reason=None if result == "Success" else "offline"
+        )
+        return parent
 
     def setting(self, key: str, value: str) -> None:
         with self.eng.begin() as conn:
@@ -668,6 +703,137 @@ def test_vm_status_on_a_server_without_vm_uid_keys_by_name(wh):
     assert (a["keyed_by"], a["tasks"], a["restore_points"], a["vm_display_name"]) == ("vm_uid", 1, 1, "app01")
     assert got["vbr-9", "db@legacy"]["vm_display_name"] == "db@legacy"
     assert got["vbr-13", "urn:x"]["rpo_status"] == "breach"  # task but no restore point at all
+
+
+def test_agent_computers_are_judged_by_their_agent_restore_points(wh):
+    """An agent computer's points are AgentRestorePoints (em-backup-side.md §10): a computer backed up an
+    hour ago is ok, not a breach for want of a VM restore point; one whose agent has been unreachable
+    for two days is a breach."""
+    now = datetime.now(UTC)
+    h = timedelta(hours=1)
+    one, two = wh.server("vbr01"), wh.server("vbr02")
+    wh.agent_run(one, "Servers", "srv001.corp", now - 2 * h, now - h, "Success")
+    wh.agent_point(one, "srv001.corp", now - 1.5 * h)
+    wh.agent_point(one, "srv001.corp", now - 13.5 * h)
+    wh.agent_point(one, "srv001.corp", now - 0.5 * h, deleted_at=now)  # retention removed it: not counted
+    for hours in (50, 38, 26, 14, 2):  # offline since two days: every run failed, no point since
+        wh.agent_run(one, "Servers", "laptop02.corp", now - hours * h, now - (hours - 0.2) * h, "Failed")
+    wh.agent_point(one, "laptop02.corp", now - 60 * h)
+    wh.agent_run(
+        two, "Laptops", "srv001.corp", now - 3 * h, now - 2 * h, "Success"
+    )  # same name, other server
+    wh.agent_point(two, "srv001.corp", now - 2.5 * h)
+    # a VM of the same name is another machine
+    s = wh.session(one, "Prod", now - 3 * h, now - 2 * h, "Success")
+    wh.task(s, one, "srv001.corp", now - 3 * h, now - 2 * h, "Success", vm_uid="urn:VMware:Vm:c1.vm-9")
+    wh.point(one, "srv001.corp", now - 2.5 * h, "urn:VMware:Vm:c1.vm-9")
+
+    rows = {(r["backup_server_name"], r["kind"], r["vm_key"]): r for r in wh.rows("v_vm_backup_status")}
+    assert set(rows) == {
+        ("vbr01", "agent", "srv001.corp"),
+        ("vbr01", "agent", "laptop02.corp"),
+        ("vbr02", "agent", "srv001.corp"),
+        ("vbr01", "vm", "urn:VMware:Vm:c1.vm-9"),
+    }
+    ok = rows["vbr01", "agent", "srv001.corp"]
+    assert (ok["rpo_status"], ok["rpo_breach"], ok["keyed_by"], ok["vm_uid"], ok["vm_display_name"]) == (
+        "ok",
+        0,
+        "computer_name",
+        None,
+        "srv001.corp",
+    )
+    assert (ok["restore_points"], ok["tasks"], ok["last_result"]) == (2, 1, "Success")
+    assert ok["point_age_hours"] == pytest.approx(1.5, abs=0.05)
+    assert (ok["last_job_uid"], ok["last_job_name"]) == ("urn:veeam:Job:servers", "Servers")  # the agent job
+    offline = rows["vbr01", "agent", "laptop02.corp"]
+    assert (offline["rpo_status"], offline["rpo_breach"], offline["tasks"], offline["last_result"]) == (
+        "breach",
+        1,
+        5,
+        "Failed",
+    )
+    assert offline["point_age_hours"] == pytest.approx(60, abs=0.05) and offline["last_reason"] == "offline"
+    assert rows["vbr02", "agent", "srv001.corp"]["rpo_status"] == "ok"
+    assert rows["vbr01", "vm", "urn:VMware:Vm:c1.vm-9"]["keyed_by"] == "vm_uid"
+
+
+def test_a_task_under_a_session_the_warehouse_knows_only_by_link_still_belongs_to_its_computer(wh):
+    now = datetime.now(UTC)
+    srv = wh.server()
+    ghost = wh.add(schema.backup_job_sessions, name="Agents - pc7@x", placeholder=True)
+    wh.task(ghost, srv, "pc7.corp", now - timedelta(hours=3), now - timedelta(hours=2), "Success")
+    wh.agent_point(srv, "pc7.corp", now - timedelta(hours=2.5))
+    (row,) = wh.rows("v_vm_backup_status")
+    assert (row["kind"], row["vm_key"], row["tasks"], row["restore_points"], row["rpo_status"]) == (
+        "agent",
+        "pc7.corp",
+        1,
+        1,
+        "ok",
+    )
+
+
+def test_a_machine_whose_newest_task_succeeded_within_the_rpo_is_never_a_breach_for_want_of_a_point(wh):
+    now = datetime.now(UTC)
+    h = timedelta(hours=1)
+    srv = wh.server()
+    # points not (yet) in the warehouse: EM collects them later, or the account may not read them
+    wh.agent_run(srv, "Servers", "new.corp", now - 2 * h, now - h, "Success")
+    wh.agent_run(srv, "Servers", "warned.corp", now - 2 * h, now - h, "Warning")
+    wh.agent_run(srv, "Servers", "stale.corp", now - 30 * h, now - 29 * h, "Success")  # success, outside
+    wh.agent_point(srv, "stale.corp", now - 29.5 * h)
+    wh.agent_run(srv, "Servers", "failing.corp", now - 2 * h, now - h, "Failed")
+    s = wh.session(srv, "Prod", now - 2 * h, now - h, "Success")
+    wh.task(s, srv, "vm-new", now - 2 * h, now - h, "Success", vm_uid="urn:VMware:Vm:c1.vm-new")
+    wh.task(
+        s, srv, "vm-running", now - h, None, "Success", vm_uid="urn:VMware:Vm:c1.vm-run"
+    )  # never finished
+
+    got = {r["vm_display_name"]: (r["rpo_status"], r["rpo_breach"]) for r in wh.rows("v_vm_backup_status")}
+    assert got == {
+        "new.corp": ("warning", 0),
+        "warned.corp": ("warning", 0),
+        "stale.corp": ("breach", 1),
+        "failing.corp": ("breach", 1),
+        "vm-new": ("warning", 0),
+        "vm-running": ("breach", 1),  # a task still running has succeeded at nothing yet
+    }
+    wh.setting("backup_rpo_hours", "36")
+    got = {r["vm_display_name"]: r["rpo_status"] for r in wh.rows("v_vm_backup_status")}
+    assert got["stale.corp"] == "warning"  # a point within 36 h, older than half of it
+
+
+def test_an_idle_backup_copy_run_is_idle_not_running(wh):
+    """A backup copy session in State Idle waits for new restore points to copy: shown as idle, never as a
+    run in progress for days, and not counted in the success rate."""
+    srv = wh.server()
+    copy = wh.job(srv, "Offsite Copy", "ImmediateBackupCopy")
+    assert copy
+    wh.session(srv, "Offsite Copy", at(12, 1), at(12, 20), "Success", job_type="ImmediateBackupCopy")
+    idle = wh.session(
+        srv, "Offsite Copy", at(12, 21), None, "None", state="Idle", job_type="ImmediateBackupCopy"
+    )
+    busy = wh.session(srv, "Nightly", at(12, 22), None, "None", state="Working")
+    runs = by(wh.rows("v_backup_job_runs"), "run_uid")
+    assert (runs[idle]["outcome"], runs[idle]["first_outcome"], runs[idle]["end_utc"]) == (
+        "idle",
+        "idle",
+        None,
+    )
+    assert (runs[idle]["duration_s"], runs[idle]["last_state"]) == (None, "Idle")
+    assert runs[busy]["outcome"] == "running"
+    days = by(wh.rows("v_backup_job_daily"), "job_name")
+    d = days["Offsite Copy"]
+    assert (d["runs"], d["succeeded"], d["running"], d["idle"], d["other"], d["success_rate"]) == (
+        2,
+        1,
+        0,
+        1,
+        0,
+        1.0,
+    )
+    assert (days["Nightly"]["running"], days["Nightly"]["idle"]) == (1, 0)
 
 
 def test_the_vm_name_of_a_point_without_name_elements_is_its_name_up_to_the_last_at(wh):

@@ -10,7 +10,7 @@ import pytest
 from replay import Replay
 from sqlalchemy import select
 
-from etl import db, schema
+from etl import db, report, schema
 from helpers import cli
 
 SERVER = "urn:veeam:BackupServer:7445e6ce-0000-4171-b909-000000000001"
@@ -155,3 +155,91 @@ def test_an_empty_result_in_either_recorded_shape_is_zero_rows_and_success(tmp_p
     with Replay({"BackupServer": "query-empty-entities.xml"}) as em:
         assert run(em, url).returncode == 0
     assert rows(url, schema.backup_servers) == {}
+
+
+AGENT = "agent05.example.local"
+
+
+def test_recorded_agent_computer_is_one_machine_judged_by_its_agent_restore_point(db_url):
+    """EM's agent bodies (em-samples/query-agent-*.xml): the parent and per-computer sessions, the
+    computer's task and its AgentRestorePoint load; the task and the point are one machine."""
+    queries = {
+        "BackupServer": "backup-server-v13.xml",
+        "BackupJobSession": "query-agent-job-sessions.xml",
+        "BackupTaskSession": "query-agent-task-session.xml",
+        "AgentRestorePoint": "query-agent-restore-points.xml",
+    }
+    with Replay(queries) as em:
+        done = run(em, db_url)
+        assert done.returncode == 0, done.stderr
+        asked = {r.path for r in em.requests if r.method == "GET"}
+    point = rows(db_url, schema.agent_restore_points)[
+        "urn:veeam:AgentRestorePoint:b6bfce60-0000-46d7-9e55-000000000310"
+    ]
+    assert (point["computer_name"], point["backup_server_uid"], point["placeholder"]) == (
+        AGENT,
+        SERVER,
+        False,
+    )
+    # its restore point and file are not served here (404): recorded from the point's links
+    parent = rows(db_url, schema.restore_points)[point["restore_point_uid"]]
+    assert parent["placeholder"] and parent["name"] == "Jun 16 2025  5:00AM"
+    assert "/api/restorePoints/67e4d9b0-0000-41e6-b5e8-000000000308" in asked
+    eng = db.engine(db_url)
+    with eng.connect() as conn:
+        (machine,) = report.read_view(conn, "v_vm_backup_status")
+    eng.dispose()
+    assert (machine["kind"], machine["vm_key"], machine["keyed_by"]) == ("agent", AGENT, "computer_name")
+    assert (machine["tasks"], machine["restore_points"], machine["last_result"]) == (1, 1, "Success")
+    assert machine["newest_point_utc"] == datetime(2025, 6, 16, 5, 0, 33, 400000, tzinfo=UTC)
+    assert machine["last_job_name"] == "Agent Backup Job SQL"  # the agent job, not the per-computer one
+
+
+def test_recorded_file_share_session_gets_its_job_from_the_nas_link(db_url):
+    """A NasBackup session (em-samples/query-nas-backup-session.xml) whose job the NasJob query did not
+    list: the session's link to /nas/jobs leads to the reference, whose Alternate leads to the
+    `<NASJob>` entity: a real job row, not a placeholder."""
+    job = "/api/nas/jobs/93dfbb3e-0000-45cf-addc-000000000501"
+    with Replay(
+        {"BackupServer": "backup-server-v13.xml", "BackupJobSession": "query-nas-backup-session.xml"},
+        routes={job: "nas-job-reference.xml", f"{job}?format=Entity": "nas-job-entity.xml"},
+    ) as em:
+        done = run(em, db_url)
+        assert done.returncode == 0, done.stderr
+        assert any(r.query.get("type", "").lower() == "nasjob" for r in em.queried())
+    session = rows(db_url, schema.backup_job_sessions)[
+        "urn:veeam:BackupJobSession:4f0d5c1e-0000-4b8e-8a2f-000000000502"
+    ]
+    row = rows(db_url, schema.jobs)[session["job_uid"]]
+    assert (row["placeholder"], row["name"], row["description"]) == (
+        False,
+        "Shared Files Backup",
+        "Backup of file share",
+    )
+    assert (row["job_type"], row["schedule_enabled"]) == (None, True)
+    assert row["next_run_utc"] == datetime(2025, 6, 17, 15, tzinfo=UTC)
+
+
+def test_recorded_object_storage_repository_has_unknown_space_and_is_warned_about_once(db_url):
+    queries = {"BackupServer": "backup-server-v13.xml", "Repository": "query-repositories-object-storage.xml"}
+    with Replay(queries) as em:
+        first = run(em, db_url)
+        second = run(em, db_url)
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert first.stderr.count("'AmazonS3Compatible' is not a value EM documents") == 1
+    assert "is not a value EM documents" not in second.stderr
+    repos = {r["name"]: r for r in rows(db_url, schema.repositories).values()}
+    s3 = repos["s3_veeam_backup_z2"]
+    assert (s3["kind"], s3["capacity"], s3["free_space"]) == ("AmazonS3Compatible", None, None)
+    space = [r for r in rows_of(db_url, schema.repository_space) if r["repository_uid"] == s3["uid"]]
+    assert len(space) == 2 and all(r["capacity"] is None and r["free_space"] is None for r in space)
+    assert repos["ddb_veeam_ddh_h3_op"]["capacity"] == 1507629732986880
+
+
+def rows_of(db_url: str, table) -> list[dict]:
+    eng = db.engine(db_url)
+    try:
+        with eng.connect() as conn:
+            return [dict(r) for r in conn.execute(select(table)).mappings()]
+    finally:
+        eng.dispose()

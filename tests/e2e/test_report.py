@@ -361,8 +361,9 @@ def test_json_view_and_summary(warehouse):
         "success_rate_7d",
         "gb_last_24h",
         "tasks_last_24h",
-        "backup_vms",
-        "backup_vms_protected",
+        "backup_machines",
+        "backup_machines_protected",
+        "backup_agent_computers",
         "backup_rpo_breaches",
         "backup_rpo_warnings",
         "backup_success_rate_7d",
@@ -372,7 +373,9 @@ def test_json_view_and_summary(warehouse):
     }
     assert s["tiles"]["vms_protected"] == len(s["vms"]) > 0
     t = s["tiles"]
-    assert t["backup_vms"] == len(s["backup_vms"]) > t["backup_vms_protected"] > 0
+    assert t["backup_machines"] == len(s["backup_machines"]) > t["backup_machines_protected"] > 0
+    agents = [m for m in s["backup_machines"] if m["kind"] == "agent"]
+    assert t["backup_agent_computers"] == len(agents) > 0
     assert t["backup_rpo_breaches"] >= 2  # VMs without any restore point
     assert 0 < t["backup_success_rate_7d"] < 1
     with db.engine(warehouse).connect() as conn:
@@ -387,7 +390,8 @@ def test_json_view_and_summary(warehouse):
 def test_table_summary_and_view(warehouse):
     out = _run("report", "--db", warehouse)
     assert "VMs protected:" in out and "RPO breaches:" in out and "Newest replication failures" in out
-    assert "VMs backed up:" in out and "backup RPO breaches:" in out and "Newest backup failures" in out
+    assert "Machines backed up:" in out and "backup RPO breaches:" in out and "Newest backup failures" in out
+    assert "agent computers)" in out and "VMs backed up" not in out
     assert HOSTILE_BACKUP_VM in out and "Repositories, least free space first" in out
     assert HOSTILE_VM in out  # a terminal shows text as it is
     out = _run("report", "--db", warehouse, "--view", "v_replica_transfer_daily")
@@ -419,7 +423,7 @@ def test_json_without_a_view_holds_every_section(sqlite_warehouse):
         "backup_jobs",
         *report.READERS,
     }
-    assert set(report.READERS) >= {"daily", "transfer", "vms", "failures", "backup_daily", "backup_vms"}
+    assert set(report.READERS) >= {"daily", "transfer", "vms", "failures", "backup_daily", "backup_machines"}
     for section in ("jobs", "backup_jobs", *report.READERS):
         assert s[section], section
     # view rows keep the view's column names
@@ -759,10 +763,10 @@ def test_html_report_lays_out_cleanly_in_headless_chromium(sqlite_warehouse, tmp
         assert len(backup_matrix["mark_tips"]) == len(s["backup_jobs"]) * 14
         assert any("recovered by a retry" in t for t in backup_matrix["mark_tips"])
         assert all(re.search(r"%|no run|no finished run", t) for t in backup_matrix["mark_tips"])
-        assert ages["axis_titles"][1] == "VMs" and "restore point" in ages["axis_titles"][0]
-        assert ages["y_ticks"] and all(re.fullmatch(r"\d+", t) for t in ages["y_ticks"])  # whole VMs
+        assert ages["axis_titles"][1] == "machines" and "restore point" in ages["axis_titles"][0]
+        assert ages["y_ticks"] and all(re.fullmatch(r"\d+", t) for t in ages["y_ticks"])  # whole machines
         assert ages["mark_tips"] and all(
-            re.search(r"^(ok|warning|breach), .*: \d+ VMs$", t) for t in ages["mark_tips"]
+            re.search(r"^(ok|warning|breach), .*: \d+ machines$", t) for t in ages["mark_tips"]
         )
         assert "(UTC)" in repo["axis_titles"][0] and "(% of capacity)" in repo["axis_titles"][1]
         assert repo["mark_tips"] and all(re.search(r"\d+\.\d% free$", t) for t in repo["mark_tips"])
@@ -772,7 +776,7 @@ def test_html_report_lays_out_cleanly_in_headless_chromium(sqlite_warehouse, tmp
             "tile-breaches",
             "tile-success",
             "tile-gb",
-            "tile-backup-vms",
+            "tile-backup-machines",
             "tile-backup-breaches",
             "tile-backup-success",
             "tile-repos-low",
@@ -816,7 +820,7 @@ def test_an_empty_warehouse_says_there_is_no_data(tmp_path):
         "rpo",
         "failures",
         "backup-jobs",
-        "backup-vms",
+        "backup-machines",
         "repositories",
         "backup-failures",
     ):
@@ -831,8 +835,9 @@ def test_an_empty_warehouse_says_there_is_no_data(tmp_path):
         "success_rate_7d": None,
         "gb_last_24h": 0.0,
         "tasks_last_24h": 0,
-        "backup_vms": 0,
-        "backup_vms_protected": 0,
+        "backup_machines": 0,
+        "backup_machines_protected": 0,
+        "backup_agent_computers": 0,
         "backup_rpo_breaches": 0,
         "backup_rpo_warnings": 0,
         "backup_success_rate_7d": None,

@@ -1,18 +1,27 @@
-"""Retention: restore points, backup files and replica points EM removes keep their rows with
-`deleted_at` set (never deleted); the views no longer count them; a sweep with nothing removed
-changes nothing."""
+"""Retention: restore points (VM and agent computer), backup files and replica points EM removes keep
+their rows with `deleted_at` set (never deleted); the views no longer count them; a sweep with nothing
+removed changes nothing."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 
 from sqlalchemy import select
 
-from etl import db, pipeline, reconcile, schema
+from etl import db, pipeline, reconcile, report, schema
 from etl.simulator import Simulator, World
 from helpers import assert_equal_to_truth, dump
 
-SWEPT = ["restore_points", "vm_restore_points", "backup_files", "vm_replica_points", "backups", "replicas"]
+SWEPT = [
+    "restore_points",
+    "vm_restore_points",
+    "agent_restore_points",
+    "backup_files",
+    "vm_replica_points",
+    "backups",
+    "replicas",
+]
 
 
 def deleted(eng) -> dict[str, set[str]]:
@@ -43,7 +52,13 @@ def test_what_retention_removes_is_marked_deleted_and_the_rest_stays_exact(db_ur
         )
         assert second.sweep_requests > 0
         truth, gone = world.truth(), deleted(eng)
-        for name in ("restore_points", "vm_restore_points", "backup_files", "vm_replica_points"):
+        for name in (
+            "restore_points",
+            "vm_restore_points",
+            "agent_restore_points",
+            "backup_files",
+            "vm_replica_points",
+        ):
             listed = {u for u, r in truth[name].items() if not r.get("placeholder")}
             retired = {u for u, r in before[name].items() if not r.get("placeholder")} - listed
             assert retired, name  # the world did retire some of what the first run loaded
@@ -57,6 +72,17 @@ def test_what_retention_removes_is_marked_deleted_and_the_rest_stays_exact(db_ur
             if old and old["vm_restore_point_link"] == "inferred" and row["vm_restore_point_uid"] is None:
                 row.update(vm_restore_point_uid=old["vm_restore_point_uid"], vm_restore_point_link="inferred")
         assert_equal_to_truth(eng, truth, retired=True)  # the rest equals what EM lists now
+        # an agent computer is judged by the agent points EM still lists, not by those retention removed
+        listed = Counter(
+            (r["backup_server_uid"], r["computer_name"]) for r in truth["agent_restore_points"].values()
+        )
+        with eng.connect() as conn:
+            computers = report.read_view(conn, "v_vm_backup_status", "kind = 'agent'")
+        assert listed and {
+            (c["backup_server_uid"], c["vm_key"]): c["restore_points"]
+            for c in computers
+            if c["restore_points"]
+        } == dict(listed)
 
         # nothing changed in EM: a forced sweep marks nothing and writes nothing
         snapshot = dump(eng, with_meta=True)

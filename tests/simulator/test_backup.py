@@ -27,6 +27,7 @@ BACKUP_TABLES = (
     "backups",
     "restore_points",
     "vm_restore_points",
+    "agent_restore_points",
     "backup_files",
     "replicas",
 )
@@ -155,7 +156,7 @@ def crawl(api: Api) -> dict[str, dict[str, dict]]:
     """The backup-side warehouse rows, rebuilt from the query service and links alone."""
     out: dict[str, dict[str, dict]] = {t: {} for t in BACKUP_TABLES}
     jobs = out["jobs"]
-    for type_ in ("Job", "AgentBackupJob"):
+    for type_ in ("Job", "AgentBackupJob", "NasJob"):
         for el in api.query(type_):
             uid = "urn:veeam:Job:" + guid_of(el.get("Href"))
             assert el.get("UID").rsplit(":", 1)[-1] == uid.rsplit(":", 1)[-1]
@@ -209,7 +210,7 @@ def crawl(api: Api) -> dict[str, dict[str, dict]]:
             "name": el.get("Name"),
             "kind": text(el, "Kind"),
             "capacity": None if cap == -1 else cap,
-            "free_space": int(text(el, "FreeSpace")),
+            "free_space": None if text(el, "FreeSpace") == "-1" else int(text(el, "FreeSpace")),
             "placeholder": False,
         }
     backup_job: dict[str, str] = {}
@@ -259,6 +260,20 @@ def crawl(api: Api) -> dict[str, dict[str, dict]]:
             "vm_display_name": el.get("VmDisplayName"),
             "vm_name": text(el, "VmName"),
             "hierarchy_obj_ref": text(el, "HierarchyObjRef"),
+            "creation_time_utc": ts(text(el, "CreationTimeUTC")),
+            "algorithm": text(el, "Algorithm"),
+            "point_type": text(el, "PointType"),
+            "placeholder": False,
+        }
+    for el in api.query("AgentRestorePoint"):
+        out["agent_restore_points"][el.get("UID")] = {
+            "uid": el.get("UID"),
+            "href": el.get("Href"),
+            "restore_point_uid": up_uid(el, "RestorePointReference", "RestorePoint"),
+            "backup_file_uid": up_uid(el, "BackupFileReference", "BackupFile"),
+            "backup_server_uid": up_uid(el, "BackupServerReference", "BackupServer"),
+            "name": el.get("Name"),
+            "computer_name": el.get("Name").rsplit("@", 1)[0],
             "creation_time_utc": ts(text(el, "CreationTimeUTC")),
             "algorithm": text(el, "Algorithm"),
             "point_type": text(el, "PointType"),
@@ -385,8 +400,8 @@ def test_determinism_and_stepping():
 
 
 def test_replication_side_unchanged_by_backup_parameters():
-    plain = World(seed=4, days=3, backup_jobs=0, agent_jobs=0, copy_jobs=0).truth()
-    full = World(seed=4, days=3, backup_jobs=9, agent_jobs=3, copy_jobs=3).truth()
+    plain = World(seed=4, days=3, backup_jobs=0, agent_jobs=0, copy_jobs=0, nas_jobs=0).truth()
+    full = World(seed=4, days=3, backup_jobs=9, agent_jobs=3, copy_jobs=3, nas_jobs=2).truth()
     for table in ("backup_servers", "replica_job_sessions", "replica_task_sessions", "vm_replica_points"):
         assert plain[table] == full[table]
     assert not plain["backup_job_sessions"] and full["backup_job_sessions"]
@@ -410,8 +425,10 @@ def test_truth_is_consistent(truth):
     backup_tasks = [
         r for r in tasks.values() if jobs[sessions[r["job_session_uid"]]["job_uid"]]["job_type"] == "Backup"
     ]
-    done = [r for r in backup_tasks if r["result"] in ("Success", "Warning")]
+    done = [r for r in backup_tasks if r["result"] in ("Success", "Warning") and r["state"] == "Completed"]
     assert done and all(r["vm_restore_point_uid"] for r in done)
+    # a task in progress already reads Success on newer servers (em-samples/query-task-inprogress-...)
+    assert any(r["state"] == "InProgress" and r["result"] == "Success" for r in backup_tasks)
     for r in truth["vm_restore_points"].values():
         assert r["restore_point_uid"] in truth["restore_points"]
         assert r["backup_file_uid"] is None or r["backup_file_uid"] in truth["backup_files"]
@@ -531,7 +548,12 @@ def test_agent_jobs_and_sessions(api, truth):
     children = [el for el in api.query("BackupJobSession", filter="JobType==AgentManagement")]
     assert parents and len(children) == 3 * len(parents)
     for p in parents[:5]:
-        alts = [x for x in links(p) if x.get("Rel") == "Alternate"]
+        # one Alternate in a query result (em-samples/query-agent-job-sessions.xml); the entity's own
+        # GET adds the list of its per-computer sessions (em-backup-side.md §10)
+        assert [x.get("Type") for x in links(p) if x.get("Rel") == "Alternate"] == [
+            "BackupJobSessionReference"
+        ]
+        alts = [x for x in links(api.xml(p.get("Href"))) if x.get("Rel") == "Alternate"]
         assert [x.get("Type") for x in alts] == ["BackupJobSessionReference", "BackupJobSessionReferenceList"]
         kids = api.xml(alts[1].get("Href"))
         assert kids.tag == NS + "EntityReferences" and len(kids) == 3
@@ -649,7 +671,10 @@ def test_repositories(api, truth, world):
     w.advance(timedelta(hours=6))
     after = {u: r["free_space"] for u, r in w.truth()["repositories"].items()}
     assert before.keys() == after.keys() and before != after
-    assert all(v > 0 for v in after.values())
+    # object storage reports neither capacity nor free space (-1): unknown, NULL
+    unknown = {u for u, r in w.truth()["repositories"].items() if r["capacity"] is None}
+    assert unknown and all(after[u] is None for u in unknown)
+    assert all(v > 0 for u, v in after.items() if u not in unknown)
 
 
 def test_backups_points_and_files(api, truth, world):
@@ -845,8 +870,12 @@ def test_collections_and_children(api, truth, world):
     assert api.xml("/jobs").tag == NS + "EntityReferences"
     assert len(api.xml("/jobs", format="Entity")) == sum(
         1 for r in truth["jobs"].values() if not r["placeholder"]
-    ) - len(world.backup.agent_jobs)
+    ) - len(world.backup.agent_jobs) - len(world.backup.nas_jobs)
     assert api.xml("/agents/jobs", format="Entity")[0].tag == NS + "AgentBackupJob"
+    assert api.xml("/nas/jobs", format="Entity")[0].tag == NS + "NASJob"
+    assert {r.get("UID") for r in api.xml("/nas/jobs")} == {
+        f"urn:veeam:NasJob:{j.guid}" for j in world.backup.nas_jobs
+    }
     assert {r.get("UID") for r in api.xml("/backupSessions")} == set(
         truth["backup_job_sessions"]
     )  # 14 days < 30

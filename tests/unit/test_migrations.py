@@ -142,3 +142,88 @@ def test_upgrading_a_populated_0001_warehouse_keeps_every_row(db_url):
         if eng.dialect.name == "sqlite":
             assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
     eng.dispose()
+
+
+def test_upgrading_a_populated_0002_warehouse_keeps_every_row(db_url):
+    """0004 adds agent restore points, the job sources and the undocumented-values record to a warehouse
+    that holds both sides already: every row survives with its values, but a free space EM reported
+    as -1 (unknown), which becomes NULL like an unknown capacity; sources are NULL (not recorded then)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import MetaData, func, insert
+
+    from etl.simulator import World
+    from helpers import truth_rows
+
+    eng = db.engine(db_url)
+    cfg = db.alembic_config()
+    with eng.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+    old = MetaData()
+    old.reflect(eng)
+    assert "agent_restore_points" not in old.tables and "job_uid_source" not in old.tables["backups"].c
+    truth = World(seed=5, servers=2, jobs=2, vms_per_job=3, days=3).truth()
+    now = datetime(2025, 8, 15, 12, tzinfo=UTC)
+    meta = {"source": "em", "first_loaded_at": now, "last_loaded_at": now, "run_id": 1}
+    s3 = next(uid for uid, r in truth["repositories"].items() if r["kind"] == "AmazonS3Compatible")
+    with eng.begin() as conn:
+        conn.execute(
+            insert(old.tables["etl_runs"]).values(
+                id=1, source="em", started_at=now, status="succeeded", mode="full", rows_inserted=0,
+                rows_updated=0, parents_from_links=0, requests=0, retries=0, quarantined=0, foreign_links=0,
+            )
+        )  # fmt: skip
+        for name, rows in truth_rows(truth).items():
+            if name not in old.tables or not rows:
+                continue
+            columns = {c.name for c in old.tables[name].columns}
+            values = [{k: v for k, v in {**r, **meta}.items() if k in columns} for r in rows]
+            for v in values:
+                if name == "repositories" and v["uid"] == s3:
+                    v["free_space"] = -1  # as 0002 stored what object storage reports
+            conn.execute(insert(old.tables[name]), values)
+        for i, uid in enumerate(truth["repositories"]):
+            conn.execute(
+                insert(old.tables["repository_space"]).values(
+                    repository_uid=uid, run_id=1, source="em", observed_at=now, capacity=None if uid == s3 else i,
+                    free_space=-1 if uid == s3 else i,
+                )
+            )  # fmt: skip
+        conn.execute(
+            insert(old.tables["etl_watermarks"]).values(
+                source="em", entity_type="VmRestorePoint", backup_server_uid=next(iter(truth["backup_servers"])),
+                watermark_utc=now, run_id=1, updated_at=now,
+            )
+        )  # fmt: skip
+    tables = [n for n in old.tables if n not in ("alembic_version", "etl_migration_lock")]
+
+    def rows(conn, name):  # the old columns, read with the typed schema (aware instants on SQLite too)
+        columns = [schema.table(name).c[c.name] for c in old.tables[name].columns]
+        key = [schema.table(name).c[c.name] for c in old.tables[name].primary_key.columns]
+        return [dict(r._mapping) for r in conn.execute(select(*columns).order_by(*key))]
+
+    with eng.connect() as conn:
+        before = {name: rows(conn, name) for name in tables}
+    empty = {n for n in tables if not before[n]}
+    assert empty <= {"etl_locks", "etl_quarantine", "etl_sweeps"}, empty  # both sides are populated
+
+    db.migrate(eng)
+
+    assert db.current(eng) == db.head() and _diff(eng) == []
+    with eng.connect() as conn:
+        for name in tables:
+            expected = before[name]
+            if name in ("repositories", "repository_space"):
+                expected = [
+                    {**r, "free_space": None if r["free_space"] == -1 else r["free_space"]} for r in expected
+                ]
+            assert rows(conn, name) == expected, name
+        assert conn.scalar(select(func.count()).select_from(schema.agent_restore_points)) == 0
+        assert conn.scalar(select(func.count()).select_from(schema.etl_undocumented_values)) == 0
+        for table in (schema.backups, schema.replicas):
+            assert set(conn.scalars(select(table.c.job_uid_source))) == {None}
+            assert conn.scalar(select(func.count()).where(table.c.job_uid.is_not(None))) > 0
+        if eng.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+    eng.dispose()

@@ -28,7 +28,9 @@ def test_pages_are_stored_as_they_arrive_and_committed_in_batches_of_about_batch
     monkeypatch.setattr(crawl, "pages", logged_pages)
     monkeypatch.setattr(Loader, "upsert", logged_upsert)
     monkeypatch.setattr(runs, "heartbeat", logged_heartbeat)
-    world = World(seed=5, servers=2, jobs=4, vms_per_job=5, days=4, backup_jobs=0, agent_jobs=0, copy_jobs=0)
+    world = World(
+        seed=5, servers=2, jobs=4, vms_per_job=5, days=4, backup_jobs=0, agent_jobs=0, copy_jobs=0, nas_jobs=0
+    )
     with Simulator(world) as sim:
         eng = db.engine(f"sqlite:///{tmp_path}/w.db")
         pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(page_size=20, batch_rows=50))
@@ -51,7 +53,8 @@ def test_pages_are_stored_as_they_arrive_and_committed_in_batches_of_about_batch
     truth = world.truth()
     for entity_type in registry.TYPES.values():  # the rows each type's own query gives, in load order
         n = sum(1 for row in truth[entity_type.table].values() if not row.get("placeholder"))
-        n = n if entity_type is not registry.AGENT_BACKUP_JOB else 0  # jobs come from `type=Job` here
+        # jobs come from `type=Job` here
+        n = n if entity_type not in (registry.AGENT_BACKUP_JOB, registry.NAS_JOB) else 0
         expected += [60] * (n // 60) + ([n % 60] if n % 60 else [])
     assert batches == expected and world.stats()["replica_task_sessions"] > 120
 
@@ -116,4 +119,5 @@ def test_each_query_asks_for_its_first_page_while_the_query_before_it_is_stored(
     # from then on, the next query's page 1 is asked before the query before it is stored whole
     assert first_page("replica_task_sessions") < last_store("vm_replica_points")
     assert first_page("vm_restore_points") < last_store("backup_files")
-    assert first_page("backup_task_sessions") < last_store("vm_restore_points")
+    assert first_page("agent_restore_points") < last_store("vm_restore_points")
+    assert first_page("backup_task_sessions") < last_store("agent_restore_points")
