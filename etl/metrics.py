@@ -67,8 +67,8 @@ FAMILIES: tuple[Family, ...] = (
         "veeam_machine_restore_point_age_seconds",
         "gauge",
         MACHINE,
-        "Age of the machine's newest restore point (backup) or replica point (replication) that EM still "
-        "lists, by the warehouse's clock at collection; absent when there is none.",
+        "Age of the newest restore point (backup: of the VM or agent computer) or replica point "
+        "(replication) that EM still lists, by the warehouse's clock at collection; absent when there is none.",
     ),
     Family(
         "veeam_machine_rpo_seconds",
@@ -81,8 +81,8 @@ FAMILIES: tuple[Family, ...] = (
         "veeam_machine_rpo_breach",
         "gauge",
         MACHINE,
-        "1 when the machine is out of its RPO as the status views judge it (backup: no restore point "
-        "younger than the RPO; replication: no successful task within the RPO), else 0.",
+        "1 when the machine is out of its RPO as the status views judge it (backup: neither a restore "
+        "point nor a successful task within the RPO; replication: no successful task within it), else 0.",
     ),
     # per job: v_backup_job_runs (side="backup") and v_replica_job_runs folded into runs (side="replication")
     Family(
@@ -264,10 +264,9 @@ def _servers(conn: Connection) -> _Servers:
     return _Servers({r.uid: (r.name or "", r.source or "") for r in rows})
 
 
-# v_vm_backup_status has no kind column: every machine it lists is a VM.
+# Backup: VMs (kind 'vm') and agent computers ('agent'); replication: VMs only.
 BACKUP_MACHINES = """
-SELECT backup_server_uid, vm_key, vm_display_name, newest_point_utc, rpo_hours, rpo_breach,
-       'vm' AS kind
+SELECT backup_server_uid, vm_key, vm_display_name, newest_point_utc, rpo_hours, rpo_breach, kind
 FROM v_vm_backup_status
 """
 REPLICA_MACHINES = """

@@ -55,9 +55,10 @@ def _meta(now: datetime) -> dict:
 
 
 def build(url: str) -> datetime:
-    """A migrated warehouse holding docs/bi.md's backup example (add_backup_estate), a replication job
-    whose failed run a retry fixed and whose newest run failed, a twin backup server and twin VMs of one
-    name, and three loader runs of source em-a (succeeded, failed, still running). Returns its "now"."""
+    """A migrated warehouse holding docs/bi.md's backup example (add_backup_estate), an agent computer, a
+    replication job whose failed run a retry fixed and whose newest run failed, a twin backup server and
+    twin VMs of one name, and three loader runs of source em-a (succeeded, failed, still running).
+    Returns its "now"."""
     eng = db.engine(url)
     db.migrate(eng)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -101,6 +102,13 @@ def build(url: str) -> datetime:
                     **meta,
                 )
             )
+        conn.execute(  # an agent computer with a restore point 2 hours old
+            insert(schema.agent_restore_points).values(
+                uid="urn:veeam:AgentRestorePoint:laptop01", restore_point_uid="urn:veeam:RestorePoint:bi",
+                backup_server_uid=SERVER, name="laptop01@x", computer_name="laptop01",
+                creation_time_utc=now - 2 * H, placeholder=False, **meta,
+            )
+        )  # fmt: skip
         job = "urn:veeam:Job:bi-replica"
         conn.execute(
             insert(schema.jobs).values(uid=job, backup_server_uid=SERVER, name="BI Replica", job_type="Replica",
@@ -166,6 +174,9 @@ def test_every_family_with_its_values(db_url):
     assert value(m, "veeam_machine_restore_point_age_seconds", **none) is None  # absent: no point
     assert [value(m, "veeam_machine_rpo_breach", **vm) for vm in (fresh, old, none)] == [0, 1, 1]
     assert value(m, "veeam_machine_rpo_seconds", **fresh) == 86400
+    agent = {**fresh, "machine": "laptop01", "kind": "agent"}
+    assert _near(value(m, "veeam_machine_restore_point_age_seconds", **agent), 2 * 3600)
+    assert value(m, "veeam_machine_rpo_breach", **agent) == 0
     # two VMs called twin on one backup server: told apart by the view's vm_key, only they
     twins = [s for s in series(m, "veeam_machine_rpo_breach") if s["machine"] == "twin"]
     assert sorted(t["machine_ref"] for t in twins) == ["urn:VMware:Vm:a.twin", "urn:VMware:Vm:b.twin"]
