@@ -902,5 +902,53 @@ def report(db_url, db_schema, fmt, out, view, limit) -> None:
         click.echo(report_mod.render(eng, fmt, view, limit), nl=False)
 
 
+@main.command()
+@db_option
+@schema_option
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Write to this file atomically instead of standard output (node_exporter's textfile "
+    "collector reads files ending in .prom).",
+)
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    help="Serve GET /metrics at this address until stopped, reading the warehouse on every scrape "
+    "(e.g. 127.0.0.1:9469, [::1]:9469, :9469 for every interface).",
+)
+def metrics(db_url, db_schema, out, listen) -> None:
+    """The warehouse as Prometheus metrics (text exposition): RPO per protected machine, last result and
+    last success per job, repository capacity and free space, the loader's health per source.
+
+    Reads only; a warehouse that does not exist is an error. Reads VEEAM_ETL_DB. Alert rules and a
+    Grafana dashboard: deploy/prometheus/, deploy/grafana/, docs/alerting.md. Exit codes: 0 written,
+    1 the warehouse could not be read, 2 usage or configuration error, 130/143 --listen stopped by
+    SIGINT/SIGTERM.
+    """
+    from . import metrics as metrics_mod
+
+    if out and listen:
+        raise ConfigError("--out and --listen exclude each other")
+    address = metrics_mod.listen_address(listen) if listen else None
+    eng = db.warehouse(db_url, db_schema, mode="read")
+    if address is not None:
+        httpd = metrics_mod.server(eng, *address)
+        host, port = httpd.socket.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        click.echo(
+            f"serving the metrics of {db.masked(db_url)} at http://{shown}:{port}/metrics; Ctrl-C to stop",
+            err=True,
+        )
+        try:
+            httpd.serve_forever()
+        finally:
+            httpd.server_close()
+    elif out:
+        metrics_mod.write(eng, out)
+    else:
+        click.echo(metrics_mod.exposition(eng).decode("utf-8"), nl=False)
+
+
 if __name__ == "__main__":
     main()
