@@ -3,8 +3,9 @@
 An `EntityType` says everything the rest of the loader needs to know about one EM type: its query
 type and `Type` attribute, its warehouse table, the function that builds its own columns, its
 parents (which link names them, which foreign-key column holds them), how it is read (in full every
-run, or incrementally by a creation-time filter per backup server), its final state if it is a
-session, and the documented values of its enum columns. `crawl`, `pipeline`, `load`, `status`,
+run, or incrementally by a creation-time filter per backup server), how EM lists it by parent
+(`ByParent`: the children of a parent new to the warehouse, the tasks of a session), its final state
+if it is a session, and the documented values of its enum columns. `crawl`, `pipeline`, `load`, `status`,
 the benchmark and the data dictionary read `TYPES`; nothing else lists types. Adding a type is
 one declaration here (plus its row function in `transform`) and its table in `schema`.
 """
@@ -55,6 +56,18 @@ class Parent:
 
 
 @dataclass(frozen=True)
+class ByParent:
+    """EM lists the entities of a type by their parent: `filter` is the query filter parameter that
+    names the parent's UID (`BackupUid`, `RestorePointId`, …) and `column` the entity's column that
+    holds it (its `Parent` declaration says which type the parent is). Used to read the children of a
+    parent new to the warehouse whatever their creation times, and the tasks of a job session read
+    again (etl.pipeline)."""
+
+    filter: str
+    column: str
+
+
+@dataclass(frozen=True)
 class EntityType:
     """One EM entity type and how the loader reads it."""
 
@@ -68,8 +81,8 @@ class EntityType:
     window: str | None = None
     time_column: str | None = None
     final_state: str | None = None  # sessions: the State that means finished; every other is re-read
-    # task sessions: the filter parameter and column that re-read the tasks of a job session
-    session_filter: tuple[str, str] | None = None
+    # EM lists this type's entities by their parent (see ByParent); None: it does not
+    by_parent: ByParent | None = None
     also: tuple[str, ...] = ()  # other `Type` attributes EM gives this type (keyed under `key`'s urn)
     # the urn type rows are keyed by when it is not `name` (agent jobs are keyed as their sessions
     # name them: urn:veeam:Job:{guid})
@@ -81,6 +94,13 @@ class EntityType:
     # (em-backup-side.md §5, §9). The job types whose query can answer it (None: no such relation).
     job_types: frozenset[str] | None = None
     max_page_size: int | None = None  # entities a page at most, whatever --page-size says
+
+    @property
+    def parent_type(self) -> str | None:
+        """The type `by_parent` names (the type of the `Parent` whose column it is), or None."""
+        if self.by_parent is None:
+            return None
+        return next(p.type_name for p in self.parents if p.column == self.by_parent.column)
 
     @property
     def key_type(self) -> str:
@@ -224,6 +244,7 @@ VM_REPLICA_POINT = EntityType(
     window="CreationTime",
     time_column="creation_time_utc",
     enums={"algorithm": ALGORITHMS, "point_type": POINT_TYPES},
+    by_parent=ByParent("ReplicaUid", "replica_uid"),
 )
 REPLICA_TASK_SESSION = EntityType(
     "ReplicaTaskSession",
@@ -243,7 +264,7 @@ REPLICA_TASK_SESSION = EntityType(
     window="CreationTime",
     time_column="creation_time_utc",
     final_state="Completed",
-    session_filter=("JobSessionUid", "job_session_uid"),
+    by_parent=ByParent("JobSessionUid", "job_session_uid"),
     enums=_TASK,
 )
 
@@ -270,6 +291,7 @@ RESTORE_POINT = EntityType(
     parents=(_BACKUP, _SERVER),
     window="CreationTime",  # the filter is CreationTime although the element is BackupDateUTC
     time_column="backup_date_utc",
+    by_parent=ByParent("BackupUid", "backup_uid"),
 )
 BACKUP_FILE = EntityType(
     "BackupFile",
@@ -279,6 +301,7 @@ BACKUP_FILE = EntityType(
     window="CreationTimeUTC",  # the one type whose time filter is named CreationTimeUTC
     time_column="creation_time_utc",
     enums={"file_type": frozenset({"vbk", "vib", "vrb"})},
+    by_parent=ByParent("BackupUid", "backup_uid"),
 )
 VM_RESTORE_POINT = EntityType(
     "VmRestorePoint",
@@ -292,6 +315,8 @@ VM_RESTORE_POINT = EntityType(
     window="CreationTime",
     time_column="creation_time_utc",
     enums={"algorithm": ALGORITHMS, "point_type": POINT_TYPES},
+    # `RestorePointId` (a urn), not …Uid: Veeam's get_query_vmrestorepoint (em-backup-side.md §3)
+    by_parent=ByParent("RestorePointId", "restore_point_uid"),
 )
 BACKUP_TASK_SESSION = EntityType(
     "BackupTaskSession",
@@ -311,7 +336,7 @@ BACKUP_TASK_SESSION = EntityType(
     window="CreationTime",
     time_column="creation_time_utc",
     final_state="Completed",
-    session_filter=("JobSessionUid", "job_session_uid"),
+    by_parent=ByParent("JobSessionUid", "job_session_uid"),
     enums=_TASK,
 )
 

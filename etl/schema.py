@@ -110,7 +110,7 @@ etl_runs = Table(
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
     Column("status", String(20), nullable=False),  # running | succeeded | failed
-    Column("mode", String(20), nullable=False),  # full | incremental | since
+    Column("mode", String(20), nullable=False),  # full | incremental | since | repair
     Column("rows_inserted", Integer, nullable=False, default=0),
     Column("rows_updated", Integer, nullable=False, default=0),
     Column("counts", Text),  # JSON: {table: {"inserted": n, "updated": n}}
@@ -121,6 +121,12 @@ etl_runs = Table(
     Column("foreign_links", Integer, nullable=False, default=0),
     Column("new_values", Integer, nullable=False, default=0),  # enum values EM documents nowhere
     Column("sweep_requests", Integer, nullable=False, default=0),  # of requests: the retention sweep's
+    # the completeness check (etl.verify), NULL in a run that made none: counts compared, buckets
+    # that differed, rows written reloading them, requests it took (of `requests`)
+    Column("verify_compared", Integer),
+    Column("verify_differing", Integer),
+    Column("verify_reloaded", Integer),
+    Column("verify_requests", Integer),
     Column("error", Text),
     Column("host", String(255)),
     Column("pid", Integer),

@@ -37,6 +37,17 @@ def _sources(conn) -> list[dict]:
         .group_by(etl_runs.c.source)
     )
     last_success = dict(conn.execute(succeeded).all())
+    checked = (
+        select(etl_runs.c.source, func.max(etl_runs.c.id).label("id"))
+        .where(etl_runs.c.verify_compared.is_not(None))
+        .group_by(etl_runs.c.source)
+    )
+    checks = {
+        r["source"]: r
+        for r in conn.execute(
+            select(etl_runs).where(etl_runs.c.id.in_([row.id for row in conn.execute(checked)]))
+        ).mappings()
+    }
     ids = [row.id for row in conn.execute(latest)]
     rows = conn.execute(select(etl_runs).where(etl_runs.c.id.in_(ids)).order_by(etl_runs.c.source)).mappings()
     return [
@@ -52,9 +63,25 @@ def _sources(conn) -> list[dict]:
             "requests": r["requests"],
             "error": r["error"],
             "last_success": last_success.get(r["source"]),
+            "last_check": _check(checks.get(r["source"])),
         }
         for r in rows
     ]
+
+
+def _check(run) -> dict | None:
+    """The completeness check a run made (etl.verify): what it compared, found and reloaded."""
+    if run is None:
+        return None
+    return {
+        "run_id": run["id"],
+        "status": run["status"],
+        "started_at": run["started_at"],
+        "compared": run["verify_compared"],
+        "differing": run["verify_differing"],
+        "reloaded": run["verify_reloaded"],
+        "requests": run["verify_requests"],
+    }
 
 
 def _t(value) -> str:
@@ -74,6 +101,14 @@ def render(data: dict) -> str:
         )
         if s["error"]:
             lines.append(f"        error: {s['error'][:200]}")
+        check = s.get("last_check")
+        lines.append(
+            "        completeness: never checked"
+            if check is None
+            else f"        completeness checked by run {check['run_id']} ({check['status']}) at "
+            f"{_t(check['started_at'])}: {check['compared']} counts compared, {check['differing']} "
+            f"differed, {check['reloaded']} rows reloaded, {check['requests']} requests"
+        )
     if not data.get("sources"):
         lines.append("  (none)")
     lines += [
@@ -89,6 +124,11 @@ def render(data: dict) -> str:
         )
         if r["error"]:
             lines.append(f"        error: {r['error'][:200]}")
+        if r.get("verify_compared") is not None:
+            lines.append(
+                f"        completeness: {r['verify_compared']} counts compared, {r['verify_differing']} "
+                f"differed, {r['verify_reloaded']} rows reloaded ({r['verify_requests']} requests)"
+            )
     if not data["runs"]:
         lines.append("  (none)")
     lines.append("watermarks (newest creation time committed, per source and type):")

@@ -65,11 +65,12 @@ def test_remembered_parents_are_only_a_cache_and_forgotten_once_no_type_to_load_
     sizes: list[tuple[str, int, int]] = []
     load_pages = pipeline.Loading.load_pages
 
-    def logged(self, entity_type, *args):
-        load_pages(self, entity_type, *args)
+    def logged(self, entity_type, *args, **kwargs):
+        loaded = load_pages(self, entity_type, *args, **kwargs)
         sizes.append(
             (entity_type.name, len(self.known["vm_replica_points"]), len(self.known["backup_job_sessions"]))
         )
+        return loaded
 
     monkeypatch.setattr(pipeline.Loading, "load_pages", logged)
     world = World(seed=8, servers=2, jobs=3, vms_per_job=4, days=3)
