@@ -98,12 +98,60 @@ def _fetch(client: EMClient, url: str, entity_type: EntityType, format: str, wor
     return fetch_refs(client, url, entity_type)
 
 
+class Prefetch:
+    """The start of a query asked for while the query before it is still being stored: page 1 (a
+    Future of a Page) and, as soon as page 1 tells PagesCount, pages 2.. up to `ahead` (`early`), so
+    that a run of many queries waits no round trip between them."""
+
+    def __init__(
+        self,
+        client: EMClient,
+        executor: Executor,
+        entity_type: EntityType,
+        filter: str | None,
+        ahead: int,
+        workers: Callable[[], ProcessPool | None] | None,
+    ):
+        self.early: dict[int, Future] = {}
+        self._asked = threading.Event()  # set once `early` holds all it will
+        self.page1 = executor.submit(fetch_page, client, _query_url(client, entity_type, filter), entity_type)
+
+        def ask_on(future: Future) -> None:
+            try:
+                count = future.result().paging.pages if future.exception() is None else None
+                if count is not None and count > 1:
+                    pool = workers() if workers is not None and count > WORKER_PAGES else None
+                    for k in range(2, min(count, ahead + 1) + 1):
+                        url = _query_url(client, entity_type, filter, k)
+                        self.early[k] = executor.submit(fetch_page, client, url, entity_type, pool)
+            except RuntimeError:  # the run is ending (the pool shut down): nobody will read them
+                pass
+            finally:
+                self._asked.set()
+
+        self.page1.add_done_callback(ask_on)
+
+    def result(self) -> Page:
+        """Page 1 (raises what fetch_page raises)."""
+        return self.page1.result()
+
+    def asked(self) -> dict[int, Future]:
+        """The pages after page 1 asked for already, by number (once page 1 is in)."""
+        self._asked.wait()
+        return self.early
+
+
 def first_page(
-    client: EMClient, executor: Executor, entity_type: EntityType, filter: str | None = None
-) -> Future:
-    """Page 1 of a query, fetched on `executor` (a Future of a Page): asked for while the query
-    before it is still being stored, so that a run of many queries waits no round trip between them."""
-    return executor.submit(fetch_page, client, _query_url(client, entity_type, filter), entity_type)
+    client: EMClient,
+    executor: Executor,
+    entity_type: EntityType,
+    filter: str | None = None,
+    ahead: int = 4,
+    workers: Callable[[], ProcessPool | None] | None = None,
+) -> Prefetch:
+    """Page 1 of a query fetched on `executor`, and pages 2.. up to `ahead` as soon as it is in
+    (`Prefetch`): asked for while the query before it is still being stored."""
+    return Prefetch(client, executor, entity_type, filter, ahead, workers)
 
 
 def _in_order(
@@ -112,10 +160,11 @@ def _in_order(
     items: Iterable[T],
     ahead: int,
     done: Callable[[T, R], None] | None = None,
+    asked: dict | None = None,
 ) -> Iterator[R]:
     """fn over items on the pool (here, one after the other, without one), at most `ahead` in
     flight, yielding results in order; `done(item, result)` is called as each one is read (on the
-    thread that read it)."""
+    thread that read it). `asked`: futures of items submitted already (a Prefetch's)."""
     if executor is None:
         for item in items:
             result = fn(item)
@@ -125,7 +174,9 @@ def _in_order(
         return
 
     def submit(item: T) -> Future:
-        future = executor.submit(fn, item)
+        future = asked.pop(item, None) if asked else None
+        if future is None:
+            future = executor.submit(fn, item)
         if done is not None:
             future.add_done_callback(lambda f: f.exception() is None and done(item, f.result()))
         return future
@@ -161,9 +212,11 @@ def _rest(
     format: str = "Entities",
     workers: Callable[[], ProcessPool | None] | None = None,
     done: Done | None = None,
+    asked: dict[int, Future] | None = None,
 ) -> Iterator[Page]:
     """Pages 2.. of a query by offset: in parallel when EM told PagesCount (read in worker processes
-    for queries of more than WORKER_PAGES pages), else one after the other by Next links."""
+    for queries of more than WORKER_PAGES pages), else one after the other by Next links. `asked`:
+    those asked for already (Prefetch)."""
     count = page1.paging.pages
     if count is not None:
         pool = workers() if workers is not None and count > WORKER_PAGES and format == "Entities" else None
@@ -174,8 +227,9 @@ def _rest(
                 client, _query_url(client, entity_type, filter, k, format), entity_type, format, pool
             ),
             numbers,
-            ahead,
+            max(ahead, len(asked or ())),
             done,
+            dict(asked) if asked else None,
         )
         return
     page, seen, k = page1, {page1.url}, 1
@@ -201,7 +255,7 @@ def pages(
     filter: str | None = None,
     ahead: int = 4,
     workers: Callable[[], ProcessPool | None] | None = None,
-    first: Future | None = None,
+    first: Prefetch | Future | None = None,
     format: str = "Entities",
 ) -> Iterator[Page]:
     """Every row EM lists for `type=<entity_type>&filter=<filter>`, as query pages, page 1 first
@@ -233,13 +287,14 @@ def pages(
     if not _more(page1):
         yield page1
         return
+    asked = first.asked() if isinstance(first, Prefetch) else None
     if format != "Entities":
         yield page1
         yield from _rest(client, executor, entity_type, filter, page1, ahead, format)
     elif entity_type.window is not None and entity_type.time_column is not None:
-        yield from _by_time(client, executor, entity_type, filter, page1, ahead, workers)
+        yield from _by_time(client, executor, entity_type, filter, page1, ahead, workers, asked)
     else:
-        yield from _inventory(client, executor, entity_type, filter, page1, ahead, workers)
+        yield from _inventory(client, executor, entity_type, filter, page1, ahead, workers, asked)
 
 
 def uids(
@@ -274,12 +329,15 @@ def _by_time(
     page1: Page,
     ahead: int,
     workers: Callable[[], ProcessPool | None] | None,
+    asked: dict[int, Future] | None = None,
 ) -> Iterator[Page]:
     seams = _Seams(client, executor, entity_type, filter, page1.paging.pages)
     try:
         seams.add(1, page1)
         yield page1
-        yield from _rest(client, executor, entity_type, filter, page1, ahead, workers=workers, done=seams.add)
+        yield from _rest(
+            client, executor, entity_type, filter, page1, ahead, workers=workers, done=seams.add, asked=asked
+        )
         yield from seams.results()
     finally:
         seams.stop()
@@ -293,13 +351,15 @@ def _inventory(
     page1: Page,
     ahead: int,
     workers: Callable[[], ProcessPool | None] | None,
+    asked: dict[int, Future] | None = None,
 ) -> Iterator[Page]:
     def listed() -> list[str]:
         return [uid for chunk in uids(client, None, entity_type, filter) for uid in chunk]
 
     listing: Future | None = executor.submit(listed) if executor is not None else None
     read: set[str] = set()
-    for page in _chain(page1, _rest(client, executor, entity_type, filter, page1, ahead, workers=workers)):
+    rest = _rest(client, executor, entity_type, filter, page1, ahead, workers=workers, asked=asked)
+    for page in _chain(page1, rest):
         read.update(page.rows.column("uid"))
         read.update(r.uid for r in page.quarantined if r.uid)
         yield page

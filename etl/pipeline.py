@@ -12,6 +12,7 @@ what was committed; watermarks only when the whole run has succeeded.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -171,6 +172,7 @@ class Loading:
         self.worker_processes = worker_processes
         self.batch_rows = batch_rows
         self._workers: ProcessPool | None = None
+        self._starting = threading.Lock()
         self.marks: runs.Marks = {}  # newest creation instant committed, per type and backup server
         self.listed: dict[str, set[str]] = {}  # inventory tables: the uids EM listed in this run
         self.rejected: set[str] = set()  # uids/hrefs quarantined in this run (few)
@@ -187,10 +189,12 @@ class Loading:
             )
 
     def workers(self) -> ProcessPool | None:
-        """Worker processes for long queries, started on first need (None when configured off)."""
-        if self._workers is None and self.worker_processes > 0:
-            self._workers = ProcessPool(self.worker_processes)
-        return self._workers
+        """Worker processes for long queries, started on first need (None when configured off); from
+        any thread (a prefetch asks for them on the thread that read a query's page 1)."""
+        with self._starting:
+            if self._workers is None and self.worker_processes > 0:
+                self._workers = ProcessPool(self.worker_processes)
+            return self._workers
 
     def close(self) -> None:
         if self._workers is not None:
@@ -200,7 +204,7 @@ class Loading:
         self,
         entity_type: EntityType,
         filter: str | None = None,
-        first: Future | None = None,
+        first: crawl.Prefetch | Future | None = None,
         collect: bool = False,
         window: bool = False,
     ) -> Loaded:
@@ -506,7 +510,13 @@ def _load_everything(loading: Loading, opts: Options, mode: str, marks: runs.Mar
             query, first = next(todo, None), None
             continue
         query, current = next(todo, None), first
-        first = crawl.first_page(loading.client, loading.pool, query[1], query[2].filter) if query else None
+        first = (
+            crawl.first_page(
+                loading.client, loading.pool, query[1], query[2].filter, loading.ahead, loading.workers
+            )
+            if query
+            else None
+        )
         if (
             loading.load_pages(entity_type, window.filter, current, window=whole).rows == 0
             and window.overlaps

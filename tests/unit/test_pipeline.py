@@ -90,8 +90,9 @@ def test_each_query_asks_for_its_first_page_while_the_query_before_it_is_stored(
     fetch_page, upsert = crawl.fetch_page, Loader.upsert
 
     def logged_fetch(client, url, entity_type, workers=None):
-        if "page=1&" in url + "&":
-            events.append(("page 1", entity_type.table))
+        for k in ("1", "2"):
+            if f"page={k}&" in url + "&" and "filter=" not in url:
+                events.append((f"page {k}", entity_type.table))
         return fetch_page(client, url, entity_type, workers)
 
     def logged_upsert(self, rows):
@@ -118,3 +119,5 @@ def test_each_query_asks_for_its_first_page_while_the_query_before_it_is_stored(
     assert first_page("replica_task_sessions") < last_store("vm_replica_points")
     assert first_page("vm_restore_points") < last_store("backup_files")
     assert first_page("backup_task_sessions") < last_store("vm_restore_points")
+    # and its next pages as soon as its page 1 tells how many there are
+    assert events.index(("page 2", "vm_restore_points")) < last_store("backup_files")
