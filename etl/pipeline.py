@@ -575,11 +575,13 @@ def _children_of_new_parents(
 
 def _check_filter(loading: Loading, entity_type: EntityType, window: crawl.Window) -> None:
     """EM answered an incremental window with no row at all. Every such window overlaps rows the
-    warehouse holds (it starts `lookback` before the newest one loaded per backup server): if EM
-    still lists some of them when asked by UID, it did not read the window's filter as meant — a
-    filter EM misreads (the `BackupServerUid` urn-vs-GUID form is undocumented) answers an empty
-    result, not an error (em-api.md, "EM changes while it is read"). Raises SourceError naming the
-    filter: loading nothing and succeeding would lose every later row silently."""
+    warehouse holds (it starts `lookback` before the newest one loaded per backup server), so EM did
+    not read the window's filter as meant — a filter EM misreads (the `BackupServerUid` urn-vs-GUID
+    form is undocumented) answers an empty result, not an error (em-api.md, "EM changes while it is
+    read") — unless those rows are gone from EM: sessions that young never are (EM purges weeks-old
+    history only), points can be (a backup deleted with its files), so for them EM is asked for a
+    few by UID first. Raises SourceError naming the filter: loading nothing and succeeding would lose
+    every later row silently."""
     assert window.filter is not None
     with loading.eng.connect() as conn:
         held = reconcile.held_in_window(
@@ -587,21 +589,27 @@ def _check_filter(loading: Loading, entity_type: EntityType, window: crawl.Windo
         )
     if not held:
         return
-    flt = next(crawl.uid_filters("UID", held))
-    listed = {uid for chunk in crawl.uids(loading.client, None, entity_type, flt) for uid in chunk}
-    if listed:
-        shown = window.filter if len(window.filter) <= 600 else window.filter[:600] + "…"
-        raise SourceError(
-            f"EM answered no {entity_type.name} to the window filter {shown!r}, yet lists {len(listed)} of "
-            f"the {len(held)} rows the warehouse holds inside that window when asked by UID: EM did not "
-            'read the filter as meant (em-api.md, "EM changes while it is read"); nothing was loaded '
-            "from it and the watermarks stay where they are"
+    if entity_type.final_state is None:
+        flt = next(crawl.uid_filters("UID", held))
+        listed = {uid for chunk in crawl.uids(loading.client, None, entity_type, flt) for uid in chunk}
+        if not listed:
+            log.info(
+                "%s: EM answered no row to a window and lists none of the %d rows the warehouse holds "
+                "inside it: they are gone from EM (the retention sweep marks them)",
+                entity_type.name,
+                len(held),
+            )
+            return
+        proof = (
+            f"yet lists {len(listed)} of the {len(held)} rows the warehouse holds inside it when asked by UID"
         )
-    log.info(
-        "%s: EM answered no row to a window and lists none of the %d rows the warehouse holds inside "
-        "it: they are gone from EM (the retention sweep marks them)",
-        entity_type.name,
-        len(held),
+    else:
+        proof = f"although the warehouse holds {len(held)} or more of its sessions inside it"
+    shown = window.filter if len(window.filter) <= 600 else window.filter[:600] + "…"
+    raise SourceError(
+        f"EM answered no {entity_type.name} to the window filter {shown!r}, {proof}: EM did not read the "
+        'filter as meant (em-api.md, "EM changes while it is read"); nothing was loaded from it and the '
+        "watermarks stay where they are"
     )
 
 

@@ -164,3 +164,34 @@ def test_an_empty_uid_list_without_refs_sweeps_as_empty(db_url):
             ).one()
         assert row.deleted_at is not None
         eng.dispose()
+
+
+def test_an_empty_window_over_points_em_no_longer_lists_is_not_a_misread_filter(db_url, caplog):
+    world = World(seed=8, servers=1, jobs=0, vms_per_job=2, days=2, backup_jobs=1, agent_jobs=0, copy_jobs=0)
+    with Simulator(world) as sim:
+        eng = db.engine(db_url)
+        pipeline.run(eng, sim.url, "demo", "demo")
+        marks, points = schema.etl_watermarks, schema.restore_points
+        later = world.now + timedelta(days=30)  # a point the warehouse holds that EM deleted since
+        gone = "urn:veeam:RestorePoint:0b6c2a54-0000-4f00-9000-000000000002"
+        with eng.begin() as conn:
+            run_id, server, backup = conn.execute(
+                select(points.c.run_id, points.c.backup_server_uid, points.c.backup_uid).limit(1)
+            ).one()
+            conn.execute(
+                insert(points).values(
+                    uid=gone, backup_uid=backup, backup_server_uid=server, backup_date_utc=later,
+                    placeholder=False, source=pipeline.source_name(sim.url), first_loaded_at=later,
+                    last_loaded_at=later, run_id=run_id,
+                )
+            )  # fmt: skip
+            conn.execute(
+                marks.update().where(marks.c.entity_type == "RestorePoint").values(watermark_utc=later)
+            )
+        with caplog.at_level("INFO", logger="etl.pipeline"):
+            summary = pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(sweep=True))
+        assert summary.status == "succeeded"  # EM answered the window with nothing: nothing is there
+        assert "RestorePoint: EM answered no row to a window and lists none of the 1 rows" in caplog.text
+        with eng.connect() as conn:
+            assert conn.scalar(select(points.c.deleted_at).where(points.c.uid == gone)) is not None
+        eng.dispose()
