@@ -444,9 +444,9 @@ def run(
 @click.option(
     "--days",
     type=click.FloatRange(min=0.01),
-    default=7.0,
-    show_default=True,
-    help="Compare the sessions and points created in this many days before the last run.",
+    default=None,
+    help="Compare the sessions and points created in this many days before the last run "
+    "(default: --verify-days, 7).",
 )
 @click.option(
     "--repair",
@@ -471,12 +471,14 @@ def verify(
     options = settings.options(tuning, source=source_name)
     eng = db.warehouse(db_url, db_schema, mode="write" if repair else "read")
     result = verify_mod.verify(
-        eng, url, user, password, verify=tls, days=days, repair=repair, options=options
+        eng, url, user, password, verify=tls, days=days or options.verify_days, repair=repair, options=options
     )
     click.echo(verify_mod.render(result))
     if result.repaired is not None:
         print_summary(result.repaired)
-        again = verify_mod.verify(eng, url, user, password, verify=tls, days=days, options=options)
+        again = verify_mod.verify(
+            eng, url, user, password, verify=tls, days=days or options.verify_days, options=options
+        )
         click.echo(verify_mod.render(again))
         result = again
     sys.exit(1 if result.differences else 0)
