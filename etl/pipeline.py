@@ -245,36 +245,43 @@ class Loading:
         running: list[str] = []
         try:
             with self.eng.begin() as conn:
-                loader = Loader(conn, s.source, s.run_id, self.now, self.fresh)
-                for page in pages:
-                    first = first or page.url
-                    self._store(loader, page.rows, done)
-                    if entity_type.snapshot:
-                        self._snapshot(conn, entity_type, page.rows)
-                    for record in page.quarantined:
-                        self._quarantine(conn, record, done)
-                    if entity_type.time_column:
-                        if window:
-                            _newest(newest, page.rows, entity_type.time_column)
-                    else:  # inventory, read whole: what EM lists now
-                        listed.update(page.rows.column("uid"))
-                    if uids is not None:
-                        uids.update(page.rows.column("uid"))
-                    if entity_type.final_state is not None:
-                        running += [
-                            uid
-                            for uid, state in zip(
-                                page.rows.column("uid"), page.rows.column("state"), strict=True
-                            )
-                            if state != entity_type.final_state
-                        ]
-                    self._check_values(entity_type, page.rows)
-                    rows += len(page.rows.values)
-                    if rows >= self.batch_rows:
-                        break
-                else:
-                    more = False
-                runs.heartbeat(conn, s.source, s.run_id)
+                try:
+                    loader = Loader(conn, s.source, s.run_id, self.now, self.fresh)
+                    for page in pages:
+                        first = first or page.url
+                        self._store(loader, page.rows, done)
+                        if entity_type.snapshot:
+                            self._snapshot(conn, entity_type, page.rows)
+                        for record in page.quarantined:
+                            self._quarantine(conn, record, done)
+                        if entity_type.time_column:
+                            if window:
+                                _newest(newest, page.rows, entity_type.time_column)
+                        else:  # inventory, read whole: what EM lists now
+                            listed.update(page.rows.column("uid"))
+                        if uids is not None:
+                            uids.update(page.rows.column("uid"))
+                        if entity_type.final_state is not None:
+                            running += [
+                                uid
+                                for uid, state in zip(
+                                    page.rows.column("uid"), page.rows.column("state"), strict=True
+                                )
+                                if state != entity_type.final_state
+                            ]
+                        self._check_values(entity_type, page.rows)
+                        rows += len(page.rows.values)
+                        if rows >= self.batch_rows:
+                            break
+                    else:
+                        more = False
+                    runs.heartbeat(conn, s.source, s.run_id)
+                except KeyboardInterrupt:
+                    # a signal mid-statement can leave the driver's connection in the middle of a
+                    # command (the COPY path talks to psycopg directly): drop the connection rather
+                    # than roll back on it; the server rolls the transaction back as it goes
+                    conn.invalidate()
+                    raise
         except SQLAlchemyError as exc:
             raise LoadError(
                 f"loading {entity_type.name} pages failed and was rolled back: {type(exc).__name__}: "
