@@ -302,9 +302,16 @@ def print_summary(summary: pipeline.Summary) -> None:
     back = ", ".join(f"{table} {c['back']}" for table, c in summary.swept.items() if c["back"])
     if deleted or back:
         click.echo(f"  retention: no longer in EM: {deleted or 'none'}; back in EM: {back or 'none'}")
+    v = summary.verification
+    if v is not None:
+        click.echo(
+            f"  completeness check: {len(v.counts)} counts compared, {len(v.differences)} differed, "
+            f"{v.reloaded} rows reloaded"
+        )
     click.echo(
-        f"  requests: {summary.requests} ({summary.sweep_requests} for the retention sweep), "
-        f"retries: {summary.retries}, links to other origins refused: {summary.foreign_links}"
+        f"  requests: {summary.requests} ({summary.sweep_requests} for the retention sweep"
+        + (f", {v.requests} for the completeness check" if v is not None else "")
+        + f"), retries: {summary.retries}, links to other origins refused: {summary.foreign_links}"
     )
 
 
@@ -466,11 +473,15 @@ _REPAIR_ONLY = ("page_size", "batch_rows", "lookback", "full_refresh", "sweep_ho
 @click.option(
     "--days",
     type=click.FloatRange(min=0.01),
-    default=7.0,
-    show_default=True,
-    help="Compare the sessions and points created in this many days before the last run.",
+    default=None,
+    help="Compare the sessions and points created in this many days before the last run "
+    "(default: --verify-days, 7).",
 )
-@click.option("--repair", is_flag=True, help="Reload exactly the windows that differ.")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Run a repair load: the retention sweep, the same check, and exactly what differs read again.",
+)
 @settings_options
 def verify(
     url,
@@ -486,12 +497,13 @@ def verify(
     repair,
     **tuning,
 ):
-    """Does the warehouse hold what Enterprise Manager holds? Count per backup server and type.
+    """Does the warehouse hold what Enterprise Manager holds? The completeness check, by hand.
 
-    For each backup server and incremental entity type, compares EM's count over the window (a
-    one-per-page query answers it) with the warehouse's, and prints the table of differences. Exit
-    codes: 0 equal, 1 some differ (with --repair: still differ after the reload), 2 usage, 75 the
-    repair found another run holding the lock. Meant for a weekly schedule beside the ordinary runs.
+    Compares EM's counts with the warehouse's per type over the last --days (restore points and
+    backup files also over all time), drilling down to backup servers, then days or backups, only
+    where totals differ, and prints what differs. `run` makes the same check every --verify-hours
+    and reloads what differs in the same run. Exit codes: 0 equal, 1 some differ (with --repair:
+    still differ after the reload), 2 usage, 75 the repair found another run holding the lock.
     """
     from . import verify as verify_mod
 
@@ -511,12 +523,14 @@ def verify(
     options = settings.options(tuning, source=source_name)
     eng = db.warehouse(db_url, db_schema, mode="write" if repair else "read")
     result = verify_mod.verify(
-        eng, url, user, password, verify=tls, days=days, repair=repair, options=options
+        eng, url, user, password, verify=tls, days=days or options.verify_days, repair=repair, options=options
     )
     click.echo(verify_mod.render(result))
     if result.repaired is not None:
         print_summary(result.repaired)
-        again = verify_mod.verify(eng, url, user, password, verify=tls, days=days, options=options)
+        again = verify_mod.verify(
+            eng, url, user, password, verify=tls, days=days or options.verify_days, options=options
+        )
         click.echo(verify_mod.render(again))
         result = again
     sys.exit(1 if result.differences else 0)

@@ -92,6 +92,18 @@ class LogonSession:
         self.token: str | None = None
         self.generation = 0
         self.logoff_href: str | None = None
+        self._served = -1  # the newest generation whose token EM accepted at least once
+
+    def served(self, generation: int) -> None:
+        """A request with the token of `generation` was answered (not 401)."""
+        with self._lock:
+            self._served = max(self._served, generation)
+
+    def expired(self, generation: int) -> bool:
+        """Whether the token of `generation` (or a later one) was accepted before: a 401 for it is an
+        expiry (idle, used up, a restart), not a refusal of the account."""
+        with self._lock:
+            return generation <= self._served
 
     def current(self) -> tuple[str | None, int]:
         with self._lock:
@@ -410,6 +422,7 @@ class EMClient:
         """One logical request: transport retries, 429/5xx retries, one re-logon on 401."""
         relogon = auth
         stale = 0  # 401s for a token another thread has already replaced
+        renewed = 0  # logons this request made
         while True:
             stopping.check()  # a signal asked the run to stop: no new request
             token, generation = self.session.current()
@@ -432,12 +445,20 @@ class EMClient:
                 len(reply.body),
                 time.monotonic() - sent,
             )
-            decided = verdict(reply.status, may_relogon=relogon)
+            if auth and reply.status != 401:
+                self.session.served(generation)
+            # a 401 for a token another thread has replaced since, or that EM accepted before, is no
+            # refusal of the account: the fresh token may be used up by the other threads before this
+            # one repeats. Log on (or take the other thread's token) and repeat, a bounded number of times
+            expired = self.session.current()[1] != generation or self.session.expired(generation)
+            again = expired and stale + renewed < self.retry_policy.attempts
+            decided = verdict(reply.status, may_relogon=relogon or again)
             if decided == "ok":
                 return reply
             if decided == "relogon":
                 if self.session.renew(generation):
-                    relogon = False  # once per request
+                    relogon = False  # once per request, unless the new token worked for others
+                    renewed += 1
                 else:
                     stale += 1  # another thread logged on meanwhile: repeat with its token
                     relogon = stale <= self.retry_policy.attempts

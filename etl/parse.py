@@ -219,30 +219,38 @@ def _candidates(box: etree._Element):
                     yield el
 
 
-def query_entities(root: etree._Element, types: frozenset[str], url: str) -> list[etree._Element]:
-    """The entities of a query page asked for in the Entities format, after checking its shape.
-
-    A page counts only as a `<QueryResult>` in EM's namespace holding `<Entities>` and
-    `<PagingInfo>` (we always send a page size). Anything else raises UnexpectedDocument naming the
-    root found and what was expected: the QuerySvc menu (what `/querySvc` answers to a query), a
-    References page, or entities none of which is of the type asked for. Zero entities in a
-    well-shaped page is a true empty result.
-    """
+def _query_result(root: etree._Element, expected: str, url: str) -> None:
+    """Raise UnexpectedDocument unless `root` is a `<QueryResult>` in EM's namespace with `<PagingInfo>`
+    (we always send a page size)."""
     qname = etree.QName(root)
-    expected = "a <QueryResult> with <Entities> and <PagingInfo>"
     if qname.localname != "QueryResult" or qname.namespace != NS:
         where = f" in namespace {qname.namespace!r}" if qname.namespace != NS else ""
         raise UnexpectedDocument(f"query answered <{qname.localname[:60]}>{where}, expected {expected}", url)
-    box = root.find(q(root, "Entities"))
-    if box is None:
-        found = (
-            "<Refs> (the References format)" if root.find(q(root, "Refs")) is not None else "no <Entities>"
-        )
-        raise UnexpectedDocument(f"query answered a QueryResult with {found}, expected {expected}", url)
     if root.find(q(root, "PagingInfo")) is None:
         raise UnexpectedDocument(
             f"query answered a QueryResult without <PagingInfo>, expected {expected}", url
         )
+
+
+def query_entities(root: etree._Element, types: frozenset[str], url: str) -> list[etree._Element]:
+    """The entities of a query page asked for in the Entities format, after checking its shape.
+
+    A page counts only as a `<QueryResult>` in EM's namespace with `<PagingInfo>`. Its entities are
+    under `<Entities>`; a result with no list at all (no `<Entities>`, no `<Refs>`) is an empty page:
+    EM's serializer leaves null lists out (em-api.md, "Empty results"). Anything else raises
+    UnexpectedDocument naming the root found and what was expected: the QuerySvc menu (what
+    `/querySvc` answers to a query), a References page, or entities none of which is of the type
+    asked for. Zero entities in a well-shaped page is a true empty result.
+    """
+    expected = "a <QueryResult> with <Entities> and <PagingInfo>"
+    _query_result(root, expected, url)
+    box = root.find(q(root, "Entities"))
+    if box is None:
+        if root.find(q(root, "Refs")) is not None:
+            raise UnexpectedDocument(
+                f"query answered a QueryResult with <Refs> (the References format), expected {expected}", url
+            )
+        return []  # no list at all: an empty page
     matched, others = [], set()
     for el in _candidates(box):
         kind = el.get("Type")
@@ -256,6 +264,43 @@ def query_entities(root: etree._Element, types: frozenset[str], url: str) -> lis
             url,
         )
     return matched
+
+
+def query_refs(root: etree._Element, types: frozenset[str], url: str) -> list[str]:
+    """The UIDs of a query page asked for in the References format, after checking its shape.
+
+    A `<QueryResult>` with `<PagingInfo>`: its `<Ref>`s under `<Refs>`; no `<Refs>` (or an empty one) is
+    an empty page (em-api.md, "Empty results": a v12 JSON recording shows `"Refs": null`). Raises
+    UnexpectedDocument for anything else: not a QueryResult, entities instead of references, or
+    references none of which names one of `types` (a Ref's UID is `urn:veeam:<type>:<guid>`).
+    """
+    expected = "a <QueryResult> with <Refs> and <PagingInfo>"
+    _query_result(root, expected, url)
+    refs = root.find(q(root, "Refs"))
+    if refs is None:
+        box = root.find(q(root, "Entities"))
+        if box is not None and len(box):
+            raise UnexpectedDocument(
+                f"query answered a QueryResult with <Entities> (the Entities format), expected {expected}",
+                url,
+            )
+        return []  # no list at all: an empty page
+    found, others = [], set()
+    for el in refs:
+        uid = el.get("UID")
+        if not isinstance(el.tag, str) or uid is None:
+            continue
+        kind = uid.split(":")[2] if uid.count(":") >= 3 else uid
+        if kind in types:
+            found.append(uid)
+        else:
+            others.add(kind[:60])
+    if others and not found:
+        raise UnexpectedDocument(
+            f"References query for {'/'.join(sorted(types))} answered references to {', '.join(sorted(others))} only",
+            url,
+        )
+    return found
 
 
 def error_message(body: bytes) -> str | None:

@@ -1,4 +1,6 @@
-"""run(): the one place that knows every stage — crawl → transform → load — plus the run record.
+"""run(): the one place that knows every stage — crawl → transform → load — plus the run record, and
+what keeps a run complete against a live EM: the children of parents new to the warehouse, the
+check that EM read a window's filter as meant, the retention sweep and the completeness check.
 
 A batch of whole query pages (about 10,000 rows) is one transaction: each page, as it arrives, its
 missing parents (fetched by link, or recorded from the link when EM cannot give them), then its
@@ -10,20 +12,22 @@ what was committed; watermarks only when the whole run has succeeded.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, Engine, delete, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import config, crawl, db, parse, reconcile, registry, runs, schema, transform
+from . import config, crawl, db, parse, reconcile, registry, runs, schema, transform, verify
 from .client import EMClient, redact_url
-from .errors import AccessDenied, DataError, LoadError
+from .errors import AccessDenied, DataError, LoadError, SourceError
 from .load import Loader
 from .registry import EntityType
 from .retry import RetryPolicy
@@ -74,6 +78,8 @@ class Summary:
     sweep_requests: int = 0  # of `requests`: those of the retention sweep
     # query types EM refused to this account (HTTP 403), skipped: type -> the EM role that reads it
     refused: dict[str, str] = field(default_factory=dict)
+    # the completeness check, when the run made one (etl.verify): what it compared, found, reloaded
+    verification: verify.Verification | None = None
     requests: int = 0
     retries: int = 0
     foreign_links: int = 0
@@ -89,9 +95,19 @@ class Summary:
                 client.foreign_links,
             )
 
+    @property
+    def written(self) -> int:
+        """Rows inserted or updated so far, in every table."""
+        return sum(c["inserted"] + c["updated"] for c in self.tables.values())
+
     def stats(self) -> dict:
+        v = self.verification
         return {
             "tables": self.tables,
+            "verify_compared": None if v is None else len(v.counts),
+            "verify_differing": None if v is None else len(v.differences),
+            "verify_reloaded": None if v is None else v.reloaded,
+            "verify_requests": None if v is None else v.requests,
             "parents_from_links": self.placeholders,
             "requests": self.requests,
             "retries": self.retries,
@@ -104,6 +120,13 @@ class Summary:
 
 
 Progress = Callable[[Summary, str], None]
+
+
+class Loaded(NamedTuple):
+    """What one query gave: rows read (committed), and their uids when asked for."""
+
+    rows: int
+    uids: set[str]
 
 
 class _Batch:
@@ -153,6 +176,7 @@ class Loading:
         self.worker_processes = worker_processes
         self.batch_rows = batch_rows
         self._workers: ProcessPool | None = None
+        self._starting = threading.Lock()
         self.marks: runs.Marks = {}  # newest creation instant committed, per type and backup server
         self.listed: dict[str, set[str]] = {}  # inventory tables: the uids EM listed in this run
         self.rejected: set[str] = set()  # uids/hrefs quarantined in this run (few)
@@ -173,32 +197,46 @@ class Loading:
             )
 
     def workers(self) -> ProcessPool | None:
-        """Worker processes for long queries, started on first need (None when configured off)."""
-        if self._workers is None and self.worker_processes > 0:
-            self._workers = ProcessPool(self.worker_processes)
-        return self._workers
+        """Worker processes for long queries, started on first need (None when configured off); from
+        any thread (a prefetch asks for them on the thread that read a query's page 1)."""
+        with self._starting:
+            if self._workers is None and self.worker_processes > 0:
+                self._workers = ProcessPool(self.worker_processes)
+            return self._workers
 
     def close(self) -> None:
         if self._workers is not None:
             self._workers.shutdown()
 
     def load_pages(
-        self, entity_type: EntityType, filter: str | None = None, first: Future | None = None
-    ) -> None:
-        """Every page of a query, committed a batch of pages (about `batch_rows` rows) at a time;
-        `first`: its page 1, asked for already (crawl.first_page). A type EM refuses to this account
-        (HTTP 403) is skipped, now and for the rest of the run (`refuse`); the batch in flight is
-        rolled back."""
+        self,
+        entity_type: EntityType,
+        filter: str | None = None,
+        first: crawl.Prefetch | Future | None = None,
+        collect: bool = False,
+        window: bool = False,
+    ) -> Loaded:
+        """Every row of a query (crawl.pages), committed a batch of pages (about `batch_rows` rows) at
+        a time; `first`: its page 1, asked for already (crawl.first_page). Returns the rows read and,
+        with `collect`, their uids. Only a `window` (a type read whole, or from its watermarks) moves
+        the watermarks: what a query by parent, UID or bucket finds says nothing about the rows
+        created before it that were not asked for. A type EM refuses to this account (HTTP 403) is
+        skipped, now and for the rest of the run (`refuse`); the batch in flight is rolled back."""
+        got = Loaded(0, set())
         if entity_type.name in self.summary.refused:
-            return
+            return got
         pages = crawl.pages(self.client, self.pool, entity_type, filter, self.ahead, self.workers, first)
         try:
-            while self._load_batch(entity_type, pages):
-                pass
+            while True:
+                more, rows = self._load_batch(entity_type, pages, got.uids if collect else None, window)
+                got = got._replace(rows=got.rows + rows)
+                if not more:
+                    return got
         except AccessDenied as exc:
             for known in self.known.values():  # it remembered rows of the batch rolled back
                 known.clear()
             self.refuse(entity_type, exc)
+            return got
 
     def refuse(self, entity_type: EntityType, exc: AccessDenied, link: bool = False) -> None:
         """EM answered 403 to a query of `entity_type` (or, `link`, to a link to one): the account's
@@ -231,11 +269,22 @@ class Loading:
                 else "",
             )
 
-    def _load_batch(self, entity_type: EntityType, pages: Iterator[Page]) -> bool:
+    def lookup(self, entity_type: EntityType, uids: Iterable[str]) -> set[str]:
+        """Load the given rows from EM by `UID==` (UIDS_PER_QUERY OR-ed a query); the uids EM returned."""
+        wanted = set(uids)
+        found: set[str] = set()
+        for flt in crawl.uid_filters("UID", sorted(wanted)):
+            found |= self.load_pages(entity_type, flt, collect=True).uids
+        return found & wanted
+
+    def _load_batch(
+        self, entity_type: EntityType, pages: Iterator[Page], uids: set[str] | None, window: bool
+    ) -> tuple[bool, int]:
         """One transaction: pages stored as they arrive (each page's missing parents, then its rows and
         quarantined entities) until about `batch_rows` rows, then the lock heartbeat. Storing a page
         while the next ones are fetched keeps both busy. A failure rolls the whole batch back and
-        names the table and a page. False when the pages have run out."""
+        names the table and a page. Returns (whether pages are left, rows read); `uids` collects
+        theirs."""
         s = self.summary
         done = _Batch()
         first, rows, more = None, 0, True
@@ -244,33 +293,43 @@ class Loading:
         running: list[str] = []
         try:
             with self.eng.begin() as conn:
-                loader = Loader(conn, s.source, s.run_id, self.now, self.fresh)
-                for page in pages:
-                    first = first or page.url
-                    self._store(loader, page.rows, done)
-                    if entity_type.snapshot:
-                        self._snapshot(conn, entity_type, page.rows)
-                    for record in page.quarantined:
-                        self._quarantine(conn, record, done)
-                    if entity_type.time_column:
-                        _newest(newest, page.rows, entity_type.time_column)
-                    else:  # inventory, read whole: what EM lists now
-                        listed.update(page.rows.column("uid"))
-                    if entity_type.final_state is not None:
-                        running += [
-                            uid
-                            for uid, state in zip(
-                                page.rows.column("uid"), page.rows.column("state"), strict=True
-                            )
-                            if state != entity_type.final_state
-                        ]
-                    self._check_values(entity_type, page.rows, done)
-                    rows += len(page.rows.values)
-                    if rows >= self.batch_rows:
-                        break
-                else:
-                    more = False
-                runs.heartbeat(conn, s.source, s.run_id)
+                try:
+                    loader = Loader(conn, s.source, s.run_id, self.now, self.fresh)
+                    for page in pages:
+                        first = first or page.url
+                        self._store(loader, page.rows, done)
+                        if entity_type.snapshot:
+                            self._snapshot(conn, entity_type, page.rows)
+                        for record in page.quarantined:
+                            self._quarantine(conn, record, done)
+                        if entity_type.time_column:
+                            if window:
+                                _newest(newest, page.rows, entity_type.time_column)
+                        else:  # inventory, read whole: what EM lists now
+                            listed.update(page.rows.column("uid"))
+                        if uids is not None:
+                            uids.update(page.rows.column("uid"))
+                        if entity_type.final_state is not None:
+                            running += [
+                                uid
+                                for uid, state in zip(
+                                    page.rows.column("uid"), page.rows.column("state"), strict=True
+                                )
+                                if state != entity_type.final_state
+                            ]
+                        self._check_values(entity_type, page.rows, done)
+                        rows += len(page.rows.values)
+                        if rows >= self.batch_rows:
+                            break
+                    else:
+                        more = False
+                    runs.heartbeat(conn, s.source, s.run_id)
+                except KeyboardInterrupt:
+                    # a signal mid-statement can leave the driver's connection in the middle of a
+                    # command (the COPY path talks to psycopg directly): drop the connection rather
+                    # than roll back on it; the server rolls the transaction back as it goes
+                    conn.invalidate()
+                    raise
         except SQLAlchemyError as exc:
             raise LoadError(
                 f"loading {entity_type.name} pages failed and was rolled back: {type(exc).__name__}: "
@@ -289,7 +348,7 @@ class Loading:
         if self.progress and first is not None:
             self.summary.requests = self.client.requests
             self.progress(self.summary, entity_type.name)
-        return more
+        return more, rows
 
     def _snapshot(self, conn: Connection, entity_type: EntityType, rows: RowBatch) -> None:
         """One row per entity of this run in the type's snapshot table (e.g. repository space)."""
@@ -475,43 +534,47 @@ class Loading:
                     for uid in runs.unfinished(conn, self.summary.source, table, final)
                     if uid not in self.running
                 ]
-            for t in sessions:
-                if t.session_filter is None:
+            for t in sessions:  # task sessions: read by their job session (its `by_parent`)
+                if t.by_parent is None:
                     continue
-                column = t.session_filter[1]
-                parent = next(p for p in t.parents if p.column == column)
+                column = t.by_parent.column
                 of_tasks = runs.values_of(conn, schema.table(t.table), column, reread[t.name])
-                reread[t.name] = sorted(set(reread.get(parent.type_name, [])) | of_tasks)
+                reread[t.name] = sorted(set(reread.get(str(t.parent_type), [])) | of_tasks)
         if any(reread.values()):
             log.info("re-reading %s", ", ".join(f"{len(v)} {k}" for k, v in reread.items() if v))
         for t in sessions:
-            name = "UID" if t.session_filter is None else t.session_filter[0]
-            for f in crawl.uid_filters(name, reread[t.name]):
+            filters = (
+                crawl.uid_filters("UID", reread[t.name])
+                if t.by_parent is None
+                else crawl.parent_filters(t, reread[t.name])
+            )
+            for f in filters:
                 self.load_pages(t, f)
 
 
 def _load_everything(loading: Loading, opts: Options, mode: str, marks: runs.Marks) -> None:
-    """Every entity type in registry order (inventory whole, the rest by windows); then the
-    unfinished sessions, what the warehouse works out itself (jobs, restore points) and the
-    retention sweep."""
+    """Every entity type in registry order (inventory whole, the rest by windows, then the children of
+    parents new to the warehouse); then the unfinished sessions, the retention sweep and the
+    completeness check when they are due, and what the warehouse works out itself (restore points,
+    jobs). A repair run (`veeam-etl verify --repair`) reads no windows: it sweeps, checks and reloads."""
     summary, eng = loading.summary, loading.eng
     known = {server for per_server in marks.values() for server in per_server}
     types = list(registry.TYPES.values())
 
-    def queries() -> Iterator[tuple[int, EntityType, str | None]]:
-        """(position in load order, type, filter), each type's windows worked out when reached."""
+    def queries() -> Iterator[tuple[int, EntityType, crawl.Window]]:
+        """(position in load order, type, window), each type's windows worked out when reached."""
+        if mode == "repair":
+            return
         for i, entity_type in enumerate(types):
-            if opts.windows is not None:
-                if entity_type.name not in opts.windows:
-                    continue
-                begin: crawl.Starts | datetime | None = dict(opts.windows[entity_type.name])
-            else:
-                servers = loading.listed.get(registry.BACKUP_SERVER.table, set()) | known
-                begin = starts(opts, mode, marks, entity_type, servers)
-                if registry.BACKUP_SERVER.name in summary.refused and isinstance(begin, dict):
-                    begin = _one_window(begin)
-            for window in crawl.window_filters(entity_type, begin):
+            servers = loading.listed.get(registry.BACKUP_SERVER.table, set()) | known
+            begin = starts(opts, mode, marks, entity_type, servers)
+            if registry.BACKUP_SERVER.name in summary.refused and isinstance(begin, dict):
+                begin = _one_window(begin)
+            for window in crawl.windows(entity_type, begin):
                 yield i, entity_type, window
+            # worked out once the windows above are asked for: the parents are of earlier types
+            for flt in _children_of_new_parents(loading, entity_type, begin):
+                yield i, entity_type, crawl.Window(flt, None)
 
     # Each query's page 1 is asked for while the query before it is stored: a run of some twenty
     # queries then waits for no round trip between them. Not past the backup servers: the windows
@@ -521,15 +584,30 @@ def _load_everything(loading: Loading, opts: Options, mode: str, marks: runs.Mar
     while query is not None:
         i, entity_type, window = query
         loading.forget_parents_but(types[i:])
+        whole = window.filter is None or window.starts is not None  # not a read by parent
         if entity_type is registry.BACKUP_SERVER:
-            loading.load_pages(entity_type, window, first)
+            loading.load_pages(entity_type, window.filter, first, window=whole)
             query, first = next(todo, None), None
             continue
         query, current = next(todo, None), first
-        first = crawl.first_page(loading.client, loading.pool, query[1], query[2]) if query else None
-        loading.load_pages(entity_type, window, current)
+        first = (
+            crawl.first_page(
+                loading.client, loading.pool, query[1], query[2].filter, loading.ahead, loading.workers
+            )
+            if query
+            else None
+        )
+        if (
+            loading.load_pages(entity_type, window.filter, current, window=whole).rows == 0
+            and window.overlaps
+        ):
+            _check_filter(loading, entity_type, window)
     if mode in ("incremental", "since"):
         loading.finish_stragglers()
+    checking = _verify_due(loading, opts, mode)
+    _sweep(loading, opts, mode, before_check=checking)  # first: it makes equal totals trustworthy
+    if checking:
+        _verify(loading, opts)
     with eng.begin() as conn:  # first: the jobs of backups follow the restore points their tasks made
         linked = reconcile.infer_restore_points(conn, summary.source, summary.run_id, loading.now)
     summary.worked_out[f"{registry.BACKUP_TASK_SESSION.table}.vm_restore_point_uid"] = linked
@@ -546,8 +624,77 @@ def _load_everything(loading: Loading, opts: Options, mode: str, marks: runs.Mar
                     loading.refuse(entity_type, exc)
                     by_query = 0
                 summary.worked_out[f"{entity_type.table}.job_uid"] = by_links + by_query
-    if mode != "repair":
-        _sweep(loading, opts, mode)
+
+
+def _children_of_new_parents(
+    loading: Loading, entity_type: EntityType, begin: crawl.Starts | datetime | None
+) -> list[str]:
+    """Filters that read the entities of `entity_type` whose parent is new to the warehouse in this
+    run, whatever their creation times: an imported backup brings restore points and files dated
+    weeks before the server's watermark (em-api.md, "EM changes while it is read"), so do its
+    restore points their VM restore points. Only parents on backup servers this run did not read
+    the type whole for (a full load, a new server: no request), and, for parents with a creation
+    time, only those older than the type's window on their server (the children of a younger one
+    are in the window)."""
+    parent = registry.TYPES.get(entity_type.parent_type or "")
+    if parent is None or begin is None:
+        return []
+    with loading.eng.connect() as conn:
+        new = reconcile.new_parents(conn, parent, loading.summary.source, loading.now)
+    wanted = []
+    for uid, server, at in new:
+        if isinstance(begin, dict):
+            if server is not None and server in begin and begin[server] is None:
+                continue  # this run reads the type whole on that server
+            start = begin.get(server) if server is not None else None
+        else:
+            start = begin
+        if at is not None and start is not None and at >= start:
+            continue
+        wanted.append(uid)
+    if wanted:
+        log.info("reading the %s of %d %s new to the warehouse", entity_type.name, len(wanted), parent.table)
+    return list(crawl.parent_filters(entity_type, sorted(wanted)))
+
+
+def _check_filter(loading: Loading, entity_type: EntityType, window: crawl.Window) -> None:
+    """EM answered an incremental window with no row at all. Every such window overlaps rows the
+    warehouse holds (it starts `lookback` before the newest one loaded per backup server), so EM did
+    not read the window's filter as meant — a filter EM misreads (the `BackupServerUid` urn-vs-GUID
+    form is undocumented) answers an empty result, not an error (em-api.md, "EM changes while it is
+    read") — unless those rows are gone from EM: sessions that young never are (EM purges weeks-old
+    history only), points can be (a backup deleted with its files), so for them EM is asked for a
+    few by UID first. Raises SourceError naming the filter: loading nothing and succeeding would lose
+    every later row silently."""
+    assert window.filter is not None
+    with loading.eng.connect() as conn:
+        held = reconcile.held_in_window(
+            conn, entity_type, loading.summary.source, window.starts, crawl.UIDS_PER_QUERY
+        )
+    if not held:
+        return
+    if entity_type.final_state is None:
+        flt = next(crawl.uid_filters("UID", held))
+        listed = {uid for chunk in crawl.uids(loading.client, None, entity_type, flt) for uid in chunk}
+        if not listed:
+            log.info(
+                "%s: EM answered no row to a window and lists none of the %d rows the warehouse holds "
+                "inside it: they are gone from EM (the retention sweep marks them)",
+                entity_type.name,
+                len(held),
+            )
+            return
+        proof = (
+            f"yet lists {len(listed)} of the {len(held)} rows the warehouse holds inside it when asked by UID"
+        )
+    else:
+        proof = f"although the warehouse holds {len(held)} or more of its sessions inside it"
+    shown = window.filter if len(window.filter) <= 600 else window.filter[:600] + "…"
+    raise SourceError(
+        f"EM answered no {entity_type.name} to the window filter {shown!r}, {proof}: EM did not read the "
+        'filter as meant (em-api.md, "EM changes while it is read"); nothing was loaded from it and the '
+        "watermarks stay where they are"
+    )
 
 
 def _one_window(begin: crawl.Starts) -> datetime | None:
@@ -569,51 +716,138 @@ def _has_placeholders(eng: Engine, entity_type: EntityType) -> bool:
         )
 
 
-def _sweep(loading: Loading, opts: Options, mode: str) -> None:
+def _sweep(loading: Loading, opts: Options, mode: str, before_check: bool = False) -> None:
     """Retention: inventory types against what this run listed (no request); the others against
-    EM's uid lists when due (every `sweep_hours`, in a full load, or when `opts.sweep` forces it) —
-    but a table this run filled from empty needs none unless it holds placeholders (rows known only
-    from a link, which EM may or may not list). A type EM refused to this account (HTTP 403) is never
-    swept: what it lists is unknown, not empty."""
+    EM's uid lists when due (every `sweep_hours`, in a full load, before a completeness check, or when
+    `opts.sweep` forces it) — but a table this run filled from empty needs none unless it holds
+    placeholders (rows known only from a link, which EM may or may not list). A row is marked
+    deleted only once EM did not return it asked by UID (etl.reconcile.sweep). A type EM refused to
+    this account (HTTP 403) is never swept: what it lists is unknown, not empty."""
     summary, client, eng = loading.summary, loading.client, loading.eng
     with eng.connect() as conn:
         last = runs.last_sweep(conn, summary.source)
     due = (
         opts.sweep
         if opts.sweep is not None
-        else (mode == "full" or last is None or loading.now - last >= timedelta(hours=opts.sweep_hours))
+        else (
+            before_check
+            or mode in ("full", "repair")
+            or last is None
+            or loading.now - last >= timedelta(hours=opts.sweep_hours)
+        )
     )
     before = client.requests
     for entity_type in reconcile.swept_types():
         if entity_type.name in summary.refused:
             continue
+        listed: Iterable[list[str]]
         if entity_type.window is None:
-            uids = sorted(loading.listed.get(entity_type.table, set()))
-            gone, back = reconcile.sweep(
-                eng, entity_type, summary.source, summary.run_id, loading.now, iter([uids])
-            )
+            if mode == "repair":
+                continue  # inventory was not read in this run
+            listed = [sorted(loading.listed.get(entity_type.table, set()))]
         elif entity_type.table in loading.fresh and not _has_placeholders(eng, entity_type):
             continue  # empty before this run, and all it holds now EM listed: nothing to sweep
         elif due or entity_type.table in loading.fresh:
-            try:
-                gone, back = reconcile.sweep(
-                    eng,
-                    entity_type,
-                    summary.source,
-                    summary.run_id,
-                    loading.now,
-                    reconcile.listed_uids(client, entity_type),  # lazily: fetched as the sweep reads
-                )
-            except AccessDenied as exc:  # rolled back: nothing marked
-                loading.refuse(entity_type, exc)
-                continue
+            listed = crawl.uids(client, loading.pool, entity_type)  # lazily: pages as the sweep reads
         else:
+            continue
+        try:
+            gone, back = reconcile.sweep(
+                eng,
+                entity_type,
+                summary.source,
+                summary.run_id,
+                loading.now,
+                listed,
+                _lookup(loading, entity_type),
+            )
+        except AccessDenied as exc:  # rolled back: nothing marked
+            loading.refuse(entity_type, exc)
             continue
         summary.swept[entity_type.table] = {"deleted": gone, "back": back}
     summary.sweep_requests = client.requests - before
     if due:
         with eng.begin() as conn:
             runs.record_sweep(conn, summary.source, summary.run_id, loading.now)
+
+
+def _lookup(loading: Loading, entity_type: EntityType) -> Callable[[list[str]], set[str]]:
+    return lambda uids: loading.lookup(entity_type, uids)
+
+
+def _verify_due(loading: Loading, opts: Options, mode: str) -> bool:
+    """Whether this run checks completeness: when forced (`opts.verify`), in every full load and
+    repair, else when the last check of this source is `verify_hours` old (0: every run)."""
+    if opts.verify is not None:
+        return opts.verify
+    if mode in ("full", "repair"):
+        return True
+    with loading.eng.connect() as conn:
+        last = runs.last_verification(conn, loading.summary.source)
+    return last is None or loading.now - last >= timedelta(hours=opts.verify_hours)
+
+
+def _verify(loading: Loading, opts: Options) -> None:
+    """EM's counts against the warehouse's over the last `verify_days` up to where this run started
+    (etl.verify), and what differs reloaded in this run through the same paging loop."""
+    summary, eng, client = loading.summary, loading.eng, loading.client
+    before = client.requests
+    until = loading.now.replace(microsecond=0)
+    servers = loading.listed.get(registry.BACKUP_SERVER.table)
+    if servers is None:  # a repair run read no inventory: EM's list of backup servers
+        try:
+            servers = {uid for chunk in crawl.uids(client, None, registry.BACKUP_SERVER) for uid in chunk}
+        except AccessDenied as exc:  # the servers the warehouse knows are compared
+            loading.refuse(registry.BACKUP_SERVER, exc)
+            servers = set()
+    result = verify.compare(
+        eng,
+        client,
+        loading.pool,
+        summary.source,
+        until - timedelta(days=opts.verify_days),
+        until,
+        servers,
+        reload=lambda count: _reload(loading, count),
+        refused=loading.refuse,
+        skip=summary.refused,
+    )
+    result.requests = client.requests - before
+    summary.verification = result
+    log.info(
+        "completeness: %d counts compared, %d differ, %d rows reloaded (%d requests)",
+        len(result.counts),
+        len(result.differences),
+        result.reloaded,
+        result.requests,
+    )
+
+
+def _reload(loading: Loading, count: verify.Count) -> int:
+    """Read again exactly what one differing bucket covers (a type on a backup server on a day, or
+    the points and files of some backups) and, for a type with `deleted_at`, mark what it no longer
+    lists (once EM did not return it asked by UID). Returns the rows written."""
+    summary, bucket = loading.summary, count.bucket
+    entity_type = bucket.entity_type
+    before = summary.written
+    read: set[str] = set()
+    for flt in bucket.filters():
+        read |= loading.load_pages(entity_type, flt, collect=True).uids
+    if "deleted_at" in schema.table(entity_type.table).c:
+        gone, back = reconcile.sweep(
+            loading.eng,
+            entity_type,
+            summary.source,
+            summary.run_id,
+            loading.now,
+            [sorted(read)],
+            lambda uids: loading.lookup(entity_type, uids),
+            within=bucket.where(schema.table(entity_type.table)),
+        )
+        counts = summary.swept.setdefault(entity_type.table, {"deleted": 0, "back": 0})
+        counts["deleted"] += gone
+        counts["back"] += back
+    return summary.written - before
 
 
 def mode_of(opts: Options, marks: runs.Marks) -> str:
@@ -661,7 +895,7 @@ def run(
     try:
         with eng.connect() as conn:
             marks = runs.watermarks(conn, source)
-        mode = "repair" if opts.windows is not None else mode_of(opts, marks)
+        mode = "repair" if opts.repair else mode_of(opts, marks)
         run_id = runs.start_run(eng, source, mode)
         summary = Summary(run_id, source, mode)
         log.info("run %d: %s load of %s", run_id, mode, source)

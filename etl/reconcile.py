@@ -7,28 +7,28 @@
   `parent` for an agent child backup given its parent's job);
 - `infer_restore_points`: a backup task's VM restore point when EM gives no `Related` link
   (em-backup-side.md §14), marked `inferred`; a link EM gave is never overwritten;
-- `sweep`: retention — objects EM no longer lists get `deleted_at`, and lose it if they come back.
-  Rows are never deleted.
+- `sweep`: retention — objects EM no longer lists get `deleted_at` (once EM did not return them
+  asked by UID), and lose it if they come back. Rows are never deleted;
+- `new_parents`, `held_in_window`: what the run loop asks the warehouse (parents new in this run,
+  rows an incremental window must overlap).
 Uses the run's client and warehouse; knows the tables through etl.registry and etl.schema.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, Table, and_, exists, func, literal, or_, select, text, update
+from sqlalchemy.sql.elements import ColumnElement
 
-from . import batched, crawl, parse, registry, schema
+from . import batched, crawl, registry, schema
 from .client import EMClient
-from .errors import UnexpectedDocument
 from .registry import EntityType
 
 log = logging.getLogger(__name__)
-
-SWEEP_PAGE_SIZE = 1000  # uids per References page: they are a tenth of an entity's size
 
 
 def _unsettled(table: Table, source: str, complete: bool = False):
@@ -144,19 +144,9 @@ def map_jobs(
     server_of = dict(unmapped)
     asked = 0
 
-    def members(group: list[str]) -> list[str]:
-        url: str | None = client.query_url(
-            entity_type.name, filter=",".join(f"JobUid=={crawl.literal(job)}" for job in group)
-        )
-        found: list[str] = []
-        seen: set[str] = set()
-        while url and url not in seen:  # nearly always one page: a job has a backup or two
-            seen.add(url)
-            page = crawl.fetch_page(client, url, entity_type)
-            found += page.rows.column("uid")
-            nxt = page.paging.next_href
-            url = client.resolve(nxt) if nxt and page.rows.values else None
-        return found
+    def members(group: list[str]) -> list[str]:  # nearly always one page: a job has a backup or two
+        flt = ",".join(f"JobUid=={crawl.literal(job)}" for job in group)
+        return [uid for chunk in crawl.uids(client, None, entity_type, flt) for uid in chunk]
 
     def assign(groups: list[list[str]]) -> int:
         nonlocal asked
@@ -295,35 +285,6 @@ def swept_types() -> list[EntityType]:
     return [t for t in registry.TYPES.values() if "deleted_at" in schema.table(t.table).c]
 
 
-def listed_uids(client: EMClient, entity_type: EntityType) -> Iterator[list[str]]:
-    """Every uid EM lists of `entity_type`, a References page at a time, last page first.
-
-    Retention removes the oldest objects; pages sorted by creation time and read from the end
-    shift towards pages not yet read, so no listed uid is missed while EM deletes.
-    """
-    sort = entity_type.sort
-
-    def url(page: int) -> str:
-        return client.query_url(
-            entity_type.name, format="References", sort_asc=sort, page=page, page_size=SWEEP_PAGE_SIZE
-        )
-
-    first = client.document(url(1))
-    pages = parse.paging(first, url(1)).pages or 1
-    for k in range(pages, 1, -1):
-        yield _ref_uids(client.document(url(k)), entity_type)
-    yield _ref_uids(first, entity_type)
-
-
-def _ref_uids(root, entity_type: EntityType) -> list[str]:
-    refs = root.find(parse.q(root, "Refs"))
-    if parse.local(root) != "QueryResult" or (refs is None and root.find(parse.q(root, "Entities")) is None):
-        raise UnexpectedDocument(
-            f"a References query for {entity_type.name} answered <{parse.local(root)}>, expected a QueryResult with <Refs>"
-        )
-    return [el.get("UID") for el in ([] if refs is None else refs) if el.get("UID")]
-
-
 def sweep(
     eng: Engine,
     entity_type: EntityType,
@@ -331,13 +292,26 @@ def sweep(
     run_id: int,
     now: datetime,
     pages: Iterable[list[str]],
+    lookup: Callable[[list[str]], set[str]],
+    within: ColumnElement[bool] | None = None,
 ) -> tuple[int, int]:
     """Mark rows of `source` EM no longer lists as deleted (`deleted_at` = now) and clear the mark of
-    those it lists again; `pages` yields the listed uids. Rows this run wrote were listed by
-    definition and are left alone, but for placeholders (recorded because EM answered 404).
-    Returns (marked deleted, brought back)."""
+    those it lists again; `pages` yields the listed uids, `within` narrows the rows looked at (a
+    slice the verification read again). A uid list is not a proof of absence (EM pages by offset
+    into a result it changes: crawl.pages), so a row the lists lack is a candidate only: `lookup`
+    asks EM for the candidates by UID (loading what it returns) and gives back the uids it
+    returned; only the others are marked. Rows this run wrote were listed by definition and are
+    left alone, but for placeholders (recorded because EM answered 404). Returns (marked deleted,
+    brought back)."""
     table = schema.table(entity_type.table)
     seen = f"veeam_etl_seen_{table.name}"
+    live = [
+        table.c.source == source,
+        table.c.deleted_at.is_(None),
+        or_(table.c.run_id != run_id, table.c.placeholder.is_(True)),
+    ]
+    if within is not None:
+        live.append(within)
     with eng.begin() as conn:
         conn.execute(text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {seen} (uid VARCHAR(200) PRIMARY KEY)"))
         conn.execute(text(f"DELETE FROM {seen}"))
@@ -345,22 +319,84 @@ def sweep(
             for chunk in batched(dict.fromkeys(uids), schema.IN_LIST):
                 conn.execute(text(f"INSERT INTO {seen} (uid) VALUES (:uid)"), [{"uid": u} for u in chunk])
         listed = select(text("uid")).select_from(text(seen))
-        gone = conn.execute(
-            update(table)
-            .where(
-                table.c.source == source,
-                table.c.deleted_at.is_(None),
-                or_(table.c.run_id != run_id, table.c.placeholder.is_(True)),
-            )
-            .where(table.c.uid.not_in(listed))
-            .values(deleted_at=now)
-        ).rowcount
-        back = conn.execute(
-            update(table)
-            .where(table.c.source == source, table.c.deleted_at.is_not(None), table.c.uid.in_(listed))
-            .values(deleted_at=None, run_id=run_id)
-        ).rowcount
+        candidates = list(conn.scalars(select(table.c.uid).where(*live, table.c.uid.not_in(listed))))
+        back_where = [table.c.source == source, table.c.deleted_at.is_not(None), table.c.uid.in_(listed)]
+        if within is not None:
+            back_where.append(within)
+        back = conn.execute(update(table).where(*back_where).values(deleted_at=None, run_id=run_id)).rowcount
         conn.execute(text(f"DELETE FROM {seen}"))
-    if gone or back:
-        log.info("%s: %d no longer listed by EM (deleted_at set), %d listed again", table.name, gone, back)
+    found = lookup(candidates) if candidates else set()
+    gone_uids = sorted(set(candidates) - found)
+    gone = 0
+    with eng.begin() as conn:
+        for chunk in batched(gone_uids, schema.IN_LIST):
+            gone += conn.execute(
+                update(table)
+                .where(table.c.uid.in_(chunk), table.c.deleted_at.is_(None))
+                .values(deleted_at=now)
+            ).rowcount
+    if gone or back or found:
+        log.info(
+            "%s: %d no longer listed by EM (deleted_at set), %d listed again, %d missing from its uid "
+            "lists but returned by UID",
+            table.name,
+            gone,
+            back,
+            len(found),
+        )
     return gone, back
+
+
+def new_parents(
+    conn: Connection, parent: EntityType, source: str, now: datetime
+) -> list[tuple[str, str | None, datetime | None]]:
+    """(uid, backup server, creation instant or None) of the rows of `parent` that this run (whose
+    load instant is `now`) added to the warehouse, placeholders left out."""
+    table = schema.table(parent.table)
+    at = table.c[parent.time_column] if parent.time_column else literal(None)
+    query = select(table.c.uid, table.c.backup_server_uid, at).where(
+        table.c.source == source, table.c.first_loaded_at >= now
+    )
+    if "placeholder" in table.c:
+        query = query.where(table.c.placeholder.is_(False))
+    return [(uid, server, _instant(when)) for uid, server, when in conn.execute(query)]
+
+
+def held_in_window(
+    conn: Connection,
+    entity_type: EntityType,
+    source: str,
+    starts: dict[str, datetime | None] | datetime | None,
+    limit: int,
+) -> list[str]:
+    """Up to `limit` uids (newest first) of live rows of `entity_type` (not placeholders, not marked
+    deleted) the warehouse holds inside an incremental window: created at or after the window's
+    start on a backup server it names (`starts`: per server, None read whole; or one instant)."""
+    assert entity_type.time_column is not None
+    table = schema.table(entity_type.table)
+    at = table.c[entity_type.time_column]
+    if isinstance(starts, dict):
+        inside = or_(
+            *(
+                and_(table.c.backup_server_uid == server, at >= start)
+                for server, start in starts.items()
+                if start is not None
+            )
+        )
+    elif starts is not None:
+        inside = at >= starts
+    else:
+        return []
+    where = [table.c.source == source, inside]
+    if "placeholder" in table.c:
+        where.append(table.c.placeholder.is_(False))
+    if "deleted_at" in table.c:
+        where.append(table.c.deleted_at.is_(None))
+    return list(conn.scalars(select(table.c.uid).where(*where).order_by(at.desc()).limit(limit)))
+
+
+def _instant(value) -> datetime | None:
+    """An instant read back from an aggregate or a literal column (SQLite gives text)."""
+    if isinstance(value, str):
+        return schema.UTCDateTime().process_result_value(datetime.fromisoformat(value), None)
+    return value

@@ -3,10 +3,11 @@
 An `EntityType` says everything the rest of the loader needs to know about one EM type: its query
 type and `Type` attribute, its warehouse table, the function that builds its own columns, its
 parents (which link names them, which foreign-key column holds them), how it is read (in full every
-run, or incrementally by a creation-time filter per backup server), its final state if it is a
-session, the documented values of its enum columns, and the EM role an account needs to read it.
-`crawl`, `pipeline`, `load`, `status`, `check`, the benchmark and the data dictionary read `TYPES`;
-nothing else lists types. Adding a type is one declaration here (plus its row function in
+run, or incrementally by a creation-time filter per backup server), how EM lists it by parent
+(`ByParent`: the children of a parent new to the warehouse, the tasks of a session), its final state
+if it is a session, the documented values of its enum columns, and the EM role an account needs to
+read it. `crawl`, `pipeline`, `load`, `status`, `check`, the benchmark and the data dictionary read
+`TYPES`; nothing else lists types. Adding a type is one declaration here (plus its row function in
 `transform`) and its table in `schema`.
 """
 
@@ -64,6 +65,18 @@ class Parent:
 
 
 @dataclass(frozen=True)
+class ByParent:
+    """EM lists the entities of a type by their parent: `filter` is the query filter parameter that
+    names the parent's UID (`BackupUid`, `RestorePointId`, …) and `column` the entity's column that
+    holds it (its `Parent` declaration says which type the parent is). Used to read the children of a
+    parent new to the warehouse whatever their creation times, and the tasks of a job session read
+    again (etl.pipeline)."""
+
+    filter: str
+    column: str
+
+
+@dataclass(frozen=True)
 class EntityType:
     """One EM entity type and how the loader reads it."""
 
@@ -77,8 +90,8 @@ class EntityType:
     window: str | None = None
     time_column: str | None = None
     final_state: str | None = None  # sessions: the State that means finished; every other is re-read
-    # task sessions: the filter parameter and column that re-read the tasks of a job session
-    session_filter: tuple[str, str] | None = None
+    # EM lists this type's entities by their parent (see ByParent); None: it does not
+    by_parent: ByParent | None = None
     also: tuple[str, ...] = ()  # other `Type` attributes EM gives this type (keyed under `key`'s urn)
     # the urn type rows are keyed by when it is not `name` (agent jobs are keyed as their sessions
     # name them: urn:veeam:Job:{guid})
@@ -93,6 +106,13 @@ class EntityType:
     # the least EM role that may read the type (its query and its resources); an account without it
     # is answered 403 and the run skips the type, naming this role
     role: str = PORTAL_USER
+
+    @property
+    def parent_type(self) -> str | None:
+        """The type `by_parent` names (the type of the `Parent` whose column it is), or None."""
+        if self.by_parent is None:
+            return None
+        return next(p.type_name for p in self.parents if p.column == self.by_parent.column)
 
     @property
     def key_type(self) -> str:
@@ -251,6 +271,7 @@ VM_REPLICA_POINT = EntityType(
     window="CreationTime",
     time_column="creation_time_utc",
     enums={"algorithm": ALGORITHMS, "point_type": POINT_TYPES},
+    by_parent=ByParent("ReplicaUid", "replica_uid"),
 )
 REPLICA_TASK_SESSION = EntityType(
     "ReplicaTaskSession",
@@ -270,7 +291,7 @@ REPLICA_TASK_SESSION = EntityType(
     window="CreationTime",
     time_column="creation_time_utc",
     final_state="Completed",
-    session_filter=("JobSessionUid", "job_session_uid"),
+    by_parent=ByParent("JobSessionUid", "job_session_uid"),
     enums=_TASK,
 )
 
@@ -297,6 +318,7 @@ RESTORE_POINT = EntityType(
     parents=(_BACKUP, _SERVER),
     window="CreationTime",  # the filter is CreationTime although the element is BackupDateUTC
     time_column="backup_date_utc",
+    by_parent=ByParent("BackupUid", "backup_uid"),
 )
 BACKUP_FILE = EntityType(
     "BackupFile",
@@ -306,6 +328,7 @@ BACKUP_FILE = EntityType(
     window="CreationTimeUTC",  # the one type whose time filter is named CreationTimeUTC
     time_column="creation_time_utc",
     enums={"file_type": frozenset({"vbk", "vib", "vrb"})},
+    by_parent=ByParent("BackupUid", "backup_uid"),
 )
 VM_RESTORE_POINT = EntityType(
     "VmRestorePoint",
@@ -319,6 +342,8 @@ VM_RESTORE_POINT = EntityType(
     window="CreationTime",
     time_column="creation_time_utc",
     enums={"algorithm": ALGORITHMS, "point_type": POINT_TYPES},
+    # `RestorePointId` (a urn), not …Uid: Veeam's get_query_vmrestorepoint (em-backup-side.md §3)
+    by_parent=ByParent("RestorePointId", "restore_point_uid"),
 )
 # An agent computer's restore point is not a VmRestorePoint but a type of its own (em-backup-side.md
 # §10, "Agent computers and file shares"); the query also takes a BackupUid filter.
@@ -334,6 +359,8 @@ AGENT_RESTORE_POINT = EntityType(
     window="CreationTime",
     time_column="creation_time_utc",
     enums={"algorithm": ALGORITHMS, "point_type": POINT_TYPES},
+    # like a VM restore point's, its query takes `RestorePointId` (em-backup-side.md §10)
+    by_parent=ByParent("RestorePointId", "restore_point_uid"),
 )
 BACKUP_TASK_SESSION = EntityType(
     "BackupTaskSession",
@@ -353,7 +380,7 @@ BACKUP_TASK_SESSION = EntityType(
     window="CreationTime",
     time_column="creation_time_utc",
     final_state="Completed",
-    session_filter=("JobSessionUid", "job_session_uid"),
+    by_parent=ByParent("JobSessionUid", "job_session_uid"),
     enums=_TASK,
 )
 

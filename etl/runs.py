@@ -15,13 +15,14 @@ import os
 import socket
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, delete, insert, or_, select, update
+from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import batched
 from .errors import LockHeld
 from .schema import (
     IN_LIST,
+    UTCDateTime,
     etl_locks,
     etl_quarantine,
     etl_runs,
@@ -156,6 +157,10 @@ def finish_run(conn, run_id: int, status: str, stats: dict, error: str | None = 
             new_values=stats.get("new_values", 0),
             sweep_requests=stats.get("sweep_requests", 0),
             refused=json.dumps(stats["refused"]) if stats.get("refused") else None,
+            verify_compared=stats.get("verify_compared"),
+            verify_differing=stats.get("verify_differing"),
+            verify_reloaded=stats.get("verify_reloaded"),
+            verify_requests=stats.get("verify_requests"),
             error=error[:4000] if error else None,
         )
     )
@@ -284,6 +289,20 @@ def unfinished(conn, source: str, table, final_state: str) -> list[str]:
 def last_sweep(conn, source: str) -> datetime | None:
     """When the retention sweep of `source` last ran (None: never)."""
     return conn.scalar(select(etl_sweeps.c.swept_at).where(etl_sweeps.c.source == source))
+
+
+def last_verification(conn, source: str) -> datetime | None:
+    """When the last succeeded run of `source` that checked completeness started (None: never)."""
+    started = conn.scalar(
+        select(func.max(etl_runs.c.started_at)).where(
+            etl_runs.c.source == source,
+            etl_runs.c.status == "succeeded",
+            etl_runs.c.verify_compared.is_not(None),
+        )
+    )
+    if isinstance(started, str):  # SQLite aggregates lose the column type
+        started = UTCDateTime().process_result_value(datetime.fromisoformat(started), None)
+    return started
 
 
 def record_sweep(conn, source: str, run_id: int, at: datetime) -> None:

@@ -116,7 +116,7 @@ etl_runs = Table(
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
     Column("status", String(20), nullable=False),  # running | succeeded | failed
-    Column("mode", String(20), nullable=False),  # full | incremental | since
+    Column("mode", String(20), nullable=False),  # full | incremental | since | repair
     Column("rows_inserted", Integer, nullable=False, default=0),
     Column("rows_updated", Integer, nullable=False, default=0),
     Column("counts", Text),  # JSON: {table: {"inserted": n, "updated": n}}
@@ -129,6 +129,12 @@ etl_runs = Table(
     Column("sweep_requests", Integer, nullable=False, default=0),  # of requests: the retention sweep's
     # JSON [{"type": query type, "role": EM role that reads it}]: types EM refused (403); NULL: none
     Column("refused", Text),
+    # the completeness check (etl.verify), NULL in a run that made none: counts compared, buckets
+    # that differed, rows written reloading them, requests it took (of `requests`)
+    Column("verify_compared", Integer),
+    Column("verify_differing", Integer),
+    Column("verify_reloaded", Integer),
+    Column("verify_requests", Integer),
     Column("error", Text),
     Column("host", String(255)),
     Column("pid", Integer),

@@ -36,12 +36,17 @@ class Options:
     worker_processes: int = field(default_factory=lambda: min(2, max(1, (os.cpu_count() or 1) - 1)))
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     source: str | None = None  # the EM's name in the warehouse; defaults to its URL
-    # reload exactly these windows and nothing else (`verify --repair`): type -> backup server -> from
-    windows: dict[str, dict[str, datetime]] | None = None
     # the retention sweep of restore points, backup files and replica points: True always, False
     # never, None when the last one is `sweep_hours` old (inventory is swept every run, for free)
     sweep: bool | None = None
     sweep_hours: float = 24.0
+    # the completeness check (etl.verify: EM's counts against the warehouse's, what differs reloaded):
+    # True always, False never, None when the last one is `verify_hours` old (and in every full load)
+    verify: bool | None = None
+    verify_hours: float = 24.0
+    verify_days: float = 7.0  # days back it compares per backup server, type and day
+    # only sweep, verify and reload what differs (`veeam-etl verify --repair`): no windows are read
+    repair: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,23 @@ SETTINGS: tuple[Setting, ...] = (
         _O.sweep_hours,
         "Hours between retention sweeps (EM's uid lists of restore points, files, replica points); "
         "0: every run.",
+    ),
+    Setting(
+        "verify_hours",
+        float,
+        0,
+        None,
+        _O.verify_hours,
+        "Hours between completeness checks in a run (EM's counts against the warehouse's, what differs "
+        "reloaded; 0: every run; every full load checks).",
+    ),
+    Setting(
+        "verify_days",
+        float,
+        0,
+        None,
+        _O.verify_days,
+        "Days back the completeness check compares per backup server, type and day.",
     ),
 )
 BY_NAME = {s.name: s for s in SETTINGS}

@@ -68,6 +68,17 @@ def _sources(conn) -> list[dict]:
             select(etl_runs.c.source, func.sum(etl_runs.c.rows_inserted)).group_by(etl_runs.c.source)
         ).all()
     )
+    checked = (
+        select(etl_runs.c.source, func.max(etl_runs.c.id).label("id"))
+        .where(etl_runs.c.verify_compared.is_not(None))
+        .group_by(etl_runs.c.source)
+    )
+    checks = {
+        r["source"]: r
+        for r in conn.execute(
+            select(etl_runs).where(etl_runs.c.id.in_([row.id for row in conn.execute(checked)]))
+        ).mappings()
+    }
     ids = [row.id for row in conn.execute(latest)]
     rows = conn.execute(select(etl_runs).where(etl_runs.c.id.in_(ids)).order_by(etl_runs.c.source)).mappings()
     return [
@@ -85,6 +96,7 @@ def _sources(conn) -> list[dict]:
             "refused": _refused(r["refused"]),
             "last_success": last_success.get(r["source"]),
             "never_loaded": r["source"] not in last_success and not loaded.get(r["source"]),
+            "last_check": _check(checks.get(r["source"])),
         }
         for r in rows
     ]
@@ -98,6 +110,21 @@ def _refused(text: str | None) -> list[dict]:
 def _refused_line(refused: list[dict]) -> str:
     types = ", ".join(f"{r['type']} (needs the EM role {r['role']})" for r in refused)
     return f"        refused by EM (HTTP 403), skipped: {types}"
+
+
+def _check(run) -> dict | None:
+    """The completeness check a run made (etl.verify): what it compared, found and reloaded."""
+    if run is None:
+        return None
+    return {
+        "run_id": run["id"],
+        "status": run["status"],
+        "started_at": run["started_at"],
+        "compared": run["verify_compared"],
+        "differing": run["verify_differing"],
+        "reloaded": run["verify_reloaded"],
+        "requests": run["verify_requests"],
+    }
 
 
 def _t(value) -> str:
@@ -130,6 +157,14 @@ def render(data: dict, now: datetime | None = None) -> str:
             lines.append(f"        error: {s['error'][:200]}")
         if s["refused"]:
             lines.append(_refused_line(s["refused"]))
+        check = s.get("last_check")
+        lines.append(
+            "        completeness: never checked"
+            if check is None
+            else f"        completeness checked by run {check['run_id']} ({check['status']}) at "
+            f"{_t(check['started_at'])}: {check['compared']} counts compared, {check['differing']} "
+            f"differed, {check['reloaded']} rows reloaded, {check['requests']} requests"
+        )
     if not loading:
         lines.append("  (none)")
     if never:
@@ -161,6 +196,11 @@ def render(data: dict, now: datetime | None = None) -> str:
             lines.append(f"        error: {r['error'][:200]}")
         if r["refused"]:
             lines.append(_refused_line(r["refused"]))
+        if r.get("verify_compared") is not None:
+            lines.append(
+                f"        completeness: {r['verify_compared']} counts compared, {r['verify_differing']} "
+                f"differed, {r['verify_reloaded']} rows reloaded ({r['verify_requests']} requests)"
+            )
     if not data["runs"]:
         lines.append("  (none)")
     lines.append("watermarks (newest creation time committed, per source, backup server and type):")

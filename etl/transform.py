@@ -1,7 +1,8 @@
 """Pure: EM entities in, warehouse rows out; and a whole query page read at once.
 
 `read_page(body, entity_type, url)` is the unit of work of the loader's worker processes: a page's
-bytes in, its rows (a `RowBatch`), its unreadable entities (`QuarantineRecord`s) and its paging out.
+bytes in, its rows (a `RowBatch`), its unreadable entities (`QuarantineRecord`s) and its paging out
+(`read_refs`: the same for a References page, UIDs only).
 `entity()` turns one element into a row of its table's columns (without the load metadata), using
 the type's own column function (one small function per type, below) and its declared parents.
 Unreadable fields raise DataError (the entity is quarantined, never half-written). No I/O.
@@ -112,9 +113,7 @@ def entity(entity_type: EntityType, el: etree._Element) -> Entity:
     uid = el.get("UID")
     if not uid or not uid.startswith("urn:veeam:"):
         raise DataError(f"{parse.local(el)} without a valid UID attribute", url)
-    key = entity_type.key_type
-    if (entity_type.also or entity_type.key) and not uid.startswith(f"urn:veeam:{key}:"):
-        uid = f"urn:veeam:{key}:{uid.rsplit(':', 1)[-1]}"
+    uid = key_uid(entity_type, uid)
     fields, found = parse.content(el)
     row: dict[str, Any] = {"uid": uid, "href": url, "name": el.get("Name")}
     parents: dict[str, Link] = {}
@@ -132,6 +131,16 @@ def entity(entity_type: EntityType, el: etree._Element) -> Entity:
         row[parent.column] = value
     row.update(entity_type.columns(el, fields, url, row))
     return Entity(entity_type.table, row, parents)
+
+
+def key_uid(entity_type: EntityType, uid: str) -> str:
+    """The uid a row of `entity_type` is keyed by: `uid` itself, or for a type listed in `also` or with
+    a `key`, the same guid under that urn type (an AgentBackupJob's sessions name it
+    `urn:veeam:Job:{guid}`)."""
+    key = entity_type.key_type
+    if (entity_type.also or entity_type.key) and not uid.startswith(f"urn:veeam:{key}:"):
+        return f"urn:veeam:{key}:{uid.rsplit(':', 1)[-1]}"
+    return uid
 
 
 def read(
@@ -162,6 +171,16 @@ def read_page(body: bytes, entity_type: EntityType, url: str) -> Page:
     elements = parse.query_entities(root, entity_type.types, url)
     entities, quarantined = read(root, entity_type, url, elements)
     return Page(url, batch_of(entity_type.table, entities), quarantined, parse.paging(root, url))
+
+
+def read_refs(body: bytes, entity_type: EntityType, url: str) -> Page:
+    """A query page's body in, asked for in the References format: its rows are the UIDs alone (one
+    column, `uid`, keyed as the type's rows are). Raises what `read_page` raises (see
+    parse.query_refs for the shapes refused)."""
+    root = parse.em_document(body, url)
+    uids = parse.query_refs(root, entity_type.types | {entity_type.key_type}, url)
+    values = [(key_uid(entity_type, uid),) for uid in uids]
+    return Page(url, RowBatch(entity_type.table, ("uid",), values, {}), [], parse.paging(root, url))
 
 
 def placeholder(link: Link, uid: str) -> dict[str, Any]:

@@ -84,7 +84,7 @@ COLUMNS = {
         "started_at": "When the run started (UTC).",
         "finished_at": "When the run ended (UTC); NULL while running or when killed.",
         "status": "`running`, `succeeded` or `failed`.",
-        "mode": "`full`, `incremental` or `since`.",
+        "mode": "`full`, `incremental`, `since` or `repair` (`veeam-etl verify --repair`: sweep, check, reload).",
         "rows_inserted": "Entity rows inserted by the run.",
         "rows_updated": "Entity rows updated by the run.",
         "counts": 'JSON `{table: {"inserted": n, "updated": n}}`.',
@@ -96,9 +96,17 @@ COLUMNS = {
         "new_values": "Enumeration values (State, Result, JobType, …) EM sent that its documentation does "
         "not list and that no earlier run had met: stored as sent, warned about once per warehouse "
         "(`etl_undocumented_values`).",
-        "sweep_requests": "Of `requests`: those of the retention sweep (EM's uid lists).",
+        "sweep_requests": "Of `requests`: those of the retention sweep (EM's uid lists and the lookups "
+        "by UID of what they lack).",
         "refused": 'JSON `[{"type": t, "role": r}]`: query types EM refused to the account (HTTP 403), '
         "skipped by the run, each with the EM role that reads it; NULL when EM refused nothing.",
+        "verify_compared": "Counts the completeness check compared (EM's against the warehouse's: per "
+        "type, then backup server, then day or backup where totals differ); NULL when the run made "
+        "no check (docs/completeness.md).",
+        "verify_differing": "Buckets (type, backup server, day; or backups) whose counts differed and "
+        "that the run read again.",
+        "verify_reloaded": "Rows the completeness check wrote while reading the differing buckets again.",
+        "verify_requests": "Of `requests`: those of the completeness check (counts and reloads).",
         "error": "Why the run failed.",
         "host": "Host the run ran on.",
         "pid": "Process id of the run.",

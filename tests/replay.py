@@ -11,7 +11,9 @@ answers, not the simulator's) at the documented URLs, over a real socket.
                                        required (checked when `user`/`password` are given)
 - `DELETE /api/logonSessions/{id}`     204
 - `GET /api/querySvc…`                 the recorded QuerySvc menu, whatever the parameters
-- `GET /api/query?type=T…`             `queries[T]` (type matched case-insensitively), else `empty`
+- `GET /api/query?type=T…`             `queries[T]` (type matched case-insensitively), else `empty`;
+                                       asked in the References format, the same entities as `<Ref>`s,
+                                       `pageSize` a page (EM's empty References result: no `<Refs>`)
 - any other `GET` path                 `routes["path?query"]`, else `routes[path]`, else 404 with an EM
                                        Error body
 Every request but root and logon needs a live token (else 401 with an Error body). A body is a file
@@ -31,6 +33,8 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape, quoteattr
+
+from lxml import etree
 
 SAMPLES = Path(__file__).resolve().parent / "payloads" / "em-samples"
 RECORDED_ORIGIN = "https://em01.example.local:9398"
@@ -129,6 +133,25 @@ class Replay:
             data = (self.samples / data).read_bytes()
         return status, data.replace(RECORDED_ORIGIN.encode(), self.origin.encode())
 
+    @staticmethod
+    def references(body: bytes, size: int, page: int) -> bytes:
+        """A recorded Entities result as EM answers it in the References format: each entity as a
+        `<Ref>` (its Type + "Reference", UID, Href, Name), `size` a page; no `<Refs>` when empty."""
+        root = etree.fromstring(body)
+        box = root.find(f"{{{NS}}}Entities")
+        found = [] if box is None else [el for el in box.iter() if el.get("Type") and el.get("UID")]
+        count = -(-len(found) // size)
+        refs = "".join(
+            f"<Ref Type={quoteattr(el.get('Type') + 'Reference')} UID={quoteattr(el.get('UID'))} "
+            f"Href={quoteattr((el.get('Href') or '').split('?')[0])} Name={quoteattr(el.get('Name') or '')} />"
+            for el in found[(page - 1) * size : page * size]
+        )
+        return (
+            f'<?xml version="1.0" encoding="utf-8"?>\n<QueryResult xmlns="{NS}">'
+            + (f"<Refs>{refs}</Refs>" if refs else "")
+            + f'<PagingInfo PageNum="{page}" PageSize="{size}" PagesCount="{count}" /></QueryResult>'
+        ).encode()
+
     def error(self, status: int, message: str) -> bytes:
         return (
             f'<?xml version="1.0" encoding="utf-8"?>\n<Error Message={quoteattr(message)} '
@@ -200,8 +223,11 @@ class Replay:
         if path.startswith("/api/querysvc"):
             return self._pair(self.body("querysvc-menu.xml"))
         if path == "/api/query":
-            type_ = dict(parse_qsl(raw_query)).get("type", "").lower()
-            return self._pair(self.body(self.queries.get(type_, self.empty)))
+            params = {k.lower(): v for k, v in parse_qsl(raw_query)}
+            status, body = self.body(self.queries.get(params.get("type", "").lower(), self.empty))
+            if status == 200 and params.get("format", "").lower() == "references":
+                body = self.references(body, int(params.get("pagesize") or 100), int(params.get("page") or 1))
+            return status, {}, body
         spec = (raw_query and self.routes.get(f"{path}?{raw_query}".lower())) or self.routes.get(path)
         if spec is None:
             return 404, {}, self.error(404, f"No resource at {path}")

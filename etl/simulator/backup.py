@@ -319,6 +319,7 @@ class Backup:
         "children",
         "job",
         "job_guid",
+        "imported",
     )
     kind = "Backup"
 
@@ -665,7 +666,7 @@ class BackupSide:
         b = job.backup if job is not None and btype in ("Standard", "ParentBackup") else Backup()
         rng = random.Random(f"{self.seed}:backup:{name}:{server.idx}")
         b.guid, b.name, b.server, b.repo, b.btype = new_guid(rng), name, server, repo, btype
-        b.parent, b.children, b.job = None, [], job
+        b.parent, b.children, b.job, b.imported = None, [], job, False
         b.job_guid = job.guid if job is not None else new_guid(rng)
         if job is None:
             b.platform = "VMware"
@@ -749,7 +750,8 @@ class BackupSide:
         f.ftype = ftype or ("vbk" if full else "vib")
         suffix = f"_{rng.getrandbits(16):04X}" if per_vm else ""
         f.name = f"{chain_name}D{file_stamp(f.created, p.tz)}{suffix}.{f.ftype}"
-        f.path = backup.repo.path.format(job=backup.name, file=f.name)
+        folder = backup.repo.path if backup.repo is not None else "D:\\Imported\\{job}\\{file}"
+        f.path = folder.format(job=backup.name, file=f.name)
         data = 0
         for vm in vms:
             used = vm[2] * vm[3]
@@ -1086,19 +1088,25 @@ class BackupSide:
         if self.retention is None:
             return
         keep = self.retention
-        gone = [rp for rp in self.rps if rp.date < rp.backup.server.view - keep]
+        # an imported backup has no job, so no job's retention removes its points
+        gone = [rp for rp in self.rps if rp.date < rp.backup.server.view - keep and not rp.backup.imported]
+        removed = self.w.removed
         if gone:
             ri, vi, fi = self.index["RestorePoint"], self.index["VmRestorePoint"], self.index["BackupFile"]
             ai = self.index["AgentRestorePoint"]
             for rp in gone:
                 rp.retired = True
                 ri.pop(rp.guid, None)
+                removed.add(rp.uid)
                 for v in rp.vrps:
-                    vi.pop(v.guid, None)
+                    if vi.pop(v.guid, None) is not None:
+                        removed.add(v.uid)
                 for a in rp.arps:
-                    ai.pop(a.guid, None)
+                    if ai.pop(a.guid, None) is not None:
+                        removed.add(a.uid)
                 for f in rp.files:
-                    fi.pop(f.guid, None)
+                    if fi.pop(f.guid, None) is not None:
+                        removed.add(f.uid)
             self.retired_count += len(gone)
             self.rps = [rp for rp in self.rps if not rp.retired]
             self.vrps = [v for v in self.vrps if not v.rp.retired]
@@ -1111,9 +1119,56 @@ class BackupSide:
             for p in w.points:
                 if p.created < p.task.js.job.server.view - keep:
                     idx.pop(p.guid, None)
+                    removed.add(p.uid)
                 else:
                     kept.append(p)
             w.points[:] = kept
+
+    def purge(self, history: int) -> None:
+        """EM's history retention: job sessions that started more than `history` ticks before their
+        backup server's view are no longer listed, with their task sessions and (agent) child sessions."""
+        old = [js for js in self.sessions if js.parent is None and js.start < js.server.view - history]
+        if not old:
+            return
+        gone: set[int] = set()
+        si, ti, removed = self.index["BackupJobSession"], self.index["BackupTaskSession"], self.w.removed
+        for parent in old:
+            for js in (parent, *parent.children):
+                gone.add(id(js))
+                if si.pop(js.guid, None) is not None:
+                    removed.add(js.uid)
+                for t in js.tasks:
+                    if ti.pop(t.guid, None) is not None:
+                        removed.add(t.uid)
+        self.sessions = [js for js in self.sessions if id(js) not in gone]
+        self.tasks = [t for t in self.tasks if id(t.js) not in gone]
+
+    def import_backup(self, server, weeks: float, points: int) -> Backup:
+        """See World.import_backup. The backup copies the chain of a backup job of `server`."""
+        w = self.w
+        job = next((j for j in self.backup_jobs if j.server is server), None)
+        name = f"{job.name if job is not None else 'Backup Job'}_imported"
+        n = sum(1 for b in self.backups if b.imported)
+        rng = random.Random(f"{self.seed}:import:{server.idx}:{n}")
+        b = self._new_backup(None, name, server, None, "Standard")
+        b.imported, b.guid = True, new_guid(rng)  # a backup of the same name imported again is new
+        self._add_backup(b)
+        p = self.profiles[server.idx]
+        vms = list(job.vms[:2]) if job is not None else [self._new_vm(p, rng, False) for _ in range(2)]
+        first = w.now_ticks - int(weeks * 7 * 86400 * T)
+        for k in range(points):
+            date = trunc(first + k * 86400 * T + _rr(rng, 3600 * T), 3)
+            rp = self._new_rp(rng, b, date)
+            f = self._new_file(rng, b, rp, p, name, date + 4 * T, k == 0, False, vms)
+            for vm in vms:
+                v = self._new_vrp(rng, rp, None, vm, date + _rr(rng, 60 * T, 600 * T))
+                v.algorithm, v.point_type = ("Full", "Full") if k == 0 else ("Incremental", "Increment")
+                v.file = f
+                f.vrps.append(v)
+                self._reveal_one(v)
+            self._reveal_one(rp)
+            self._reveal_one(f)
+        return b
 
     def advance(self, new: int) -> set[str]:
         """Move to `new` (ticks); returns the guids whose rendering changed (under the world's lock)."""

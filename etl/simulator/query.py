@@ -74,8 +74,13 @@ def params_for(kind: str, w: World) -> dict:
     if kind in query_backup.KINDS:
         return query_backup.params_for(kind, w)
     p = _common()
+    misread = w.quirks.misread_server_filter  # compared with the bare GUID: a urn matches nothing
     srv = {
-        "backupserveruid": ("BackupServerUid", ("str",), lambda o: _server(o).uid),
+        "backupserveruid": (
+            "BackupServerUid",
+            ("str",),
+            (lambda o: _server(o).guid) if misread else (lambda o: _server(o).uid),
+        ),
         "backupservername": ("BackupServerName", ("str",), lambda o: _server(o).name),
     }
     if kind == "BackupServer":
@@ -324,10 +329,21 @@ class QueryEngine:
 
     def __init__(self, world: World, max_cached: int = 256):
         self.w = world
-        self._params = {k: params_for(k, world) for k in self.TYPES.values()}
+        self._params: dict[str, dict] = {}
+        self._misread = world.quirks.misread_server_filter
         self._cache: dict[tuple, list] = {}
         self._gen = world.generation
         self.max_cached = max_cached
+
+    def params(self, kind: str) -> dict:
+        """The filter parameters of `kind` (built again when `quirks.misread_server_filter` is switched)."""
+        if self._misread != self.w.quirks.misread_server_filter:
+            self._misread = self.w.quirks.misread_server_filter
+            self._params.clear()
+            self._cache.clear()
+        if kind not in self._params:
+            self._params[kind] = params_for(kind, self.w)
+        return self._params[kind]
 
     def source(self, kind: str) -> list:
         w = self.w
@@ -343,11 +359,11 @@ class QueryEngine:
         if self._gen != self.w.generation:
             self._cache.clear()
             self._gen = self.w.generation
+        params = self.params(kind)
         key = (kind, flt, (sort_by or "").lower(), desc)
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        params = self._params[kind]
         pred = parse_filter(flt, params)
         objs = self.source(kind)
         objs = [o for o in objs if pred(o)] if pred else list(objs)

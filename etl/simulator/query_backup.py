@@ -91,7 +91,12 @@ def params_for(kind: str, w) -> dict:
     b = w.backup
     p = {"uid": ("UID", STR, lambda o: o.uid), "name": ("Name", STR, lambda o: o.name)}
     srv = {
-        "backupserveruid": ("BackupServerUid", UID, lambda o: server_of(o).guid),
+        # quirks.misread_server_filter: compared with the bare GUID as a plain string (a urn: nothing)
+        "backupserveruid": (
+            "BackupServerUid",
+            STR if w.quirks.misread_server_filter else UID,
+            lambda o: server_of(o).guid,
+        ),
         "backupservername": ("BackupServerName", STR, lambda o: server_of(o).name),
     }
     if kind in ("Job", "AgentBackupJob"):
@@ -165,8 +170,8 @@ def params_for(kind: str, w) -> dict:
             {
                 "jobuid": ("JobUid", UID, lambda o: o.job_guid),
                 "jobname": ("JobName", STR, lambda o: o.job.name if o.job is not None else None),
-                "repositoryuid": ("RepositoryUid", UID, lambda o: o.repo.guid),
-                "repositoryname": ("RepositoryName", STR, lambda o: o.repo.name),
+                "repositoryuid": ("RepositoryUid", UID, lambda o: o.repo.guid if o.repo else None),
+                "repositoryname": ("RepositoryName", STR, lambda o: o.repo.name if o.repo else None),
                 "platform": _enum_param("Platform", BACKUP_PLATFORMS, lambda o: o.platform),
                 "backuptype": _enum_param("BackupType", BACKUP_TYPES, lambda o: o.btype),
             }

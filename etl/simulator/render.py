@@ -363,8 +363,10 @@ class Renderer:
         p = self.p
         rng = random.Random(f"{page}:{size}") if self.q.shuffle_attributes else None
         info = f"<{p}PagingInfo{attrs([('PageNum', str(page)), ('PageSize', str(size)), ('PagesCount', str(count))], rng)}"
+        # EM's serializer leaves a null list out: an empty References page has no <Refs> at all (a v12
+        # JSON recording shows "Refs": null; em-api.md, "Empty results")
         if count == 0:  # em-samples/query-empty-entities.xml
-            body = f"><{p}{'Entities' if entity else 'Refs'} />{info} />"
+            body = f">{f'<{p}Entities />' if entity else ''}{info} />"
             return self.doc(self._wrap("QueryResult", body.encode(), True))
         if entity:
             body = (
@@ -372,8 +374,10 @@ class Renderer:
                 + self._entities(kind, objs)
                 + f"</{p}{PLURAL[kind]}></{p}Entities>".encode()
             )
-        else:
+        elif objs:
             body = f"><{p}Refs>".encode() + self._refs(objs) + f"</{p}Refs>".encode()
+        else:
+            body = b">"
         items = [f"<{p}Link{attrs([('Rel', rel), ('Href', href)], rng)} />" for rel, href in link_hrefs]
         info += ">" + self.links(items) + f"</{p}PagingInfo>"
         return self.doc(self._wrap("QueryResult", body + info.encode(), True))

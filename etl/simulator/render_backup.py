@@ -245,6 +245,8 @@ def _task_ups(r, o, rng) -> list[str]:
 
 
 def _backup_ups(r, o, rng) -> list[str]:
+    if o.repo is None:  # an imported backup has no repository link (em-api.md)
+        return [_server_link(r, o.server, rng)]
     return [
         _lk(r, "Up", "RepositoryReference", _href(r, "Repository", o.repo.guid), o.repo.name, rng),
         _server_link(r, o.server, rng),

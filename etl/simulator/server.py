@@ -471,6 +471,7 @@ class Simulator:
                 if res is not None:
                     return res
             if kind == "query":
+                w.collect_while_paging()  # with quirks.collecting_minutes: EM's clock moves first
                 qk, objs, entity, page, size, count, links = self.queries.run(ctx.query, r.api)
                 return self._ok(r.query_doc(qk, objs, entity, page, size, count, links))
             if kind in ("entity", "reference", "children"):

@@ -153,6 +153,14 @@ class Quirks:
     # Backup side: older backup servers answer as their version does (backup.Profile); False: all
     # answer like the newest.
     version_quirks: bool = True
+    # EM collects while a client pages (em-api.md, "EM changes while it is read"): before answering
+    # each query page, EM's clock moves this many minutes (new sessions arrive, retention removes
+    # the oldest points, history retention purges the oldest sessions). Deterministic: the world
+    # moves by request, not by wall time. None: the clock moves only when told (`advance`).
+    collecting_minutes: float | None = None
+    # EM compares `BackupServerUid` with the bare GUID: a filter naming a backup server by its urn
+    # matches nothing and answers an empty result, not an error (em-api.md: the form is undocumented).
+    misread_server_filter: bool = False
 
 
 class Server:
@@ -260,6 +268,7 @@ class World:
         agent_computers: int = 3,
         retention_days: float | None = None,
         nas_jobs: int = 1,
+        history_days: float | None = None,
     ):
         """`running_share`: the share of jobs whose newest run started minutes before `now` and is
         still running (the first job always is), on top of the runs that happen to overlap `now`;
@@ -271,8 +280,12 @@ class World:
         `agent_computers` computers each (the last computer of the first job has been unreachable for
         two days); `nas_jobs` file-share backup jobs. `retention_days`: restore points, VM and agent
         restore points, backup files and VM replica points older than this disappear from EM as time
+        advances (None: kept). `history_days`: EM's session history retention (13 weeks by default in
+        EM): job sessions (with their task sessions) that started longer ago are purged as time
         advances (None: kept)."""
         self.seed, self.quirks = seed, quirks or Quirks()
+        self.history = None if history_days is None else int(history_days * 86400 * T)
+        self.removed: set[str] = set()  # uids EM listed and no longer does (purged, retired)
         self.running_share = running_share
         self.lock = threading.RLock()
         self.origin = "http://localhost:9399"  # set by the Simulator serving this world; used by truth()
@@ -309,6 +322,7 @@ class World:
         self.backup = BackupSide(
             self, backup_jobs, agent_jobs, copy_jobs, agent_computers, retention_days, vms_per_job, nas_jobs
         )
+        self._purge()
 
     # ---------------------------------------------------------------- construction
     def _make_server(self, i: int) -> Server:
@@ -562,10 +576,46 @@ class World:
         self._reveal(new)
         self._active = [js for js in self._active if js.end > js.job.server.view]
         changed |= self.backup.advance(new)
+        self._purge()
         self.generation += 1
         for cb in self._listeners:
             cb(changed)
         return changed
+
+    def _purge(self) -> None:
+        """EM's history retention: job sessions (and their task sessions) that started more than
+        `history` before their backup server's view are no longer listed."""
+        if self.history is None:
+            return
+        old = [js for js in self.job_sessions if js.start < js.job.server.view - self.history]
+        if old:
+            gone = {id(js) for js in old}
+            for js in old:
+                self.index["ReplicaJobSession"].pop(js.guid, None)
+                self.removed.add(js.uid)
+                for t in js.tasks:
+                    self.index["ReplicaTaskSession"].pop(t.guid, None)
+                    self.removed.add(t.uid)
+            self.job_sessions[:] = [js for js in self.job_sessions if id(js) not in gone]
+            self.tasks[:] = [t for t in self.tasks if id(t.js) not in gone]
+        self.backup.purge(self.history)
+
+    def collect_while_paging(self) -> None:
+        """A query page is about to be answered: with `quirks.collecting_minutes`, EM's clock moves first."""
+        if self.quirks.collecting_minutes:
+            self.advance(timedelta(minutes=self.quirks.collecting_minutes))
+
+    def import_backup(self, server: int = 0, weeks: float = 3.0, points: int = 3):
+        """A backup imported on backup server `server` (index): named `<job>_imported`, without a
+        repository link, its restore points, VM restore points and backup files dated `weeks` before
+        now (em-api.md, "EM changes while it is read"; VBR guide, importing_backups.html). Listed at
+        once, whatever the watermarks of a client say. Returns the simulator's Backup."""
+        with self.lock:
+            backup = self.backup.import_backup(self.servers[server], weeks, points)
+            self.generation += 1
+            for cb in self._listeners:
+                cb(set())
+            return backup
 
     # ---------------------------------------------------------------- state at now
     def js_state(self, js: JobSession) -> tuple[str, int | None, int, int | None]:

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from etl import db, pipeline, reconcile, report, schema
+from etl import db, pipeline, reconcile, registry, report, schema
 from etl.simulator import Simulator, World
 from helpers import assert_equal_to_truth, dump
 
@@ -95,3 +95,30 @@ def test_what_retention_removes_is_marked_deleted_and_the_rest_stays_exact(db_ur
 
 def test_the_sweep_reads_uid_lists_only_when_due():
     assert {t.table for t in reconcile.swept_types()} == set(SWEPT)
+
+
+def test_a_row_the_uid_lists_lack_is_marked_deleted_only_if_em_does_not_return_it_by_uid(db_url):
+    """EM's uid lists are offset pages into a result it changes: one may lack a row EM still holds.
+    Such a row is a candidate only; EM is asked for it by UID, and only what it does not return is
+    marked deleted."""
+    from datetime import UTC, datetime
+
+    from helpers import Warehouse
+
+    w = Warehouse(db_url)
+    now = datetime(2025, 8, 15, 12, tzinfo=UTC)
+    listed, slid, gone = (w.add(schema.restore_points) for _ in range(3))
+    asked: list[list[str]] = []
+
+    def lookup(uids: list[str]) -> set[str]:
+        asked.append(sorted(uids))
+        return {slid} & set(uids)  # EM still holds the one that slid past its lists
+
+    marked, back = reconcile.sweep(w.eng, registry.RESTORE_POINT, "test", 999, now, [[listed]], lookup)
+    assert (marked, back) == (1, 0) and asked == [sorted([slid, gone])]
+    with w.eng.connect() as conn:
+        deleted = dict(
+            conn.execute(select(schema.restore_points.c.uid, schema.restore_points.c.deleted_at)).all()
+        )
+    assert deleted[gone] is not None and deleted[slid] is None and deleted[listed] is None
+    w.close()

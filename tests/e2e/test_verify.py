@@ -1,44 +1,107 @@
-"""`veeam-etl verify`: EM's counts per backup server and type against the warehouse's, and --repair
-reloading exactly the windows that differ."""
+"""The completeness check: EM's counts against the warehouse's, per type, then backup server, then day
+(or backup), and exactly what differs read again — in `run` on a schedule, and by hand with
+`veeam-etl verify` (`--repair`)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
 
-from etl import db, pipeline, schema
+from etl import db, pipeline, registry, schema, status
 from etl.simulator import Simulator, World
 from helpers import assert_equal_to_truth, cli
 
 
-def test_verify_finds_what_the_warehouse_lost_and_repair_reloads_exactly_that(db_url):
+def _world(now: datetime) -> World:
+    return World(seed=4, servers=2, jobs=2, vms_per_job=3, days=3, backup_jobs=2, now=now, running_share=0)
+
+
+def test_verify_by_hand_finds_what_the_warehouse_lost_and_repair_reloads_exactly_that(db_url):
     now = datetime.now(UTC).replace(microsecond=0)  # the window ends where the last run started
-    world = World(seed=4, servers=2, jobs=2, vms_per_job=3, days=3, backup_jobs=2, now=now, running_share=0)
+    world = _world(now)
     with Simulator(world) as sim:
         eng = db.engine(db_url)
         pipeline.run(eng, sim.url, "demo", "demo")
         quiet = cli("verify", "--url", sim.url, "--user", "demo", "--db", db_url)
         assert quiet.returncode == 0, quiet.stdout + quiet.stderr
-        assert "0 of " in quiet.stdout and "windows differ" in quiet.stdout
+        assert "0 windows differ" in quiet.stdout
 
         tasks = schema.backup_task_sessions
-        with eng.begin() as conn:  # the warehouse loses one server's task sessions of the last day
-            server, lost = conn.execute(
-                select(tasks.c.backup_server_uid, tasks.c.uid)
-                .order_by(tasks.c.creation_time_utc.desc())
-                .limit(1)
-            ).one()
+        with eng.begin() as conn:  # the warehouse loses one server's task sessions
+            server = conn.execute(
+                select(tasks.c.backup_server_uid).order_by(tasks.c.creation_time_utc.desc()).limit(1)
+            ).scalar_one()
             gone = conn.execute(delete(tasks).where(tasks.c.backup_server_uid == server)).rowcount
         found = cli("verify", "--url", sim.url, "--user", "demo", "--db", db_url)
         assert found.returncode == 1, found.stdout + found.stderr
-        assert "BackupTaskSession" in found.stdout and f"{gone:>9}" in found.stdout
-        assert "1 of " in found.stdout and "--repair" in found.stdout
+        lines = [ln for ln in found.stdout.splitlines() if "BackupTaskSession" in ln]
+        # the loss, found per day on that server only (the other server's counts agree)
+        assert lines and sum(int(ln.split()[-1]) for ln in lines) == gone
+        assert "--repair" in found.stdout
 
         repaired = cli("verify", "--url", sim.url, "--user", "demo", "--db", db_url, "--repair")
         assert repaired.returncode == 0, repaired.stdout + repaired.stderr
-        assert "repair load" in repaired.stdout and "0 of " in repaired.stdout.rsplit("verify", 1)[-1]
-        with eng.connect() as conn:
-            assert conn.scalar(select(tasks.c.uid).where(tasks.c.uid == lost)) == lost
+        assert "repair load" in repaired.stdout and f"{gone} rows reloaded" in repaired.stdout
+        assert "0 windows differ" in repaired.stdout.rsplit("verify", 1)[-1]
         assert_equal_to_truth(eng, world.truth())
         eng.dispose()
+
+
+def test_run_checks_completeness_when_due_and_reloads_exactly_the_row_it_lost(db_url):
+    now = datetime.now(UTC).replace(microsecond=0)
+    world = _world(now)
+    with Simulator(world) as sim:
+        first = cli("run", "--url", sim.url, "--user", "demo", "--db", db_url)
+        assert first.returncode == 0, first.stderr
+        assert "completeness check:" in first.stdout  # every full load checks
+        eng = db.engine(db_url)
+        points, tasks = schema.vm_restore_points, schema.backup_task_sessions
+        named = select(tasks.c.vm_restore_point_uid).where(tasks.c.vm_restore_point_uid.is_not(None))
+        with eng.begin() as conn:  # the warehouse loses one VM restore point (nothing names it)
+            lost = conn.execute(
+                select(points.c.uid)
+                .where(points.c.uid.not_in(named))
+                .order_by(points.c.creation_time_utc.desc())
+                .limit(1)
+            ).scalar_one()
+            conn.execute(delete(points).where(points.c.uid == lost))
+
+        quiet = cli("run", "--url", sim.url, "--user", "demo", "--db", db_url)
+        assert quiet.returncode == 0, quiet.stderr
+        assert "completeness check" not in quiet.stdout  # checked an hour ago at most: not due
+        with eng.connect() as conn:
+            assert conn.scalar(select(points.c.uid).where(points.c.uid == lost)) is None
+
+        again = cli("run", "--url", sim.url, "--user", "demo", "--db", db_url, "--verify-hours", "0")
+        assert again.returncode == 0, again.stderr
+        assert "1 differed, 1 rows reloaded" in again.stdout, again.stdout
+        with eng.connect() as conn:
+            assert conn.scalar(select(points.c.uid).where(points.c.uid == lost)) == lost
+            run = conn.execute(select(schema.etl_runs).order_by(schema.etl_runs.c.id.desc()).limit(1)).one()
+        # the same run found and reloaded it, and recorded what it compared
+        assert (run.verify_differing, run.verify_reloaded) == (1, 1)
+        assert run.verify_compared > len(registry.incremental()) and run.verify_requests > 0
+        assert run.rows_inserted == 1
+        shown = cli("status", "--db", db_url)
+        assert f"completeness checked by run {run.id} (succeeded)" in shown.stdout
+        assert "1 differed, 1 rows reloaded" in shown.stdout
+        data = json.loads(cli("status", "--db", db_url, "--json").stdout)
+        assert data["sources"][0]["last_check"]["reloaded"] == 1
+        assert_equal_to_truth(eng, world.truth())
+        checked = status.collect(eng)["runs"]
+        assert [r["verify_compared"] is not None for r in checked] == [True, False, True]
+        eng.dispose()
+
+
+def test_the_check_settings_reach_the_run_from_a_flag_and_an_estate_key():
+    from etl import cli as cli_mod
+    from etl import settings
+
+    opts = settings.options({"verify_hours": 0.0, "verify_days": 2.5})
+    assert (opts.verify_hours, opts.verify_days) == (0.0, 2.5)
+    assert settings.options({}).verify_hours == 24.0 and settings.options({}).verify_days == 7.0
+    flags = {p.opts[0] for p in cli_mod.run.params}
+    assert {"--verify-hours", "--verify-days"} <= flags
+    assert {"verify_hours", "verify_days"} <= set(cli_mod._ESTATE_OVERRIDES)

@@ -68,7 +68,7 @@ class Api:
             if fmt == "Entities":
                 out.extend(root.find(f"{NS}Entities")[0])
             else:
-                out.extend(root.find(f"{NS}Refs"))
+                out.extend(root.find(f"{NS}Refs") or [])  # an empty page has no <Refs>
             info = root.find(f"{NS}PagingInfo")
             nxt = [ln.get("Href") for ln in info.iter(f"{NS}Link") if ln.get("Rel") == "Next"]
             url = nxt[0] if nxt else None

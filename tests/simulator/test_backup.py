@@ -64,7 +64,7 @@ class Api:
                 wrapper = root.find(NS + "Entities")
                 out.extend(el for inner in wrapper for el in inner)
             else:
-                out.extend(root.find(NS + "Refs"))
+                out.extend(root.find(NS + "Refs") or [])  # an empty page has no <Refs>
             nxt = [
                 x.get("Href")
                 for x in root.find(NS + "PagingInfo").iter(NS + "Link")

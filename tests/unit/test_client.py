@@ -314,3 +314,51 @@ def test_a_stop_request_ends_the_next_request_and_a_retry_wait():
             assert len(em.seen) == asked  # no request went out after the stop
         finally:
             stopping.reset()
+
+
+def test_a_fresh_token_used_up_by_other_threads_before_the_repeat_is_an_expiry_not_a_refusal():
+    """EM expires a token after two requests. Thread A's token expires; A logs on again, but before its
+    repeat goes out another thread uses the new token up. The new token worked, so the 401 A gets is an
+    expiry: A logs on once more and its request succeeds."""
+    import threading
+
+    a_waiting, b_done = threading.Event(), threading.Event()
+
+    class UsedUp(FakeEM):
+        def __init__(self):
+            super().__init__(script={"/api/backupServers/1": [(200, SERVER, {})] * 20})
+            self.uses: dict[str, int] = {}
+
+        def __call__(self, request):
+            token = request.headers.get("X-RestSvcSessionId")
+            if token and request.url.path == "/api/backupServers/1":
+                if threading.current_thread().name == "A" and token == "tok2" and not a_waiting.is_set():
+                    a_waiting.set()  # A's repeat: let the other thread use the new token up first
+                    b_done.wait(10)
+                self.uses[token] = self.uses.get(token, 0) + 1
+                if self.uses[token] > 2:
+                    return httpx.Response(
+                        401, content=f'<Error {NS} Message="expired" StatusCode="401"/>'.encode()
+                    )
+            return super().__call__(request)
+
+    em = UsedUp()
+    errors: list[BaseException] = []
+    with client(em) as c:
+        c.get("/api/backupServers/1")
+        c.get("/api/backupServers/1")  # tok1 used up
+
+        def a():
+            try:
+                c.get("/api/backupServers/1")
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        thread = threading.Thread(target=a, name="A")
+        thread.start()
+        assert a_waiting.wait(10)
+        c.get("/api/backupServers/1")  # the other thread, with tok2
+        c.get("/api/backupServers/1")  # tok2 used up
+        b_done.set()
+        thread.join(10)
+    assert errors == [] and em.tokens == 3

@@ -1,5 +1,6 @@
 """etl.crawl: paging by PagesCount or by Next links, UID filters, parents through Alternate links."""
 
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +29,8 @@ def _page(uids, page, pages=None, next_href=None):
 
 
 class QueryEM(FakeEM):
-    """Serves /api/query pages keyed by the `page` parameter."""
+    """Serves /api/query pages keyed by the `page` parameter; a References query, the UIDs of them all
+    (the atomic list a multi-page inventory answer is cross-checked against)."""
 
     def __init__(self, pages):
         super().__init__()
@@ -40,6 +42,11 @@ class QueryEM(FakeEM):
             and request.headers.get("X-RestSvcSessionId") == f"tok{self.tokens}"
         ):
             self.seen.append(request)
+            if request.url.params.get("format") == "References":
+                uids = re.findall(r'UID="([^"]+)"', b"".join(self.pages.values()).decode())
+                refs = "".join(f'<Ref UID="{u}" Type="Reference"/>' for u in uids)
+                body = f'<QueryResult {NS}><Refs>{refs}</Refs><PagingInfo PageNum="1" PagesCount="1"/></QueryResult>'
+                return httpx.Response(200, content=body.encode())
             return httpx.Response(200, content=self.pages[request.url.params.get("page", "1")])
         return super().__call__(request)
 
@@ -51,8 +58,11 @@ def test_pages_by_count_in_order_with_prefetch():
             uid for p in crawl.pages(c, pool, registry.BACKUP_SERVER, ahead=3) for uid in p.rows.column("uid")
         ]
     assert got == [f"urn:veeam:BackupServer:{k}{x}" for k in range(1, 6) for x in "ab"]
-    queries = [r for r in em.seen if r.url.path == "/api/query"]
+    queries = [r for r in em.seen if r.url.path == "/api/query" and r.url.params["format"] == "Entities"]
     assert len(queries) == 5 and all(r.url.params["pageSize"] == "500" for r in queries)
+    # a multi-page inventory answer is checked against one atomic uid list (nothing was missing)
+    refs = [r for r in em.seen if r.url.params.get("format") == "References"]
+    assert len(refs) == 1 and refs[0].url.params["pageSize"] == str(crawl.REFS_PAGE_SIZE)
 
 
 def _job_page(k, pages):
@@ -74,7 +84,7 @@ def test_jobs_are_asked_at_most_a_hundred_a_page_whatever_the_page_size():
         with client(em, page_size=configured) as c, ThreadPoolExecutor(2) as pool:
             rows = [row for p in crawl.pages(c, pool, registry.JOB) for row in p.rows.values]
         assert len(rows) == 6
-        queries = [r for r in em.seen if r.url.path == "/api/query"]
+        queries = [r for r in em.seen if r.url.path == "/api/query" and r.url.params["format"] == "Entities"]
         assert [r.url.params["pageSize"] for r in queries] == [asked] * 3
         assert [r.url.params["page"] for r in queries] == ["1", "2", "3"]
 
@@ -213,6 +223,23 @@ def test_prefetch_keeps_at_most_ahead_pages_in_flight():
     assert peak[0] <= 3
 
 
+class AnswerEM(FakeEM):
+    """Answers every /api/query with one body, whatever its parameters (a count's one page)."""
+
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+
+    def __call__(self, request):
+        if (
+            request.url.path == "/api/query"
+            and request.headers.get("X-RestSvcSessionId") == f"tok{self.tokens}"
+        ):
+            self.seen.append(request)
+            return httpx.Response(200, content=self.body)
+        return super().__call__(request)
+
+
 def _refs(uids, pages=None, refs=True):
     info = f' PagesCount="{pages}"' if pages is not None else ""
     body = "".join(
@@ -233,7 +260,7 @@ def _refs(uids, pages=None, refs=True):
     ],
 )
 def test_count_reads_the_rows_on_the_page_never_pages_count_alone(body, expected):
-    em = QueryEM({"1": body})
+    em = AnswerEM(body)
     with client(em) as c:
         assert crawl.count(c, registry.BACKUP) == expected
     (asked,) = [r for r in em.seen if r.url.path == "/api/query"]
@@ -244,7 +271,7 @@ def test_count_reads_the_rows_on_the_page_never_pages_count_alone(body, expected
 def test_count_refuses_what_is_not_a_count():
     menu = f'<QuerySvc {NS} Type="QueryService" Href="/api/querySvc"><Links/></QuerySvc>'.encode()
     for body, error in ((menu, UnexpectedDocument), (_refs(["a"]), SourceError)):
-        with client(QueryEM({"1": body})) as c, pytest.raises(error):
+        with client(AnswerEM(body)) as c, pytest.raises(error):
             crawl.count(c, registry.BACKUP)
     denied = f'<Error {NS} Message="Access denied" StatusCode="403"/>'.encode()
     em = FakeEM(script={"/api/query": [(403, denied, {})]})

@@ -145,7 +145,7 @@ def test_upgrading_a_populated_0001_warehouse_keeps_every_row(db_url):
 
 
 def test_upgrading_a_populated_0002_warehouse_keeps_every_row(db_url):
-    """0004 adds agent restore points, the job sources and the undocumented-values record to a warehouse
+    """0003 adds agent restore points, the job sources and the undocumented-values record to a warehouse
     that holds both sides already: every row survives with its values, but a free space EM reported
     as -1 (unknown), which becomes NULL like an unknown capacity; sources are NULL (not recorded then)."""
     from datetime import UTC, datetime
@@ -229,12 +229,8 @@ def test_upgrading_a_populated_0002_warehouse_keeps_every_row(db_url):
     eng.dispose()
 
 
-# the revision 0003b revises (migrations are chained in the order the issues merge)
-BEFORE_0003B = "0004"
-
-
-def test_upgrading_a_populated_0004_warehouse_keeps_every_row(db_url):
-    """0003b adds etl_runs.refused (query types EM refused to the account) to the warehouse the
+def test_upgrading_a_populated_0003_warehouse_keeps_every_row(db_url):
+    """0004 adds etl_runs.refused (query types EM refused to the account) to the warehouse the
     revision before it left: every row of every table survives as it was, and the runs already
     recorded refused nothing (NULL)."""
     from datetime import UTC, datetime
@@ -248,7 +244,7 @@ def test_upgrading_a_populated_0004_warehouse_keeps_every_row(db_url):
     cfg = db.alembic_config()
     with eng.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, BEFORE_0003B)
+        command.upgrade(cfg, "0003")
     old = MetaData()
     old.reflect(eng)
     now = datetime(2025, 8, 15, 12, tzinfo=UTC)
@@ -299,4 +295,47 @@ def test_upgrading_a_populated_0004_warehouse_keeps_every_row(db_url):
     with eng.connect() as conn:
         assert everything(conn) == before
         assert conn.execute(select(schema.etl_runs.c.refused)).scalars().all() == [None, None]
+    eng.dispose()
+
+
+def test_upgrading_a_populated_0002_warehouse_keeps_every_run_and_reads_it_as_not_checked(db_url):
+    """0005 adds what the completeness check records to etl_runs: every run recorded before keeps its
+    row as it was, and reads as a run that made no check (NULL)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import MetaData, insert
+
+    eng = db.engine(db_url)
+    cfg = db.alembic_config()
+    with eng.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+    old = MetaData()
+    old.reflect(eng)
+    now = datetime(2025, 8, 15, 12, tzinfo=UTC)
+    runs = [
+        {"id": i, "source": "em", "started_at": now, "finished_at": now, "status": status, "mode": "full",
+         "rows_inserted": 10 * i, "rows_updated": i, "counts": "{}", "parents_from_links": 0, "requests": 30 + i,
+         "retries": 0, "quarantined": 0, "foreign_links": 0, "new_values": 0, "sweep_requests": i,
+         "error": None if status == "succeeded" else "boom", "host": "h", "pid": 1}
+        for i, status in ((1, "succeeded"), (2, "failed"))
+    ]  # fmt: skip
+    server = {"uid": "urn:veeam:BackupServer:1", "name": "vbr01", "placeholder": False, "source": "em",
+              "first_loaded_at": now, "last_loaded_at": now, "run_id": 1}  # fmt: skip
+    with eng.begin() as conn:
+        conn.execute(insert(old.tables["etl_runs"]), runs)
+        conn.execute(insert(old.tables["backup_servers"]).values(**server))
+
+    db.migrate(eng)
+
+    assert db.current(eng) == db.head() and _diff(eng) == []
+    with eng.connect() as conn:
+        got = [
+            dict(r) for r in conn.execute(select(schema.etl_runs).order_by(schema.etl_runs.c.id)).mappings()
+        ]
+        assert [{k: r[k] for k in runs[0]} for r in got] == runs
+        assert all(
+            r[c] is None for r in got for c in ("verify_compared", "verify_differing", "verify_reloaded")
+        )
+        assert conn.scalar(select(schema.backup_servers.c.name)) == "vbr01"
     eng.dispose()

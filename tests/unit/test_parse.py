@@ -184,3 +184,41 @@ def test_an_error_body_answered_with_200_is_a_retriable_parse_error_naming_ems_m
 def test_offset_variant_is_not_naive():
     tz = timezone(timedelta(hours=-5))
     assert parse.utc("2025-01-01T00:00:00-05:00") == datetime(2025, 1, 1, tzinfo=tz)
+
+
+EMPTY_SHAPES = {  # em-api.md "Empty results": EM's serializer leaves null lists out
+    "no list at all": "",
+    "<Entities/>": "<Entities/>",
+    "<Entities> with an empty wrapper": "<Entities><BackupServers/></Entities>",
+    "<Refs/>": "<Refs/>",
+}
+PAGING = '<PagingInfo PageNum="1" PageSize="1" PagesCount="1"/>'
+
+
+@pytest.mark.parametrize("shape", sorted(EMPTY_SHAPES))
+def test_a_query_result_with_paging_info_and_no_list_is_an_empty_page_in_either_format(shape):
+    url = "https://em/api/query?type=BackupServer"
+    root = parse.document(f"<QueryResult {NS}>{EMPTY_SHAPES[shape]}{PAGING}</QueryResult>".encode(), url)
+    if shape != "<Refs/>":
+        assert parse.query_entities(root, frozenset({"BackupServer"}), url) == []
+    if not shape.startswith("<Entities"):
+        assert parse.query_refs(root, frozenset({"BackupServer"}), url) == []
+
+
+def test_a_references_page_gives_its_uids_and_refuses_what_is_not_one(payload):
+    url = "https://em01.example.local:9398/api/query?type=BackupServer&format=References"
+    page = parse.em_document(payload("em-samples/query-references-page.xml"), url)
+    assert parse.query_refs(page, frozenset({"BackupServer"}), url) == [
+        "urn:veeam:BackupServer:7445e6ce-0000-4171-b909-000000000001"
+    ]
+    with pytest.raises(UnexpectedDocument, match="references to BackupServer only"):
+        parse.query_refs(page, frozenset({"Job"}), url)
+    entities = parse.em_document(payload("em-samples/backup-server-v13.xml"), url)
+    with pytest.raises(UnexpectedDocument, match="the Entities format"):
+        parse.query_refs(entities, frozenset({"BackupServer"}), url)
+    menu = parse.em_document(payload("em-samples/querysvc-menu.xml"), url)
+    with pytest.raises(UnexpectedDocument, match="<QuerySvc>"):
+        parse.query_refs(menu, frozenset({"BackupServer"}), url)
+    bare = parse.document(f"<QueryResult {NS}><Refs/></QueryResult>".encode(), url)
+    with pytest.raises(UnexpectedDocument, match="without <PagingInfo>"):
+        parse.query_refs(bare, frozenset({"BackupServer"}), url)

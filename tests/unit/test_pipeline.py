@@ -68,11 +68,12 @@ def test_remembered_parents_are_only_a_cache_and_forgotten_once_no_type_to_load_
     sizes: list[tuple[str, int, int]] = []
     load_pages = pipeline.Loading.load_pages
 
-    def logged(self, entity_type, *args):
-        load_pages(self, entity_type, *args)
+    def logged(self, entity_type, *args, **kwargs):
+        loaded = load_pages(self, entity_type, *args, **kwargs)
         sizes.append(
             (entity_type.name, len(self.known["vm_replica_points"]), len(self.known["backup_job_sessions"]))
         )
+        return loaded
 
     monkeypatch.setattr(pipeline.Loading, "load_pages", logged)
     world = World(seed=8, servers=2, jobs=3, vms_per_job=4, days=3)
@@ -92,8 +93,9 @@ def test_each_query_asks_for_its_first_page_while_the_query_before_it_is_stored(
     fetch_page, upsert = crawl.fetch_page, Loader.upsert
 
     def logged_fetch(client, url, entity_type, workers=None):
-        if "page=1&" in url + "&":
-            events.append(("page 1", entity_type.table))
+        for k in ("1", "2"):
+            if f"page={k}&" in url + "&" and "filter=" not in url:
+                events.append((f"page {k}", entity_type.table))
         return fetch_page(client, url, entity_type, workers)
 
     def logged_upsert(self, rows):
@@ -121,3 +123,5 @@ def test_each_query_asks_for_its_first_page_while_the_query_before_it_is_stored(
     assert first_page("vm_restore_points") < last_store("backup_files")
     assert first_page("agent_restore_points") < last_store("vm_restore_points")
     assert first_page("backup_task_sessions") < last_store("agent_restore_points")
+    # and its next pages as soon as its page 1 tells how many there are
+    assert events.index(("page 2", "vm_restore_points")) < last_store("backup_files")

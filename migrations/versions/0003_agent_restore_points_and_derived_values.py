@@ -10,7 +10,7 @@
 - a free space EM reported as -1 (object storage: unknown), kept until now in repositories and
   repository_space, becomes NULL like an unknown capacity. Every row is kept.
 
-Revision ID: 0004
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-07 12:00:00
 
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = "0004"
+revision: str = "0003"
 down_revision: str | Sequence[str] | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -4,8 +4,8 @@ A restricted account (a Portal User cannot read jobs) gets 403 on some query typ
 them and records which, with the EM role that reads each, as JSON. Existing runs get NULL (nothing
 refused): every row is kept as it is.
 
-Revision ID: 0003b
-Revises: 0004
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-14 10:00:00
 
 """
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = "0003b"
-down_revision: str | Sequence[str] | None = "0004"
+revision: str = "0004"
+down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
