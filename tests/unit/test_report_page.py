@@ -266,7 +266,7 @@ def _imports(path) -> set[str]:
 
 def test_the_renderers_depend_on_the_summary_never_the_other_way():
     """The report's modules import one way: reading and the summary import no renderer, nothing imports
-    in a loop."""
+    in a loop; `veeam-etl metrics` takes only the view reader from the report."""
     package = Path(page.__file__).parent
     graph = {p.stem: _imports(p) for p in package.glob("*.py")}
     below = {"read", "outcomes", "figures", "summary"}
@@ -282,3 +282,6 @@ def test_the_renderers_depend_on_the_summary_never_the_other_way():
         return seen
 
     assert not [name for name in graph if name != "__init__" and name in reaches(name, set())]
+    metrics = Path(page.__file__).parents[1] / "metrics"
+    taken = {m for p in metrics.glob("*.py") for m in _imports(p) if m.startswith("report")}
+    assert taken == {"report.read"}, taken
