@@ -1,8 +1,6 @@
-"""`veeam-etl metrics`: the warehouse as Prometheus metrics (text exposition, through prometheus_client).
-
-families.py declares every family; collection.py reads the reporting views and etl_runs into them on every
-collection; serve.py writes one collection to a file (--out) or serves GET /metrics (--listen). The
-alert rules on these families are in deploy/prometheus/, the setups in docs/alerting.md.
+"""`veeam-etl metrics`: the warehouse as Prometheus metrics. families.py declares every family,
+collection.py reads the reporting views and etl_runs into them on every collection, serve.py writes one
+to a file (--out) or serves GET /metrics (--listen). Alert rules: deploy/prometheus/, docs/alerting.md.
 """
 
 from __future__ import annotations

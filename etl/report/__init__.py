@@ -1,10 +1,6 @@
-"""`veeam-etl report`: `render` the reporting views (sql/) as terminal tables, CSV, JSON or one
-self-contained HTML page, or `write` that into a file. Reads only the public views, the base tables
-for one figure, and etl_settings; never writes to the warehouse.
-
-The flow: read.py reads a view → summary.py builds the typed Summary → text.py, data.py and page.py
-(templates/, static/report.css, charts.py) render it. The renderers depend on the summary, never the
-other way round.
+"""`veeam-etl report`: `render` the reporting views (sql/) as terminal tables, CSV, JSON or one HTML
+page, or `write` that into a file; never writes to the warehouse. read.py reads a view → summary.py
+builds the typed Summary → text.py, data.py and page.py render it (renderers depend on the summary).
 """
 
 from __future__ import annotations
@@ -19,7 +15,7 @@ from ..errors import ConfigError, LoadError
 from . import data, page, summary, text
 from .read import VIEWS, read_view, view_columns
 
-__all__ = ["FORMATS", "VIEWS", "render", "write"]
+__all__ = ["FORMATS", "VIEWS", "read_view", "render", "view_columns", "write"]
 
 FORMATS = ("table", "csv", "json", "html")
 
