@@ -13,6 +13,7 @@ from html import unescape
 from sqlalchemy import select, text
 
 from etl import db, report, schema
+from etl.report.read import instant
 from etl.simulator import Simulator, World
 from helpers import assert_equal_to_truth, cli
 
@@ -71,7 +72,7 @@ def test_agent_computers_are_protected_by_their_agent_points_and_nas_sessions_ha
     assert len(truth["agent_restore_points"]) > 20
 
     with eng.connect() as conn:
-        clock = report._instant(conn.execute(text("SELECT now_utc FROM v__clock")).scalar())
+        clock = instant(conn.execute(text("SELECT now_utc FROM v__clock")).scalar())
         machines = report.read_view(conn, "v_vm_backup_status")
     agents = {(m["backup_server_uid"], m["vm_key"]): m for m in machines if m["kind"] == "agent"}
     expected = _expected_agents(truth, clock)

@@ -11,6 +11,7 @@ import signal
 import stat
 import subprocess
 import sys
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from wsgiref.util import setup_testing_defaults
@@ -24,7 +25,10 @@ from sqlalchemy.exc import OperationalError
 
 from etl import db, metrics, schema, views
 from etl.errors import ConfigError, VeeamEtlError
-from helpers import add_backup_estate, cli, cli_env
+from etl.metrics import collection, serve
+from etl.report.read import read_view
+from etl.simulator import World
+from helpers import add_backup_estate, cli, cli_env, truth_rows
 
 H = timedelta(hours=1)
 GIB = 2**30
@@ -238,6 +242,65 @@ def test_every_family_with_its_values(db_url):
     assert value(m, "veeam_etl_last_run_undocumented_values", **em) == 0
 
 
+def test_replication_runs_are_folded_as_v_replica_job_daily_folds_them(db_url):
+    """metrics folds replication sessions into runs in Python (collection.replica_runs), the view
+    v_replica_job_daily in SQL: per job and UTC day of a run's start both count the same runs by final
+    outcome, on a simulated estate with automatic retries plus a run still going, a retry with no
+    scheduled session before it and a Result nobody documented."""
+    eng = db.engine(db_url)
+    db.migrate(eng)
+    now = datetime.now(UTC).replace(microsecond=0)
+    truth = World(seed=2, servers=2, jobs=4, vms_per_job=3, days=10, now=now).truth()
+    meta = {"source": "sim", "first_loaded_at": now, "last_loaded_at": now, "run_id": 1}
+    with eng.begin() as conn:
+        conn.execute(
+            insert(schema.etl_runs).values(
+                id=1, source="sim", started_at=now, status="succeeded", mode="full"
+            )
+        )
+        for table, rows in truth_rows(truth).items():
+            if rows:
+                conn.execute(insert(schema.table(table)), [{**r, **meta} for r in rows])
+        job = "urn:veeam:Job:odd"
+        conn.execute(
+            insert(schema.jobs).values(uid=job, name="Odd", job_type="Replica", placeholder=False, **meta)
+        )
+        for uid, start, state, result, retry in (
+            ("o1", now - 50 * H, "Stopped", "Failed", True),  # a retry with no scheduled session before it
+            ("o2", now - 49 * H, "Stopped", "Succeeded", True),  # its retry, with an undocumented Result
+            ("o3", now - 26 * H, "Stopped", "Failed", False),
+            ("o4", now - 2 * H, "Stopped", "Failed", False),
+            ("o5", now - 1 * H, "Working", "None", True),  # its retry, still going
+        ):
+            conn.execute(
+                insert(schema.replica_job_sessions).values(
+                    uid=f"urn:veeam:ReplicaJobSession:{uid}", job_uid=job, job_name="Odd", name=f"Odd@{uid}",
+                    creation_time_utc=start, end_time_utc=None if state == "Working" else start + H / 2,
+                    state=state, result=result, is_retry=retry, placeholder=False, **meta,
+                )
+            )  # fmt: skip
+    with collection._reading(eng) as conn:
+        jobs = collection._replica_jobs(conn)
+        daily = read_view(conn, "v_replica_job_daily")
+    eng.dispose()
+    kinds = {"Success": "successes", "Warning": "warnings", "Failed": "failures", "running": "running"}
+    folded: Counter = Counter()
+    for j in jobs:
+        for run in j.runs:
+            folded[j.uid, datetime.fromtimestamp(run.start, UTC).date(), kinds.get(run.outcome, "other")] += 1
+    viewed: Counter = Counter()
+    for d in daily:
+        for column in (*kinds.values(), "other"):
+            viewed[d["job_uid"], d["day_utc"], column] += d[column]
+    assert +folded == +viewed
+    assert sum(d["retries"] for d in daily) > 5 and sum(d["runs"] for d in daily) == sum(folded.values())
+    assert {k for k, n in viewed.items() if n and k[0] == "urn:veeam:Job:odd"} == {
+        ("urn:veeam:Job:odd", (now - 50 * H).date(), "other"),
+        ("urn:veeam:Job:odd", (now - 26 * H).date(), "failures"),
+        ("urn:veeam:Job:odd", (now - 2 * H).date(), "running"),
+    }
+
+
 def test_metrics_never_write_and_need_a_warehouse(tmp_path):
     url = f"sqlite:///{tmp_path / 'none.db'}"
     done = cli("metrics", "--db", url)
@@ -311,7 +374,7 @@ def test_out_replaces_the_file_atomically(tmp_path, monkeypatch):
     # a collection that fails leaves the file as it was, and no temporary file
     written = target.read_bytes()
     monkeypatch.setattr(
-        metrics, "exposition", lambda eng: (_ for _ in ()).throw(OperationalError("q", {}, "gone"))
+        serve, "exposition", lambda eng: (_ for _ in ()).throw(OperationalError("q", {}, "gone"))
     )
     with pytest.raises(OperationalError):
         metrics.write(eng, target)

@@ -21,8 +21,10 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import insert, select, text
 
-from etl import charts, db, report, schema
+from etl import db, report, schema
 from etl.cli import main
+from etl.report import charts, summary
+from etl.report import text as terminal
 from etl.simulator import World
 from helpers import cli, truth_rows
 
@@ -403,8 +405,8 @@ def test_table_summary_and_view(warehouse):
 
 def test_terminal_summary_fits_100_columns_and_writes_sizes_as_the_page_does(sqlite_warehouse, tmp_path):
     out = _run("report", "--db", sqlite_warehouse)
-    too_wide = [line for line in out.splitlines() if report._width(line) > report.WIDTH]
-    assert report.WIDTH == 100 and not too_wide, too_wide
+    too_wide = [line for line in out.splitlines() if terminal._width(line) > terminal.WIDTH]
+    assert terminal.WIDTH == 100 and not too_wide, too_wide
     # sizes right-aligned, "unknown" capacity too: every figure of a column ends where its column ends
     repos = _table_rows(out, "repository ")
     unit = next(k for k in repos[0] if k.startswith("capacity ")).split()[1]
@@ -447,9 +449,9 @@ def test_json_without_a_view_holds_every_section(sqlite_warehouse):
         "tiles",
         "jobs",
         "backup_jobs",
-        *report.READERS,
+        *summary.READERS,
     }
-    assert set(report.READERS) >= {
+    assert set(summary.READERS) >= {
         "daily",
         "source_size",
         "vms",
@@ -459,7 +461,7 @@ def test_json_without_a_view_holds_every_section(sqlite_warehouse):
     }
     # EM's TotalSize is the VMs' source size: no key calls it a transfer
     assert not any("transfer" in key for key in s) and not any("transfer" in key for key in s["tiles"])
-    for section in ("jobs", "backup_jobs", *report.READERS):
+    for section in ("jobs", "backup_jobs", *summary.READERS):
         assert s[section], section
     # view rows keep the view's column names
     eng = db.engine(sqlite_warehouse)

@@ -12,6 +12,7 @@ from sqlalchemy import insert, text, update
 
 import helpers
 from etl import db, pipeline, registry, report, schema, views
+from etl.report.read import instant
 from etl.simulator import Quirks, Simulator, World
 
 PUBLIC_VIEWS = {
@@ -376,7 +377,7 @@ def test_vm_status_compares_with_the_database_clock(wh):
     s = wh.session(srv, "J", at(1, 0), at(1, 1), "Success")
     wh.task(s, srv, "vm", at(1, 0, 5), at(1, 0, 45), "Success")
     with wh.eng.connect() as conn:
-        now = report._instant(conn.execute(text("SELECT now_utc FROM v__clock")).scalar())
+        now = instant(conn.execute(text("SELECT now_utc FROM v__clock")).scalar())
         row = report.read_view(conn, "v_vm_replica_status")[0]
     expected = (now - at(1, 0, 45)).total_seconds() / 3600
     assert row["hours_since_success"] == pytest.approx(expected, abs=0.02)

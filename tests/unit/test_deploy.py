@@ -214,7 +214,7 @@ def test_containerfile_runs_veeam_etl_as_an_unprivileged_user():
 def test_containerfile_build_stage_makes_a_complete_wheel(tmp_path):
     """The build stage's COPY lines bring every file the package is made of: the wheel built from
     only those files (the stage's own `pip wheel` step, offline) holds the code, the migrations, the
-    views and the console script."""
+    views, the report's templates and stylesheet, and the console script."""
     build, _ = containerfile()
     workdir = Path(_one(build, "WORKDIR"))
     context = tmp_path / "context"
@@ -267,6 +267,9 @@ def test_containerfile_build_stage_makes_a_complete_wheel(tmp_path):
         assert f"etl/migrations/versions/{path.name}" in names, path.name
     for path in (ROOT / "sql").glob("*.sql"):
         assert f"etl/sql/{path.name}" in names, path.name
+    for folder in ("templates", "static"):  # the report page's templates and stylesheet
+        for path in (ROOT / "etl" / "report" / folder).iterdir():
+            assert f"etl/report/{folder}/{path.name}" in names, path.name
     assert "veeam-etl = etl.cli:main" in entry_points
 
 

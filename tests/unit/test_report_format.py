@@ -9,7 +9,8 @@ import re
 import pytest
 from lxml import etree
 
-from etl import charts, report
+from etl.report import charts, outcomes
+from etl.report import text as terminal
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -35,7 +36,7 @@ SVG = "{http://www.w3.org/2000/svg}"
     ],
 )
 def test_status(state, result, shown):
-    assert report.status(state, result) == shown
+    assert outcomes.status(state, result) == shown
 
 
 def test_terminal_rows_of_views_show_outcomes_not_raw_none():
@@ -48,7 +49,7 @@ def test_terminal_rows_of_views_show_outcomes_not_raw_none():
         {"final_result": "None", "running": 0},
         {"final_result": "Mystery", "running": 1},
     ]
-    shown = report._display_rows(rows)
+    shown = terminal._display_rows(rows)
     assert [r.get("result") for r in shown[:3]] == ["running", "Failed", "Idle"]
     assert shown[3]["last_task_result"] == "running" and shown[3]["last_result"] == "Success"
     assert [r["final_result"] for r in shown[4:]] == ["running", "no result", "Mystery"]
@@ -62,17 +63,17 @@ def test_table_aligns_wide_characters_and_drops_control_characters():
         {"vm": "東京サーバ", "size": 22, "note": "tab\there\nnext"},
         {"vm": "e\u0301cole", "size": 333, "note": "bell\x07"},
     ]
-    lines = report.table(rows).splitlines()
+    lines = terminal.table(rows).splitlines()
     ends = set()
     for line in lines[2:]:
         m = re.search(r"\s(\d+)\s", line)
-        ends.add(report._width(line[: m.end(1)]))
+        ends.add(terminal._width(line[: m.end(1)]))
     assert len(ends) == 1  # the numbers end in one terminal column
     notes = ("note", "plain", "tab here next", "bell\ufffd")
     assert (
         len(
             {
-                report._width(line[: line.index(n)])
+                terminal._width(line[: line.index(n)])
                 for line, n in zip([lines[0], *lines[2:]], notes, strict=True)
             }
         )
@@ -83,13 +84,13 @@ def test_table_aligns_wide_characters_and_drops_control_characters():
 
 
 def test_table_right_aligns_figures_written_as_text():
-    lines = report.table([{"rate": "91.7%"}, {"rate": "100.0%"}, {"rate": "-"}]).splitlines()
+    lines = terminal.table([{"rate": "91.7%"}, {"rate": "100.0%"}, {"rate": "-"}]).splitlines()
     assert lines[2:] == [" 91.7%", "100.0%", "     -"]
 
 
 def test_table_keeps_uids_whole_and_clips_long_text():
     uid = "urn:veeam:ReplicaJobSession:2a88d808-47b5-4e16-96cb-54c8a41f0000"
-    out = report.table([{"session_uid": uid, "reason": "x" * 200}])
+    out = terminal.table([{"session_uid": uid, "reason": "x" * 200}])
     assert uid in out and "x" * 59 + "…" in out and "x" * 61 not in out
 
 

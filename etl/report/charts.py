@@ -1,14 +1,13 @@
 """Inline SVG charts for the HTML report, drawn in plain Python: a line chart, stacked bars, a donut
-and a heat matrix. No JavaScript, no external fetch; every label is escaped here.
-
-Every chart is one `<svg class="chart">` with a `viewBox` (it scales to the width of its box), an
-accessible `<title>`, a visible title (`text.chart-title`), axis titles with their unit
-(`text.axis-title`), a tooltip (`<title>`) with the unit on every mark, and every label inside the
-viewBox (text widths are estimated conservatively). With nothing to draw a chart says so
-(`data-empty="true"`, `text.empty`) and draws no axis.
-
-Imports nothing from the rest of etl.
+and a heat matrix. No JavaScript, no external fetch; every label is escaped here, so the page may
+insert a chart as it is. Imports nothing from the rest of etl.
 """
+
+# Every chart is one `<svg class="chart">` with a `viewBox` (it scales to the width of its box), an
+# accessible `<title>`, a visible title (`text.chart-title`), axis titles with their unit
+# (`text.axis-title`), a tooltip (`<title>`) with the unit on every mark, and every label inside the
+# viewBox (text widths are estimated conservatively). With nothing to draw a chart says so
+# (`data-empty="true"`, `text.empty`) and draws no axis.
 
 from __future__ import annotations
 
