@@ -597,11 +597,9 @@ def _load_everything(loading: Loading, opts: Options, mode: str, marks: runs.Mar
             if query
             else None
         )
-        if (
-            loading.load_pages(entity_type, window.filter, current, window=whole).rows == 0
-            and window.overlaps
-        ):
-            _check_filter(loading, entity_type, window)
+        loaded = loading.load_pages(entity_type, window.filter, current, window=whole)
+        if loaded.rows == 0 and window.overlaps and entity_type.name not in summary.refused:
+            _check_filter(loading, entity_type, window)  # a refused type answered nothing: no proof
     if mode in ("incremental", "since"):
         loading.finish_stragglers()
     checking = _verify_due(loading, opts, mode)
