@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from . import query_backup
-from .world import EXTRA_STATES, World, to_ticks
+from .clock import to_ticks
+from .world import EXTRA_STATES, World
 
 FILTER_DOC = """\
 Values are bare tokens (no spaces or ;,()"=!<>) or double-quoted strings ("" for a quote).

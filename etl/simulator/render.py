@@ -10,7 +10,11 @@ import random
 from xml.sax.saxutils import escape
 
 from . import render_backup
-from .world import NS, RESULTS, World, fmt_ts
+from .clock import fmt_ts
+from .entities import RESULTS
+from .world import World
+
+NS = "http://www.veeam.com/ent/v1.0"
 
 _ATTR = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
 XSD = ' xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'

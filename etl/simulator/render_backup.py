@@ -14,7 +14,9 @@ import time
 from xml.sax.saxutils import escape
 
 from .backup import SEGMENT
-from .world import RESULTS, T, fmt_ts, new_guid
+from .clock import T, fmt_ts
+from .entities import RESULTS
+from .world import new_guid
 
 _ATTR = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
 

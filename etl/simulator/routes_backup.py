@@ -8,7 +8,7 @@ agent restore points live under /agents, file-share jobs under /nas.
 
 from __future__ import annotations
 
-from .world import T
+from .clock import T
 
 SEGMENTS = {
     "jobs": "Job",

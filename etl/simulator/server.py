@@ -26,10 +26,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import routes_backup
 from .accounts import PORTAL_USER, Account
+from .clock import T
 from .faults import HANDLED, Faults
 from .query import QueryEngine, QueryError
 from .render import Renderer
-from .world import T, World
+from .world import World
 
 XML = "application/xml; charset=utf-8"
 # What HTTP.sys answers, byte for byte, while the service behind a URL is down (a restart, a recycle).

@@ -6,8 +6,10 @@ parents become placeholder rows built only from what the child's link says.
 
 from __future__ import annotations
 
+from .clock import from_ticks
+from .entities import RESULTS
 from .truth_backup import build_backup_truth
-from .world import RESULTS, World, from_ticks
+from .world import World
 
 
 def _none(s: str | None) -> str | None:

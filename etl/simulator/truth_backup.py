@@ -11,7 +11,8 @@ point is still listed.
 from __future__ import annotations
 
 from .backup import href
-from .world import RESULTS, from_ticks
+from .clock import from_ticks
+from .entities import RESULTS
 
 RETENTION_TABLES = (
     "restore_points",
