@@ -245,7 +245,7 @@ class Faults:
             return
         if self.token_idle is not None:
             entry = ctx.sim.tokens.get(token)
-            if entry is not None and time.monotonic() - entry[1] > self.token_idle:
+            if entry is not None and time.monotonic() - entry.last_use > self.token_idle:
                 ctx.sim.expire_token(token)
                 self._fire("token_idle")
         if self.token_requests is not None:

@@ -34,7 +34,7 @@ from .entities import (
 
 if TYPE_CHECKING:
     from .backup import BackupSide
-    from .entities import Backup
+    from .entities import Backup, BackupEntity, EmObject
 
 PRECS = (0, 3, 6, 7, 7)
 
@@ -573,6 +573,13 @@ class World:
             return None
         moref = int(t.js.job.vms[t.vm].guid[:8], 16) % 900_000 + 1000
         return f"urn:VMware:Vm:{srv.vcenter}.vm-{moref}"
+
+    def find(self, kind: str, guid: str) -> EmObject | None:
+        """The object of EM type `kind` that EM lists under `guid` (lower case); None: none."""
+        index: dict[str, ReplicationEntity] | dict[str, BackupEntity] | None = self.index.get(kind)
+        if index is None:
+            index = self.backup.index[kind]
+        return index.get(guid)
 
     def visible_servers(self) -> list[BackupServer]:
         return [s for s in self.servers if not s.deleted]
