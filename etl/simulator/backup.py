@@ -461,10 +461,10 @@ class BackupSide:
 
     def _add_chain(
         self, rng: random.Random, b: Backup, p: Profile, vms: list[Vm], first: int, points: int
-    ) -> list[Made]:
+    ) -> list[RestorePoint | VmRestorePoint | BackupFile]:
         """`points` daily restore points of `vms` in `b` from `first` (ticks, within its first hour),
         each with a backup file and VM restore points, as a job-less backup holds them: what to show."""
-        made: list[Made] = []
+        made: list[RestorePoint | VmRestorePoint | BackupFile] = []
         for k in range(points):
             date = trunc(first + k * 86400 * T + rr(rng, 3600 * T), 3)
             rp = new_restore_point(rng, b, date)

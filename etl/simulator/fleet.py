@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from .accounts import Account
 from .faults import Faults
@@ -27,7 +28,7 @@ def start(
     password: str = "demo",  # noqa: S107 - the demo account
     faults: list[Faults | None] | None = None,
     accounts: Iterable[Account] = (),
-    **world: object,
+    **world: Any,
 ) -> list[Simulator]:
     """Start `n` simulators; world i has seed `seed + i` and the size keywords in `world`
     (servers, jobs, vms_per_job, days, runs_per_day, now, ...). `faults[i]`, when given, is
@@ -59,7 +60,7 @@ def stop(sims: list[Simulator]) -> None:
 
 
 @contextlib.contextmanager
-def serving(n: int, **kwargs) -> Iterator[list[Simulator]]:
+def serving(n: int, **kwargs: Any) -> Iterator[list[Simulator]]:
     """`start(n, **kwargs)` as a context manager that stops them all on exit."""
     sims = start(n, **kwargs)
     try:

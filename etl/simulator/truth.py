@@ -7,7 +7,7 @@ parents become placeholder rows built only from what the child's link says.
 from __future__ import annotations
 
 from .clock import from_ticks
-from .entities import RESULTS
+from .entities import RESULTS, BackupServer
 from .truth_backup import build_backup_truth
 from .world import World
 
@@ -22,7 +22,7 @@ def build_truth(w: World, origin: str | None = None) -> dict[str, dict[str, dict
     tasks: dict[str, dict] = {}
     points: dict[str, dict] = {}
 
-    def server_ref(s) -> str:
+    def server_ref(s: BackupServer) -> str:
         if s.uid not in servers:
             if s.deleted:
                 servers[s.uid] = {

@@ -10,9 +10,16 @@ point is still listed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 from .backup import href
 from .clock import from_ticks
-from .entities import RESULTS
+from .clock import from_ticks_or_none as _t
+from .entities import RESULTS, BackupServer
+
+if TYPE_CHECKING:
+    from .world import World
 
 RETENTION_TABLES = (
     "restore_points",
@@ -29,11 +36,9 @@ def _none(s: str | None) -> str | None:
     return s if s else None
 
 
-def _t(ticks: int | None):
-    return None if ticks is None else from_ticks(ticks)
-
-
-def build_backup_truth(w, origin: str | None, server_ref) -> dict[str, dict[str, dict]]:
+def build_backup_truth(
+    w: World, origin: str | None, server_ref: Callable[[BackupServer], str]
+) -> dict[str, dict[str, dict[str, Any]]]:
     """Tables of the backup side; `server_ref(server) -> uid` records backup servers (and their
     placeholders) in the caller's table."""
     b = w.backup
@@ -105,6 +110,8 @@ def build_backup_truth(w, origin: str | None, server_ref) -> dict[str, dict[str,
     for t in b.tasks:
         state, result, end = b.task_state(t)
         rel = b.related_vrp(t)
+        vrp_uid: str | None
+        how: str | None
         if rel is not None:
             vrp_uid, how = rel.uid, "link"
             if rel.guid not in listed_vrps:  # retired: known only from the task's link
