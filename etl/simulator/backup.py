@@ -1,15 +1,6 @@
-"""The backup side of the simulated estate (em-backup-side.md): its inventory, what EM lists at now,
-and how that changes with time.
-
-Inventory: backup servers' answering profiles, repositories, jobs (backup, copy, replication, agent,
-file-share (NAS)), backups and replicas, each from its own seeded stream; the runs of the jobs are
-made by backup_runs.py. How a backup server answers depends on its version (`Profile`): servers
-before 11 send no `VmUid`, no `Related` restore-point link, mistyped list links and no
-VmRestorePoint -> BackupFile link; servers before 12.1 send no `Related` link either. Retention
-(`retention_days`) removes restore points, their VM and agent restore points and backup files, and
-VM replica points, once they are older than the retention; links to them stay (EM does not rewrite
-history) and answer 404. One agent computer of the first agent job went offline two days before the
-initial now: its tasks fail since, so its newest agent restore point is older than a day.
+"""The backup side of the simulated estate (em-backup-side.md): its inventory (servers' answering
+profiles, repositories, jobs, backups, replicas), what EM lists of it at now, and how that changes
+with time (collection, retention, history retention, imports). The runs are made in backup_runs.py.
 """
 
 from __future__ import annotations
@@ -137,7 +128,15 @@ def server_of(o: BackupEntity) -> BackupServer:
 
 
 class BackupSide:
-    """The backup half of a `World`; built by it and advanced with it under `world.lock`."""
+    """The backup half of a `World`; built by it and advanced with it under `world.lock`.
+
+    How a backup server answers depends on its version (`Profile`): servers before 11 send no
+    `VmUid`, no `Related` restore-point link, mistyped list links and no VmRestorePoint ->
+    BackupFile link; servers before 12.1 send no `Related` link either. Retention (`retention_days`)
+    removes restore points, their VM and agent restore points and backup files, and VM replica
+    points, once they are older than the retention; links to them stay (EM does not rewrite history)
+    and answer 404. One agent computer of the first agent job went offline two days before the
+    initial now: its tasks fail since, so its newest agent restore point is older than a day."""
 
     def __init__(
         self,

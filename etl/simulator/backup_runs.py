@@ -1,9 +1,6 @@
-"""The runs of the backup side's jobs: what each run of a backup, copy, agent or file-share job makes.
-
-Every run is drawn from its own `random.Random(f"{seed}:<kind>:{job}:{run}")`, so generating more
-time only adds the future. A run makes job and task sessions, restore points, VM and agent restore
-points and backup files, and hands each to `push(when, obj, server)`: EM lists it once it has
-collected its backup server past `when` (backup.py).
+"""What each run of a backup, copy, agent or file-share job makes: job and task sessions, restore
+points, VM and agent restore points and backup files, each drawn from the run's own seeded stream
+(`random.Random(f"{seed}:<kind>:{job}:{run}")`, so more time only adds the future).
 """
 
 from __future__ import annotations

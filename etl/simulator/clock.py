@@ -1,8 +1,6 @@
-"""The simulator's clock: every instant is held as ticks (.NET's 100 ns) since the Unix epoch, UTC.
-
-Conversions to and from `datetime`, truncation to the precision EM shows, and the forms EM writes
-instants in: ISO date-times in fields and filters, and the local forms in names (sessions, restore
-points, backup files) and job schedules.
+"""The simulator's clock: instants are ticks (.NET's 100 ns) since the Unix epoch, UTC; conversions
+to and from `datetime`, truncation to the precision EM shows, and the forms EM writes instants in
+(ISO date-times in fields and filters, local forms in names and job schedules).
 """
 
 from __future__ import annotations

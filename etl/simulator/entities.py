@@ -1,8 +1,6 @@
-"""The objects of a simulated estate, one slotted dataclass per EM type (and the few the simulator
-keeps for itself: a replication job's schedule, a backup server's `Profile`, VMs and computers).
-
-Each EM object has its type's name as `kind`, a `guid` and its `uid` (`urn:veeam:<kind>:<guid>`);
-instants are ticks (clock.py); results are indexes into RESULTS. Only generation code creates them.
+"""The objects of a simulated estate: one slotted dataclass per EM type (`kind`, `guid`, `uid`), plus
+what the simulator keeps for itself (a replication job's schedule, a server's `Profile`, VMs).
+Instants are ticks (clock.py), results indexes into RESULTS; only generation code creates them.
 """
 
 from __future__ import annotations

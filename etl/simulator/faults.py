@@ -1,9 +1,7 @@
 """Fault injection for the simulator: a flaky or hostile Enterprise Manager, seeded and switchable.
 
 The server calls `intercept(ctx)` before serving each request and `transform(ctx, ...)` on every
-response it is about to send. `Faults()` injects nothing; `Faults(seed=s, unavailable=0.2, ...)`
-switches fault classes on. Every decision is a hash of (seed, request, how often that same request
-was seen), never a shared random stream, so which request fails does not depend on thread timing.
+response; every decision is a hash of (seed, request, times seen), never a shared random stream.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""Several simulated Enterprise Managers at once, each its own estate on its own port.
-
-`start(n, ...)` builds n worlds with consecutive seeds (seed, seed+1, ...) and serves them on
-consecutive ports from `port` (or on free ports when `port` is 0). `estate_toml(sims)` writes an
-estate file listing them, for `veeam-etl run --config`. Like the rest of the simulator, nothing
-here imports the rest of `etl`.
+"""Several simulated Enterprise Managers at once, each its own estate on its own port: `start(n, ...)`
+serves worlds of consecutive seeds, `estate_toml(sims)` writes an estate file listing them for
+`veeam-etl run --config`. Like the rest of the simulator, nothing here imports the rest of `etl`.
 """
 
 from __future__ import annotations

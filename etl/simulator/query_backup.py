@@ -1,11 +1,6 @@
 """Query-service parameters of the backup-side types, exactly the documented ones (em-backup-side.md,
-"Query service" of each type): `RestorePointId` on VmRestorePoint, `CreationTimeUTC` on BackupFile,
-`CreationTime` filtering RestorePoint's `BackupDateUTC`, `JobUid` on Backup and Replica, and the
-backup and file filters of AgentRestorePoint (§10).
-
-Parameter kinds are those of `query._coerce`; `uid` compares the GUID part, so a bare GUID and any
-`urn:veeam:<Type>:` prefix select the same object (tdewin filters with a bare GUID, the docs quote
-the urn; agent jobs are `urn:veeam:AgentBackupJob:` in /agents/jobs and `urn:veeam:Job:` in sessions).
+"Query service" of each type); `uid` compares the GUID part, so a bare GUID and any
+`urn:veeam:<Type>:` prefix select the same object (tdewin filters with a bare GUID, the docs a urn).
 """
 
 from __future__ import annotations
@@ -96,7 +91,10 @@ def source(kind: str, w: World) -> Sequence[BackupEntity]:
 
 
 def params_for(kind: str, w: World) -> Params:
-    """{lower-case filter name: (canonical name, kind, getter(obj) -> comparable | None)}."""
+    """{lower-case filter name: (canonical name, kind, getter(obj) -> comparable | None)}: among them
+    `RestorePointId` on VmRestorePoint, `CreationTimeUTC` on BackupFile, `CreationTime` filtering
+    RestorePoint's `BackupDateUTC`, `JobUid` on Backup and Replica, and the backup and file filters
+    of AgentRestorePoint (§10)."""
     b = w.backup
     p: Params = {"uid": ("UID", STR, lambda o: o.uid), "name": ("Name", STR, lambda o: o.name)}
     srv = {

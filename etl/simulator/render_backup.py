@@ -1,10 +1,6 @@
-"""XML of the backup-side entities and references, after the examples in em-backup-side.md.
-
-`entity_piece(r, obj)` / `ref_piece(r, obj)` return `' attrs><Links>…</Links>fields'` like the
-replication side's `Renderer` methods, cached in the same per-guid caches (`r._ent`, `r._ref`; `r._one`
-for the few entities whose single GET differs from their query form).
-Link Rel/Type pairs and child order follow the recorded examples; older backup servers mistype
-the list links and omit links and elements as `backup.Profile` says.
+"""XML of the backup-side entities and references, after the examples in em-backup-side.md: link
+Rel/Type pairs and child order follow the recorded examples; older backup servers mistype the list
+links and omit links and elements as `backup.Profile` says. Cached like render.py's (per GUID).
 """
 
 from __future__ import annotations
@@ -53,7 +49,6 @@ PLURAL = {
     "BackupFile": "BackupFiles",
     "Replica": "Replicas",
 }
-KINDS = frozenset(PLURAL)
 # Element names that are not the `Type` (em-samples/nas-job-entity.xml: `<NASJob Type="NasJob">`).
 TAGS = {"NasJob": "NASJob"}
 DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")

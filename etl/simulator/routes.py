@@ -1,10 +1,6 @@
 """Every resource the simulated EM answers, declared once in `ROUTES`: method, path, request kind,
-who may ask (`Access`) and the handler that answers.
-
-`match(method, segments, query)` picks the route of a request (its kind is what faults and request
-counts see); `server.Simulator.serve` checks the access, looks up the object a path names and calls
-the handler. What EM answers 404 for answers 404 here: unknown paths, the `ImmediateBackupCopyWorker`
-"jobs", the per-computer agent jobs, and what retention removed (em-backup-side.md, "URLs").
+who may ask (`Access`) and the handler; `match()` picks a request's route. What EM answers 404 for
+answers 404: unknown paths, copy workers' and per-computer "jobs", what retention removed.
 """
 
 from __future__ import annotations

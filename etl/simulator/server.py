@@ -1,9 +1,6 @@
-"""The threaded HTTP server that answers as EM for one `World`: its lifecycle, logon sessions, outages
-and the fault hook.
-
-Each request is matched to its route (routes.py: what EM answers where), its access checked (401,
-403) and its handler called, under the world's lock when it reads the estate; bodies come from
-`render.Renderer` and `query.QueryEngine`.
+"""The threaded HTTP server that answers as EM for one `World`: lifecycle, logon sessions, outages,
+the fault hook, and the access rules every route shares (401, 403) before its handler answers under
+the world's lock; routes in routes.py, bodies from render.py and query.py.
 """
 
 from __future__ import annotations

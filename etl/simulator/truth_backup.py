@@ -1,11 +1,6 @@
-"""Ground truth of the backup side: the rows a complete crawl at `now` leaves in the warehouse
-(shape and rules: the warehouse's backup-side tables, one dict per row keyed by UID).
-
-Parents EM answers 404 for become placeholder rows built from the child's reference only: the copy
-workers' and per-computer agent "jobs" (uid from the session's `JobUid`) and VM restore points that
-retention removed while a task still links them (`Related`). A task without that link gets its
-point by inference (`vm_restore_point_link='inferred'`), which a fresh crawl can only make while the
-point is still listed.
+"""Ground truth of the backup side: the rows a complete crawl at `now` leaves in the warehouse tables.
+Parents EM answers 404 for become placeholders built from the child's reference only; a task without
+a `Related` link gets its point by inference (`vm_restore_point_link='inferred'`) while it is listed.
 """
 
 from __future__ import annotations
@@ -14,8 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .backup import href
-from .clock import from_ticks
-from .clock import from_ticks_or_none as _t
+from .clock import from_ticks, from_ticks_or_none
 from .entities import RESULTS, BackupServer
 
 if TYPE_CHECKING:
@@ -66,7 +60,7 @@ def build_backup_truth(
             "description": _none(job.description),
             "schedule_configured": job.sched_configured,
             "schedule_enabled": job.sched_enabled,
-            "next_run_utc": _t(b.next_run(job)),
+            "next_run_utc": from_ticks_or_none(b.next_run(job)),
             "placeholder": False,
         }
 
@@ -97,7 +91,7 @@ def build_backup_truth(
             "job_type": js.job_type,
             "name": js.name,
             "creation_time_utc": from_ticks(js.start),
-            "end_time_utc": _t(end),
+            "end_time_utc": from_ticks_or_none(end),
             "state": state,
             "result": "None" if result is None else RESULTS[result],
             "progress": progress,
@@ -146,7 +140,7 @@ def build_backup_truth(
             "vm_display_name": t.vm[0],
             "vm_uid": t.vm[1] if t.js.job.kind == "Job" and p.vm_uid else None,
             "creation_time_utc": from_ticks(t.created),
-            "end_time_utc": _t(end),
+            "end_time_utc": from_ticks_or_none(end),
             "state": state,
             "result": "None" if result is None else RESULTS[result],
             "reason": _none(t.reason) if end is not None else None,

@@ -1,10 +1,6 @@
-"""The seeded estate of a simulated Enterprise Manager, its clock and its replication side.
-
-`World` owns the backup servers, the replication jobs with their sessions, tasks and replica points,
-what EM lists at `now` (indexes by GUID) and time (`advance`, collection lag, history retention); the
-backup side (backup.py) is built and advanced with it. Every session is drawn from
-`random.Random(f"{seed}:{job}:{run}")`, so advancing time only adds the future; `World.truth()` is
-exactly what a complete crawl should leave in the warehouse.
+"""The seeded estate of a simulated Enterprise Manager, its clock and its replication side: backup
+servers, replication jobs with their sessions, tasks and replica points, what EM lists at `now`, and
+time (`advance`, collection lag, history retention); the backup side is built and advanced with it.
 """
 
 from __future__ import annotations
@@ -155,7 +151,10 @@ Revealable = ReplicaJobSession | VmReplicaPoint  # what happens at an instant an
 
 
 class World:
-    """The estate at instant `now`; `advance()` moves time forward under `lock`."""
+    """The estate at instant `now`; `advance()` moves time forward under `lock`.
+
+    Every session is drawn from `random.Random(f"{seed}:{job}:{run}")`, so advancing time only adds
+    the future; `truth()` is exactly what a complete crawl should leave in the warehouse."""
 
     def __init__(
         self,
