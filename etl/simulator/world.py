@@ -339,32 +339,19 @@ class World:
             end = trunc(work_start + int(dur * self.scale), prec)
             slots[slot] = end + rng.randrange(T, 5 * T)
             reasons = FAIL_REASONS if result == FAILED else WARN_REASONS if result == WARNING else None
-            t = ReplicaTaskSession(
-                guid=guid,
-                js=js,
-                vm=vm,
-                prec=prec,
-                created=created_at,
-                work_start=work_start,
-                end=end,
-                result=result,
-                reason=rng.choice(reasons) if reasons else "",
-                name=f"{job.vms[vm].name}@{name_ts(created_at, False)}",
-            )
+            reason = rng.choice(reasons) if reasons else ""
+            name = f"{job.vms[vm].name}@{name_ts(created_at, False)}"
+            t = ReplicaTaskSession(guid, js, vm, prec, created_at, work_start, end, result, reason, name)
             deleted = rng.random() < 0.04
             if t.result != FAILED:
                 guid, prec = new_guid(rng), rng.choice(PRECS)
                 p_created = trunc(t.end - rng.randrange(T, 20 * T), prec)
-                t.point = VmReplicaPoint(
-                    guid=guid,
-                    task=t,
-                    prec=prec,
-                    created=p_created,
-                    algorithm="Incremental" if vm in job.pointed else "Full",
-                    point_type="Increment" if vm in job.pointed else "Full",
-                    name=f"{job.vms[vm].name}@{name_ts(p_created, False)}",
-                    deleted=deleted and self.quirks.deleted_point,
+                algorithm, point_type = (
+                    ("Incremental", "Increment") if vm in job.pointed else ("Full", "Full")
                 )
+                name = f"{job.vms[vm].name}@{name_ts(p_created, False)}"
+                deleted = deleted and self.quirks.deleted_point
+                t.point = VmReplicaPoint(guid, t, prec, p_created, algorithm, point_type, name, deleted)
                 job.pointed.add(vm)
             tasks.append(t)
         js.visible_at = max(t.created for t in tasks)
