@@ -1,9 +1,7 @@
-"""A seeded fake Veeam Backup Enterprise Manager served over real HTTP (stdlib only).
-
-`World` is the estate and its ground truth (the replication side in world.py, the backup side in
-backup.py), `Quirks` switches EM behaviours, `Simulator` serves a world at `.url`. Nothing here imports the rest of `etl`: the simulator is an independent reading of
-the EM format, so a misreading in the client cannot hide behind a shared parser.
-"""
+"""A seeded fake Veeam Backup Enterprise Manager served over real HTTP (stdlib only): `World` is the
+estate and its ground truth, `Quirks` switches EM behaviours, `Simulator` serves a world at `.url`.
+Nothing here imports the rest of `etl`: the simulator is an independent reading of the EM format, so
+a misreading in the client cannot hide behind a shared parser."""
 
 from .faults import HANDLED, Faults
 from .server import RequestContext, Simulator

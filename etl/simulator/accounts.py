@@ -5,7 +5,7 @@ backup job sessions or backup task sessions either; refusals answer EM's 403 bod
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 PORTAL_ADMINISTRATOR = "PortalAdministrator"
@@ -85,8 +85,3 @@ class Account:
             if prefix and tuple(path[: len(prefix)]) == prefix:
                 return False
         return True
-
-
-def accounts(admin: Account, others: Iterable[Account]) -> dict[str, Account]:
-    """{user: account}, `admin` first; a later account of the same user replaces an earlier one."""
-    return {a.user: a for a in (admin, *others)}

@@ -1,9 +1,7 @@
 """Fault injection for the simulator: a flaky or hostile Enterprise Manager, seeded and switchable.
 
 The server calls `intercept(ctx)` before serving each request and `transform(ctx, ...)` on every
-response it is about to send. `Faults()` injects nothing; `Faults(seed=s, unavailable=0.2, ...)`
-switches fault classes on. Every decision is a hash of (seed, request, how often that same request
-was seen), never a shared random stream, so which request fails does not depend on thread timing.
+response; every decision is a hash of (seed, request, times seen), never a shared random stream.
 """
 
 from __future__ import annotations
@@ -15,8 +13,21 @@ import struct
 import threading
 import time
 from collections import Counter
+from enum import Enum
+from typing import TYPE_CHECKING, Final
 
-HANDLED = object()  # returned by intercept() when the fault already wrote (or dropped) the response
+if TYPE_CHECKING:
+    from .server import RequestContext, Response
+
+
+class Handled(Enum):
+    HANDLED = "handled"
+
+
+HANDLED: Final = (
+    Handled.HANDLED
+)  # returned by intercept() when the fault already wrote (or dropped) the response
+RequestKey = tuple[str, str, str]  # (method, lower-case path, raw query): the same request again
 
 DATA_KINDS = frozenset({"query", "entity", "reference", "collection", "children"})
 # Per-request fault classes, in the order their rates are stacked on the unit interval.
@@ -139,15 +150,15 @@ class Faults:
         self._outages = 0
         self.slow_seconds, self.max_per_request = slow_seconds, max_per_request
         self.foreign_origin, self.xxe_target = foreign_origin.rstrip("/"), xxe_target
-        self.fired: Counter = Counter()
+        self.fired: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._seen: Counter = Counter()  # request key -> times seen
-        self._hit: Counter = Counter()  # request key -> faults injected
-        self._token_uses: Counter = Counter()
+        self._seen: Counter[RequestKey] = Counter()  # request key -> times seen
+        self._hit: Counter[RequestKey] = Counter()  # request key -> faults injected
+        self._token_uses: Counter[str] = Counter()
         self._logons = 0
 
     # ------------------------------------------------------------------ deterministic draws
-    def draw(self, *parts) -> float:
+    def draw(self, *parts: object) -> float:
         """A number in [0, 1) fixed by the seed and `parts`."""
         digest = hashlib.blake2b(repr((self.seed, *parts)).encode(), digest_size=8).digest()
         return int.from_bytes(digest, "big") / 2**64
@@ -168,7 +179,7 @@ class Faults:
             self.fired[name] += 1
 
     # ------------------------------------------------------------------ hook: before serving
-    def intercept(self, ctx) -> None | tuple[int, dict[str, str], bytes] | object:
+    def intercept(self, ctx: RequestContext) -> Response | Handled | None:
         """Return None to serve normally, `(status, headers, body)` to answer instead, or HANDLED."""
         if ctx.kind == "logon" and ctx.method == "POST" and self.logon_unavailable:
             with self._lock:
@@ -180,7 +191,7 @@ class Faults:
             return None
         if ctx.kind not in DATA_KINDS:
             return None
-        if self.outage_after is not None and self._restart(ctx):
+        if self.outage_after is not None and self._restart(ctx, self.outage_after):
             if self.outage_mode == "refuse":
                 return HANDLED  # this request's connection was reset with the others
             return ctx.sim.serve_unavailable()
@@ -217,13 +228,13 @@ class Faults:
             return self._break(ctx, fault, *ctx.sim.serve(ctx))
         return None  # truncate, malformed, doctype rewrite the real answer in transform()
 
-    def _restart(self, ctx) -> bool:
+    def _restart(self, ctx: RequestContext, after: int) -> bool:
         """Count a data request; start an outage on the one after `outage_after` (True)."""
         with self._lock:
             if self._outages >= self.outage_count:
                 return False
             self._data_requests += 1
-            if self._data_requests <= self.outage_after:
+            if self._data_requests <= after:
                 return False
             self._outages += 1
             self._data_requests = 0
@@ -231,7 +242,7 @@ class Faults:
         ctx.sim.outage(self.outage_seconds, self.outage_mode)
         return True
 
-    def _choose(self, key, n: int) -> str | None:
+    def _choose(self, key: RequestKey, n: int) -> str | None:
         u, edge = self.draw("request", key, n), 0.0
         for name in REQUEST_FAULTS:
             edge += self.rates[name]
@@ -239,13 +250,13 @@ class Faults:
                 return name
         return None
 
-    def _expire(self, ctx) -> None:
+    def _expire(self, ctx: RequestContext) -> None:
         token = ctx.token
         if not token:
             return
         if self.token_idle is not None:
             entry = ctx.sim.tokens.get(token)
-            if entry is not None and time.monotonic() - entry[1] > self.token_idle:
+            if entry is not None and time.monotonic() - entry.last_use > self.token_idle:
                 ctx.sim.expire_token(token)
                 self._fire("token_idle")
         if self.token_requests is not None:
@@ -256,7 +267,9 @@ class Faults:
                 ctx.sim.expire_token(token)
                 self._fire("token_requests")
 
-    def _break(self, ctx, fault: str, status: int, headers: dict[str, str], body: bytes) -> object:
+    def _break(
+        self, ctx: RequestContext, fault: str, status: int, headers: dict[str, str], body: bytes
+    ) -> Handled:
         """Send the head and part of the body, then reset (`reset`) or close (`short_body`)."""
         h = ctx.handler
         cut = self._cut(ctx, body)
@@ -280,7 +293,7 @@ class Faults:
             pass
         return HANDLED
 
-    def _cut(self, ctx, body: bytes) -> int:
+    def _cut(self, ctx: RequestContext, body: bytes) -> int:
         if len(body) < 4:
             return 0
         key, n = ctx.extra["draw"]
@@ -288,7 +301,7 @@ class Faults:
 
     # ------------------------------------------------------------------ hook: rewrite the answer
     def transform(
-        self, ctx, status: int, headers: dict[str, str], body: bytes
+        self, ctx: RequestContext, status: int, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
         """Rewrite the response about to be sent (corrupt entities, foreign links, cut bodies)."""
         if ctx.kind not in DATA_KINDS or status != 200 or not body:
@@ -322,15 +335,19 @@ class Faults:
         body = re.sub(rb"(<(?:\w+:)?(?:Description|Name|JobName|Reason|VmName)>)", rb"\1&xxe;", body, count=1)
         return head + dtd + body
 
-    def _rewrite_entities(self, ctx, body: bytes) -> bytes:
-        out, pos = [], 0
-        origin = ctx.sim.renderer.origin.encode()
+    def _rewrite_entities(self, ctx: RequestContext, body: bytes) -> bytes:
+        out: list[bytes] = []
+        pos = 0
+        origin = ctx.sim.render.origin.encode()
         for m in _UID.finditer(body):
             kind, guid = m.group(1).decode(), m.group(2).decode()
             start = body.rfind(b"<", 0, m.start())
             if start < pos:
                 continue
-            tag = re.match(rb"<([\w:]+)", body[start:]).group(1)
+            head = re.match(rb"<([\w:]+)", body[start:])
+            if head is None:
+                continue
+            tag = head.group(1)
             if tag.rsplit(b":", 1)[-1].decode() != kind:
                 continue  # a reference (<Ref>, <EntityRef>): left intact
             end = body.find(b"</" + tag + b">", m.end())

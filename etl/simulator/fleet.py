@@ -1,15 +1,13 @@
-"""Several simulated Enterprise Managers at once, each its own estate on its own port.
-
-`start(n, ...)` builds n worlds with consecutive seeds (seed, seed+1, ...) and serves them on
-consecutive ports from `port` (or on free ports when `port` is 0). `estate_toml(sims)` writes an
-estate file listing them, for `veeam-etl run --config`. Like the rest of the simulator, nothing
-here imports the rest of `etl`.
+"""Several simulated Enterprise Managers at once, each its own estate on its own port: `start(n, ...)`
+serves worlds of consecutive seeds, `estate_toml(sims)` writes an estate file listing them for
+`veeam-etl run --config`. Like the rest of the simulator, nothing here imports the rest of `etl`.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from .accounts import Account
 from .faults import Faults
@@ -27,7 +25,7 @@ def start(
     password: str = "demo",  # noqa: S107 - the demo account
     faults: list[Faults | None] | None = None,
     accounts: Iterable[Account] = (),
-    **world: object,
+    **world: Any,
 ) -> list[Simulator]:
     """Start `n` simulators; world i has seed `seed + i` and the size keywords in `world`
     (servers, jobs, vms_per_job, days, runs_per_day, now, ...). `faults[i]`, when given, is
@@ -59,7 +57,7 @@ def stop(sims: list[Simulator]) -> None:
 
 
 @contextlib.contextmanager
-def serving(n: int, **kwargs) -> Iterator[list[Simulator]]:
+def serving(n: int, **kwargs: Any) -> Iterator[list[Simulator]]:
     """`start(n, **kwargs)` as a context manager that stops them all on exit."""
     sims = start(n, **kwargs)
     try:

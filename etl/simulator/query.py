@@ -7,11 +7,14 @@ so `;` (AND) binds tighter than `,` (OR). See `FILTER_DOC` for value semantics.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from typing import Any
 from urllib.parse import quote
 
 from . import query_backup
-from .world import EXTRA_STATES, World, to_ticks
+from .clock import parse_ts
+from .entities import BackupServer, EmObject, ReplicationEntity
+from .world import EXTRA_STATES, World
 
 FILTER_DOC = """\
 Values are bare tokens (no spaces or ;,()"=!<>) or double-quoted strings ("" for a quote).
@@ -41,35 +44,46 @@ REPLICA = JOB_TYPES.index("Replica")
 RESULT_ENUM = ("Success", "Warning", "Failed")
 ALGORITHMS = ("Full", "Incremental", "ReversedIncremental", "SyntheticFull")
 POINT_TYPES = ("Full", "Increment", "ReverseIncrement", "Snapshot")
-DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?Z$")
 TOKEN_RE = re.compile(
     r'\s*(?:(?P<op>==|!=|<=|>=|<|>)|(?P<punct>[();,])|"(?P<str>(?:[^"]|"")*)"'
     r'|(?P<word>[^\s;,()"=!<>]+))'
 )
 
 
+# A filter parameter: (its canonical name, its kind, the getter of its value from an object). The
+# kind is ("str",), ("uid",), ("int",), ("float",), ("bool",), ("date",) or ("enum", {name: index});
+# a value is what compares (a casefolded string, a number, ticks, an enum index) or None (missing).
+ParamKind = tuple[Any, ...]
+Getter = Callable[[Any], Any]
+Param = tuple[str, ParamKind, Getter]
+Params = dict[str, Param]  # lower-case name -> parameter
+Predicate = Callable[[Any], bool]
+Page = tuple[str, Sequence[EmObject], bool, int, int, int, list[tuple[str, str]]]
+
+
 class QueryError(ValueError):
     """Malformed query: the server answers 400 with this message."""
 
 
-def _enum(names):
+def _enum(names: Sequence[str]) -> ParamKind:
     return ("enum", {n.lower(): i for i, n in enumerate(names)})
 
 
-def _server(o):
-    kind = o.kind
-    if kind == "ReplicaJobSession":
+def _server(o: ReplicationEntity) -> BackupServer:
+    if o.kind == "ReplicaJobSession":
         return o.job.server
-    if kind == "ReplicaTaskSession":
+    if o.kind == "ReplicaTaskSession":
         return o.js.job.server
-    return o.task.js.job.server
+    if o.kind == "VmReplicaPoint":
+        return o.task.js.job.server
+    return o
 
 
-def _common() -> dict:
+def _common() -> Params:
     return {"uid": ("UID", ("str",), lambda o: o.uid), "name": ("Name", ("str",), lambda o: o.name)}
 
 
-def params_for(kind: str, w: World) -> dict:
+def params_for(kind: str, w: World) -> Params:
     """{lower-case filter name: (canonical name, kind, getter(obj) -> comparable | None)}."""
     if kind in query_backup.KINDS:
         return query_backup.params_for(kind, w)
@@ -137,23 +151,19 @@ def params_for(kind: str, w: World) -> dict:
     return p
 
 
-def _res(r):
+def _res(r: int | None) -> int:
     return -1 if r is None else r
 
 
 def parse_date(text: str) -> int:
-    m = DATE_RE.match(text)
-    if not m:
-        raise QueryError(f"Invalid date-time {text!r}: expected UTC like 2025-08-15T06:00:00Z")
-    y, mo, d, h, mi, s, frac = m.groups()
+    """Ticks of a filter's date-time (clock.parse_ts). Raises QueryError."""
     try:
-        dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=UTC)
+        return parse_ts(text)
     except ValueError as e:
-        raise QueryError(f"Invalid date-time {text!r}: {e}") from None
-    return to_ticks(dt) + (int(frac.ljust(7, "0")) if frac else 0)
+        raise QueryError(str(e)) from None
 
 
-def _coerce(kind: tuple, name: str, raw: str):
+def _coerce(kind: ParamKind, name: str, raw: str) -> Any:
     k = kind[0]
     if k == "str":
         return raw.casefold()
@@ -209,15 +219,15 @@ def tokenize(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def parse_filter(text: str, params: dict):
-    """Compile a filter to a predicate `f(obj) -> bool`; raises QueryError."""
+def parse_filter(text: str, params: Params) -> Predicate | None:
+    """Compile a filter to a predicate `f(obj) -> bool` (None for an empty filter); raises QueryError."""
     toks = tokenize(text)
     pos = 0
 
-    def peek():
+    def peek() -> tuple[str, str]:
         return toks[pos] if pos < len(toks) else ("end", "")
 
-    def expr():
+    def expr() -> Predicate:
         nonlocal pos
         terms = [conj()]
         while peek() == ("punct", ","):
@@ -227,7 +237,7 @@ def parse_filter(text: str, params: dict):
             return terms[0]
         return _dispatch(terms) or (lambda o: any(t(o) for t in terms))
 
-    def conj():
+    def conj() -> Predicate:
         nonlocal pos
         terms = [term()]
         while peek() == ("punct", ";"):
@@ -239,19 +249,22 @@ def parse_filter(text: str, params: dict):
         pred.parts = terms  # type: ignore[attr-defined]
         return pred
 
-    def _dispatch(alternatives):
+    def _dispatch(alternatives: list[Predicate]) -> Predicate | None:
         """`(P==a;…),(P==b;…),…` — every alternative led by an equality on one string parameter, as a
         per-server window is — as one dict lookup instead of trying each alternative in turn."""
-        keys = [getattr(getattr(a, "parts", [a])[0], "equals", None) for a in alternatives]
-        if any(k is None for k in keys) or len({get for get, _ in keys}) != 1:
+        found: list[tuple[Getter, Any] | None] = [
+            getattr(getattr(a, "parts", [a])[0], "equals", None) for a in alternatives
+        ]
+        keys = [k for k in found if k is not None]
+        if len(keys) != len(found) or len({get for get, _ in keys}) != 1:
             return None
         get = keys[0][0]
-        rest: dict = {}
+        rest: dict[Any, list[list[Predicate]]] = {}
         for (_, want), alt in zip(keys, alternatives, strict=True):
             parts = getattr(alt, "parts", [alt])[1:]
             rest.setdefault(want, []).append(parts)
 
-        def pred(o):
+        def pred(o: Any) -> bool:
             v = get(o)
             for parts in rest.get(v.casefold() if v is not None else None, ()):
                 if all(t(o) for t in parts):
@@ -260,7 +273,7 @@ def parse_filter(text: str, params: dict):
 
         return pred
 
-    def term():
+    def term() -> Predicate:
         nonlocal pos
         tok = peek()
         if tok == ("punct", "("):
@@ -292,7 +305,7 @@ def parse_filter(text: str, params: dict):
         want, fn = _coerce(kind, name, val[1]), _OPS[op[1]]
         is_str, is_ne = kind[0] == "str", op[1] == "!="
 
-        def pred(o):
+        def pred(o: Any) -> bool:
             v = get(o)
             if v is None:
                 return is_ne
@@ -310,7 +323,8 @@ def parse_filter(text: str, params: dict):
     return pred
 
 
-def sort_key(get, kind):
+def sort_key(get: Getter, kind: ParamKind) -> Callable[[Any], tuple[int, Any, str]]:
+    """Sort by a parameter's value (missing values first), then by GUID."""
     if kind[0] == "str":
         return lambda o: (0, "", o.guid) if get(o) is None else (1, get(o).casefold(), o.guid)
     return lambda o: (0, 0, o.guid) if get(o) is None else (1, get(o), o.guid)
@@ -329,13 +343,13 @@ class QueryEngine:
 
     def __init__(self, world: World, max_cached: int = 256):
         self.w = world
-        self._params: dict[str, dict] = {}
+        self._params: dict[str, Params] = {}
         self._misread = world.quirks.misread_server_filter
-        self._cache: dict[tuple, list] = {}
+        self._cache: dict[tuple[str, str, str, bool], list[EmObject]] = {}
         self._gen = world.generation
         self.max_cached = max_cached
 
-    def params(self, kind: str) -> dict:
+    def params(self, kind: str) -> Params:
         """The filter parameters of `kind` (built again when `quirks.misread_server_filter` is switched)."""
         if self._misread != self.w.quirks.misread_server_filter:
             self._misread = self.w.quirks.misread_server_filter
@@ -345,7 +359,8 @@ class QueryEngine:
             self._params[kind] = params_for(kind, self.w)
         return self._params[kind]
 
-    def source(self, kind: str) -> list:
+    def source(self, kind: str) -> Sequence[EmObject]:
+        """What a query of `kind` ranges over: what EM lists now."""
         w = self.w
         if kind in query_backup.KINDS:
             return query_backup.source(kind, w)
@@ -355,7 +370,8 @@ class QueryEngine:
             return w.queryable_job_sessions()
         return w.tasks if kind == "ReplicaTaskSession" else w.points
 
-    def select(self, kind: str, flt: str, sort_by: str | None, desc: bool) -> list:
+    def select(self, kind: str, flt: str, sort_by: str | None, desc: bool) -> list[EmObject]:
+        """The objects of `kind` that the filter selects, sorted; cached until the world changes."""
         if self._gen != self.w.generation:
             self._cache.clear()
             self._gen = self.w.generation
@@ -377,7 +393,7 @@ class QueryEngine:
         self._cache[key] = objs
         return objs
 
-    def run(self, q: dict[str, str], api: str):
+    def run(self, q: dict[str, str], api: str) -> Page:
         """Parse query-string params (lower-case keys); returns (kind, page objs, entity?, page, size,
         pages_count, [(rel, href)])."""
         raw_type = q.get("type")

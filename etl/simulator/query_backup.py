@@ -1,16 +1,19 @@
 """Query-service parameters of the backup-side types, exactly the documented ones (em-backup-side.md,
-"Query service" of each type): `RestorePointId` on VmRestorePoint, `CreationTimeUTC` on BackupFile,
-`CreationTime` filtering RestorePoint's `BackupDateUTC`, `JobUid` on Backup and Replica, and the
-backup and file filters of AgentRestorePoint (§10).
-
-Parameter kinds are those of `query._coerce`; `uid` compares the GUID part, so a bare GUID and any
-`urn:veeam:<Type>:` prefix select the same object (tdewin filters with a bare GUID, the docs quote
-the urn; agent jobs are `urn:veeam:AgentBackupJob:` in /agents/jobs and `urn:veeam:Job:` in sessions).
+"Query service" of each type); `uid` compares the GUID part, so a bare GUID and any
+`urn:veeam:<Type>:` prefix select the same object (tdewin filters with a bare GUID, the docs a urn).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
 from .backup import SESSION_STATES, server_of
+from .entities import BackupEntity
+
+if TYPE_CHECKING:
+    from .query import Param, ParamKind, Params
+    from .world import World
 
 TYPES = {
     "job": "Job",
@@ -52,25 +55,25 @@ POINT_TYPES = ("Full", "Increment", "ReverseIncrement", "Snapshot")
 STR, UID, INT, FLOAT, BOOL, DATE = ("str",), ("uid",), ("int",), ("float",), ("bool",), ("date",)
 
 
-def _enum(names):
+def _enum(names: Sequence[str]) -> ParamKind:
     return ("enum", {n.lower(): i for i, n in enumerate(names)})
 
 
-def _enum_param(name: str, names: tuple[str, ...], get) -> tuple:
+def _enum_param(name: str, names: tuple[str, ...], get: Callable[[Any], str]) -> Param:
     """A filter parameter over an enum: the getter's value as its index (None when undocumented)."""
     kind = _enum(names)
     index = kind[1]
     return (name, kind, lambda o: index.get(get(o).lower()))
 
 
-def _res(r):
+def _res(r: int | None) -> int:
     return -1 if r is None else r
 
 
-def source(kind: str, w) -> list:
+def source(kind: str, w: World) -> Sequence[BackupEntity]:
     """The objects a query of `kind` ranges over (what EM lists now)."""
     b = w.backup
-    return {
+    lists: dict[str, Sequence[BackupEntity]] = {
         "Job": b.jobs,
         "AgentBackupJob": b.agent_jobs,
         "NasJob": b.nas_jobs,
@@ -83,13 +86,17 @@ def source(kind: str, w) -> list:
         "AgentRestorePoint": b.arps,
         "BackupFile": b.files,
         "Replica": b.replicas,
-    }[kind]
+    }
+    return lists[kind]
 
 
-def params_for(kind: str, w) -> dict:
-    """{lower-case filter name: (canonical name, kind, getter(obj) -> comparable | None)}."""
+def params_for(kind: str, w: World) -> Params:
+    """{lower-case filter name: (canonical name, kind, getter(obj) -> comparable | None)}: among them
+    `RestorePointId` on VmRestorePoint, `CreationTimeUTC` on BackupFile, `CreationTime` filtering
+    RestorePoint's `BackupDateUTC`, `JobUid` on Backup and Replica, and the backup and file filters
+    of AgentRestorePoint (§10)."""
     b = w.backup
-    p = {"uid": ("UID", STR, lambda o: o.uid), "name": ("Name", STR, lambda o: o.name)}
+    p: Params = {"uid": ("UID", STR, lambda o: o.uid), "name": ("Name", STR, lambda o: o.name)}
     srv = {
         # quirks.misread_server_filter: compared with the bare GUID as a plain string (a urn: nothing)
         "backupserveruid": (

@@ -7,11 +7,26 @@ and cached; the world's advance listener drops only the objects whose state chan
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable, Sequence
 from xml.sax.saxutils import escape
 
 from . import render_backup
-from .world import NS, RESULTS, World, fmt_ts
+from .clock import fmt_ts
+from .entities import (
+    RESULTS,
+    BackupServer,
+    EmObject,
+    ReplicaJobSession,
+    ReplicaTaskSession,
+    ReplicationEntity,
+    VmReplicaPoint,
+)
+from .render_backup import Rng
+from .world import World
 
+NS = "http://www.veeam.com/ent/v1.0"
+
+REPLICATION = (BackupServer, ReplicaJobSession, ReplicaTaskSession, VmReplicaPoint)  # the rest: render_backup
 _ATTR = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
 XSD = ' xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
 # The QueryService menu (em-samples/querysvc-menu.xml): (link Type, query type, sortAsc), in its order.
@@ -114,7 +129,8 @@ class Renderer:
         self._one: dict[str, bytes] = {}  # single-entity GETs that differ from the query form
         world.add_listener(self.invalidate)
 
-    def invalidate(self, guids) -> None:
+    def invalidate(self, guids: Iterable[str]) -> None:
+        """Forget the rendering of these objects (a world listener: their state changed)."""
         for g in guids:
             self._ent.pop(g, None)
             self._ref.pop(g, None)
@@ -137,7 +153,7 @@ class Renderer:
             return f"<{self.p}{name} />"
         return f"<{self.p}{name}>{escape(value)}</{self.p}{name}>"
 
-    def link(self, rel: str, typ: str | None, href: str, name: str | None = None, rng=None) -> str:
+    def link(self, rel: str, typ: str | None, href: str, name: str | None = None, rng: Rng = None) -> str:
         pairs = [("Rel", rel), ("Type", typ), ("Href", href)] if typ else [("Rel", rel), ("Href", href)]
         if name is not None:
             pairs.append(("Name", name))
@@ -155,11 +171,10 @@ class Renderer:
         return ""
 
     # ------------------------------------------------------------------ per-type pieces
-    def _up_links(self, obj, rng) -> list[str]:
-        kind = obj.kind
-        if kind == "BackupServer":
+    def _up_links(self, obj: ReplicationEntity, rng: Rng) -> list[str]:
+        if obj.kind == "BackupServer":
             return []
-        if kind == "ReplicaJobSession":
+        if obj.kind == "ReplicaJobSession":
             job = obj.job
             return [
                 self.link(
@@ -171,7 +186,7 @@ class Renderer:
                 ),
                 self.link("Up", "JobReference", f"{self.api}/jobs/{job.guid}", job.name, rng),
             ]
-        if kind == "ReplicaTaskSession":
+        if obj.kind == "ReplicaTaskSession":
             js = obj.js
             return [
                 self.link(
@@ -202,7 +217,7 @@ class Renderer:
             self.link("Up", "ReplicaReference", f"{self.api}/replicas/{replica.guid}", replica.name, rng),
         ]
 
-    def _down_links(self, obj, rng) -> list[str]:
+    def _down_links(self, obj: ReplicationEntity, rng: Rng) -> list[str]:
         """After `Alternate` in an entity, before it in a reference (em-samples/: the v13 server, the
         References page and the job sessions); no `Name`."""
         if obj.kind == "ReplicaJobSession":
@@ -213,7 +228,7 @@ class Renderer:
             return [self.link("Down", "JobReferenceList", href, None, rng)]
         return []
 
-    def _root_attrs(self, obj, entity: bool, rng) -> str:
+    def _root_attrs(self, obj: ReplicationEntity, entity: bool, rng: Rng) -> str:
         kind = obj.kind
         pairs = [
             ("Type", kind if entity else kind + "Reference"),
@@ -221,15 +236,15 @@ class Renderer:
             ("Name", obj.name),
             ("UID", obj.uid),
         ]
-        if entity and kind == "ReplicaTaskSession":
+        if entity and obj.kind == "ReplicaTaskSession":
             pairs.append(("VmDisplayName", obj.vm_name))
-        elif entity and kind == "VmReplicaPoint":
+        elif entity and obj.kind == "VmReplicaPoint":
             pairs.append(("VmDisplayName", obj.task.vm_name))
         return attrs(pairs, rng)
 
-    def _fields(self, obj) -> str:
-        kind, w, el = obj.kind, self.w, self.el
-        if kind == "BackupServer":
+    def _fields(self, obj: ReplicationEntity) -> str:
+        w, el = self.w, self.el
+        if obj.kind == "BackupServer":
             return (
                 el("Description", obj.description)
                 + el("Port", str(obj.port))
@@ -237,7 +252,7 @@ class Renderer:
                 + el("WcfPort", None if obj.wcf_port is None else str(obj.wcf_port))
                 + el("VbrCertificateThumbprint", obj.thumbprint)
             )
-        if kind == "ReplicaJobSession":
+        if obj.kind == "ReplicaJobSession":
             state, result, progress, end = w.js_state(obj)
             return (
                 el("JobUid", f"urn:veeam:Job:{obj.job.guid}")
@@ -251,7 +266,7 @@ class Renderer:
                 + el("FailureMessage", obj.failure if end is not None else None)
                 + el("IsRetry", "true" if obj.is_retry else "false")
             )
-        if kind == "ReplicaTaskSession":
+        if obj.kind == "ReplicaTaskSession":
             state, result, end = w.task_state(obj)
             return (
                 el("JobSessionUid", obj.js.uid)
@@ -271,9 +286,9 @@ class Renderer:
             + el("PointType", obj.point_type)
         )
 
-    def entity_piece(self, obj) -> bytes:
+    def entity_piece(self, obj: EmObject) -> bytes:
         """`' attrs><Links>…</Links>fields'` — wrap as `<Name` + piece + `</Name>`."""
-        if obj.kind in render_backup.KINDS:
+        if not isinstance(obj, REPLICATION):
             return render_backup.entity_piece(self, obj)
         b = self._ent.get(obj.guid)
         if b is None:
@@ -287,7 +302,7 @@ class Renderer:
             if kind == "BackupServer":
                 start = self.href(kind, obj.guid, False) + "?action=collect"
                 items.append(self.link("Start", None, start, None, rng))
-            if kind == "ReplicaTaskSession":
+            if obj.kind == "ReplicaTaskSession":
                 p = self.w.related_point(obj)
                 if p is not None:
                     items.append(
@@ -306,8 +321,8 @@ class Renderer:
             self._ent[obj.guid] = b
         return b
 
-    def ref_piece(self, obj) -> bytes:
-        if obj.kind in render_backup.KINDS:
+    def ref_piece(self, obj: EmObject) -> bytes:
+        if not isinstance(obj, REPLICATION):
             return render_backup.ref_piece(self, obj)
         b = self._ref.get(obj.guid)
         if b is None:
@@ -324,28 +339,28 @@ class Renderer:
         tag = (self.p + name).encode()
         return b"<" + tag + (self.nsfull.encode() if ns else b"") + piece + b"</" + tag + b">"
 
-    def entity_doc(self, obj) -> bytes:
-        if obj.kind in render_backup.KINDS:
+    def entity_doc(self, obj: EmObject) -> bytes:
+        if not isinstance(obj, REPLICATION):
             piece = render_backup.entity_piece(self, obj, single=True)
         else:
             piece = self.entity_piece(obj)
         return self.doc(self._wrap(render_backup.TAGS.get(obj.kind, obj.kind), piece, True))
 
-    def ref_doc(self, obj) -> bytes:
+    def ref_doc(self, obj: EmObject) -> bytes:
         return self.doc(self._wrap("EntityRef", self.ref_piece(obj), True))
 
-    def _entities(self, kind: str, objs) -> bytes:
+    def _entities(self, kind: str, objs: Iterable[EmObject]) -> bytes:
         tag = (self.p + render_backup.TAGS.get(kind, kind)).encode()
         op, cl = b"<" + tag, b"</" + tag + b">"
         ep = self.entity_piece
         return b"".join([op + ep(o) + cl for o in objs])
 
-    def _refs(self, objs) -> bytes:
+    def _refs(self, objs: Iterable[EmObject]) -> bytes:
         op, cl = f"<{self.p}Ref".encode(), f"</{self.p}Ref>".encode()
         rp = self.ref_piece
         return b"".join([op + rp(o) + cl for o in objs])
 
-    def collection_doc(self, kind: str, objs, entity: bool) -> bytes:
+    def collection_doc(self, kind: str, objs: Iterable[EmObject], entity: bool) -> bytes:
         if entity:
             return self.doc(self._wrap(PLURAL[kind], b">" + self._entities(kind, objs), True))
         return self.doc(self._wrap("EntityReferences", b">" + self._refs(objs), True))
@@ -353,7 +368,7 @@ class Renderer:
     def query_doc(
         self,
         kind: str,
-        objs,
+        objs: Sequence[EmObject],
         entity: bool,
         page: int,
         size: int,
@@ -366,8 +381,8 @@ class Renderer:
         # EM's serializer leaves a null list out: an empty References page has no <Refs> at all (a v12
         # JSON recording shows "Refs": null; em-api.md, "Empty results")
         if count == 0:  # em-samples/query-empty-entities.xml
-            body = f">{f'<{p}Entities />' if entity else ''}{info} />"
-            return self.doc(self._wrap("QueryResult", body.encode(), True))
+            empty = f">{f'<{p}Entities />' if entity else ''}{info} />"
+            return self.doc(self._wrap("QueryResult", empty.encode(), True))
         if entity:
             body = (
                 f"><{p}Entities><{p}{PLURAL[kind]}>".encode()

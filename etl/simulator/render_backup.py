@@ -1,20 +1,37 @@
-"""XML of the backup-side entities and references, after the examples in em-backup-side.md.
-
-`entity_piece(r, obj)` / `ref_piece(r, obj)` return `' attrs><Links>…</Links>fields'` like the
-replication side's `Renderer` methods, cached in the same per-guid caches (`r._ent`, `r._ref`; `r._one`
-for the few entities whose single GET differs from their query form).
-Link Rel/Type pairs and child order follow the recorded examples; older backup servers mistype
-the list links and omit links and elements as `backup.Profile` says.
+"""XML of the backup-side entities and references, after the examples in em-backup-side.md: link
+Rel/Type pairs and child order follow the recorded examples; older backup servers mistype the list
+links and omit links and elements as `backup.Profile` says. Cached like render.py's (per GUID).
 """
 
 from __future__ import annotations
 
 import random
-import time
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
 from .backup import SEGMENT
-from .world import RESULTS, T, fmt_ts, new_guid
+from .clock import fmt_ts, fmt_ts_or_none, local_time_of_day
+from .entities import (
+    RESULTS,
+    AgentBackupJob,
+    AgentRestorePoint,
+    Backup,
+    BackupEntity,
+    BackupFile,
+    BackupJobSession,
+    BackupServer,
+    BackupTaskSession,
+    Job,
+    NasJob,
+    RestorePoint,
+    VmRestorePoint,
+)
+from .world import new_guid
+
+if TYPE_CHECKING:
+    from .render import Renderer
+
+Rng = random.Random | None  # shuffles attributes (quirks.shuffle_attributes), else None
 
 _ATTR = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
 
@@ -32,7 +49,6 @@ PLURAL = {
     "BackupFile": "BackupFiles",
     "Replica": "Replicas",
 }
-KINDS = frozenset(PLURAL)
 # Element names that are not the `Type` (em-samples/nas-job-entity.xml: `<NASJob Type="NasJob">`).
 TAGS = {"NasJob": "NASJob"}
 DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
@@ -50,11 +66,11 @@ def ref_type(kind: str) -> str:
     return "JobReference" if kind == "AgentBackupJob" else kind + "Reference"
 
 
-def _href(r, kind: str, guid: str, entity: bool = False) -> str:
+def _href(r: Renderer, kind: str, guid: str, entity: bool = False) -> str:
     return f"{r.api}/{SEGMENT[kind]}/{guid}" + ("?format=Entity" if entity else "")
 
 
-def _lk(r, rel: str, typ: str | None, href: str, name: str | None = None, rng=None) -> str:
+def _lk(r: Renderer, rel: str, typ: str | None, href: str, name: str | None = None, rng: Rng = None) -> str:
     pairs = [("Rel", rel)]
     if typ is not None:
         pairs.append(("Type", typ))
@@ -64,12 +80,8 @@ def _lk(r, rel: str, typ: str | None, href: str, name: str | None = None, rng=No
     return f"<{r.p}Link{attrs(pairs, rng)} />"
 
 
-def _server_link(r, s, rng) -> str:
+def _server_link(r: Renderer, s: BackupServer, rng: Rng) -> str:
     return _lk(r, "Up", "BackupServerReference", r.href("BackupServer", s.guid, False), s.name, rng)
-
-
-def _ts(ticks: int | None, prec: int) -> str | None:
-    return None if ticks is None else fmt_ts(ticks, prec)
 
 
 def _bool(v: bool) -> str:
@@ -77,11 +89,11 @@ def _bool(v: bool) -> str:
 
 
 # ---------------------------------------------------------------------- links per kind
-def _entity_links(r, o, rng, single: bool = False) -> list[str]:
+def _entity_links(r: Renderer, o: BackupEntity, rng: Rng, single: bool = False) -> list[str]:
     kind, api, w = o.kind, r.api, r.w
     b = w.backup
     me = _href(r, kind, o.guid)
-    if kind == "Job":
+    if o.kind == "Job":
         items = [_server_link(r, o.server, rng), _lk(r, "Alternate", "JobReference", me, o.name, rng)]
         if o.job_type in ("Backup", "Replica"):
             items += [
@@ -109,7 +121,7 @@ def _entity_links(r, o, rng, single: bool = False) -> list[str]:
                 _lk(r, "Create", "LinkedBackupRepositoryObject", me + "/linkedBackupRepositories", None, rng),
             ]
         return items
-    if kind == "AgentBackupJob":
+    if o.kind == "AgentBackupJob":
         return [
             _server_link(r, o.server, rng),
             _lk(r, "Alternate", "JobReference", me, o.name, rng),
@@ -120,14 +132,14 @@ def _entity_links(r, o, rng, single: bool = False) -> list[str]:
             _lk(r, "Stop", None, me + "?action=stop", None, rng),
             _lk(r, "Retry", None, me + "?action=retry", None, rng),
         ]
-    if kind == "NasJob":  # em-samples/nas-job-entity.xml
+    if o.kind == "NasJob":  # em-samples/nas-job-entity.xml
         return [
             _server_link(r, o.server, rng),
             _lk(r, "Alternate", "JobReference", me, o.name, rng),
             _lk(r, "Down", "NasObjectList", me + "/includes", None, rng),
             _lk(r, "Down", "BackupJobSessionReferenceList", me + "/backupSessions", None, rng),
         ]
-    if kind == "BackupJobSession":
+    if o.kind == "BackupJobSession":
         items = _session_ups(r, o, rng)
         items.append(_lk(r, "Alternate", "BackupJobSessionReference", me, o.name, rng))
         # an agent parent session's second Alternate, to its per-computer sessions: in the single GET
@@ -150,7 +162,7 @@ def _entity_links(r, o, rng, single: bool = False) -> list[str]:
                 _lk(r, "Related", "RestorePointReference", _href(r, "RestorePoint", rp.guid), rp.name, rng)
             )
         return items
-    if kind == "BackupTaskSession":
+    if o.kind == "BackupTaskSession":
         items = _task_ups(r, o, rng)
         items.append(_lk(r, "Alternate", "BackupTaskSessionReference", me, o.name, rng))
         v = b.related_vrp(o)
@@ -159,14 +171,14 @@ def _entity_links(r, o, rng, single: bool = False) -> list[str]:
                 _lk(r, "Related", "VmRestorePoint", _href(r, "VmRestorePoint", v.guid, True), v.name, rng)
             )
         return items
-    if kind == "Repository":
+    if o.kind == "Repository":
         return [
             _server_link(r, o.server, rng),
             _lk(r, "Alternate", "RepositoryReference", me, o.name, rng),
             _lk(r, "Down", "BackupReferenceList", me + "/backups", None, rng),
             _lk(r, "Down", "ReplicaReferenceList", me + "/replicas", None, rng),
         ]
-    if kind == "Backup":
+    if o.kind == "Backup":
         items = _backup_ups(r, o, rng)
         items.append(_lk(r, "Alternate", "BackupReference", me, o.name, rng))
         if o.btype == "ParentBackup":
@@ -179,7 +191,7 @@ def _entity_links(r, o, rng, single: bool = False) -> list[str]:
                 _lk(r, "Up", "Backup", _href(r, "Backup", o.parent.guid, True), "Parent Backup", rng)
             )
         return items
-    if kind == "RestorePoint":
+    if o.kind == "RestorePoint":
         p = b.profile(o)
         items = _rp_ups(r, o, rng)
         items.append(_lk(r, "Alternate", "RestorePointReference", me, o.name, rng))
@@ -189,18 +201,18 @@ def _entity_links(r, o, rng, single: bool = False) -> list[str]:
         typ = "BackupFileReferenceList" if p.typed_lists else "RestorePointReferenceList"
         items.append(_lk(r, "Related", typ, me + "/backupFiles", None, rng))
         return items
-    if kind == "VmRestorePoint":
+    if o.kind == "VmRestorePoint":
         items = [_lk(r, "Restore", None, me + "?action=restore", None, rng)]
         items += _vrp_ups(r, o, rng)
         items.append(_lk(r, "Alternate", "VmRestorePointReference", me, o.name, rng))
         items.append(_lk(r, "Down", "VmRestorePointMountList", me + "/mounts", None, rng))
         items.append(_lk(r, "Create", "VmRestorePointMount", me + "/mounts", None, rng))
         return items
-    if kind == "AgentRestorePoint":  # em-samples/query-agent-restore-points.xml
+    if o.kind == "AgentRestorePoint":  # em-samples/query-agent-restore-points.xml
         items = _arp_ups(r, o, rng)
         items.append(_lk(r, "Alternate", "AgentRestorePointReference", me, o.name, rng))
         return items
-    if kind == "BackupFile":
+    if o.kind == "BackupFile":
         p = b.profile(o)
         items = _file_ups(r, o, rng)
         items.append(_lk(r, "Alternate", "BackupFileReference", me, o.name, rng))
@@ -217,7 +229,7 @@ def _entity_links(r, o, rng, single: bool = False) -> list[str]:
     ]
 
 
-def _session_ups(r, o, rng) -> list[str]:
+def _session_ups(r: Renderer, o: BackupJobSession, rng: Rng) -> list[str]:
     items = [
         _server_link(r, o.server, rng),
         _lk(r, "Up", "JobReference", f"{r.api}/{o.job_seg}/{o.job_guid}", o.job_name, rng),
@@ -236,7 +248,7 @@ def _session_ups(r, o, rng) -> list[str]:
     return items
 
 
-def _task_ups(r, o, rng) -> list[str]:
+def _task_ups(r: Renderer, o: BackupTaskSession, rng: Rng) -> list[str]:
     js = o.js
     return [
         _server_link(r, js.server, rng),
@@ -244,7 +256,7 @@ def _task_ups(r, o, rng) -> list[str]:
     ]
 
 
-def _backup_ups(r, o, rng) -> list[str]:
+def _backup_ups(r: Renderer, o: Backup, rng: Rng) -> list[str]:
     if o.repo is None:  # an imported backup has no repository link (em-api.md)
         return [_server_link(r, o.server, rng)]
     return [
@@ -253,14 +265,14 @@ def _backup_ups(r, o, rng) -> list[str]:
     ]
 
 
-def _rp_ups(r, o, rng) -> list[str]:
+def _rp_ups(r: Renderer, o: RestorePoint, rng: Rng) -> list[str]:
     return [
         _lk(r, "Up", "BackupReference", _href(r, "Backup", o.backup.guid), o.backup.name, rng),
         _server_link(r, o.backup.server, rng),
     ]
 
 
-def _vrp_ups(r, o, rng) -> list[str]:
+def _vrp_ups(r: Renderer, o: VmRestorePoint, rng: Rng) -> list[str]:
     rp = o.rp
     items = [
         _server_link(r, rp.backup.server, rng),
@@ -273,7 +285,7 @@ def _vrp_ups(r, o, rng) -> list[str]:
     return items
 
 
-def _arp_ups(r, o, rng) -> list[str]:
+def _arp_ups(r: Renderer, o: AgentRestorePoint, rng: Rng) -> list[str]:
     rp = o.rp
     return [
         _server_link(r, rp.backup.server, rng),
@@ -282,18 +294,18 @@ def _arp_ups(r, o, rng) -> list[str]:
     ]
 
 
-def _file_ups(r, o, rng) -> list[str]:
+def _file_ups(r: Renderer, o: BackupFile, rng: Rng) -> list[str]:
     return [
         _lk(r, "Up", "BackupReference", _href(r, "Backup", o.backup.guid), o.backup.name, rng),
         _server_link(r, o.backup.server, rng),
     ]
 
 
-def _ref_links(r, o, rng) -> list[str]:
+def _ref_links(r: Renderer, o: BackupEntity, rng: Rng) -> list[str]:
     """Links of the reference form: the parents, then `Alternate` to the entity."""
     kind = o.kind
     me = _href(r, kind, o.guid, True)
-    if kind == "NasJob":  # em-samples/nas-job-reference.xml: Alternate typed "Job", then the sessions
+    if o.kind == "NasJob":  # em-samples/nas-job-reference.xml: Alternate typed "Job", then the sessions
         return [
             _server_link(r, o.server, rng),
             _lk(r, "Alternate", "Job", me, o.name, rng),
@@ -306,7 +318,7 @@ def _ref_links(r, o, rng) -> list[str]:
                 rng,
             ),
         ]
-    if kind == "BackupJobSession":
+    if o.kind == "BackupJobSession":
         items = _session_ups(r, o, rng)
         items.append(_lk(r, "Alternate", "BackupJobSession", me, o.name, rng))
         items.append(
@@ -320,17 +332,19 @@ def _ref_links(r, o, rng) -> list[str]:
             )
         )
         return items
-    ups = {
-        "BackupTaskSession": _task_ups,
-        "Backup": _backup_ups,
-        "RestorePoint": _rp_ups,
-        "VmRestorePoint": _vrp_ups,
-        "AgentRestorePoint": _arp_ups,
-        "BackupFile": _file_ups,
-    }.get(kind)
-    if ups is not None:
-        items = ups(r, o, rng)
-    elif kind == "Replica":
+    if o.kind == "BackupTaskSession":
+        items = _task_ups(r, o, rng)
+    elif o.kind == "Backup":
+        items = _backup_ups(r, o, rng)
+    elif o.kind == "RestorePoint":
+        items = _rp_ups(r, o, rng)
+    elif o.kind == "VmRestorePoint":
+        items = _vrp_ups(r, o, rng)
+    elif o.kind == "AgentRestorePoint":
+        items = _arp_ups(r, o, rng)
+    elif o.kind == "BackupFile":
+        items = _file_ups(r, o, rng)
+    elif o.kind == "Replica":
         items = [
             _lk(r, "Up", "RepositoryReference", _href(r, "Repository", o.repo.guid), o.repo.name, rng),
             _server_link(r, o.server, rng),
@@ -342,13 +356,7 @@ def _ref_links(r, o, rng) -> list[str]:
 
 
 # ---------------------------------------------------------------------- fields per kind
-def _local_time(ticks: int, tz: int) -> str:
-    tm = time.gmtime(ticks // T + tz * 3600)
-    sign = "+" if tz >= 0 else "-"
-    return f"{tm.tm_hour:02d}:{tm.tm_min:02d}:00.0000000{sign}{abs(tz):02d}:00"
-
-
-def _schedule(r, o) -> str:
+def _schedule(r: Renderer, o: Job | AgentBackupJob) -> str:
     el, p = r.el, r.p
     if o.kind == "Job" and o.job_type not in ("Backup", "Replica"):
         days = "".join(f'<{p}Day Name="{d}">{",".join("1" * 24)}</{p}Day>' for d in DAYS)
@@ -367,7 +375,7 @@ def _schedule(r, o) -> str:
         + f'</{p}RetryOptions><{p}OptionsDaily Enabled="{_bool(o.sched_configured)}">'
         + el("Kind", "Everyday")
         + "".join(el("Days", d) for d in DAYS)
-        + el("Time", _local_time(first, tz))
+        + el("Time", local_time_of_day(first, tz))
         + el("TimeOffsetUtc", str(tz))
         + f"</{p}OptionsDaily></{p}Standart></{p}JobScheduleOptions>"
     )
@@ -377,7 +385,7 @@ def _object_id(job_guid: str, i: int) -> str:
     return new_guid(random.Random(f"{job_guid}:include:{i}"))
 
 
-def _job_info(r, o) -> str:
+def _job_info(r: Renderer, o: Job | AgentBackupJob) -> str:
     el, p, me = r.el, r.p, _href(r, o.kind, o.guid)
     retention = (
         f"<{p}SimpleRetentionPolicy>"
@@ -412,7 +420,7 @@ def _job_info(r, o) -> str:
     linked = (
         f"<{p}LinkedJobIncludes><{p}LinkedJobObject>"
         + el("ObjectInJobId", _object_id(o.guid, 0))
-        + el("LinkedJobUid", o.source.uid)
+        + el("LinkedJobUid", o.source.uid if o.source is not None else None)
         + f"</{p}LinkedJobObject></{p}LinkedJobIncludes>"
     )
     return (
@@ -421,7 +429,7 @@ def _job_info(r, o) -> str:
     )
 
 
-def _nas_includes(r, o) -> str:
+def _nas_includes(r: Renderer, o: NasJob) -> str:
     """`Includes` of a NasJob: one `NASObject` per file share (em-samples/nas-job-entity.xml)."""
     p, me = r.p, _href(r, o.kind, o.guid)
     shares = "".join(
@@ -435,17 +443,17 @@ def _nas_includes(r, o) -> str:
     return f"<{p}Includes>{shares}</{p}Includes>"
 
 
-def _fields(r, o) -> str:
-    kind, el, b = o.kind, r.el, r.w.backup
-    if kind == "NasJob":  # no JobType, Platform, schedule options or job info
+def _fields(r: Renderer, o: BackupEntity) -> str:
+    el, b = r.el, r.w.backup
+    if o.kind == "NasJob":  # no JobType, Platform, schedule options or job info
         return (
             el("Description", o.description)
             + _nas_includes(r, o)
             + el("ScheduleConfigured", _bool(o.sched_configured))
             + el("ScheduleEnabled", _bool(o.sched_enabled))
-            + el("NextRun", _ts(b.next_run(o), 0))
+            + el("NextRun", fmt_ts_or_none(b.next_run(o), 0))
         )
-    if kind in ("Job", "AgentBackupJob"):
+    if o.kind == "Job" or o.kind == "AgentBackupJob":
         nxt = b.next_run(o)
         return (
             el("JobType", o.job_type)
@@ -453,44 +461,44 @@ def _fields(r, o) -> str:
             + el("Description", o.description)
             + el("ScheduleConfigured", _bool(o.sched_configured))
             + el("ScheduleEnabled", _bool(o.sched_enabled))
-            + el("NextRun", _ts(nxt, 0))
+            + el("NextRun", fmt_ts_or_none(nxt, 0))
             + _schedule(r, o)
             + _job_info(r, o)
         )
-    if kind == "BackupJobSession":
+    if o.kind == "BackupJobSession":
         state, result, progress, end = b.js_state(o)
         return (
             el("JobUid", f"urn:veeam:Job:{o.job_guid}")
             + el("JobName", o.job_name)
             + el("JobType", o.job_type)
             + el("CreationTimeUTC", fmt_ts(o.start, o.prec))
-            + el("EndTimeUTC", _ts(end, o.prec))
+            + el("EndTimeUTC", fmt_ts_or_none(end, o.prec))
             + el("State", state)
             + el("Result", "None" if result is None else RESULTS[result])
             + el("Progress", str(progress))
             + el("FailureMessage", o.failure if end is not None else None)
             + el("IsRetry", _bool(o.is_retry))
         )
-    if kind == "BackupTaskSession":
+    if o.kind == "BackupTaskSession":
         state, result, end = b.task_state(o)
         vm_uid = o.vm[1] if o.js.job.kind == "Job" and b.profile(o).vm_uid else None
         return (
             el("JobSessionUid", o.js.uid)
             + el("CreationTimeUTC", fmt_ts(o.created, o.prec))
-            + el("EndTimeUTC", _ts(end, o.prec))
+            + el("EndTimeUTC", fmt_ts_or_none(end, o.prec))
             + el("State", state)
             + el("Result", "None" if result is None else RESULTS[result])
             + el("Reason", o.reason if end is not None else "")
             + el("TotalSize", str(b.total_size(o)))
             + el("VmUid", vm_uid)
         )
-    if kind == "Repository":
+    if o.kind == "Repository":
         return el("Capacity", str(o.capacity)) + el("FreeSpace", str(b.free_space(o))) + el("Kind", o.rkind)
-    if kind == "Backup":
+    if o.kind == "Backup":
         return el("Platform", o.platform) + el("BackupType", o.btype)
-    if kind == "RestorePoint":
+    if o.kind == "RestorePoint":
         return el("BackupDateUTC", fmt_ts(o.date, o.prec))
-    if kind == "VmRestorePoint":
+    if o.kind == "VmRestorePoint":
         return (
             el("CreationTimeUTC", fmt_ts(o.created, o.prec))
             + el("VmName", o.vm[0] if b.profile(o).vm_names else None)
@@ -498,13 +506,13 @@ def _fields(r, o) -> str:
             + el("PointType", o.point_type)
             + el("HierarchyObjRef", o.vm[1])
         )
-    if kind == "AgentRestorePoint":
+    if o.kind == "AgentRestorePoint":
         return (
             el("CreationTimeUTC", fmt_ts(o.created, o.prec))
             + el("Algorithm", o.algorithm)
             + el("PointType", o.point_type)
         )
-    if kind == "BackupFile":
+    if o.kind == "BackupFile":
         return (
             el("FilePath", o.path)
             + el("BackupSize", str(o.backup_size))
@@ -517,7 +525,7 @@ def _fields(r, o) -> str:
     return el("Platform", o.platform)  # Replica
 
 
-def _root_attrs(r, o, entity: bool, rng) -> str:
+def _root_attrs(r: Renderer, o: BackupEntity, entity: bool, rng: Rng) -> str:
     kind = o.kind
     pairs = [
         ("Type", kind if entity else ref_type(kind)),
@@ -526,13 +534,13 @@ def _root_attrs(r, o, entity: bool, rng) -> str:
         ("UID", o.uid),
     ]
     if entity and (
-        kind == "BackupTaskSession" or kind == "VmRestorePoint" and r.w.backup.profile(o).vm_names
+        o.kind == "BackupTaskSession" or o.kind == "VmRestorePoint" and r.w.backup.profile(o).vm_names
     ):
         pairs.insert(3, ("VmDisplayName", o.vm[0]))
     return attrs(pairs, rng)
 
 
-def entity_piece(r, o, single: bool = False) -> bytes:
+def entity_piece(r: Renderer, o: BackupEntity, single: bool = False) -> bytes:
     """`' attrs><Links>…</Links>fields'` of a backup-side object (cached per guid); `single`: as a
     GET of the entity itself answers it, rather than a query or a collection."""
     single = single and o.kind == "BackupJobSession" and bool(o.children)
@@ -551,7 +559,7 @@ def entity_piece(r, o, single: bool = False) -> bytes:
     return piece
 
 
-def ref_piece(r, o) -> bytes:
+def ref_piece(r: Renderer, o: BackupEntity) -> bytes:
     piece = r._ref.get(o.guid)
     if piece is None:
         rng = r._rng(o.guid)

@@ -6,8 +6,10 @@ parents become placeholder rows built only from what the child's link says.
 
 from __future__ import annotations
 
+from .clock import from_ticks, from_ticks_or_none
+from .entities import RESULTS, BackupServer
 from .truth_backup import build_backup_truth
-from .world import RESULTS, World, from_ticks
+from .world import World
 
 
 def _none(s: str | None) -> str | None:
@@ -20,7 +22,7 @@ def build_truth(w: World, origin: str | None = None) -> dict[str, dict[str, dict
     tasks: dict[str, dict] = {}
     points: dict[str, dict] = {}
 
-    def server_ref(s) -> str:
+    def server_ref(s: BackupServer) -> str:
         if s.uid not in servers:
             if s.deleted:
                 servers[s.uid] = {
@@ -62,7 +64,7 @@ def build_truth(w: World, origin: str | None = None) -> dict[str, dict[str, dict
             "job_type": "Replica",
             "name": js.name,
             "creation_time_utc": from_ticks(js.start),
-            "end_time_utc": None if end is None else from_ticks(end),
+            "end_time_utc": from_ticks_or_none(end),
             "state": state,
             "result": "None" if result is None else RESULTS[result],
             "progress": progress,
@@ -83,7 +85,7 @@ def build_truth(w: World, origin: str | None = None) -> dict[str, dict[str, dict
             "name": t.name,
             "vm_display_name": t.vm_name,
             "creation_time_utc": from_ticks(t.created),
-            "end_time_utc": None if end is None else from_ticks(end),
+            "end_time_utc": from_ticks_or_none(end),
             "state": state,
             "result": "None" if result is None else RESULTS[result],
             "reason": _none(t.reason) if end is not None else None,

@@ -1,17 +1,19 @@
-"""Ground truth of the backup side: the rows a complete crawl at `now` leaves in the warehouse
-(shape and rules: the warehouse's backup-side tables, one dict per row keyed by UID).
-
-Parents EM answers 404 for become placeholder rows built from the child's reference only: the copy
-workers' and per-computer agent "jobs" (uid from the session's `JobUid`) and VM restore points that
-retention removed while a task still links them (`Related`). A task without that link gets its
-point by inference (`vm_restore_point_link='inferred'`), which a fresh crawl can only make while the
-point is still listed.
+"""Ground truth of the backup side: the rows a complete crawl at `now` leaves in the warehouse tables.
+Parents EM answers 404 for become placeholders built from the child's reference only; a task without
+a `Related` link gets its point by inference (`vm_restore_point_link='inferred'`) while it is listed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 from .backup import href
-from .world import RESULTS, from_ticks
+from .clock import from_ticks, from_ticks_or_none
+from .entities import RESULTS, BackupServer
+
+if TYPE_CHECKING:
+    from .world import World
 
 RETENTION_TABLES = (
     "restore_points",
@@ -28,11 +30,9 @@ def _none(s: str | None) -> str | None:
     return s if s else None
 
 
-def _t(ticks: int | None):
-    return None if ticks is None else from_ticks(ticks)
-
-
-def build_backup_truth(w, origin: str | None, server_ref) -> dict[str, dict[str, dict]]:
+def build_backup_truth(
+    w: World, origin: str | None, server_ref: Callable[[BackupServer], str]
+) -> dict[str, dict[str, dict[str, Any]]]:
     """Tables of the backup side; `server_ref(server) -> uid` records backup servers (and their
     placeholders) in the caller's table."""
     b = w.backup
@@ -60,7 +60,7 @@ def build_backup_truth(w, origin: str | None, server_ref) -> dict[str, dict[str,
             "description": _none(job.description),
             "schedule_configured": job.sched_configured,
             "schedule_enabled": job.sched_enabled,
-            "next_run_utc": _t(b.next_run(job)),
+            "next_run_utc": from_ticks_or_none(b.next_run(job)),
             "placeholder": False,
         }
 
@@ -91,7 +91,7 @@ def build_backup_truth(w, origin: str | None, server_ref) -> dict[str, dict[str,
             "job_type": js.job_type,
             "name": js.name,
             "creation_time_utc": from_ticks(js.start),
-            "end_time_utc": _t(end),
+            "end_time_utc": from_ticks_or_none(end),
             "state": state,
             "result": "None" if result is None else RESULTS[result],
             "progress": progress,
@@ -104,6 +104,8 @@ def build_backup_truth(w, origin: str | None, server_ref) -> dict[str, dict[str,
     for t in b.tasks:
         state, result, end = b.task_state(t)
         rel = b.related_vrp(t)
+        vrp_uid: str | None
+        how: str | None
         if rel is not None:
             vrp_uid, how = rel.uid, "link"
             if rel.guid not in listed_vrps:  # retired: known only from the task's link
@@ -138,7 +140,7 @@ def build_backup_truth(w, origin: str | None, server_ref) -> dict[str, dict[str,
             "vm_display_name": t.vm[0],
             "vm_uid": t.vm[1] if t.js.job.kind == "Job" and p.vm_uid else None,
             "creation_time_utc": from_ticks(t.created),
-            "end_time_utc": _t(end),
+            "end_time_utc": from_ticks_or_none(end),
             "state": state,
             "result": "None" if result is None else RESULTS[result],
             "reason": _none(t.reason) if end is not None else None,

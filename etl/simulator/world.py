@@ -1,7 +1,6 @@
-"""The seeded fake Enterprise Manager estate and its ground truth.
-
-Every session is drawn from `random.Random(f"{seed}:{job}:{run}")`, so advancing time only adds the
-future; `World.truth()` is exactly what a complete crawl should leave in the warehouse.
+"""The seeded estate of a simulated Enterprise Manager, its clock and its replication side: backup
+servers, replication jobs with their sessions, tasks and replica points, what EM lists at `now`, and
+time (`advance`, collection lag, history retention); the backup side is built and advanced with it.
 """
 
 from __future__ import annotations
@@ -9,15 +8,30 @@ from __future__ import annotations
 import heapq
 import random
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-T = 10_000_000  # .NET ticks (100 ns) per second; every instant is held as ticks since the Unix epoch
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-NS = "http://www.veeam.com/ent/v1.0"
-RESULTS = ("Success", "Warning", "Failed")
-SUCCESS, WARNING, FAILED = 0, 1, 2
+from .clock import T, from_ticks, name_ts, span, to_ticks, trunc
+from .entities import (
+    FAILED,
+    RESULTS,
+    SUCCESS,
+    WARNING,
+    BackupServer,
+    ReplicaJobSession,
+    ReplicaTaskSession,
+    ReplicatedVm,
+    ReplicationEntity,
+    ReplicationJob,
+    VmReplicaPoint,
+)
+
+if TYPE_CHECKING:
+    from .backup import BackupSide
+    from .entities import Backup, BackupEntity, EmObject
+
 PRECS = (0, 3, 6, 7, 7)
 
 SEGMENT = {
@@ -80,37 +94,6 @@ WARN_REASONS = (
 )
 
 
-def to_ticks(dt: datetime) -> int:
-    d = dt - EPOCH
-    return (d.days * 86400 + d.seconds) * T + d.microseconds * 10
-
-
-def from_ticks(ticks: int) -> datetime:
-    return EPOCH + timedelta(microseconds=ticks // 10)
-
-
-def trunc(ticks: int, prec: int) -> int:
-    unit = 10 ** (7 - prec)
-    return ticks - ticks % unit
-
-
-def fmt_ts(ticks: int, prec: int) -> str:
-    """ISO instant ending in Z with `prec` (0-7) fractional digits."""
-    secs, frac = divmod(ticks, T)
-    tm = time.gmtime(secs)
-    base = (
-        f"{tm.tm_year:04d}-{tm.tm_mon:02d}-{tm.tm_mday:02d}T{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}"
-    )
-    return base + "Z" if prec == 0 else f"{base}.{frac:07d}"[: len(base) + 1 + prec] + "Z"
-
-
-def fmt_name_ts(ticks: int, frac: bool) -> str:
-    secs, rem = divmod(ticks, T)
-    tm = time.gmtime(secs)
-    s = f"{tm.tm_year:04d}-{tm.tm_mon:02d}-{tm.tm_mday:02d} {tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}"
-    return f"{s}.{rem // 10:06d}" if frac else s
-
-
 def new_guid(rng: random.Random) -> str:
     n = rng.getrandbits(128)
     n = (n & ~(0xF000 << 64)) | (0x4000 << 64)  # version 4
@@ -163,93 +146,15 @@ class Quirks:
     misread_server_filter: bool = False
 
 
-class Server:
-    __slots__ = (
-        "idx",
-        "guid",
-        "name",
-        "description",
-        "port",
-        "version",
-        "wcf_port",
-        "thumbprint",
-        "deleted",
-        "v13",
-        "vcenter",
-        "lag",
-        "view",
-    )
-    kind = "BackupServer"
-
-    @property
-    def uid(self) -> str:
-        return f"urn:veeam:BackupServer:{self.guid}"
-
-
-class Job:
-    __slots__ = ("idx", "server", "guid", "name", "vms", "offset", "next_k", "pointed")
-
-
-class JobSession:
-    __slots__ = (
-        "guid",
-        "job",
-        "k",
-        "is_retry",
-        "start",
-        "end",
-        "result",
-        "failure",
-        "prec",
-        "name",
-        "tasks",
-        "visible_at",
-        "hidden",
-        "extra",
-    )
-    kind = "ReplicaJobSession"
-
-    @property
-    def uid(self) -> str:
-        return f"urn:veeam:ReplicaJobSession:{self.guid}"
-
-
-class Task:
-    __slots__ = (
-        "guid",
-        "js",
-        "vm",
-        "created",
-        "work_start",
-        "end",
-        "result",
-        "reason",
-        "prec",
-        "name",
-        "point",
-    )
-    kind = "ReplicaTaskSession"
-
-    @property
-    def uid(self) -> str:
-        return f"urn:veeam:ReplicaTaskSession:{self.guid}"
-
-    @property
-    def vm_name(self) -> str:
-        return self.js.job.vms[self.vm][0]
-
-
-class Point:
-    __slots__ = ("guid", "task", "created", "algorithm", "point_type", "prec", "name", "deleted")
-    kind = "VmReplicaPoint"
-
-    @property
-    def uid(self) -> str:
-        return f"urn:veeam:VmReplicaPoint:{self.guid}"
+Listener = Callable[[set[str]], None]  # called with the GUIDs whose rendering changed
+Revealable = ReplicaJobSession | VmReplicaPoint  # what happens at an instant and EM then lists
 
 
 class World:
-    """The estate at instant `now`; `advance()` moves time forward under `lock`."""
+    """The estate at instant `now`; `advance()` moves time forward under `lock`.
+
+    Every session is drawn from `random.Random(f"{seed}:{job}:{run}")`, so advancing time only adds
+    the future; `truth()` is exactly what a complete crawl should leave in the warehouse."""
 
     def __init__(
         self,
@@ -289,13 +194,13 @@ class World:
         self.running_share = running_share
         self.lock = threading.RLock()
         self.origin = "http://localhost:9399"  # set by the Simulator serving this world; used by truth()
-        self.generation = 0
-        self._listeners: list = []
+        self.generation = 0  # counts the changes of what EM lists (query caches compare it)
+        self._listeners: list[Listener] = []
         self._now = to_ticks(now)
-        self.period = int(86400 * T / max(1, runs_per_day))
-        self.t0 = self._now - days * 86400 * T
+        self.period = int(86400 * T / max(1, runs_per_day))  # ticks between two runs of a job
+        self.t0 = self._now - days * 86400 * T  # where the history starts
         waves = -(-vms_per_job // 4)
-        self.scale = min(1.0, 0.5 * self.period / (waves * 25 * 60 * T + 1))
+        self.scale = min(1.0, 0.5 * self.period / (waves * 25 * 60 * T + 1))  # task durations shrink to fit
         self.servers = [self._make_server(i) for i in range(max(1, servers))]
         if self.quirks.deleted_server:
             self.servers[-1].deleted = True
@@ -303,76 +208,82 @@ class World:
             self.servers[i].lag = int(hours * 3600 * T)
         for s in self.servers:
             s.view = self._now - s.lag
-        self._pending: dict[int, list] = {}  # server index -> heap of what EM has not collected yet
+        # server index -> heap of what happened but EM has not collected yet
+        self._pending: dict[int, list[tuple[int, int, Revealable]]] = {}
         self.jobs = [self._make_job(j, vms_per_job) for j in range(jobs)]
-        self.job_sessions: list[JobSession] = []
-        self.tasks: list[Task] = []
-        self.points: list[Point] = []
-        self.index: dict[str, dict] = {k: {} for k in SEGMENT}
+        self.job_sessions: list[ReplicaJobSession] = []
+        self.tasks: list[ReplicaTaskSession] = []
+        self.points: list[VmReplicaPoint] = []
+        # what EM lists, by kind and GUID
+        self.index: dict[str, dict[str, ReplicationEntity]] = {k: {} for k in SEGMENT}
         for s in self.servers:
             if not s.deleted:
                 self.index["BackupServer"][s.guid] = s
-        self._heap: list = []
+        self._heap: list[tuple[int, int, Revealable]] = []  # (when, sequence, what): the future
         self._seq = 0
-        self._active: list[JobSession] = []
+        self._active: list[ReplicaJobSession] = []  # sessions still running at their server's view
         self._generate(self._now)
         self._reveal(self._now)
         from .backup import BackupSide
 
-        self.backup = BackupSide(
+        self.backup: BackupSide = BackupSide(
             self, backup_jobs, agent_jobs, copy_jobs, agent_computers, retention_days, vms_per_job, nas_jobs
         )
         self._purge()
 
     # ---------------------------------------------------------------- construction
-    def _make_server(self, i: int) -> Server:
+    def _make_server(self, i: int) -> BackupServer:
         rng = random.Random(f"{self.seed}:server:{i}")
-        s = Server()
-        s.idx, s.guid, s.deleted = i, new_guid(rng), False
-        s.name = f"vbr{i + 1:02d}.lab.local"
-        s.description = "" if i % 3 == 1 else rng.choice(DESCRIPTIONS[2:])
-        s.port, s.version = 9392, rng.choice(VERSIONS)  # drawn to keep the seeded stream
-        s.version = SERVER_VERSIONS[i % len(SERVER_VERSIONS)]
-        s.wcf_port = 9401 if i % 2 == 0 else None
-        s.thumbprint = f"{rng.getrandbits(160):040X}" if i % 2 == 0 else None
-        s.v13, s.lag = False, 0
-        s.vcenter = new_guid(random.Random(f"{self.seed}:vcenter:{i}"))
+        guid = new_guid(rng)
+        description = "" if i % 3 == 1 else rng.choice(DESCRIPTIONS[2:])
+        rng.choice(VERSIONS)  # drawn to keep the seeded stream: the version is SERVER_VERSIONS[i % 5]
+        version = SERVER_VERSIONS[i % len(SERVER_VERSIONS)]
+        port, wcf_port = 9392, 9401 if i % 2 == 0 else None
+        thumbprint = f"{rng.getrandbits(160):040X}" if i % 2 == 0 else None
+        v13 = False
         versions = self.quirks.server_versions
         if versions:
-            s.version = versions[i % len(versions)]
-            s.v13 = int(s.version.split(".", 1)[0]) >= 13
-            if s.v13:
-                s.port, s.wcf_port = 443, 9405
-                s.thumbprint = (
-                    s.thumbprint or f"{random.Random(f'{self.seed}:cert:{i}').getrandbits(160):040X}"
-                )
+            version = versions[i % len(versions)]
+            v13 = int(version.split(".", 1)[0]) >= 13
+            if v13:
+                port, wcf_port = 443, 9405
+                thumbprint = thumbprint or f"{random.Random(f'{self.seed}:cert:{i}').getrandbits(160):040X}"
             else:
-                s.wcf_port = s.thumbprint = None
-        return s
+                wcf_port = thumbprint = None
+        return BackupServer(
+            idx=i,
+            guid=guid,
+            name=f"vbr{i + 1:02d}.lab.local",
+            description=description,
+            port=port,
+            version=version,
+            wcf_port=wcf_port,
+            thumbprint=thumbprint,
+            vcenter=new_guid(random.Random(f"{self.seed}:vcenter:{i}")),
+            v13=v13,
+        )
 
-    def _make_job(self, j: int, nvms: int) -> Job:
+    def _make_job(self, j: int, nvms: int) -> ReplicationJob:
         rng = random.Random(f"{self.seed}:job:{j}")
-        job = Job()
-        job.idx, job.server, job.guid = j, self.servers[j % len(self.servers)], new_guid(rng)
-        job.name = f"{rng.choice(JOB_PREFIXES)}{j + 1:02d} Replication"
+        server, guid = self.servers[j % len(self.servers)], new_guid(rng)
+        name = f"{rng.choice(JOB_PREFIXES)}{j + 1:02d} Replication"
         names: set[str] = set()
-        vms = []
+        vms: list[ReplicatedVm] = []
         while len(vms) < nvms:
-            name = rng.choice(VM_PATTERNS).format(rng.randrange(1, 100 if len(names) < 60 else 1000))
-            if name not in names:
-                names.add(name)
-                vms.append((name, new_guid(rng), rng.choice(SIZES_GIB) * 2**30))
-        job.vms = tuple(vms)
+            vm = rng.choice(VM_PATTERNS).format(rng.randrange(1, 100 if len(names) < 60 else 1000))
+            if vm not in names:
+                names.add(vm)
+                vms.append(ReplicatedVm(vm, new_guid(rng), rng.choice(SIZES_GIB) * 2**30))
         running = j == 0 or rng.random() < self.running_share
         if running:  # newest run started a few minutes before the initial now: still working
             last = self._now - int(rng.uniform(2.0, 4.0) * 60 * T * self.scale) - 45 * T
-            job.offset = (last - self.t0) % self.period
+            offset = (last - self.t0) % self.period
         else:
-            job.offset = rng.randrange(self.period)
-        job.next_k, job.pointed = 0, set()
-        return job
+            offset = rng.randrange(self.period)
+        return ReplicationJob(j, server, guid, name, tuple(vms), offset)
 
-    def _sched(self, job: Job, k: int) -> int:
+    def _sched(self, job: ReplicationJob, k: int) -> int:
+        """When run `k` of `job` is scheduled (ticks)."""
         return self.t0 + job.offset + k * self.period
 
     def _generate(self, upto: int) -> None:
@@ -382,7 +293,8 @@ class World:
                     self._push(js.visible_at, js)
                 job.next_k += 1
 
-    def _gen_run(self, job: Job, k: int) -> list[JobSession]:
+    def _gen_run(self, job: ReplicationJob, k: int) -> list[ReplicaJobSession]:
+        """Run `k` of `job`: its session, and a retry of the VMs that failed when there is time."""
         rng = random.Random(f"{self.seed}:{job.idx}:{k}")
         start = self._sched(job, k) + rng.randrange(45 * T)
         js = self._gen_session(job, k, rng, start, list(range(len(job.vms))), False)
@@ -397,67 +309,66 @@ class World:
             return [js]
         return [js, retry]
 
-    def _gen_session(self, job, k, rng, start, vms, retry) -> JobSession:
-        js = JobSession()
-        js.guid, js.job, js.k, js.is_retry = new_guid(rng), job, k, retry
-        js.prec = rng.choice(PRECS)
-        js.start = trunc(start, js.prec)
-        js.name = f"{job.name}@{fmt_name_ts(js.start, rng.random() < 0.2)}"
-        js.hidden = rng.random() < 0.08 and self.quirks.parents_only_by_link
+    def _gen_session(
+        self, job: ReplicationJob, k: int, rng: random.Random, start: int, vms: list[int], retry: bool
+    ) -> ReplicaJobSession:
+        guid, prec = new_guid(rng), rng.choice(PRECS)
+        start = trunc(start, prec)
+        js = ReplicaJobSession(
+            guid=guid,
+            job=job,
+            k=k,
+            is_retry=retry,
+            prec=prec,
+            start=start,
+            name=f"{job.name}@{name_ts(start, rng.random() < 0.2)}",
+            hidden=rng.random() < 0.08 and self.quirks.parents_only_by_link,
+        )
         fail_p, warn_p = (0.10, 0.15) if retry else (0.03, 0.07)
         slots = [js.start + rng.randrange(20 * T, 60 * T) for _ in range(4)]
-        created, tasks = js.start, []
+        created, tasks = js.start, js.tasks
         for vm in vms:
-            t = Task()
-            t.guid, t.js, t.vm, t.prec = new_guid(rng), js, vm, rng.choice(PRECS)
+            guid, prec = new_guid(rng), rng.choice(PRECS)
             created += rng.randrange(T // 5, 2 * T)
-            t.created = -(-created // 10 ** (7 - t.prec)) * 10 ** (7 - t.prec)  # rounded up: never before js
+            created_at = -(-created // 10 ** (7 - prec)) * 10 ** (7 - prec)  # rounded up: never before js
             slot = min(range(4), key=slots.__getitem__)
-            t.work_start = max(slots[slot], created) + rng.randrange(T, 10 * T)
+            work_start = max(slots[slot], created) + rng.randrange(T, 10 * T)
             r = rng.random()
-            t.result = FAILED if r < fail_p else WARNING if r < warn_p else SUCCESS
-            dur = rng.randrange(8 * 60 * T, 25 * 60 * T) // (3 if t.result == FAILED else 1)
-            t.end = trunc(t.work_start + int(dur * self.scale), t.prec)
-            slots[slot] = t.end + rng.randrange(T, 5 * T)
-            t.reason = (
-                rng.choice(FAIL_REASONS)
-                if t.result == FAILED
-                else rng.choice(WARN_REASONS)
-                if t.result == WARNING
-                else ""
-            )
-            t.name = f"{job.vms[vm][0]}@{fmt_name_ts(t.created, False)}"
-            t.point = None
+            result = FAILED if r < fail_p else WARNING if r < warn_p else SUCCESS
+            dur = rng.randrange(8 * 60 * T, 25 * 60 * T) // (3 if result == FAILED else 1)
+            end = trunc(work_start + int(dur * self.scale), prec)
+            slots[slot] = end + rng.randrange(T, 5 * T)
+            reasons = FAIL_REASONS if result == FAILED else WARN_REASONS if result == WARNING else None
+            reason = rng.choice(reasons) if reasons else ""
+            name = f"{job.vms[vm].name}@{name_ts(created_at, False)}"
+            t = ReplicaTaskSession(guid, js, vm, prec, created_at, work_start, end, result, reason, name)
             deleted = rng.random() < 0.04
             if t.result != FAILED:
-                p = Point()
-                p.guid, p.task, p.prec = new_guid(rng), t, rng.choice(PRECS)
-                p.created = trunc(t.end - rng.randrange(T, 20 * T), p.prec)
-                p.algorithm, p.point_type = (
+                guid, prec = new_guid(rng), rng.choice(PRECS)
+                p_created = trunc(t.end - rng.randrange(T, 20 * T), prec)
+                algorithm, point_type = (
                     ("Incremental", "Increment") if vm in job.pointed else ("Full", "Full")
                 )
+                name = f"{job.vms[vm].name}@{name_ts(p_created, False)}"
+                deleted = deleted and self.quirks.deleted_point
+                t.point = VmReplicaPoint(guid, t, prec, p_created, algorithm, point_type, name, deleted)
                 job.pointed.add(vm)
-                p.name = f"{job.vms[vm][0]}@{fmt_name_ts(p.created, False)}"
-                p.deleted = deleted and self.quirks.deleted_point
-                t.point = p
             tasks.append(t)
-        js.tasks = tasks
         js.visible_at = max(t.created for t in tasks)
         js.end = trunc(max(t.end for t in tasks) + rng.randrange(5 * T, 30 * T), js.prec)
         js.result = max(t.result for t in tasks)
         js.extra = self._extra_state(js) if self.quirks.extra_states else None
         nbad = sum(1 for t in tasks if t.result != SUCCESS)
-        js.failure = None
         if js.result != SUCCESS and rng.random() < 0.7:
             bad = next(t for t in tasks if t.result == js.result)
             js.failure = (
-                f"Processing {job.vms[bad.vm][0]} {bad.reason}"
+                f"Processing {job.vms[bad.vm].name} {bad.reason}"
                 if rng.random() < 0.5
                 else f"{nbad} of {len(tasks)} VMs processed with {RESULTS[js.result].lower()}s"
             )
         return js
 
-    def _extra_state(self, js: JobSession) -> tuple[str, int, int] | None:
+    def _extra_state(self, js: ReplicaJobSession) -> tuple[str, int, int] | None:
         """(state, from, until) in ticks: when the session reports a state of EXTRA_STATES."""
         if not self.quirks.extra_states:
             return None
@@ -471,7 +382,7 @@ class World:
         return name, js.start, js.start + span * (20 + (h >> 4) % 30) // 100
 
     # ---------------------------------------------------------------- time
-    def _push(self, when: int, obj) -> None:
+    def _push(self, when: int, obj: Revealable) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (when, self._seq, obj))
 
@@ -505,20 +416,19 @@ class World:
                 obj = item[2]
                 srv = obj.job.server if obj.kind == "ReplicaJobSession" else obj.task.js.job.server
                 if item[0] <= srv.view:
-                    self._admit(obj, srv)
+                    self._admit(obj)
                 else:
                     heapq.heappush(pending.setdefault(srv.idx, []), item)
             moved = False
             for idx, waiting in pending.items():
                 view = self.servers[idx].view
                 while waiting and waiting[0][0] <= view:
-                    obj = heapq.heappop(waiting)[2]
-                    self._admit(obj, self.servers[idx])
+                    self._admit(heapq.heappop(waiting)[2])
                     moved = True
             if not moved:
                 return
 
-    def _admit(self, obj, srv: Server | None) -> None:
+    def _admit(self, obj: Revealable) -> None:
         if obj.kind == "ReplicaJobSession":
             self.job_sessions.append(obj)
             self.index["ReplicaJobSession"][obj.guid] = obj
@@ -528,7 +438,7 @@ class World:
                 idx[t.guid] = t
                 if t.point is not None and not t.point.deleted:
                     self._push(t.end, t.point)
-            if obj.end > (srv or obj.job.server).view:
+            if obj.end > obj.job.server.view:
                 self._active.append(obj)
         else:
             self.points.append(obj)
@@ -542,18 +452,18 @@ class World:
     def now_ticks(self) -> int:
         return self._now
 
-    def add_listener(self, callback) -> None:
+    def add_listener(self, callback: Listener) -> None:
         """`callback(changed_guids: set[str])` runs (under the lock) after every advance."""
         self._listeners.append(callback)
 
-    def remove_listener(self, callback) -> None:
+    def remove_listener(self, callback: Listener) -> None:
         if callback in self._listeners:
             self._listeners.remove(callback)
 
     def advance(self, delta: timedelta) -> set[str]:
         """Move `now` forward; returns the guids of already-visible entities whose rendering changed."""
         with self.lock:
-            return self._move(self._now + to_ticks(EPOCH + delta))
+            return self._move(self._now + span(delta))
 
     def set_collection_lag(self, server: int, hours: float) -> set[str]:
         """From now on EM collects backup server `server` (index) `hours` late. EM never forgets what
@@ -605,7 +515,7 @@ class World:
         if self.quirks.collecting_minutes:
             self.advance(timedelta(minutes=self.quirks.collecting_minutes))
 
-    def import_backup(self, server: int = 0, weeks: float = 3.0, points: int = 3):
+    def import_backup(self, server: int = 0, weeks: float = 3.0, points: int = 3) -> Backup:
         """A backup imported on backup server `server` (index): named `<job>_imported`, without a
         repository link, its restore points, VM restore points and backup files dated `weeks` before
         now (em-api.md, "EM changes while it is read"; VBR guide, importing_backups.html). Listed at
@@ -618,7 +528,7 @@ class World:
             return backup
 
     # ---------------------------------------------------------------- state at now
-    def js_state(self, js: JobSession) -> tuple[str, int | None, int, int | None]:
+    def js_state(self, js: ReplicaJobSession) -> tuple[str, int | None, int, int | None]:
         """(State, result index or None, progress, end ticks or None) of a job session as EM shows it
         at now (as of its backup server's last collection)."""
         now = js.job.server.view
@@ -629,37 +539,45 @@ class World:
         state = extra[0] if extra is not None and extra[1] <= now < extra[2] else "Working"
         return state, None, min(99, done * 100 // len(js.tasks)), None
 
-    def task_state(self, t: Task) -> tuple[str, int | None, int | None]:
+    def task_state(self, t: ReplicaTaskSession) -> tuple[str, int | None, int | None]:
         """(State, result index or None, end ticks or None) of a task session as EM shows it at now."""
         now = t.js.job.server.view
         if t.end <= now:
             return "Completed", t.result, t.end
         return ("InProgress" if t.work_start <= now else "Pending"), None, None
 
-    def related_point(self, t: Task) -> Point | None:
+    def related_point(self, t: ReplicaTaskSession) -> VmReplicaPoint | None:
         """The point a task links to with Rel="Related" (None when the quirk is off or not yet made)."""
         if self.quirks.related_links and t.point is not None and t.end <= t.js.job.server.view:
             return t.point
         return None
 
-    def vm_uid(self, t: Task) -> str | None:
+    def vm_uid(self, t: ReplicaTaskSession) -> str | None:
         """`VmUid` of a task session: only from backup servers of version 13 or later."""
         srv = t.js.job.server
         if not srv.v13:
             return None
-        moref = int(t.js.job.vms[t.vm][1][:8], 16) % 900_000 + 1000
+        moref = int(t.js.job.vms[t.vm].guid[:8], 16) % 900_000 + 1000
         return f"urn:VMware:Vm:{srv.vcenter}.vm-{moref}"
 
-    def visible_servers(self) -> list[Server]:
+    def find(self, kind: str, guid: str) -> EmObject | None:
+        """The object of EM type `kind` that EM lists under `guid` (lower case); None: none."""
+        index: dict[str, ReplicationEntity] | dict[str, BackupEntity] | None = self.index.get(kind)
+        if index is None:
+            index = self.backup.index[kind]
+        return index.get(guid)
+
+    def visible_servers(self) -> list[BackupServer]:
         return [s for s in self.servers if not s.deleted]
 
-    def queryable_job_sessions(self) -> list[JobSession]:
+    def queryable_job_sessions(self) -> list[ReplicaJobSession]:
         if self.quirks.parents_only_by_link:
             return [js for js in self.job_sessions if not js.hidden]
         return self.job_sessions
 
     # ---------------------------------------------------------------- hrefs, truth, stats
     def href(self, kind: str, guid: str, entity: bool, origin: str | None = None) -> str:
+        """The Href EM gives a replication-side object (entity form with `?format=Entity`)."""
         seg = SEGMENT[kind]
         if kind == "ReplicaTaskSession" and self.quirks.misspelled_hrefs:
             seg = "repicaTaskSessions"
@@ -682,6 +600,7 @@ class World:
         return deleted(self.truth(origin))
 
     def stats(self) -> dict[str, int]:
+        """How many of each object EM lists (and a few counts tests size their checks by)."""
         with self.lock:
             return {
                 "backup_servers": len(self.visible_servers()),
@@ -691,6 +610,8 @@ class World:
                 "running_job_sessions": sum(1 for js in self.job_sessions if js.end > js.job.server.view),
                 "retry_job_sessions": sum(1 for js in self.job_sessions if js.is_retry),
                 "hidden_job_sessions": sum(1 for js in self.job_sessions if js.hidden),
-                "deleted_points": sum(1 for t in self.tasks if self.related_point(t) and t.point.deleted),
+                "deleted_points": sum(
+                    1 for t in self.tasks if (p := self.related_point(t)) is not None and p.deleted
+                ),
                 **self.backup.stats(),
             }
