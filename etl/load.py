@@ -69,7 +69,7 @@ class _Statements:
             for i, name in enumerate(self.data)
             if isinstance(table.c[name].type, (schema.UTCDateTime, Boolean))
         ]
-        self.columns = self.data + ["source", "first_loaded_at", "last_loaded_at", "run_id"]
+        self.columns = self.data + list(schema.META_COLUMNS)
         # columns the loader fills itself (a lookup, an inference): EM's NULL never overwrites them
         self.kept = frozenset(i for i, name in enumerate(self.data) if table.c[name].info.get("kept"))
         updates = ", ".join(
@@ -138,7 +138,7 @@ class Loader:
         """`fresh` names tables that were empty when the run started: their rows need no comparison."""
         self.conn, self.source, self.run_id, self.fresh = conn, source, run_id, fresh
         self._convert = _sqlite_value if conn.dialect.name == "sqlite" else None
-        meta = (source, now, now, run_id)
+        meta = tuple(schema.meta_values(source, run_id, now).values())
         self._meta = tuple(map(self._convert, meta)) if self._convert else meta
 
     def _statements(self, table: Table) -> _Statements:

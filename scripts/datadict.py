@@ -1,9 +1,13 @@
-"""Generate docs/warehouse.md, the warehouse data dictionary, from etl.schema and the views in sql/.
+"""Generate docs/warehouse.md, the warehouse data dictionary, from etl/schema.py and the views in sql/.
 
     python scripts/datadict.py > docs/warehouse.md
 
-Column meanings live in the dicts below; tests/unit/test_docs.py fails when the committed file differs from
-what this prints, or when a table or view column has no meaning here.
+Tables, columns, types, keys and meanings come from `etl.schema.metadata`: each table's and column's
+`comment`, the same text PostgreSQL stores; "Derived values" lists the columns marked `schema.DERIVED`.
+A view's summary is the leading comment of its file in sql/, its columns those of a scratch warehouse
+migrated to head; a view column has no declaration to carry a comment, so its meaning is kept here
+(`VIEW_COLUMNS`, `VIEW_COMMON`). tests/unit/test_docs.py fails when the committed file differs from what
+this prints, or when a column has no meaning.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import Column, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -23,334 +27,9 @@ from etl import db, registry, report, schema, views  # noqa: E402
 
 MISSING = "(no description yet: add one to scripts/datadict.py)"
 
-TABLES = {
-    "etl_runs": "One row per load (`veeam-etl run` / `demo`): outcome, counts and errors.",
-    "backup_servers": "Veeam Backup & Replication servers that EM manages (`BackupServer`).",
-    "replica_job_sessions": "One run of a replication job (`ReplicaJobSession`), scheduled or an automatic retry.",
-    "vm_replica_points": "Restore points of VM replicas (`VmReplicaPoint`).",
-    "replica_task_sessions": "One VM processed in one replication job session (`ReplicaTaskSession`).",
-    "etl_watermarks": "Per source, entity type and backup server: the newest creation time committed, where incremental loads resume.",
-    "etl_sweeps": "Per source: when the retention sweep last compared the warehouse with EM's uid lists.",
-    "etl_locks": "The one-run-at-a-time lock per source, with a heartbeat.",
-    "etl_quarantine": "Entities EM returned that could not be read; kept for inspection, retried by later runs.",
-    "etl_settings": "Key/value settings read by the reporting views: `rpo_hours` (replication RPO, default 24, "
-    "inserted by the first migration), `backup_rpo_hours` (backup RPO) and `repository_low_free_pct` (low free "
-    "space threshold); a key that is absent reads as its default (24 and 10).",
-    "jobs": "Backup, backup copy, replication, agent and file-share (NAS) jobs (`Job`, `AgentBackupJob`, "
-    "`NasJob`), and jobs known only from a session's or backup's link (placeholders). Keyed "
-    "`urn:veeam:Job:<guid>` for every kind, agent and file-share jobs included (sessions name them so; EM's "
-    "`AgentBackupJob` and `NasJob` UID prefixes differ for the same GUID).",
-    "repositories": "Backup repositories (`Repository`) as last read: the capacity and free space of the "
-    "newest run (their history is in `repository_space`).",
-    "repository_space": "One observation of a repository's capacity and free space per run that read it: "
-    "the trend behind `v_repository_capacity`.",
-    "backups": "Backup chain sets (`Backup`), usually one per job and repository; agent jobs have a "
-    "`ParentBackup` with one `ChildBackup` per computer. The job is worked out by the loader (see "
-    "`job_uid_source`).",
-    "replicas": "VM replicas (`Replica`), one per replication job and target.",
-    "backup_job_sessions": "One run (attempt) of a backup job (`BackupJobSession`): scheduled, an automatic "
-    "retry, or an agent per-computer session under its parent. `v_backup_job_runs` folds retries into runs.",
-    "restore_points": "Job-level restore points (`RestorePoint`): one backup run of one backup.",
-    "backup_files": "Backup files on repositories (`BackupFile`): `.vbk` full, `.vib` incremental, `.vrb` "
-    "reverse incremental.",
-    "vm_restore_points": "One VM's slice of a restore point (`VmRestorePoint`): what a VM can be restored "
-    "from.",
-    "agent_restore_points": "One agent computer's restore point (`AgentRestorePoint`, EM's own type for "
-    "computers backed up by Veeam Agent jobs: not a `VmRestorePoint`): what a computer can be restored from.",
-    "etl_undocumented_values": "Enumeration values EM sent that its documentation does not list (a `State`, "
-    "`Kind`, `JobType`, ... newer than this tool), one row per type, column and value: recorded when first "
-    "seen, so each is warned about once per warehouse; listed by `veeam-etl status`. The value is stored as "
-    "sent in its table.",
-    "backup_task_sessions": "One VM (or computer) processed in one backup job session (`BackupTaskSession`).",
-}
-
-COMMON = {
-    "uid": "EM UID, `urn:veeam:<Type>:<guid>`: the key.",
-    "href": "EM URL of the entity, as EM gave it.",
-    "placeholder": "True when the row was recorded only from a link (EM could not return the entity): "
-    "only uid, href and name are known.",
-    "source": "The Enterprise Manager the row came from (its API URL, or `--source-name`).",
-    "first_loaded_at": "When a load first inserted the row (UTC).",
-    "last_loaded_at": "When a load last wrote the row (UTC).",
-    "run_id": "The `etl_runs` row of the load that last wrote the row.",
-    "deleted_at": "When a retention sweep found that EM no longer lists the object (UTC); NULL while it "
-    "does. Rows are never deleted from the warehouse: views count only rows with `deleted_at` NULL.",
-}
-
-COLUMNS = {
-    "etl_runs": {
-        "id": "Run number.",
-        "source": "The Enterprise Manager loaded.",
-        "started_at": "When the run started (UTC).",
-        "finished_at": "When the run ended (UTC); NULL while running or when killed.",
-        "status": "`running`, `succeeded` or `failed`.",
-        "mode": "`full`, `incremental`, `since` or `repair` (`veeam-etl verify --repair`: sweep, check, reload).",
-        "rows_inserted": "Entity rows inserted by the run.",
-        "rows_updated": "Entity rows updated by the run.",
-        "counts": 'JSON `{table: {"inserted": n, "updated": n}}`.',
-        "parents_from_links": "Parents EM could not return, recorded from their links (placeholder rows).",
-        "requests": "HTTP requests made to EM.",
-        "retries": "HTTP requests retried.",
-        "quarantined": "Entities quarantined by the run.",
-        "foreign_links": "Links to other origins that were refused.",
-        "new_values": "Enumeration values (State, Result, JobType, …) EM sent that its documentation does "
-        "not list and that no earlier run had met: stored as sent, warned about once per warehouse "
-        "(`etl_undocumented_values`).",
-        "sweep_requests": "Of `requests`: those of the retention sweep (EM's uid lists and the lookups "
-        "by UID of what they lack).",
-        "refused": 'JSON `[{"type": t, "role": r}]`: query types EM refused to the account (HTTP 403), '
-        "skipped by the run, each with the EM role that reads it; NULL when EM refused nothing.",
-        "verify_compared": "Counts the completeness check compared (EM's against the warehouse's: per "
-        "type, then backup server, then day or backup where totals differ); NULL when the run made "
-        "no check (docs/completeness.md).",
-        "verify_differing": "Buckets (type, backup server, day; or backups) whose counts differed and "
-        "that the run read again.",
-        "verify_reloaded": "Rows the completeness check wrote while reading the differing buckets again.",
-        "verify_requests": "Of `requests`: those of the completeness check (counts and reloads).",
-        "error": "Why the run failed.",
-        "host": "Host the run ran on.",
-        "pid": "Process id of the run.",
-    },
-    "backup_servers": {
-        "name": "DNS name or IP of the backup server.",
-        "description": "Description entered in Veeam (may be NULL).",
-        "port": "Veeam Backup Service port (9392).",
-        "version": "Veeam Backup & Replication version, e.g. 12.1.2.172.",
-        "wcf_port": "WCF port, when EM reports it.",
-        "vbr_certificate_thumbprint": "Thumbprint of the backup server's certificate, when EM reports it.",
-    },
-    "replica_job_sessions": {
-        "backup_server_uid": "Backup server that ran the job.",
-        "job_uid": "The replication job (`urn:veeam:Job:<guid>`).",
-        "job_name": "The job's name at the time of the session.",
-        "job_type": "`Replica`.",
-        "name": "`<job>@<start time>` as EM names the session.",
-        "creation_time_utc": "When the session started.",
-        "end_time_utc": "When the session ended; NULL while running.",
-        "state": "As EM sent it: `Stopped` means finished; anything else (`Starting`, `Working`, "
-        "`WaitingRepository`, ...) is unfinished.",
-        "result": "As EM sent it: `Success`, `Warning`, `Failed`, `None`, or a value EM did not document. "
-        "Not to be trusted before `state` is `Stopped`.",
-        "progress": "Percent done, 0-100.",
-        "is_retry": "True for an automatic retry of a failed run.",
-        "failure_message": "EM's summary of what went wrong, when anything did.",
-    },
-    "vm_replica_points": {
-        "backup_server_uid": "Backup server holding the replica.",
-        "replica_uid": "The replica (`urn:veeam:Replica:<guid>`).",
-        "name": "`<vm>@<time>` as EM names the point.",
-        "vm_display_name": "Name of the VM as shown in Veeam.",
-        "vm_name": "VM name (newer servers only).",
-        "creation_time_utc": "When the point was created.",
-        "algorithm": "`Full`, `Incremental`, `ReversedIncremental` or `SyntheticFull`.",
-        "point_type": "`Full`, `Increment`, `ReverseIncrement` or `Snapshot`.",
-        "deleted_at": "When a retention sweep found EM no longer lists the point; NULL while it does "
-        "(`v_vm_replica_status` counts only points with NULL).",
-    },
-    "replica_task_sessions": {
-        "job_session_uid": "The job session the task belongs to.",
-        "backup_server_uid": "Backup server that ran it.",
-        "replica_point_uid": "Replica point the task created (NULL when none or not linked).",
-        "name": "`<vm>@<start time>` as EM names the task.",
-        "vm_display_name": "Name of the VM as shown in Veeam.",
-        "creation_time_utc": "When the task started.",
-        "end_time_utc": "When the task ended; NULL while pending or in progress.",
-        "state": "As EM sent it: `Completed` means finished; anything else (`Pending`, `InProgress`, ...) "
-        "is unfinished.",
-        "result": "As EM sent it: `Success`, `Warning`, `Failed`, `None`, or a value EM did not document. "
-        "Not to be trusted before `state` is `Completed` (EM may already say Success).",
-        "reason": "Why the task warned or failed (NULL when fine).",
-        "total_size": "EM's TotalSize in bytes: the size of the VM processed (its disks), not bytes "
-        "transferred; 0 on failed tasks. EM reports no transferred bytes per task.",
-    },
-    "jobs": {
-        "backup_server_uid": "Backup server the job belongs to.",
-        "name": "Job name.",
-        "job_type": "As EM sent it: `Backup`, `BackupCopy`, `ImmediateBackupCopy`, `Replica`, "
-        "`AgentBackup`, ... (v12+ reports periodic copy jobs as `ImmediateBackupCopy`). NULL for file-share "
-        "(NAS) jobs, whose entity has none (their sessions say `NasBackup`), and for placeholders.",
-        "platform": "`VMware`, `HyperV` / `Hyperv`, `vCloud`, `AgentForWindows`, ... as EM sent it; NULL for "
-        "file-share (NAS) jobs.",
-        "description": "Description entered in Veeam.",
-        "schedule_configured": "True when a schedule is configured.",
-        "schedule_enabled": "True when the schedule is enabled.",
-        "next_run_utc": "Next scheduled run; NULL for jobs without a schedule (copy jobs).",
-    },
-    "repositories": {
-        "backup_server_uid": "Backup server the repository belongs to.",
-        "name": 'Repository name (not unique: every server has a "Default Backup Repository").',
-        "kind": "`WindowsLocal`, `LinuxLocal`, `CifsShare`, `Cloud`, `Extendable` (scale-out), ... as EM "
-        "sent it.",
-        "capacity": "Bytes; NULL when EM reports -1 (unknown, e.g. some cloud, object storage or "
-        "deduplicating repositories): never divide by it.",
-        "free_space": "Free bytes; NULL when EM reports -1 (object storage reports no free space either).",
-    },
-    "repository_space": {
-        "repository_uid": "The repository.",
-        "run_id": "The run that read it (one row per run and repository).",
-        "observed_at": "When the run read it (UTC).",
-        "capacity": "Bytes; NULL when unknown (EM's -1).",
-        "free_space": "Free bytes; NULL when unknown (EM's -1).",
-    },
-    "backups": {
-        "backup_server_uid": "Backup server.",
-        "repository_uid": "Repository the backup is stored on.",
-        "parent_backup_uid": "For an agent `ChildBackup` (one computer): its `ParentBackup`; NULL otherwise.",
-        "job_uid": "Inferred: the job that writes the backup (EM's entity has no job field), worked out "
-        "by the loader as `job_uid_source` says; NULL when not known.",
-        "job_uid_source": "Where `job_uid` came from: `query` (EM's answer to a `type=Backup&filter=JobUid==` "
-        "query), `link` (the restore points its VM restore points hold were made by that job's tasks, by "
-        "EM's link or inferred), `parent` (an agent child backup given its parent backup's job); NULL when "
-        "`job_uid` is NULL, and for backups mapped before the warehouse recorded sources.",
-        "name": "Backup name: the job's name (agent children: `<job> - <computer>`).",
-        "platform": "`VMware`, `HyperV`, `vCloud`, `AgentForLinux`, `AgentForWindows`, ... as EM sent it.",
-        "backup_type": "`Standard`, `ParentBackup` or `ChildBackup`.",
-    },
-    "replicas": {
-        "backup_server_uid": "Backup server.",
-        "repository_uid": "Repository holding the replica's metadata.",
-        "job_uid": "Inferred: the replication job (EM's entity has no job field), worked out by the loader "
-        "as `job_uid_source` says; NULL when not known.",
-        "job_uid_source": "Where `job_uid` came from: `query` (EM's answer to a `type=Replica&filter=JobUid==` "
-        "query) or `link` (the replica points its job's tasks link); NULL when `job_uid` is NULL, and for "
-        "replicas mapped before the warehouse recorded sources.",
-        "name": "Replica name: the replication job's name.",
-        "platform": "`VMware`, `HyperV`, `vCloud` as EM sent it.",
-    },
-    "backup_job_sessions": {
-        "backup_server_uid": "Backup server that ran the job.",
-        "job_uid": "The job (`urn:veeam:Job:<guid>`, agent jobs included); for an agent per-computer session "
-        "the per-computer job `<job> - <computer>`.",
-        "parent_session_uid": "For an agent per-computer session (`AgentManagement`): its `AgentBackup` "
-        "parent session; NULL otherwise.",
-        "job_name": "The job's name at the time of the session.",
-        "job_type": "As EM sent it: `Backup`, `BackupCopy`, `ImmediateBackupCopy`, "
-        "`ImmediateBackupCopyWorker`, `AgentBackup`, `AgentManagement`, `NasBackup`, ...",
-        "name": "`<job>@<start time>` as EM names the session (do not parse it).",
-        "creation_time_utc": "When the session started.",
-        "end_time_utc": "When the session ended; NULL while running.",
-        "state": "As EM sent it: `Stopped` means finished; anything else is unfinished (backup copy sessions "
-        "can stay `Working` for days).",
-        "result": "As EM sent it: `Success`, `Warning`, `Failed`, `None`, or a value EM did not document. "
-        "Not to be trusted before `state` is `Stopped`.",
-        "progress": "Percent done, 0-100.",
-        "is_retry": "True for an automatic retry (EM links a retry to nothing; `v_backup_job_runs` folds it "
-        "into the run it follows).",
-        "failure_message": "EM's summary of what went wrong, when anything did.",
-    },
-    "restore_points": {
-        "backup_uid": "The backup the point belongs to.",
-        "backup_server_uid": "Backup server.",
-        "name": "EM's name, a date like `Jun  5 2025  1:01AM` (do not parse it).",
-        "backup_date_utc": "When the backup run made the point (about the session start).",
-    },
-    "backup_files": {
-        "backup_uid": "The backup the file belongs to.",
-        "backup_server_uid": "Backup server.",
-        "name": "File name (its date is the backup server's local time: use `creation_time_utc`).",
-        "file_path": "Full path on the repository.",
-        "file_type": "`vbk` (full), `vib` (incremental) or `vrb` (reverse incremental).",
-        "backup_size": "Bytes on disk, as recorded when the file was written (later ReFS block cloning or "
-        "deduplicating storage savings are not reflected).",
-        "data_size": "Bytes read from the source for the file, before compression and deduplication.",
-        "deduplication_ratio": "EM's deduplication ratio (e.g. 5.71; 0 or 1 when none).",
-        "compress_ratio": "EM's compression ratio (e.g. 1.52).",
-        "creation_time_utc": "When the file was created (EM's `CreationTimeUtc`).",
-    },
-    "vm_restore_points": {
-        "restore_point_uid": "The job-level restore point.",
-        "backup_file_uid": "The backup file holding the VM's data; NULL when EM gives no link.",
-        "backup_server_uid": "Backup server.",
-        "name": "`<vm>@<time>` as EM names the point.",
-        "vm_display_name": "Name of the VM as shown in Veeam (not sent by every version).",
-        "vm_name": "VM name (not sent by every version).",
-        "hierarchy_obj_ref": "The VM's hierarchy reference, e.g. `urn:VMware:Vm:<vcenter>.vm-62228`; equals "
-        "`backup_task_sessions.vm_uid`. NULL on servers that do not send it.",
-        "creation_time_utc": "When the point was created.",
-        "algorithm": "`Full`, `Incremental`, `ReversedIncremental` or `SyntheticFull`.",
-        "point_type": "`Full`, `Increment` or `ReverseIncrement`.",
-    },
-    "agent_restore_points": {
-        "restore_point_uid": "The job-level restore point (of the computer's child backup).",
-        "backup_file_uid": "The backup file holding the point; NULL when EM gives no link.",
-        "backup_server_uid": "Backup server.",
-        "name": "`<computer>@<time>` as EM names the point.",
-        "computer_name": "The computer's name: the point's Name up to its last `@` (EM sends no computer "
-        "element); the same name its backup task sessions carry in `vm_display_name`.",
-        "creation_time_utc": "When the point was created.",
-        "algorithm": "`Full`, `Incremental` or `SyntheticFull`.",
-        "point_type": "`Full` or `Increment`.",
-        "deleted_at": "When a retention sweep found EM no longer lists the point; NULL while it does "
-        "(`v_vm_backup_status` counts only points with NULL).",
-    },
-    "etl_undocumented_values": {
-        "entity_type": "EM type that carried the value, e.g. `BackupJobSession`.",
-        "column_name": "The column it is stored in, e.g. `state`.",
-        "value": "The value as EM sent it.",
-        "source": "The Enterprise Manager that sent it first.",
-        "run_id": "The run that first met it (it counts in that run's `new_values`).",
-        "first_seen_at": "When (UTC).",
-    },
-    "backup_task_sessions": {
-        "job_session_uid": "The job session the task belongs to.",
-        "backup_server_uid": "Backup server that ran it.",
-        "vm_restore_point_uid": "The VM restore point the task created; NULL when none is known (always for "
-        "agent computers, whose points are `agent_restore_points`). Inferred where EM gives no link: see "
-        "`vm_restore_point_link`.",
-        "vm_restore_point_link": "Where `vm_restore_point_uid` came from: `link` (EM's Related link), "
-        "`inferred` (EM gave none: a point of the same VM created within the task's time window by a task "
-        "that ended Success or Warning), or NULL (no point known). An inferred value never replaces a link.",
-        "name": "`<vm>@<start time>` as EM names the task.",
-        "vm_display_name": "Name of the VM (or agent computer) as shown in Veeam.",
-        "vm_uid": "The VM's hierarchy reference (EM's `VmUid`, = `vm_restore_points.hierarchy_obj_ref`); "
-        "NULL on servers before v10.",
-        "creation_time_utc": "When the task started.",
-        "end_time_utc": "When the task ended; NULL while pending or in progress.",
-        "state": "As EM sent it: `Completed` means finished; anything else (`Pending`, `InProgress`, ...) "
-        "is unfinished.",
-        "result": "As EM sent it: `Success`, `Warning`, `Failed`, `None`, or a value EM did not document. "
-        "Not to be trusted before `state` is `Completed` (EM may already say Success).",
-        "reason": "Why the task warned or failed, as EM wrote it (may be long).",
-        "total_size": "EM's TotalSize in bytes: the VM's source size (its disks), not bytes transferred and "
-        "not the backup's size; 0 on failed tasks.",
-    },
-    "etl_watermarks": {
-        "source": "The Enterprise Manager.",
-        "entity_type": "EM type the watermark is for, e.g. `ReplicaJobSession`.",
-        "backup_server_uid": "The backup server the window is for: EM collects each server on its own "
-        "schedule, so each keeps its own watermark.",
-        "watermark_utc": "Newest creation time committed for that type.",
-        "run_id": "Run that set it.",
-        "updated_at": "When it was set (UTC).",
-    },
-    "etl_sweeps": {
-        "source": "The Enterprise Manager.",
-        "swept_at": "When its retention sweep last ran (UTC); the next is due `--sweep-hours` later.",
-        "run_id": "The run that swept.",
-    },
-    "etl_locks": {
-        "source": "The Enterprise Manager locked.",
-        "run_id": "Run holding the lock.",
-        "host": "Host of the run holding the lock.",
-        "pid": "Process id of the run holding the lock.",
-        "acquired_at": "When the lock was taken (UTC).",
-        "heartbeat_at": "Last sign of life of the holder (UTC); a stale heartbeat lets the next run take over.",
-    },
-    "etl_quarantine": {
-        "source": "The Enterprise Manager.",
-        "href": "URL of the unreadable entity.",
-        "entity_type": "EM type of the entity.",
-        "uid": "Its UID when readable.",
-        "error": "Why it could not be read.",
-        "excerpt": "The start of the offending XML.",
-        "run_id": "Run that quarantined it.",
-        "quarantined_at": "When (UTC).",
-    },
-    "etl_settings": {
-        "key": "Setting name, e.g. `rpo_hours`.",
-        "value": "Setting value as text.",
-    },
-}
+# View columns whose values the views work out rather than read from a table, listed with the derived
+# table columns.
+DERIVED_VIEW_COLUMNS = (("v_vm_backup_status", "kind"), ("v_vm_backup_status", "keyed_by"))
 
 VIEW_COMMON = {
     "job_uid": "The job (`urn:veeam:Job:<guid>`).",
@@ -690,24 +369,11 @@ DEFINITIONS = """\
   EM sends them. A value EM's documentation does not list is warned about once per warehouse, when a run
   first meets it, and recorded in `etl_undocumented_values` (`veeam-etl status` lists them);
   `etl_runs.new_values` counts those first met in that run.
-- **Derived values** (worked out by the loader, not read from EM; a dashboard can tell them apart):
-  - `backup_task_sessions.vm_restore_point_uid`: EM's Related link (`vm_restore_point_link` = `link`) or
-    inferred (`inferred`, see "Task to restore point");
-  - `backups.job_uid`, `replicas.job_uid`: EM's entities name no job; `job_uid_source` says how the loader
-    found it: `query` (EM's answer to a `JobUid` query filter), `link` (the points the job's tasks made or
-    link), `parent` (an agent child backup given its parent backup's job);
-  - `agent_restore_points.computer_name`: the point's Name up to its last `@` (EM sends no computer
-    element);
-  - `v_vm_backup_status.kind` and `keyed_by`: how the view tells a VM from an agent computer and keys them;
-  - `placeholder` rows: parents EM could not give (404), recorded from the child's link (uid, href, name
-    only);
-  - `deleted_at`: when the loader found EM no longer lists an object (retention), not EM's deletion time;
-  - capacity and free space NULL where EM sent -1 (unknown).
 - **Order**: views keep no order; use the `ORDER BY` given under each view.
 """
 
 
-def _type(col) -> str:
+def _type(col: Column) -> str:
     if isinstance(col.type, schema.UTCDateTime):
         return "timestamptz (SQLite: UTC text)"
     pg = col.type.compile(dialect=postgresql.dialect()).lower()
@@ -715,12 +381,9 @@ def _type(col) -> str:
     return pg if pg == lite or col.type.__class__.__name__ != "Boolean" else f"{pg} (SQLite: 0/1)"
 
 
-def _cell(s: str) -> str:
+def cell(s: str) -> str:
+    """`s` as one Markdown table cell."""
     return s.replace("|", "\\|").replace("\n", " ")
-
-
-def meaning(table: str, column: str) -> str:
-    return COLUMNS.get(table, {}).get(column) or COMMON.get(column) or MISSING
 
 
 def view_meaning(view: str, column: str) -> str:
@@ -758,38 +421,67 @@ def _view_summary(name: str) -> str:
     return " ".join(lines)
 
 
-def _fks(table) -> dict[str, str]:
+def _fks(table: Table) -> dict[str, str]:
     return {
         c.name: f"{fk.column.table.name}.{fk.column.name}" for c in table.columns for fk in c.foreign_keys
     }
+
+
+def tables() -> list[Table]:
+    """Every table: the entity tables in load order (parents first), then the others by name."""
+    entity = [t.name for t in registry.tables()]
+    return sorted(
+        schema.metadata.tables.values(),
+        key=lambda t: (0, entity.index(t.name)) if t.name in entity else (1, t.name),
+    )
+
+
+def _derived() -> list[str]:
+    """The "Derived values" section: each column marked DERIVED with its comment, table by table; then a
+    column that means the same in several tables, once, naming them; then the derived view columns."""
+    same: dict[tuple[str, str], list[str]] = {}
+    for table in tables():
+        for c in table.columns:
+            if c.info.get("derived"):
+                same.setdefault((c.name, c.comment or MISSING), []).append(table.name)
+    out = [
+        "## Derived values",
+        "",
+        "Values the loader works out itself rather than reads from EM, each marked apart from EM's facts (by "
+        "a sibling column such as `job_uid_source` or `vm_restore_point_link`, or by what it is) so that a "
+        "dashboard can tell them apart:",
+        "",
+    ]
+    for (column, comment), names in sorted(same.items(), key=lambda item: len(item[1]) > 1):
+        where = f"`{names[0]}.{column}`" if len(names) == 1 else f"`{column}` ({', '.join(names)})"
+        out.append(f"- {where}: {comment}")
+    out += [f"- `{view}.{column}`: {view_meaning(view, column)}" for view, column in DERIVED_VIEW_COLUMNS]
+    return [*out, ""]
 
 
 def render() -> str:
     out = [
         "# Warehouse data dictionary",
         "",
-        "Generated from `etl/schema.py` and `sql/*.sql` by `python scripts/datadict.py > docs/warehouse.md`; "
-        "do not edit by hand (`tests/unit/test_docs.py` fails when this file is out of date).",
+        "Generated from `etl/schema.py` (each table's and column's comment, which PostgreSQL stores too) and "
+        "`sql/*.sql` by `python scripts/datadict.py > docs/warehouse.md`; do not edit by hand "
+        "(`tests/unit/test_docs.py` fails when this file is out of date).",
         "",
         "Tables are managed by Alembic (`veeam-etl migrate`); views are dropped and re-created from `sql/` on "
         "every migrate. BI tools should read the `v_*` views. `v__*` views are helpers that hide "
         "SQLite/PostgreSQL differences (epoch seconds, UTC days, the current time): not a stable interface.",
         "",
         DEFINITIONS,
+        *_derived(),
         "## Tables",
         "",
     ]
-    entity = [t.name for t in registry.tables()]
-    ordered = sorted(
-        schema.metadata.tables.values(),
-        key=lambda t: (0, entity.index(t.name)) if t.name in entity else (1, t.name),
-    )
-    for table in ordered:
+    for table in tables():
         fks = _fks(table)
         out += [
             f"### {table.name}",
             "",
-            TABLES.get(table.name, MISSING),
+            table.comment or MISSING,
             "",
             "| column | type | null | key | meaning |",
             "|---|---|---|---|---|",
@@ -799,8 +491,7 @@ def render() -> str:
             if c.primary_key and c.name in fks:
                 key = f"PK, FK → {fks[c.name]}"
             out.append(
-                f"| `{c.name}` | {_type(c)} | {'yes' if c.nullable else 'no'} | {key} | "
-                f"{_cell(meaning(table.name, c.name))} |"
+                f"| `{c.name}` | {_type(c)} | {'yes' if c.nullable else 'no'} | {key} | {cell(c.comment or MISSING)} |"
             )
         out.append("")  # indexes are left out: they change with tuning, not with meaning
     out += ["## Views", ""]
@@ -809,7 +500,7 @@ def render() -> str:
         if name in report.VIEWS:
             out += [f"Read with `SELECT * FROM {name} ORDER BY {report.VIEWS[name]}`.", ""]
         out += ["| column | meaning |", "|---|---|"]
-        out += [f"| `{c}` | {_cell(view_meaning(name, c))} |" for c in columns]
+        out += [f"| `{c}` | {cell(view_meaning(name, c))} |" for c in columns]
         out.append("")
     return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).rstrip("\n") + "\n"
 

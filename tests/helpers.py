@@ -11,7 +11,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, text
 
 from etl import db, registry, report, schema
 from etl.load import data_columns
@@ -123,12 +123,7 @@ class Warehouse:
         self._ids = 0
 
     def meta(self) -> dict:
-        return {
-            "source": "test",
-            "first_loaded_at": self.loaded,
-            "last_loaded_at": self.loaded,
-            "run_id": self.run_id,
-        }
+        return schema.meta_values("test", self.run_id, self.loaded)
 
     def add(self, table, **row) -> str:
         """Insert one row of entity table `table` (a uid is made up when none is given); returns its uid."""
@@ -162,7 +157,7 @@ def add_backup_estate(eng: Engine, now: datetime, run_id: int = 1) -> None:
     going, VMs with a fresh, an old and no restore point, a failed task, a repository low on space with a
     week of history, and a backup with files."""
     h = timedelta(hours=1)
-    meta = {"source": "bi-example", "first_loaded_at": now, "last_loaded_at": now, "run_id": run_id}
+    meta = schema.meta_values("bi-example", run_id, now)
     srv, job, repo = "urn:veeam:BackupServer:bi", "urn:veeam:Job:bi", "urn:veeam:Repository:bi"
     sessions = [  # uid, start, end, state, result, is_retry
         ("s1", now - 50 * h, now - 49 * h, "Stopped", "Success", False),
@@ -297,3 +292,28 @@ def add_backup_estate(eng: Engine, now: datetime, run_id: int = 1) -> None:
                     **meta,
                 )
             )
+
+
+def catalog_comments(conn) -> dict[tuple[str, str | None], str | None]:
+    """{(table, None): table comment, (table, column): column comment} of the warehouse's tables, from
+    PostgreSQL's catalog (`obj_description`, `col_description`), in the schema the connection uses."""
+    rows = conn.execute(
+        text(
+            "SELECT c.relname, NULL, obj_description(c.oid, 'pg_class') FROM pg_class c "
+            "WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace "
+            "UNION ALL "
+            "SELECT c.relname, a.attname, col_description(c.oid, a.attnum) FROM pg_class c "
+            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+            "WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace"
+        )
+    ).all()
+    return {(table, column): comment for table, column, comment in rows if table != "alembic_version"}
+
+
+def declared_comments() -> dict[tuple[str, str | None], str | None]:
+    """The same, as etl.schema declares them."""
+    out: dict[tuple[str, str | None], str | None] = {}
+    for table in schema.metadata.sorted_tables:
+        out[(table.name, None)] = table.comment
+        out.update({(table.name, c.name): c.comment for c in table.columns})
+    return out

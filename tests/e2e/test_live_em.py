@@ -149,10 +149,7 @@ def test_an_empty_uid_list_without_refs_sweeps_as_empty(db_url):
                     href=f"{sim.url}/vmReplicaPoints/0b6c2a54-0000-4f00-9000-000000000001",
                     name="old@2025-01-01 00:00:00",
                     placeholder=False,
-                    source=pipeline.source_name(sim.url),
-                    first_loaded_at=now,
-                    last_loaded_at=now,
-                    run_id=run_id,
+                    **schema.meta_values(pipeline.source_name(sim.url), run_id, now),
                 )
             )
         summary = pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(sweep=True))
@@ -181,8 +178,7 @@ def test_an_empty_window_over_points_em_no_longer_lists_is_not_a_misread_filter(
             conn.execute(
                 insert(points).values(
                     uid=gone, backup_uid=backup, backup_server_uid=server, backup_date_utc=later,
-                    placeholder=False, source=pipeline.source_name(sim.url), first_loaded_at=later,
-                    last_loaded_at=later, run_id=run_id,
+                    placeholder=False, **schema.meta_values(pipeline.source_name(sim.url), run_id, later),
                 )
             )  # fmt: skip
             conn.execute(

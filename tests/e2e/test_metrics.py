@@ -55,7 +55,7 @@ def series(samples: dict, name: str) -> list[dict[str, str]]:
 
 
 def _meta(now: datetime) -> dict:
-    return {"source": "bi-example", "first_loaded_at": now, "last_loaded_at": now, "run_id": 1}
+    return schema.meta_values("bi-example", 1, now)
 
 
 def build(url: str) -> datetime:
@@ -251,7 +251,7 @@ def test_replication_runs_are_folded_as_v_replica_job_daily_folds_them(db_url):
     db.migrate(eng)
     now = datetime.now(UTC).replace(microsecond=0)
     truth = World(seed=2, servers=2, jobs=4, vms_per_job=3, days=10, now=now).truth()
-    meta = {"source": "sim", "first_loaded_at": now, "last_loaded_at": now, "run_id": 1}
+    meta = schema.meta_values("sim", 1, now)
     with eng.begin() as conn:
         conn.execute(
             insert(schema.etl_runs).values(

@@ -39,13 +39,13 @@ def _load(url: str, seed: int = 2) -> None:
     db.migrate(eng)
     now = datetime.now(UTC).replace(microsecond=0)
     truth = World(seed=seed, servers=2, jobs=4, vms_per_job=6, days=10, now=now).truth()
-    meta = {"source": "test", "first_loaded_at": now, "last_loaded_at": now}
     with eng.begin() as conn:
-        meta["run_id"] = conn.execute(
+        run_id = conn.execute(
             insert(schema.etl_runs)
             .values(source="test", started_at=now, finished_at=now, status="succeeded", mode="full")
             .returning(schema.etl_runs.c.id)
         ).scalar()
+        meta = schema.meta_values("test", run_id, now)
         for table, rows in truth_rows(truth).items():
             if rows:
                 conn.execute(insert(schema.table(table)), [{**r, **meta} for r in rows])

@@ -339,3 +339,101 @@ def test_upgrading_a_populated_0002_warehouse_keeps_every_run_and_reads_it_as_no
         )
         assert conn.scalar(select(schema.backup_servers.c.name)) == "vbr01"
     eng.dispose()
+
+
+def test_upgrading_a_populated_0005_warehouse_keeps_every_row_and_comments_every_column(db_url):
+    """0006 comments every table and column (PostgreSQL `COMMENT ON`; SQLite keeps none): every row of
+    every table survives as it was, the catalog then holds exactly the comments etl.schema declares, and
+    a downgrade takes them away again, rows untouched."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import MetaData, insert
+
+    from etl.simulator import World
+    from helpers import catalog_comments, declared_comments, truth_rows
+
+    eng = db.engine(db_url)
+    cfg = db.alembic_config()
+    with eng.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0005")
+    old = MetaData()
+    old.reflect(eng)
+    now = datetime(2025, 8, 15, 12, tzinfo=UTC)
+    truth = World(seed=7, servers=2, jobs=2, vms_per_job=3, days=2).truth()
+    with eng.begin() as conn:
+        conn.execute(
+            insert(old.tables["etl_runs"]).values(
+                id=1, source="em", started_at=now, finished_at=now, status="succeeded", mode="full",
+                counts="{}", refused='[{"type": "Job", "role": "Portal Administrator"}]', verify_compared=12,
+                verify_differing=1, verify_reloaded=3, verify_requests=4, host="h", pid=7,
+                **{  # every counter the revision has
+                    c.name: 3 for c in old.tables["etl_runs"].columns
+                    if not c.nullable and c.name not in ("id", "source", "started_at", "status", "mode")
+                },
+            )
+        )  # fmt: skip
+        for name, table_rows in truth_rows(truth).items():
+            columns = {c.name for c in old.tables[name].columns}
+            values = [{k: v for k, v in {**schema.meta_values("em", 1, now), **r}.items() if k in columns}
+                      for r in table_rows]  # fmt: skip
+            for v in values:
+                if "placeholder" in columns:
+                    v["placeholder"] = bool(v.get("placeholder"))
+            if values:
+                conn.execute(insert(old.tables[name]), values)
+        server = next(iter(truth["backup_servers"]))
+        conn.execute(
+            insert(old.tables["etl_watermarks"]).values(
+                source="em", entity_type="BackupJobSession", backup_server_uid=server, watermark_utc=now,
+                run_id=1, updated_at=now,
+            )
+        )  # fmt: skip
+        conn.execute(insert(old.tables["etl_sweeps"]).values(source="em", swept_at=now, run_id=1))
+        conn.execute(
+            insert(old.tables["etl_quarantine"]).values(
+                source="em", href="https://em/api/x", entity_type="Job", uid=None, error="bad", excerpt="<x",
+                run_id=1, quarantined_at=now,
+            )
+        )  # fmt: skip
+        conn.execute(
+            insert(old.tables["etl_undocumented_values"]).values(
+                entity_type="Repository", column_name="kind", value="AmazonS3Compatible", source="em", run_id=1,
+                first_seen_at=now,
+            )
+        )  # fmt: skip
+        conn.execute(
+            insert(old.tables["repository_space"]).values(
+                repository_uid=next(iter(truth["repositories"])), run_id=1, source="em", observed_at=now,
+                capacity=None, free_space=5,
+            )
+        )  # fmt: skip
+
+    def everything(conn) -> dict[str, list[tuple]]:
+        out = {}
+        for table in old.sorted_tables:
+            if table.name != "alembic_version":
+                key = list(table.primary_key.columns) or list(table.columns)
+                out[table.name] = [tuple(r) for r in conn.execute(select(table).order_by(*key))]
+        return out
+
+    with eng.connect() as conn:
+        before = everything(conn)
+    assert all(before[name] for name in before if name != "etl_locks"), "every table but the lock holds rows"
+
+    db.migrate(eng)
+
+    assert db.current(eng) == db.head() and _diff(eng) == []
+    with eng.connect() as conn:
+        assert everything(conn) == before
+        if eng.dialect.name == "postgresql":
+            assert catalog_comments(conn) == declared_comments()
+    with eng.begin() as conn:
+        views.drop(conn)
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0005")
+    with eng.connect() as conn:
+        assert everything(conn) == before
+        if eng.dialect.name == "postgresql":
+            assert set(catalog_comments(conn).values()) == {None}
+    eng.dispose()
