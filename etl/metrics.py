@@ -315,12 +315,13 @@ class _Job:
 
 
 def _backup_jobs(conn: Connection) -> list[_Job]:
-    """Backup, copy and agent jobs with their runs as v_backup_job_runs folds them."""
+    """Backup, copy and agent jobs with their runs as v_backup_job_runs folds them (read from its helper
+    v__backup_runs: the same runs without the task counts, which the metrics do not use)."""
     jobs: dict[tuple, _Job] = {}
     rows = conn.execute(
         text(
             "SELECT backup_server_uid, job_uid, job_name, job_type, start_utc, end_utc, outcome, "
-            "failure_message FROM v_backup_job_runs WHERE job_uid IS NOT NULL"
+            "failure_message FROM v__backup_runs WHERE job_uid IS NOT NULL"
         )
     )
     for r in rows:
@@ -339,13 +340,14 @@ def _replica_jobs(conn: Connection) -> list[_Job]:
     scheduled (non-retry) session and the retry sessions of the same job that start after it, before its
     next scheduled one (retries with no scheduled session before them form a run of their own); its
     outcome is that of its newest session: 'running' until that session's State is Stopped, then its
-    Result. The job's name and backup server are those of its newest session."""
+    Result. The job's name and backup server are those of its newest session. The sessions are
+    v_replica_job_runs' rows, read from its helper v__job_sessions (without the task counts)."""
     types = {uid: job_type for uid, job_type in conn.execute(text("SELECT uid, job_type FROM jobs"))}
     sessions: dict[str, list] = defaultdict(list)
     rows = conn.execute(
         text(
-            "SELECT job_uid, job_name, backup_server_uid, session_uid, creation_time_utc, end_time_utc, "
-            "state, result, is_retry, failure_message FROM v_replica_job_runs "
+            "SELECT job_uid, job_name, backup_server_uid, uid AS session_uid, creation_time_utc, end_time_utc, "
+            "state, result, is_retry, failure_message FROM v__job_sessions "
             "WHERE job_uid IS NOT NULL AND creation_time_utc IS NOT NULL"
         )
     )
