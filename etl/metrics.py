@@ -197,7 +197,7 @@ def _epoch(value) -> float | None:
     if value is None:
         return None
     if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(value)  # also reads a trailing Z
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.timestamp()
@@ -228,21 +228,28 @@ class _Series:
             self.samples.append((family, extra, float(value)))
 
 
-def _collisions(series: list[_Series]) -> Iterator[list[_Series]]:
+def _label_set(s: _Series) -> tuple:
+    return tuple(sorted(s.labels.items()))
+
+
+def _collisions(series: list[_Series], keys: dict[int, tuple]) -> list[list[_Series]]:
+    """Groups of two or more series with one label set; `keys` holds each series' label set by id."""
     groups: dict[tuple, list[_Series]] = defaultdict(list)
     for s in series:
-        groups[tuple(sorted(s.labels.items()))].append(s)
-    return (g for g in groups.values() if len(g) > 1)
+        groups[keys[id(s)]].append(s)
+    return [g for g in groups.values() if len(g) > 1]
 
 
 def _distinct(series: list[_Series]) -> list[_Series]:
     """Give series that would share one label set the labels that tell them apart: backup_server_uid
     where backup servers of one name differ, then their own ref (e.g. job_uid) where still needed."""
-    for group in list(_collisions(series)):
+    keys = {id(s): _label_set(s) for s in series}
+    for group in _collisions(series, keys):
         if len({s.server_uid for s in group}) > 1:
             for s in group:
                 s.labels["backup_server_uid"] = s.server_uid or ""
-    for group in list(_collisions(series)):
+                keys[id(s)] = _label_set(s)
+    for group in _collisions(series, keys):
         for s in group:
             s.labels[s.ref[0]] = s.ref[1]
     return series
@@ -280,17 +287,16 @@ FROM v_vm_replica_status
 def _machines(conn: Connection, now: float, servers: _Servers) -> list[_Series]:
     out = []
     for side, sql in (("backup", BACKUP_MACHINES), ("replication", REPLICA_MACHINES)):
-        for r in conn.execute(text(sql)):
-            s = _Series(
-                {**servers.labels(r.backup_server_uid), "machine": r.vm_display_name or r.vm_key or ""},
-                r.backup_server_uid,
-                ("machine_ref", r.vm_key or ""),
-            )
-            s.labels.update(side=side, kind=r.kind)
-            newest = _epoch(r.newest_point_utc)
+        for server_uid, vm_key, name, newest_point_utc, rpo_hours, rpo_breach, kind in conn.execute(
+            text(sql)
+        ):
+            labels = servers.labels(server_uid)
+            labels.update(machine=name or vm_key or "", side=side, kind=kind)
+            s = _Series(labels, server_uid, ("machine_ref", vm_key or ""))
+            newest = _epoch(newest_point_utc)
             s.add("veeam_machine_restore_point_age_seconds", None if newest is None else now - newest)
-            s.add("veeam_machine_rpo_seconds", float(r.rpo_hours) * 3600.0)
-            s.add("veeam_machine_rpo_breach", int(r.rpo_breach))
+            s.add("veeam_machine_rpo_seconds", float(rpo_hours) * 3600.0)
+            s.add("veeam_machine_rpo_breach", int(rpo_breach))
             out.append(s)
     return out
 
@@ -501,7 +507,7 @@ def collect(eng: Engine) -> list[Metric]:
             if metric is None:
                 f = BY_NAME[name]
                 metric = families[name] = Metric(f.name.removesuffix("_info"), f.help, f.kind)
-            metric.add_sample(name, {**s.labels, **extra}, value)
+            metric.add_sample(name, {**s.labels, **extra} if extra else s.labels, value)
     return [families[f.name] for f in FAMILIES if f.name in families]
 
 
