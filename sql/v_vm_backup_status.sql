@@ -49,14 +49,31 @@ point_groups AS (
     WHERE hierarchy_obj_ref IS NOT NULL OR vm_label IS NOT NULL
     GROUP BY vm_label, hierarchy_obj_ref, backup_server_uid
 ),
-named AS (
-    SELECT backup_server_uid, vm_uid AS ref, vm_display_name AS vm_name
+unreferenced AS (
+    -- the names by which a VM's tasks or restore points without a hierarchy reference go
+    SELECT backup_server_uid, vm_display_name AS vm_name
     FROM task_groups
-    WHERE kind = 'vm' AND vm_uid IS NOT NULL AND vm_display_name IS NOT NULL
+    WHERE kind = 'vm' AND vm_uid IS NULL
     UNION
-    SELECT backup_server_uid, hierarchy_obj_ref, vm_label
+    SELECT backup_server_uid, vm_label
     FROM point_groups
-    WHERE hierarchy_obj_ref IS NOT NULL AND vm_label IS NOT NULL
+    WHERE hierarchy_obj_ref IS NULL
+),
+named AS (
+    -- the references that bear those names on the same backup server
+    SELECT k.backup_server_uid, k.vm_uid AS ref, k.vm_display_name AS vm_name
+    FROM task_groups k
+    WHERE k.kind = 'vm' AND k.vm_uid IS NOT NULL
+      AND EXISTS (SELECT 1 FROM unreferenced u
+                  WHERE u.vm_name = k.vm_display_name
+                    AND COALESCE(u.backup_server_uid, '') = COALESCE(k.backup_server_uid, ''))
+    UNION
+    SELECT p.backup_server_uid, p.hierarchy_obj_ref, p.vm_label
+    FROM point_groups p
+    WHERE p.hierarchy_obj_ref IS NOT NULL
+      AND EXISTS (SELECT 1 FROM unreferenced u
+                  WHERE u.vm_name = p.vm_label
+                    AND COALESCE(u.backup_server_uid, '') = COALESCE(p.backup_server_uid, ''))
 ),
 name_refs AS (
     SELECT backup_server_uid, vm_name, MIN(ref) AS ref
