@@ -2,9 +2,8 @@
 -- its first and last attempt, its outcome ('running' until the last attempt has finished, State Stopped,
 -- whatever its Result says, or 'idle' while it is in State Idle: a backup copy session waiting for new
 -- restore points to copy; then that Result as EM sent it, 'None' when EM sent none), start, end and
--- duration (NULL until finished), and its task sessions (those of its attempts and of their agent
--- per-computer sessions) and per-computer sessions counted per VM / computer by the outcome of the
--- newest one in the run. Read v_backup_job_runs and v_backup_job_daily instead.
+-- duration (NULL until finished). v_backup_job_runs adds the run's task sessions and per-computer
+-- sessions; read v_backup_job_runs and v_backup_job_daily instead.
 CREATE VIEW v__backup_runs AS
 WITH attempts AS (
     SELECT r.run_uid, r.attempt, s.uid, s.backup_server_uid, s.job_uid, s.job_type, s.creation_time_utc,
@@ -41,41 +40,6 @@ runs AS (
            MAX(CASE WHEN attempt = attempts THEN failure_message END) AS failure_message
     FROM attempts
     GROUP BY run_uid
-),
-run_tasks AS (
-    SELECT r.run_uid, t.state, t.result,
-           COALESCE(t.vm_uid, t.vm_display_name) AS vm_key,
-           ROW_NUMBER() OVER (PARTITION BY r.run_uid, COALESCE(t.vm_uid, t.vm_display_name)
-                              ORDER BY t.creation_time_utc DESC, t.uid DESC) AS rn
-    FROM v__backup_run_sessions r
-    JOIN backup_task_sessions t ON t.job_session_uid = r.session_uid
-),
-task_counts AS (
-    SELECT run_uid,
-           COUNT(*) AS tasks,
-           COUNT(DISTINCT vm_key) AS vms,
-           SUM(CASE WHEN rn = 1 AND state = 'Completed' AND result = 'Warning' THEN 1 ELSE 0 END) AS vms_warning,
-           SUM(CASE WHEN rn = 1 AND state = 'Completed' AND result = 'Failed' THEN 1 ELSE 0 END) AS vms_failed,
-           SUM(CASE WHEN rn = 1 AND (state IS NULL OR state <> 'Completed') THEN 1 ELSE 0 END) AS vms_running
-    FROM run_tasks
-    GROUP BY run_uid
-),
-run_children AS (
-    SELECT r.run_uid, c.is_finished, c.result,
-           COALESCE(c.job_uid, c.job_name, c.uid) AS computer,
-           ROW_NUMBER() OVER (PARTITION BY r.run_uid, COALESCE(c.job_uid, c.job_name, c.uid)
-                              ORDER BY c.creation_time_utc DESC, c.uid DESC) AS rn
-    FROM v__backup_run_sessions r
-    JOIN v__backup_job_sessions c ON c.uid = r.session_uid
-    WHERE r.is_child = 1
-),
-child_counts AS (
-    SELECT run_uid,
-           COUNT(DISTINCT computer) AS computers,
-           SUM(CASE WHEN rn = 1 AND is_finished = 1 AND result = 'Failed' THEN 1 ELSE 0 END) AS computers_failed,
-           SUM(CASE WHEN rn = 1 AND is_finished = 0 THEN 1 ELSE 0 END) AS computers_running
-    FROM run_children
-    GROUP BY run_uid
 )
 SELECT r.run_uid, r.backup_server_uid, r.job_uid, COALESCE(r.job_name, j.name) AS job_name, r.job_type,
        r.day_utc, r.start_utc, r.start_epoch,
@@ -96,16 +60,6 @@ SELECT r.run_uid, r.backup_server_uid, r.job_uid, COALESCE(r.job_name, j.name) A
                  AND r.last_finished = 1 AND r.last_result IN ('Success', 'Warning')
             THEN 1 ELSE 0
        END AS recovered,
-       r.last_session_uid, r.last_state, r.last_result, r.failure_message,
-       COALESCE(t.tasks, 0) AS tasks,
-       COALESCE(t.vms, 0) AS vms,
-       COALESCE(t.vms_warning, 0) AS vms_warning,
-       COALESCE(t.vms_failed, 0) AS vms_failed,
-       COALESCE(t.vms_running, 0) AS vms_running,
-       COALESCE(c.computers, 0) AS computers,
-       COALESCE(c.computers_failed, 0) AS computers_failed,
-       COALESCE(c.computers_running, 0) AS computers_running
+       r.last_session_uid, r.last_state, r.last_result, r.failure_message
 FROM runs r
 LEFT JOIN jobs j ON j.uid = r.job_uid
-LEFT JOIN task_counts t ON t.run_uid = r.run_uid
-LEFT JOIN child_counts c ON c.run_uid = r.run_uid

@@ -24,29 +24,56 @@ WITH agent_names AS (
     FROM agent_restore_points
     WHERE NOT placeholder AND computer_name IS NOT NULL
 ),
-task_kinds AS (
-    SELECT t.*,
-           CASE WHEN t.vm_display_name IS NOT NULL
-                     AND (s.job_type IN ('AgentBackup', 'AgentManagement') OR s.parent_session_uid IS NOT NULL
-                          OR (t.vm_uid IS NULL
+task_groups AS (
+    -- the task groups of v__vm_backup_tasks_newest (all tasks of a group count for one machine), each
+    -- with its kind
+    SELECT g.*,
+           CASE WHEN g.vm_display_name IS NOT NULL
+                     AND (g.agent_job = 1
+                          OR (g.vm_uid IS NULL
                               AND EXISTS (SELECT 1 FROM agent_names a
-                                          WHERE a.computer_name = t.vm_display_name
+                                          WHERE a.computer_name = g.vm_display_name
                                             AND COALESCE(a.backup_server_uid, '')
-                                                = COALESCE(t.backup_server_uid, ''))))
+                                                = COALESCE(g.backup_server_uid, ''))))
                 THEN 'agent' ELSE 'vm'
            END AS kind
-    FROM v__backup_task_sessions t
-    LEFT JOIN backup_job_sessions s ON s.uid = t.job_session_uid
-    WHERE t.vm_uid IS NOT NULL OR t.vm_display_name IS NOT NULL
+    FROM v__vm_backup_tasks_newest g
+),
+point_groups AS (
+    -- VM restore points EM still lists, by name, hierarchy reference and backup server: one pass
+    SELECT vm_label, hierarchy_obj_ref, backup_server_uid,
+           COUNT(*) AS restore_points,
+           MAX(creation_time_utc) AS newest_point_utc,
+           MAX(created_epoch) AS newest_point_epoch
+    FROM v__vm_restore_points
+    WHERE hierarchy_obj_ref IS NOT NULL OR vm_label IS NOT NULL
+    GROUP BY vm_label, hierarchy_obj_ref, backup_server_uid
+),
+unreferenced AS (
+    -- the names by which a VM's tasks or restore points without a hierarchy reference go
+    SELECT backup_server_uid, vm_display_name AS vm_name
+    FROM task_groups
+    WHERE kind = 'vm' AND vm_uid IS NULL
+    UNION
+    SELECT backup_server_uid, vm_label
+    FROM point_groups
+    WHERE hierarchy_obj_ref IS NULL
 ),
 named AS (
-    SELECT backup_server_uid, vm_uid AS ref, vm_display_name AS vm_name
-    FROM task_kinds
-    WHERE kind = 'vm' AND vm_uid IS NOT NULL AND vm_display_name IS NOT NULL
+    -- the references that bear those names on the same backup server
+    SELECT k.backup_server_uid, k.vm_uid AS ref, k.vm_display_name AS vm_name
+    FROM task_groups k
+    WHERE k.kind = 'vm' AND k.vm_uid IS NOT NULL
+      AND EXISTS (SELECT 1 FROM unreferenced u
+                  WHERE u.vm_name = k.vm_display_name
+                    AND COALESCE(u.backup_server_uid, '') = COALESCE(k.backup_server_uid, ''))
     UNION
-    SELECT backup_server_uid, hierarchy_obj_ref, vm_label
-    FROM v__vm_restore_points
-    WHERE hierarchy_obj_ref IS NOT NULL AND vm_label IS NOT NULL
+    SELECT p.backup_server_uid, p.hierarchy_obj_ref, p.vm_label
+    FROM point_groups p
+    WHERE p.hierarchy_obj_ref IS NOT NULL
+      AND EXISTS (SELECT 1 FROM unreferenced u
+                  WHERE u.vm_name = p.vm_label
+                    AND COALESCE(u.backup_server_uid, '') = COALESCE(p.backup_server_uid, ''))
 ),
 name_refs AS (
     SELECT backup_server_uid, vm_name, MIN(ref) AS ref
@@ -54,103 +81,100 @@ name_refs AS (
     GROUP BY backup_server_uid, vm_name
     HAVING COUNT(DISTINCT ref) = 1
 ),
-task_keys AS (
-    SELECT k.*,
-           CASE WHEN k.kind = 'agent' THEN NULL ELSE COALESCE(k.vm_uid, n.ref) END AS vm_ref
-    FROM task_kinds k
-    LEFT JOIN name_refs n ON k.kind = 'vm' AND k.vm_uid IS NULL AND n.vm_name = k.vm_display_name
-                         AND COALESCE(n.backup_server_uid, '') = COALESCE(k.backup_server_uid, '')
-),
-tasks AS (
+task_parts AS (
+    -- each task group with the machine it counts for; rn_any = 1 on the group holding the machine's
+    -- newest task, rn_finished = 1 on the one holding its newest finished task (creation time, then
+    -- uid, descending, as over the tasks themselves)
     SELECT k.*,
            CASE WHEN k.kind = 'agent' THEN 'computer_name' WHEN k.vm_ref IS NULL THEN 'name' ELSE 'vm_uid' END
                AS keyed_by,
            COALESCE(k.vm_ref, k.vm_display_name) AS vm_key,
            ROW_NUMBER() OVER (PARTITION BY k.backup_server_uid, k.kind, k.vm_ref,
                                            COALESCE(k.vm_ref, k.vm_display_name)
-                              ORDER BY k.creation_time_utc DESC, k.uid DESC) AS rn_any,
+                              ORDER BY k.newest_start_utc DESC, k.newest_uid DESC) AS rn_any,
            ROW_NUMBER() OVER (PARTITION BY k.backup_server_uid, k.kind, k.vm_ref,
                                            COALESCE(k.vm_ref, k.vm_display_name)
-                              ORDER BY 1 - k.is_finished, k.creation_time_utc DESC, k.uid DESC) AS rn_finished
-    FROM task_keys k
+                              ORDER BY CASE WHEN k.finished_uid IS NULL THEN 1 ELSE 0 END,
+                                       k.finished_start_utc DESC, k.finished_uid DESC) AS rn_finished
+    FROM (
+        SELECT g.*,
+               CASE WHEN g.kind = 'agent' THEN NULL ELSE COALESCE(g.vm_uid, n.ref) END AS vm_ref
+        FROM task_groups g
+        LEFT JOIN name_refs n ON g.kind = 'vm' AND g.vm_uid IS NULL AND n.vm_name = g.vm_display_name
+                             AND COALESCE(n.backup_server_uid, '') = COALESCE(g.backup_server_uid, '')
+    ) k
 ),
-vm_tasks AS (
-    SELECT backup_server_uid, kind, keyed_by, vm_key,
-           COUNT(*) AS tasks,
-           MAX(CASE WHEN rn_any = 1 THEN vm_display_name END) AS vm_name,
-           MAX(CASE WHEN rn_any = 1 THEN job_session_uid END) AS last_session_uid,
-           MAX(CASE WHEN rn_any = 1 THEN creation_time_utc END) AS last_task_start_utc,
-           MAX(CASE WHEN rn_any = 1 THEN state END) AS last_task_state,
-           MAX(CASE WHEN rn_any = 1 THEN result END) AS last_task_result,
-           MAX(is_finished) AS any_finished,
-           MAX(CASE WHEN rn_finished = 1 AND is_finished = 1 THEN result END) AS last_result,
-           MAX(CASE WHEN rn_finished = 1 AND is_finished = 1 THEN reason END) AS last_reason,
-           MAX(CASE WHEN rn_finished = 1 AND is_finished = 1 THEN end_time_utc END) AS last_result_utc,
-           MAX(CASE WHEN rn_finished = 1 AND is_finished = 1 THEN end_epoch END) AS last_result_epoch,
-           MAX(CASE WHEN is_finished = 1 AND result IN ('Success', 'Warning') THEN end_time_utc END)
-               AS last_success_utc
-    FROM tasks
-    GROUP BY backup_server_uid, kind, keyed_by, vm_key
-),
-point_keys AS (
+point_parts AS (
     SELECT p.*, COALESCE(p.hierarchy_obj_ref, n.ref) AS vm_ref
-    FROM v__vm_restore_points p
+    FROM point_groups p
     LEFT JOIN name_refs n ON p.hierarchy_obj_ref IS NULL AND n.vm_name = p.vm_label
                          AND COALESCE(n.backup_server_uid, '') = COALESCE(p.backup_server_uid, '')
-    WHERE p.hierarchy_obj_ref IS NOT NULL OR p.vm_label IS NOT NULL
 ),
-points AS (
-    SELECT backup_server_uid,
-           'vm' AS kind,
-           CASE WHEN vm_ref IS NULL THEN 'name' ELSE 'vm_uid' END AS keyed_by,
-           COALESCE(vm_ref, vm_label) AS vm_key,
-           COUNT(*) AS restore_points,
-           MAX(vm_label) AS vm_name,
-           MAX(creation_time_utc) AS newest_point_utc,
-           MAX(created_epoch) AS newest_point_epoch
-    FROM point_keys
-    GROUP BY backup_server_uid, CASE WHEN vm_ref IS NULL THEN 'name' ELSE 'vm_uid' END, COALESCE(vm_ref, vm_label)
+parts AS (
+    -- per machine: what its tasks say, and what its restore points (VM or agent) say
+    SELECT backup_server_uid, kind, keyed_by, vm_key,
+           CAST(SUM(tasks) AS BIGINT) AS tasks,
+           MAX(CASE WHEN rn_any = 1 THEN vm_display_name END) AS task_name,
+           MAX(CASE WHEN rn_any = 1 THEN newest_session_uid END) AS last_session_uid,
+           MAX(CASE WHEN rn_any = 1 THEN newest_start_utc END) AS last_task_start_utc,
+           MAX(CASE WHEN rn_any = 1 THEN newest_state END) AS last_task_state,
+           MAX(CASE WHEN rn_any = 1 THEN newest_result END) AS last_task_result,
+           MAX(any_finished) AS any_finished,
+           MAX(CASE WHEN rn_finished = 1 THEN finished_result END) AS last_result,
+           MAX(CASE WHEN rn_finished = 1 THEN finished_reason END) AS last_reason,
+           MAX(CASE WHEN rn_finished = 1 THEN finished_end_utc END) AS last_result_utc,
+           MAX(CASE WHEN rn_finished = 1 THEN finished_end_epoch END) AS last_result_epoch,
+           MAX(last_success_utc) AS last_success_utc,
+           NULL AS restore_points, NULL AS point_name, NULL AS newest_point_utc, NULL AS newest_point_epoch
+    FROM task_parts
+    GROUP BY backup_server_uid, kind, keyed_by, vm_key
     UNION ALL
-    SELECT backup_server_uid,
-           'agent' AS kind,
-           'computer_name' AS keyed_by,
-           computer_name AS vm_key,
-           COUNT(*) AS restore_points,
-           MAX(computer_name) AS vm_name,
-           MAX(creation_time_utc) AS newest_point_utc,
-           MAX(created_epoch) AS newest_point_epoch
+    SELECT backup_server_uid, 'vm',
+           CASE WHEN vm_ref IS NULL THEN 'name' ELSE 'vm_uid' END,
+           COALESCE(vm_ref, vm_label),
+           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+           restore_points, vm_label, newest_point_utc, newest_point_epoch
+    FROM point_parts
+    UNION ALL
+    SELECT backup_server_uid, 'agent', 'computer_name', computer_name,
+           NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+           COUNT(*), MAX(computer_name), MAX(creation_time_utc), MAX(created_epoch)
     FROM v__agent_restore_points
     WHERE computer_name IS NOT NULL
     GROUP BY backup_server_uid, computer_name
 ),
 machines AS (
-    SELECT backup_server_uid, kind, keyed_by, vm_key FROM vm_tasks
-    UNION
-    SELECT backup_server_uid, kind, keyed_by, vm_key FROM points
+    SELECT backup_server_uid, kind, keyed_by, vm_key,
+           MAX(tasks) AS tasks, MAX(task_name) AS task_name, MAX(last_session_uid) AS last_session_uid,
+           MAX(last_task_start_utc) AS last_task_start_utc, MAX(last_task_state) AS last_task_state,
+           MAX(last_task_result) AS last_task_result, MAX(any_finished) AS any_finished,
+           MAX(last_result) AS last_result, MAX(last_reason) AS last_reason,
+           MAX(last_result_utc) AS last_result_utc, MAX(last_result_epoch) AS last_result_epoch,
+           MAX(last_success_utc) AS last_success_utc,
+           CAST(SUM(restore_points) AS BIGINT) AS restore_points, MAX(point_name) AS point_name,
+           MAX(newest_point_utc) AS newest_point_utc, MAX(newest_point_epoch) AS newest_point_epoch
+    FROM parts
+    GROUP BY backup_server_uid, kind, keyed_by, vm_key
 ),
 settings AS (
     SELECT COALESCE((SELECT CAST(value AS DOUBLE PRECISION) FROM etl_settings WHERE key = 'backup_rpo_hours'),
                     24.0) AS rpo_hours
 ),
 checked AS (
-    SELECT v.backup_server_uid, v.kind, v.keyed_by, v.vm_key,
-           COALESCE(t.vm_name, p.vm_name) AS vm_display_name,
-           COALESCE(t.tasks, 0) AS tasks,
-           t.last_task_start_utc, t.last_task_state, t.last_task_result, t.any_finished,
-           t.last_result, t.last_reason, t.last_result_utc, t.last_success_utc, t.last_session_uid,
-           COALESCE(p.restore_points, 0) AS restore_points, p.newest_point_utc, st.rpo_hours,
-           (c.now_epoch - p.newest_point_epoch) / 3600.0 AS age_raw,
-           CASE WHEN t.last_result IN ('Success', 'Warning')
-                     AND (c.now_epoch - t.last_result_epoch) / 3600.0 <= st.rpo_hours
+    SELECT m.backup_server_uid, m.kind, m.keyed_by, m.vm_key,
+           COALESCE(m.task_name, m.point_name) AS vm_display_name,
+           COALESCE(m.tasks, 0) AS tasks,
+           m.last_task_start_utc, m.last_task_state, m.last_task_result, m.any_finished,
+           m.last_result, m.last_reason, m.last_result_utc, m.last_success_utc, m.last_session_uid,
+           COALESCE(m.restore_points, 0) AS restore_points, m.newest_point_utc, st.rpo_hours,
+           (c.now_epoch - m.newest_point_epoch) / 3600.0 AS age_raw,
+           CASE WHEN m.last_result IN ('Success', 'Warning')
+                     AND (c.now_epoch - m.last_result_epoch) / 3600.0 <= st.rpo_hours
                 THEN 1 ELSE 0
            END AS task_in_rpo
-    FROM machines v
+    FROM machines m
     CROSS JOIN v__clock c
     CROSS JOIN settings st
-    LEFT JOIN vm_tasks t ON t.kind = v.kind AND t.keyed_by = v.keyed_by AND t.vm_key = v.vm_key
-                        AND COALESCE(t.backup_server_uid, '') = COALESCE(v.backup_server_uid, '')
-    LEFT JOIN points p ON p.kind = v.kind AND p.keyed_by = v.keyed_by AND p.vm_key = v.vm_key
-                         AND COALESCE(p.backup_server_uid, '') = COALESCE(v.backup_server_uid, '')
 ),
 judged AS (
     SELECT k.*,

@@ -23,10 +23,10 @@ from .families import BY_NAME, FAMILIES, MESSAGE_CHARS
 
 DAY_S = 86400.0
 SUCCEEDED = ("Success", "Warning")  # a run that ended Warning succeeded, as in the views' success_rate
-# PostgreSQL settings for the collection's transaction. The status views sort every task session: at
-# the default work_mem of 4 MB they spill to disk. Their plans cost enough for PostgreSQL's JIT compiler,
-# whose compiling costs more than it saves here. v_vm_backup_status on the 100k-session benchmark
-# warehouse: 3.6-4.1 s as configured by default, 1.7 s without JIT, 1.5 s without JIT at 64 MB.
+# PostgreSQL settings for the collection's transaction. The status views aggregate every task session
+# and restore point: their plans cost enough for PostgreSQL's JIT compiler, whose compiling costs far
+# more than it saves here, and their hash tables fit in 64 MB. v_vm_backup_status on the 100k-session
+# benchmark warehouse: 3.3 s as configured by default, 0.45 s without JIT, 0.41 s without JIT at 64 MB.
 PG_SETTINGS = {"work_mem": "64MB", "jit": "off"}
 
 
@@ -61,21 +61,28 @@ class _Series:
             self.samples.append((family, extra, float(value)))
 
 
-def _collisions(series: list[_Series]) -> Iterator[list[_Series]]:
+def _label_set(s: _Series) -> tuple:
+    return tuple(sorted(s.labels.items()))
+
+
+def _collisions(series: list[_Series], keys: dict[int, tuple]) -> list[list[_Series]]:
+    """Groups of two or more series with one label set; `keys` holds each series' label set by id."""
     groups: dict[tuple, list[_Series]] = defaultdict(list)
     for s in series:
-        groups[tuple(sorted(s.labels.items()))].append(s)
-    return (g for g in groups.values() if len(g) > 1)
+        groups[keys[id(s)]].append(s)
+    return [g for g in groups.values() if len(g) > 1]
 
 
 def _distinct(series: list[_Series]) -> list[_Series]:
     """Give series that would share one label set the labels that tell them apart: backup_server_uid
     where backup servers of one name differ, then their own ref (e.g. job_uid) where still needed."""
-    for group in list(_collisions(series)):
+    keys = {id(s): _label_set(s) for s in series}
+    for group in _collisions(series, keys):
         if len({s.server_uid for s in group}) > 1:
             for s in group:
                 s.labels["backup_server_uid"] = s.server_uid or ""
-    for group in list(_collisions(series)):
+                keys[id(s)] = _label_set(s)
+    for group in _collisions(series, keys):
         for s in group:
             s.labels[s.ref[0]] = s.ref[1]
     return series
@@ -149,12 +156,26 @@ class _Job:
     runs: list[Run] = field(default_factory=list)
 
 
+def _helper_rows(conn: Connection, sql: str) -> list[Row]:
+    """Rows of a query over helper views (v__*) as dicts, `*_utc` columns as aware UTC datetimes."""
+    out = []
+    for mapping in conn.execute(text(sql)).mappings():
+        row = dict(mapping)
+        for column, value in row.items():
+            if column.endswith("_utc"):
+                row[column] = instant(value)
+        out.append(row)
+    return out
+
+
 def _backup_jobs(conn: Connection) -> list[_Job]:
-    """Backup, copy and agent jobs with their runs as v_backup_job_runs folds them."""
+    """Backup, copy and agent jobs with their runs as v_backup_job_runs folds them (read from its helper
+    v__backup_runs: the same runs without the task counts, which the metrics do not use)."""
     found: dict[tuple, _Job] = {}
-    columns = ("backup_server_uid", "job_uid", "job_name", "job_type", "start_utc", "end_utc", "outcome")
-    for r in read_view(
-        conn, "v_backup_job_runs", "job_uid IS NOT NULL", columns=(*columns, "failure_message")
+    for r in _helper_rows(
+        conn,
+        "SELECT backup_server_uid, job_uid, job_name, job_type, start_utc, end_utc, outcome, "
+        "failure_message FROM v__backup_runs WHERE job_uid IS NOT NULL",
     ):
         job = found.setdefault(
             (r["backup_server_uid"], r["job_uid"]),
@@ -201,12 +222,11 @@ def _replica_jobs(conn: Connection) -> list[_Job]:
     server are those of its newest session, its type that of its row in jobs."""
     job_types = {r.uid: r.job_type for r in conn.execute(select(jobs.c.uid, jobs.c.job_type))}
     sessions: dict[str, list[Row]] = defaultdict(list)
-    rows = read_view(
+    rows = _helper_rows(  # v_replica_job_runs' sessions, from its helper (without the task counts)
         conn,
-        "v_replica_job_runs",
-        "job_uid IS NOT NULL AND creation_time_utc IS NOT NULL",
-        columns=("job_uid", "job_name", "backup_server_uid", "session_uid", "creation_time_utc")
-        + ("end_time_utc", "state", "result", "is_retry", "failure_message"),
+        "SELECT job_uid, job_name, backup_server_uid, uid AS session_uid, creation_time_utc, "
+        "end_time_utc, state, result, is_retry, failure_message FROM v__job_sessions "
+        "WHERE job_uid IS NOT NULL AND creation_time_utc IS NOT NULL",
     )
     for r in rows:
         sessions[r["job_uid"]].append(r)
@@ -338,7 +358,7 @@ def collect(eng: Engine) -> list[Metric]:
             if metric is None:
                 f = BY_NAME[name]
                 metric = families[name] = Metric(f.name.removesuffix("_info"), f.help, f.kind)
-            metric.add_sample(name, {**s.labels, **extra}, value)
+            metric.add_sample(name, {**s.labels, **extra} if extra else s.labels, value)
     return [families[f.name] for f in FAMILIES if f.name in families]
 
 
