@@ -1,4 +1,4 @@
-"""Command line: click wiring only. Reads flags and environment, checks them (etl.config, db.warehouse),
+"""Command line: click wiring only. Reads flags and environment, checks them (etl.settings, db.warehouse),
 builds objects, calls one core function, prints, and maps errors to exit codes (0 ok, 1 failed,
 2 usage/config, 75 locked, 130/143 interrupted by SIGINT/SIGTERM). Every error ends in one line on
 stderr, in the log format (text or JSON).
@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import config, db, logs, pipeline, registry, settings, stopping, views
+from . import db, logs, pipeline, registry, settings, stopping, views
 from .errors import ConfigError, Interrupted, VeeamEtlError
 
 DEFAULT_DB = "sqlite:///veeam.db"
@@ -228,25 +228,8 @@ def _verify(ca_bundle: str | None, insecure: bool) -> bool | str:
         )
         return False
     if ca_bundle:
-        return config.ca_bundle(ca_bundle)
+        return settings.ca_bundle(ca_bundle)
     return True
-
-
-def _since(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"--since {value!r} is not an ISO date or date-time") from None
-    instant = instant if instant.tzinfo else instant.replace(tzinfo=UTC)
-    now = datetime.now(UTC)
-    if instant > now:  # nothing was created after it yet: the run would read nothing and succeed
-        raise ConfigError(
-            f"--since {value} is in the future (it is {now:%Y-%m-%d %H:%M}Z now): give an instant in the "
-            "past, e.g. --since 2025-08-01 (UTC unless an offset is given)"
-        )
-    return instant
 
 
 def _table_of(type_name: str) -> str | None:
@@ -386,8 +369,8 @@ def _em(url, user, password_file, ca_bundle, insecure, allow_cleartext) -> tuple
     registered as a secret so that no log line carries it."""
     if not url or not user:
         raise click.UsageError(f"Missing option '--{'url' if not url else 'user'}'.")
-    url = config.em_url(url)
-    if config.cleartext(url, allowed=allow_cleartext):
+    url = settings.em_url(url)
+    if settings.cleartext(url, allowed=allow_cleartext):
         logging.getLogger("etl").warning(
             "%s is plain HTTP (--allow-cleartext): the EM password and session token cross the network "
             "unencrypted; use https:// (port 9398)",
@@ -443,7 +426,7 @@ def run(
     """
     if tuning["full_refresh"] and since:
         raise ConfigError("--full-refresh and --since exclude each other")
-    since_at = _since(since)
+    since_at = settings.since(since)
     if config_path is not None:
         _run_estate(config_path, parallel, only, db_url, db_schema)
         return
@@ -646,7 +629,7 @@ def _run_estate(config_path, parallel, only, db_url, db_schema) -> None:
         )
     overrides = {n: ctx.params[n] for n in _ESTATE_OVERRIDES if n in given}
     if "since" in overrides:
-        overrides["since"] = _since(overrides["since"])
+        overrides["since"] = settings.since(overrides["since"])
     estate = fleet.load(config_path).select(only)
 
     def done(outcome) -> None:  # one log line per EM as it ends, for long runs watched on a terminal

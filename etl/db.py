@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from . import config, views
+from . import settings, views
 from .errors import ConfigError, LoadError, LockHeld
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def engine(url: str, schema: str | None = None, *, read_only: bool = False) -> E
     Raises ConfigError (bad URL, a schema on SQLite, a schema name that is not a plain identifier).
     Connects to nothing."""
     parsed = _parse(url)
-    schema = config.schema_name(schema)
+    schema = settings.schema_name(schema)
     kwargs: dict = {}
     if schema and parsed.get_backend_name() == "sqlite":
         raise ConfigError(
@@ -269,7 +269,7 @@ def warehouse(url: str, schema: str | None = None, *, mode: str) -> Engine:
     try:
         with eng.connect() as conn:
             if eng.dialect.name == "postgresql":
-                _check_postgresql(conn, eng, config.schema_name(schema), mode)
+                _check_postgresql(conn, eng, settings.schema_name(schema), mode)
             if mode == "read" and revision(conn) is None:
                 where = path or masked(url)
                 raise ConfigError(f"warehouse {where} has no tables yet: {CREATE_HINT}")

@@ -55,7 +55,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import config, db, logs, pipeline, schema, settings, stopping
+from . import db, logs, pipeline, schema, settings, stopping
 from .errors import ConfigError, Interrupted, LockHeld, VeeamEtlError
 from .settings import SETTINGS
 
@@ -139,7 +139,7 @@ class EM:
     def verify(self) -> bool | str:
         """The TLS `verify` argument: False (insecure), the CA bundle's path, or True; warns about an
         insecure or cleartext connection. Raises ConfigError for a CA bundle that is not a PEM file."""
-        if config.cleartext(self.url, allowed=self.allow_cleartext):
+        if settings.cleartext(self.url, allowed=self.allow_cleartext):
             log.warning(
                 "em %s: %s is plain HTTP (allow_cleartext = true): the EM password and session token "
                 "cross the network unencrypted; use https:// (port 9398)",
@@ -150,7 +150,7 @@ class EM:
             log.warning("em %s: TLS certificate verification is OFF (insecure = true)", self.name)
             return False
         if self.ca_bundle is not None:
-            return config.ca_bundle(str(self.ca_bundle), f"em {self.name!r}: ca_bundle")
+            return settings.ca_bundle(str(self.ca_bundle), f"em {self.name!r}: ca_bundle")
         return True
 
     def pipeline_options(self, overrides: dict | None = None) -> pipeline.Options:
@@ -265,7 +265,7 @@ def parse(text: str, path: str | os.PathLike = "estate.toml") -> Estate:
             problem(where, "no password_env or password_file (here or in [defaults])")
         if "url" in merged:
             try:
-                config.cleartext(
+                settings.cleartext(
                     merged["url"],
                     "key 'url':",
                     merged.get("allow_cleartext", False),
@@ -378,7 +378,7 @@ def _check_table(table: dict, where: str, allowed: tuple[str, ...], base: Path, 
             problem(where, f"{at}: must be a non-empty string")
         elif key == "url":
             try:
-                out[key] = config.em_url(value, at)
+                out[key] = settings.em_url(value, at)
             except ConfigError as exc:
                 problem(where, str(exc))
         elif key == "password_env":
