@@ -198,7 +198,9 @@ def main(ctx: click.Context, verbose: int, log_format: str) -> None:
 def migrate(db_url: str, db_schema: str | None) -> None:
     """Bring the warehouse schema to head (Alembic) and (re)create the reporting views.
 
-    Reads VEEAM_ETL_DB.
+    Reads VEEAM_ETL_DB. Exit codes: 0 at head, 1 the warehouse refused the upgrade (rolled back: it
+    stays at the revision it had), 2 usage or configuration error, 75 another process kept
+    migrating it for 30 s.
     """
     eng = db.warehouse(db_url, db_schema, mode="migrate")
     db.migrate(eng)

@@ -56,7 +56,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import db, logs, pipeline, schema, settings, stopping
-from .errors import ConfigError, Interrupted, LockHeld, VeeamEtlError
+from .errors import ConfigError, EstateError, Interrupted, LockHeld, VeeamEtlError
 from .settings import SETTINGS
 
 log = logging.getLogger(__name__)
@@ -86,14 +86,6 @@ SCHEDULE_KEYS = ("cron", "timezone")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # pairs of keys of which one table may give one; the EM's choice replaces the pair from [defaults]
 _EXCLUSIVE = (("password_env", "password_file"), ("ca_bundle", "insecure"))
-
-
-class EstateError(ConfigError):
-    """The estate file cannot be used. `problems` holds one line per problem (file, EM, key)."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -508,7 +500,7 @@ def run_estate(
 ) -> Result:
     """Load every EM of `estate` into one warehouse, at most `parallel` (default: the file's) at once;
     one at a time on SQLite. Never raises for one EM's failure: each ends in an Outcome, reported
-    to `on_done` as it ends. Raises ConfigError/LoadError when the warehouse itself cannot be used
+    to `on_done` as it ends. Raises ConfigError/MigrationError when the warehouse itself cannot be used
     (it is brought to the current schema once, before any load starts).
 
     Each EM loads in a thread of its own. A signal (SIGINT, SIGTERM: `etl.stopping`) or a
