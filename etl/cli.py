@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import shlex
 import signal
@@ -16,12 +15,11 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import db, logs, pipeline, registry, settings, stopping, views
+from . import db, estate, fleet, logs, pipeline, registry, settings, stopping, views
 from .errors import ConfigError, Interrupted, VeeamEtlError
 
 DEFAULT_DB = "sqlite:///veeam.db"
@@ -207,33 +205,6 @@ def migrate(db_url: str, db_schema: str | None) -> None:
     click.echo(f"warehouse {db.masked(db_url)} is at revision {db.current(eng)}")
 
 
-def _password(password_file: str | None) -> str:
-    if password_file:
-        try:
-            return Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise ConfigError(f"cannot read --password-file {password_file}: {exc.strerror}") from None
-    password = os.environ.get("VEEAM_EM_PASSWORD")
-    if password:
-        return password
-    if sys.stdin.isatty():
-        return click.prompt("Enterprise Manager password", hide_input=True)
-    raise ConfigError(
-        "no password: set VEEAM_EM_PASSWORD, use --password-file, or run on a terminal to be asked"
-    )
-
-
-def _verify(ca_bundle: str | None, insecure: bool) -> bool | str:
-    if insecure:
-        logging.getLogger("etl").warning(
-            "TLS certificate verification is OFF (--insecure): anyone on the path can read the EM password"
-        )
-        return False
-    if ca_bundle:
-        return settings.ca_bundle(ca_bundle)
-    return True
-
-
 def _table_of(type_name: str) -> str | None:
     """The warehouse table of an EM entity type (None for a type the loader does not know)."""
     entry = registry.TYPES.get(type_name)
@@ -366,23 +337,18 @@ em_options = _options(
 settings_options = _options(*(_setting_option(s) for s in settings.SETTINGS))
 
 
+def _ask_password() -> str:
+    return click.prompt("Enterprise Manager password", hide_input=True)
+
+
 def _em(url, user, password_file, ca_bundle, insecure, allow_cleartext) -> tuple[str, str, str, bool | str]:
-    """(url, user, password, TLS verification) of one EM from the flags, checked; the password is
-    registered as a secret so that no log line carries it."""
+    """(url, user, password, TLS verification) of one EM from the flags: etl.estate.Connection checks
+    them, warns and reads the password (asked for on a terminal when no file or variable gives it)."""
     if not url or not user:
         raise click.UsageError(f"Missing option '--{'url' if not url else 'user'}'.")
-    url = settings.em_url(url)
-    if settings.cleartext(url, allowed=allow_cleartext):
-        logging.getLogger("etl").warning(
-            "%s is plain HTTP (--allow-cleartext): the EM password and session token cross the network "
-            "unencrypted; use https:// (port 9398)",
-            url,
-        )
-    verify = _verify(ca_bundle, insecure)
-    password = _password(password_file)
-    logs.secret(password)
-    logs.public(user)  # shown as it is, even when the password equals it
-    return url, user, password, verify
+    connection = estate.Connection.from_flags(url, user, password_file, ca_bundle, insecure, allow_cleartext)
+    logon = connection.open(ask=_ask_password if sys.stdin.isatty() else None)
+    return logon.url, logon.user, logon.password, logon.verify
 
 
 @main.command()
@@ -430,7 +396,7 @@ def run(
         raise ConfigError("--full-refresh and --since exclude each other")
     since_at = settings.since(since)
     if config_path is not None:
-        _run_estate(config_path, parallel, only, db_url, db_schema)
+        _run_estate(config_path, parallel, only, db_url, db_schema, since_at)
         return
     if parallel is not None or only:
         raise ConfigError("--parallel and --only go with --config")
@@ -559,26 +525,10 @@ def check(
     from . import check as check_mod
 
     ctx = click.get_current_context()
-    given = {
-        name
-        for name in ctx.params
-        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
-    }
     if config_path is not None:
-        clash = [
-            f"--{n.replace('_', '-')}"
-            for n in ("url", "user", "password_file", "ca_bundle", "insecure", "allow_cleartext")
-            if n in given
-        ]
-        if clash:
-            raise click.UsageError(
-                f"--config excludes {', '.join(clash)} (each EM sets them in the estate file)."
-            )
-        from . import fleet
-
-        estate = fleet.load(config_path).select(only)
-        overrides = {n: tuning[n] for n in _CHECK_SETTINGS if n in given}
-        reports = check_mod.check_estate(estate, overrides)
+        _refuse_per_em_flags(ctx)
+        overrides = {n: tuning[n] for n in _CHECK_SETTINGS if n in _given(ctx)}
+        reports = check_mod.check_estate(estate.load(config_path).select(only), overrides)
     else:
         if only:
             raise ConfigError("--only goes with --config")
@@ -599,49 +549,30 @@ def check(
     sys.exit(code)
 
 
-# run options an estate file may also set: on the command line they apply to every EM of the file
-_ESTATE_OVERRIDES = (*settings.BY_NAME, "since")
-# per-EM settings that only the estate file can give
-_ESTATE_EXCLUDES = (
-    "url",
-    "user",
-    "password_file",
-    "ca_bundle",
-    "insecure",
-    "allow_cleartext",
-    "source_name",
-)
+def _given(ctx: click.Context) -> set[str]:
+    """The parameters the command line gave (not a default, not the environment)."""
+    typed = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.PROMPT)
+    return {name for name in ctx.params if ctx.get_parameter_source(name) in typed}
 
 
-def _run_estate(config_path, parallel, only, db_url, db_schema) -> None:
-    """`run --config`: every EM of the estate file; flags given on the command line override it."""
-    from . import fleet
-
-    ctx = click.get_current_context()
-    given = {
-        name
-        for name in ctx.params
-        if ctx.get_parameter_source(name)
-        in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.PROMPT)
-    }
-    clash = [f"--{n.replace('_', '-')}" for n in _ESTATE_EXCLUDES if n in given]
+def _refuse_per_em_flags(ctx: click.Context) -> None:
+    """With --config, the connection flags (and --source-name) belong to each EM of the file."""
+    clash = [f"--{n.replace('_', '-')}" for n in estate.PER_EM_FLAGS if n in _given(ctx)]
     if clash:
         raise click.UsageError(
             f"--config excludes {', '.join(clash)} (each EM sets them in the estate file)."
         )
-    overrides = {n: ctx.params[n] for n in _ESTATE_OVERRIDES if n in given}
+
+
+def _run_estate(config_path, parallel, only, db_url, db_schema, since_at) -> None:
+    """`run --config`: every EM of the estate file; flags given on the command line override it."""
+    ctx = click.get_current_context()
+    _refuse_per_em_flags(ctx)
+    overrides = {n: ctx.params[n] for n in estate.OVERRIDE_FLAGS if n in _given(ctx)}
     if "since" in overrides:
-        overrides["since"] = settings.since(overrides["since"])
-    estate = fleet.load(config_path).select(only)
-
-    def done(outcome) -> None:  # one log line per EM as it ends, for long runs watched on a terminal
-        logging.getLogger("etl.fleet").info(
-            "em %s: %s in %.1f s", outcome.name, outcome.status, outcome.duration_s
-        )
-
-    result = fleet.run_estate(
-        db_url, estate, db_schema=db_schema, parallel=parallel, overrides=overrides, on_done=done
-    )
+        overrides["since"] = since_at
+    selected = estate.load(config_path).select(only)
+    result = fleet.run_estate(db_url, selected, db_schema=db_schema, parallel=parallel, overrides=overrides)
     click.echo(fleet.render(result))
     if result.interrupted is not None:  # every EM's run is recorded and its lock released
         raise result.interrupted
