@@ -9,8 +9,7 @@ import tomllib
 import pytest
 
 from etl import logs, pipeline, registry, settings
-from etl.cli import _Progress as Progress
-from etl.cli import _table_of as table_of
+from etl.cli.output import Progress, table_of
 from etl.errors import ConfigError
 from helpers import ROOT
 

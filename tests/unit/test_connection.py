@@ -38,6 +38,8 @@ def own_secrets(monkeypatch):
     """The secrets and public names a test registers stay with the test."""
     monkeypatch.setattr(logs, "_SECRETS", set())
     monkeypatch.setattr(logs, "_PUBLIC", set())
+
+
 # how each builder's messages name a field
 NAMED = {
     "flags": {"password_file": "--password-file", "ca_bundle": "--ca-bundle", "url": "--url"},
@@ -62,7 +64,7 @@ def test_every_field_is_an_estate_key_and_a_flag_of_each_command_that_reads_em()
 
 
 def test_the_connection_flags_are_the_ones_from_flags_reads():
-    @cli.em_connection_options
+    @cli.options.em_connection_options
     def command(**kw):
         pass
 

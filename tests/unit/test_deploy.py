@@ -258,7 +258,7 @@ def test_containerfile_build_stage_makes_a_complete_wheel(tmp_path):
         names = set(whl.namelist())
         entry_points = next(whl.read(n).decode() for n in names if n.endswith("entry_points.txt"))
     for module in (
-        "etl/cli.py",
+        "etl/cli/__init__.py",
         "etl/simulator/server.py",
         "etl/migrations/env.py",
         "etl/migrations/script.py.mako",
