@@ -107,11 +107,12 @@ def load(db_url: str, estate: Path, only: list[str] | None = None, parallel: int
 def child(db_url: str, estate_path: str, parallel: str, *only: str) -> None:
     """The measured process: migrate (not timed), then one run_estate; one JSON line on stdout."""
     from etl import db, fleet
+    from etl import estate as estates
 
     eng = db.engine(db_url)
     db.ensure_current(eng)
     eng.dispose()
-    estate = fleet.load(estate_path).select(only)
+    estate = estates.load(estate_path).select(only)
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     result = fleet.run_estate(db_url, estate, parallel=int(parallel))
     own = resource.getrusage(resource.RUSAGE_SELF)

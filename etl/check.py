@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from . import crawl, registry
 from .client import EMClient, redact_url
 from .errors import AccessDenied, ConfigError, SourceError
-from .fleet import EM, Estate
+from .estate import EM, Credentials, Estate
 from .settings import Options
 
 log = logging.getLogger(__name__)
@@ -152,23 +152,30 @@ def check_estate(estate: Estate, overrides: dict | None = None, parallel: int | 
     """`check` each EM of `estate` (its options, then `overrides`), at most `parallel` (default: the
     file's) at once; reports in file order. A missing secret or CA bundle is that EM's `config`
     report. Secrets are read here, in one thread, before any check starts."""
-    ready: list[tuple[EM, str, bool | str] | Report] = []
+    ready: list[tuple[EM, Credentials] | Report] = []
     for em in estate.ems:
         try:
-            ready.append((em, em.password(), em.verify()))
+            ready.append((em, em.connection.open()))
         except ConfigError as exc:
-            ready.append(Report(em.name, redact_url(em.url), em.user, "-", CONFIG, str(exc)))
+            url = redact_url(em.connection.url)
+            ready.append(Report(em.name, url, em.connection.user, "-", CONFIG, str(exc)))
 
-    def one(item: tuple[EM, str, bool | str] | Report) -> Report:
+    def one(item: tuple[EM, Credentials] | Report) -> Report:
         if isinstance(item, Report):
             return item
-        em, password, verify = item
+        em, logon = item
         try:
             return check(
-                em.url, em.user, password, verify=verify, options=em.pipeline_options(overrides), name=em.name
+                logon.url,
+                logon.user,
+                logon.password,
+                verify=logon.verify,
+                options=em.options(overrides),
+                name=em.name,
             )
         except ConfigError as exc:
-            return Report(em.name, redact_url(em.url), em.user, tls_mode(em.url, verify), CONFIG, str(exc))
+            url = redact_url(logon.url)
+            return Report(em.name, url, logon.user, tls_mode(logon.url, logon.verify), CONFIG, str(exc))
 
     with ThreadPoolExecutor(max(1, min(parallel or estate.parallel, len(ready)))) as pool:
         return list(pool.map(one, ready))

@@ -20,7 +20,7 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
 import httpx
 from lxml import etree
 
-from . import config, parse, stopping
+from . import parse, settings, stopping
 from .errors import (
     AccessDenied,
     AuthError,
@@ -152,7 +152,7 @@ class EMClient:
         concurrency: int = 8,
     ):
         """`concurrency`: requests in flight at once, however many threads use the client."""
-        config.em_url(url, "the EM URL")
+        settings.em_url(url, "the EM URL")
         self.base = url.rstrip("/") + "/"
         self.page_size = page_size
         self.retry_policy = retry or RetryPolicy()

@@ -1,9 +1,6 @@
-"""Warehouse connections and schema management: warehouse() checks and connects, migrate() brings the
-schema to Alembic head and (re)creates the reporting views.
-
-The same migrations/env.py serves `alembic upgrade head` and `veeam-etl migrate`: we hand it our
-connection through `config.attributes["connection"]`. Migrations are serialised by a database lock
-(PostgreSQL advisory lock, SQLite write lock), so two first runs on an empty warehouse never race.
+"""The warehouse connection and its schema: `warehouse()` checks the URL and what a command may do
+there before connecting; `migrate()`/`ensure_current()` bring the schema to Alembic head under a
+database lock (two first runs never race) and (re)create the reporting views (etl.views).
 """
 
 from __future__ import annotations
@@ -26,8 +23,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from . import config, views
-from .errors import ConfigError, LoadError, LockHeld
+from . import settings, views
+from .errors import ConfigError, LockHeld, MigrationError
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +73,7 @@ def engine(url: str, schema: str | None = None, *, read_only: bool = False) -> E
     Raises ConfigError (bad URL, a schema on SQLite, a schema name that is not a plain identifier).
     Connects to nothing."""
     parsed = _parse(url)
-    schema = config.schema_name(schema)
+    schema = settings.schema_name(schema)
     kwargs: dict = {}
     if schema and parsed.get_backend_name() == "sqlite":
         raise ConfigError(
@@ -269,7 +266,7 @@ def warehouse(url: str, schema: str | None = None, *, mode: str) -> Engine:
     try:
         with eng.connect() as conn:
             if eng.dialect.name == "postgresql":
-                _check_postgresql(conn, eng, config.schema_name(schema), mode)
+                _check_postgresql(conn, eng, settings.schema_name(schema), mode)
             if mode == "read" and revision(conn) is None:
                 where = path or masked(url)
                 raise ConfigError(f"warehouse {where} has no tables yet: {CREATE_HINT}")
@@ -283,6 +280,9 @@ def warehouse(url: str, schema: str | None = None, *, mode: str) -> Engine:
 
 
 def alembic_config() -> Config:
+    """Alembic's configuration for migrations/ (shipped as etl.migrations). The same env.py serves
+    `alembic upgrade head` and `veeam-etl migrate`: the caller hands it its connection through
+    `config.attributes["connection"]`."""
     cfg = Config()
     cfg.set_main_option("script_location", str(_package_dir("etl.migrations")))
     return cfg
@@ -350,7 +350,9 @@ def migration_lock(eng: Engine) -> Iterator[Connection]:
             if sqlite:
                 broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
                 if broken:
-                    raise LoadError(f"the migration would break {len(broken)} foreign keys, e.g. {broken[0]}")
+                    raise MigrationError(
+                        f"the migration would break {len(broken)} foreign keys, e.g. {broken[0]}"
+                    )
         except BaseException:
             conn.rollback()
             raise
@@ -363,13 +365,14 @@ def migration_lock(eng: Engine) -> Iterator[Connection]:
 
 def migrate(eng: Engine, revision: str = "head") -> None:
     """Upgrade the warehouse to `revision` and (re)create the reporting views, under the migration
-    lock. Raises LockHeld (another process kept migrating) or LoadError (the database refused)."""
+    lock. Raises LockHeld (another process kept migrating) or MigrationError (the database refused:
+    rolled back)."""
     _upgrade(eng, revision, only_if_behind=False)
 
 
 def ensure_current(eng: Engine) -> None:
     """Bring an empty or older warehouse to head; a no-op when it is already there, also when another
-    process migrated it while this one waited for the migration lock."""
+    process migrated it while this one waited for the migration lock. Raises as `migrate`."""
     if current(eng) != head():
         log.info("migrating warehouse %s to %s", masked(str(eng.url)), head())
         _upgrade(eng, "head", only_if_behind=True)
@@ -386,7 +389,7 @@ def _upgrade(eng: Engine, target: str, only_if_behind: bool) -> None:
             command.upgrade(cfg, target)
             create_views(conn)
     except SQLAlchemyError as exc:
-        raise LoadError(
+        raise MigrationError(
             f"migrating {masked(str(eng.url))} failed: {type(exc).__name__}: "
             f"{getattr(exc, 'orig', None) or exc}"
         ) from None

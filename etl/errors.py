@@ -2,6 +2,7 @@
 
     VeeamEtlError
     ├── ConfigError          bad usage or configuration                     exit 2
+    │   └── EstateError      an estate file that cannot be used: one line per problem
     ├── LockHeld             another run holds the (warehouse, source) lock exit 75
     ├── SourceError          Enterprise Manager could not be read           exit 1
     │   ├── AuthError        logon refused (bad credentials, role)
@@ -13,6 +14,7 @@
     │       ├── UnexpectedDocument  a well-formed answer of the wrong shape (menu, Refs): never retried
     │       └── DataError    one entity whose fields cannot be read (quarantined, not fatal)
     ├── LoadError            the warehouse refused a batch (rolled back)    exit 1
+    ├── MigrationError       the schema upgrade failed (rolled back)        exit 1
     └── WorkerError          a worker process died or answered nonsense     exit 1
 
     KeyboardInterrupt
@@ -34,6 +36,15 @@ class VeeamEtlError(Exception):
 
 class ConfigError(VeeamEtlError):
     exit_code = 2
+
+
+class EstateError(ConfigError):
+    """The estate file cannot be used (etl.estate). `problems` holds one line per problem, each
+    naming the file, the EM and the key; the message is those lines."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
 class LockHeld(VeeamEtlError):
@@ -98,6 +109,12 @@ class DataError(ParseError):
 
 class LoadError(VeeamEtlError):
     """The warehouse refused a batch; the batch was rolled back."""
+
+
+class MigrationError(VeeamEtlError):
+    """The warehouse refused the schema upgrade (etl.db: Alembic, then the reporting views); the
+    upgrade was rolled back and the warehouse is at the revision it had. Exit 1, like a failed run:
+    the next run (or `veeam-etl migrate`) tries again."""
 
 
 class WorkerError(VeeamEtlError):

@@ -1,411 +1,28 @@
-"""Many Enterprise Managers into one warehouse: the estate file, and one load per EM at once.
-
-An estate file is TOML (read with the standard library's tomllib)::
-
-    [defaults]                       # keys shared by every [[em]] (each EM may override them)
-    user = 'DOMAIN\\svc-veeam-etl'
-    password_env = "VEEAM_EM_PASSWORD"
-    ca_bundle = "/etc/veeam-etl/ca.pem"
-    page_size = 500
-
-    [[em]]
-    name = "em-lon"                  # the `source` of its rows in the warehouse
-    url = "https://em-lon.example.com:9398/api"
-
-    [[em]]
-    name = "em-nyc"
-    url = "https://em-nyc.example.com:9398/api"
-    password_file = "/run/secrets/em-nyc"   # relative paths are relative to the estate file
-    concurrency = 2
-
-    [schedule]                       # optional; read by orchestrators (etl.orchestration)
-    cron = "*/15 * * * *"
-
-A password is never written in the file: `password_env` names an environment variable,
-`password_file` a file holding it. Run options go under their `veeam-etl run` flag names with
-underscores (see OPTIONS). `load()` validates the whole file before anything runs; a problem is an
-`EstateError` (a ConfigError, exit 2) with one line per problem naming the file, the EM and the key.
-Secrets and the CA bundle are read when that EM's load starts, so a missing one fails that EM only.
-
-`run_estate()` loads every EM, at most `parallel` at once, each with its own lock, watermarks and
-run record (`pipeline.run` with `source=name`); one EM's failure never stops the others. SQLite
-has one writer and a batch holds the write lock while its pages arrive, so on SQLite the EMs load
-one after another (concurrent writers would wait on each other for up to busy_timeout and then
-fail with "database is locked"); on PostgreSQL they load `parallel` at once. A signal stops the
-fleet the way it stops one EM (etl.stopping): no EM starts after it, each run in flight records
-itself failed and releases its lock, and only then does `run_estate` return.
+"""Many Enterprise Managers into one warehouse: `run_estate` loads each EM of an estate file
+(etl.estate) with its own lock, watermarks and run record, at most `parallel` at once, one EM's
+failure never stopping the others; `render` is the fleet's summary table, one row per EM.
 """
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import queue
-import re
 import signal
 import threading
 import time
-import tomllib
-import zoneinfo
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import config, db, logs, pipeline, schema, settings, stopping
+from . import db, logs, pipeline, schema, stopping
 from .errors import ConfigError, Interrupted, LockHeld, VeeamEtlError
-from .settings import SETTINGS
+from .estate import EM, Credentials, Estate
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PARALLEL = 4
 NOT_STARTED = "not started"
-DEFAULT_CRON = "*/15 * * * *"
-
-# Run options an [[em]] or [defaults] table may set: key -> (type, minimum, maximum), the settings
-# of `veeam-etl run` (etl.settings: --page-size is page_size, ...).
-OPTIONS: dict[str, tuple[type, float | None, float | None]] = {
-    s.name: (s.type, s.low, s.high) for s in SETTINGS
-}
-CONNECTION_KEYS = (
-    "url",
-    "user",
-    "password_env",
-    "password_file",
-    "ca_bundle",
-    "insecure",
-    "allow_cleartext",
-)
-EM_KEYS = ("name", *CONNECTION_KEYS, *OPTIONS)
-DEFAULT_KEYS = tuple(k for k in EM_KEYS if k not in ("name", "url"))
-TOP_KEYS = ("defaults", "em", "schedule", "parallel")
-SCHEDULE_KEYS = ("cron", "timezone")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-# pairs of keys of which one table may give one; the EM's choice replaces the pair from [defaults]
-_EXCLUSIVE = (("password_env", "password_file"), ("ca_bundle", "insecure"))
-
-
-class EstateError(ConfigError):
-    """The estate file cannot be used. `problems` holds one line per problem (file, EM, key)."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-
-@dataclass(frozen=True)
-class EM:
-    """One Enterprise Manager of the estate, [defaults] already applied.
-
-    `options` holds the run options the file set (keys of OPTIONS); the rest take
-    `pipeline.Options`' defaults. Paths are absolute (relative ones resolved against the file).
-    """
-
-    name: str
-    url: str
-    user: str
-    password_env: str | None = None
-    password_file: Path | None = None
-    ca_bundle: Path | None = None
-    insecure: bool = False
-    allow_cleartext: bool = False  # plain http:// to a host that is not loopback (a lab; warned)
-    options: dict = field(default_factory=dict)
-
-    def password(self) -> str:
-        """The EM password from its variable or file, registered for redaction. Raises ConfigError."""
-        if self.password_env:
-            value = os.environ.get(self.password_env)
-            if not value:
-                raise ConfigError(
-                    f"em {self.name!r}: environment variable {self.password_env} (password_env) is not set"
-                )
-        else:
-            try:
-                assert self.password_file is not None  # checked when the file was read
-                value = self.password_file.read_text(encoding="utf-8").rstrip("\r\n")
-            except OSError as exc:
-                raise ConfigError(
-                    f"em {self.name!r}: cannot read password_file {self.password_file}: {exc.strerror or exc}"
-                ) from None
-            if not value:
-                raise ConfigError(f"em {self.name!r}: password_file {self.password_file} is empty")
-        logs.secret(value)
-        logs.public(self.user)  # shown as it is, even when the password equals it
-        return value
-
-    def verify(self) -> bool | str:
-        """The TLS `verify` argument: False (insecure), the CA bundle's path, or True; warns about an
-        insecure or cleartext connection. Raises ConfigError for a CA bundle that is not a PEM file."""
-        if config.cleartext(self.url, allowed=self.allow_cleartext):
-            log.warning(
-                "em %s: %s is plain HTTP (allow_cleartext = true): the EM password and session token "
-                "cross the network unencrypted; use https:// (port 9398)",
-                self.name,
-                self.url,
-            )
-        if self.insecure:
-            log.warning("em %s: TLS certificate verification is OFF (insecure = true)", self.name)
-            return False
-        if self.ca_bundle is not None:
-            return config.ca_bundle(str(self.ca_bundle), f"em {self.name!r}: ca_bundle")
-        return True
-
-    def pipeline_options(self, overrides: dict | None = None) -> pipeline.Options:
-        """`pipeline.Options` for this EM: the file's options, then `overrides` (keys of OPTIONS, or
-        `since`), over the defaults; `source` is the EM's name."""
-        opts = {**self.options, **(overrides or {})}
-        return settings.options(opts, source=self.name, since=opts.get("since"))
-
-
-@dataclass(frozen=True)
-class Estate:
-    """A validated estate file: its EMs in file order, the schedule and the default parallelism."""
-
-    path: Path
-    ems: tuple[EM, ...]
-    cron: str = DEFAULT_CRON
-    timezone: str = "UTC"
-    parallel: int = DEFAULT_PARALLEL
-
-    def names(self) -> list[str]:
-        return [em.name for em in self.ems]
-
-    def select(self, only: Iterable[str]) -> Estate:
-        """The EMs named in `only` (all when empty), in file order. Raises ConfigError on an unknown name."""
-        wanted = list(dict.fromkeys(only))
-        if not wanted:
-            return self
-        unknown = [n for n in wanted if n not in self.names()]
-        if unknown:
-            raise ConfigError(
-                f"{self.path}: no [[em]] named {', '.join(map(repr, unknown))} (the file has: {', '.join(self.names())})"
-            )
-        return Estate(
-            self.path,
-            tuple(em for em in self.ems if em.name in wanted),
-            self.cron,
-            self.timezone,
-            self.parallel,
-        )
-
-
-# ---------------------------------------------------------------------------------------------- parsing
-
-
-def load(path: str | os.PathLike) -> Estate:
-    """Read and validate an estate file. Raises EstateError (exit 2) naming every problem."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise EstateError([f"{path}: cannot read the estate file: {exc.strerror or exc}"]) from None
-    except UnicodeDecodeError:
-        raise EstateError([f"{path}: not UTF-8 text"]) from None
-    return parse(text, path)
-
-
-def parse(text: str, path: str | os.PathLike = "estate.toml") -> Estate:
-    """Validate estate-file text; `path` names the file in messages and anchors relative paths."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise EstateError([f"{path}: not valid TOML: {exc}"]) from None
-    problems: list[str] = []
-
-    def problem(where: str, message: str) -> None:
-        problems.append(f"{path}: {where}: {message}")
-
-    for key in data:
-        if key not in TOP_KEYS:
-            problem(f"key {key!r}", _unknown(key, TOP_KEYS))
-    base = path.parent
-    defaults = data.get("defaults", {})
-    if not isinstance(defaults, dict):
-        problem("key 'defaults'", "must be a table: [defaults]")
-        defaults = {}
-    checked_defaults = _check_table(defaults, "[defaults]", DEFAULT_KEYS, base, problem)
-
-    ems_raw = data.get("em", [])
-    if not isinstance(ems_raw, list) or not all(isinstance(t, dict) for t in ems_raw):
-        problem("key 'em'", "must be an array of tables: [[em]]")
-        ems_raw = []
-    if not ems_raw and not problems:
-        problem("[[em]]", "no Enterprise Manager listed (add an [[em]] table with name, url, user)")
-    ems: list[EM] = []
-    seen: dict[str, int] = {}
-    for i, table in enumerate(ems_raw, 1):
-        raw_name = table.get("name")
-        where = f"em {raw_name!r}" if isinstance(raw_name, str) and raw_name.strip() else f"em #{i}"
-        checked = _check_table(table, where, EM_KEYS, base, problem)
-        name = checked.get("name")
-        if name is None and "name" not in table:
-            problem(where, "key 'name': missing (the EM's name in the warehouse, e.g. \"em-lon\")")
-        elif name is not None:
-            if name in seen:
-                problem(where, f"key 'name': duplicate name (also em #{seen[name]})")
-            seen.setdefault(name, i)
-        merged = dict(checked_defaults)
-        for pair in _EXCLUSIVE:  # the EM's own choice of a pair replaces the one [defaults] made
-            if any(k in checked for k in pair):
-                for k in pair:
-                    merged.pop(k, None)
-        merged.update(checked)
-        for key in ("url", "user"):
-            if key not in merged and key not in table and key not in defaults:
-                problem(where, f"key {key!r}: missing")
-        if (
-            "password_env" not in merged
-            and "password_file" not in merged
-            and not any(k in table or k in defaults for k in ("password_env", "password_file"))
-        ):
-            problem(where, "no password_env or password_file (here or in [defaults])")
-        if "url" in merged:
-            try:
-                config.cleartext(
-                    merged["url"],
-                    "key 'url':",
-                    merged.get("allow_cleartext", False),
-                    "allow_cleartext = true",
-                )
-            except ConfigError as exc:
-                problem(where, str(exc))
-                continue
-        if name is None or any(k not in merged for k in ("url", "user")):
-            continue
-        if "password_env" not in merged and "password_file" not in merged:
-            continue
-        ems.append(
-            EM(
-                name=name,
-                url=merged["url"],
-                user=merged["user"],
-                password_env=merged.get("password_env"),
-                password_file=merged.get("password_file"),
-                ca_bundle=merged.get("ca_bundle"),
-                insecure=merged.get("insecure", False),
-                allow_cleartext=merged.get("allow_cleartext", False),
-                options={k: merged[k] for k in OPTIONS if k in merged},
-            )
-        )
-
-    cron, timezone = DEFAULT_CRON, "UTC"
-    schedule = data.get("schedule", {})
-    if not isinstance(schedule, dict):
-        problem("key 'schedule'", "must be a table: [schedule]")
-        schedule = {}
-    for key, value in schedule.items():
-        if key not in SCHEDULE_KEYS:
-            problem(f"[schedule]: key {key!r}", _unknown(key, SCHEDULE_KEYS))
-        elif not isinstance(value, str) or not value.strip():
-            problem(f"[schedule]: key {key!r}", "must be a non-empty string")
-        elif key == "cron" and len(value.split()) != 5:
-            problem("[schedule]: key 'cron'", f"{value!r} is not a five-field cron expression")
-        elif key == "cron":
-            cron = value
-        elif not _is_timezone(value):
-            problem(
-                "[schedule]: key 'timezone'", f"{value!r} is not an IANA time zone such as 'Europe/London'"
-            )
-        else:
-            timezone = value
-    parallel = data.get("parallel", DEFAULT_PARALLEL)
-    if type(parallel) is not int or not 1 <= parallel <= 64:
-        problem("key 'parallel'", "must be a whole number from 1 to 64")
-        parallel = DEFAULT_PARALLEL
-    if problems:
-        raise EstateError(problems)
-    return Estate(path, tuple(ems), cron, timezone, parallel)
-
-
-def _is_timezone(name: str) -> bool:
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
-def _unknown(key: str, allowed: Iterable[str]) -> str:
-    close = difflib.get_close_matches(key.replace("-", "_"), list(allowed), n=1)
-    return "unknown key" + (
-        f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(allowed)})"
-    )
-
-
-def _check_table(table: dict, where: str, allowed: tuple[str, ...], base: Path, problem) -> dict:
-    """The valid keys of one [[em]] or [defaults] table, converted; every bad key reported."""
-    out: dict = {}
-    for key, value in table.items():
-        at = f"key {key!r}"
-        if key == "password":
-            problem(
-                where,
-                f"{at}: a password is never written in the estate file; use password_env (the name of an "
-                "environment variable) or password_file (a file that holds it)",
-            )
-        elif key not in allowed:
-            if key in EM_KEYS:
-                problem(where, f"{at}: belongs in each [[em]] table, not in [defaults]")
-            else:
-                problem(where, f"{at}: {_unknown(key, allowed)}")
-        elif key in OPTIONS:
-            kind, low, high = OPTIONS[key]
-            if kind is bool:
-                ok = isinstance(value, bool)
-            elif kind is int:
-                ok = type(value) is int
-            else:
-                ok = type(value) in (int, float)
-            if not ok:
-                problem(where, f"{at}: must be {_kind(kind)}, not {value!r}")
-            elif kind is not bool and (
-                (low is not None and value < low) or (high is not None and value > high)
-            ):
-                span = f"from {low:g} to {high:g}" if high is not None else f"at least {low:g}"
-                problem(where, f"{at}: must be {span}, not {value!r}")
-            else:
-                out[key] = float(value) if kind is float else value
-        elif key in ("insecure", "allow_cleartext"):
-            if not isinstance(value, bool):
-                problem(where, f"{at}: must be true or false")
-            else:
-                out[key] = value
-        elif not isinstance(value, str) or not value.strip():
-            problem(where, f"{at}: must be a non-empty string")
-        elif key == "url":
-            try:
-                out[key] = config.em_url(value, at)
-            except ConfigError as exc:
-                problem(where, str(exc))
-        elif key == "password_env":
-            if not _ENV_NAME.match(value):  # never echo it: it may be a password put in the wrong key
-                problem(where, f"{at}: must be the NAME of an environment variable (letters, digits, _)")
-            else:
-                out[key] = value
-        elif key in ("password_file", "ca_bundle"):
-            out[key] = (base / Path(value).expanduser()).absolute()
-        elif key == "name":
-            if any(ord(c) < 32 for c in value) or value != value.strip():
-                problem(where, f"{at}: no control characters or surrounding blanks")
-            else:
-                out[key] = value
-        else:
-            out[key] = value
-    for pair in _EXCLUSIVE:
-        if all(k in table for k in pair) and not (pair[1] == "insecure" and table["insecure"] is False):
-            problem(where, f"keys {pair[0]!r} and {pair[1]!r}: give one of them, not both")
-    return out
-
-
-def _kind(kind: type) -> str:
-    return {bool: "true or false", int: "a whole number", float: "a number"}[kind]
-
-
-# ---------------------------------------------------------------------------------------------- running
 
 
 @dataclass
@@ -475,21 +92,19 @@ def run_one(
 ) -> pipeline.Summary:
     """Load one EM of an estate (its own engine, lock, watermarks and run record). Raises the
     VeeamEtlError of `pipeline.run` (ConfigError for a missing secret or CA bundle)."""
-    return _load(db_url, db_schema, em, em.password(), em.verify(), overrides, transport)
+    return _load(db_url, db_schema, em, em.connection.open(), overrides, transport)
 
 
-def _load(
-    db_url, db_schema, em: EM, password: str, verify: bool | str, overrides, transport
-) -> pipeline.Summary:
+def _load(db_url, db_schema, em: EM, logon: Credentials, overrides, transport) -> pipeline.Summary:
     eng = db.engine(db_url, db_schema)
     try:
         return pipeline.run(
             eng,
-            em.url,
-            em.user,
-            password,
-            verify=verify,
-            options=em.pipeline_options(overrides),
+            logon.url,
+            logon.user,
+            logon.password,
+            verify=logon.verify,
+            options=em.options(overrides),
             transport=transport,
         )
     finally:
@@ -503,13 +118,17 @@ def run_estate(
     db_schema: str | None = None,
     parallel: int | None = None,
     overrides: dict | None = None,
-    on_done: Callable[[Outcome], None] | None = None,
     transport=None,
 ) -> Result:
     """Load every EM of `estate` into one warehouse, at most `parallel` (default: the file's) at once;
-    one at a time on SQLite. Never raises for one EM's failure: each ends in an Outcome, reported
-    to `on_done` as it ends. Raises ConfigError/LoadError when the warehouse itself cannot be used
-    (it is brought to the current schema once, before any load starts).
+    one at a time on SQLite; `overrides` (keys of etl.estate.OVERRIDE_FLAGS) apply to every EM. Never
+    raises for one EM's failure: each ends in an Outcome, logged as it ends. Raises ConfigError or
+    MigrationError when the warehouse itself cannot be used (it is brought to the current schema
+    once, before any load starts: concurrent first migrations would collide).
+
+    SQLite has one writer and a batch holds the write lock while its pages arrive, so on SQLite the
+    EMs load one after another (concurrent writers would wait on each other for up to busy_timeout
+    and then fail with "database is locked"); on PostgreSQL they load `parallel` at once.
 
     Each EM loads in a thread of its own. A signal (SIGINT, SIGTERM: `etl.stopping`) or a
     KeyboardInterrupt in this thread stops the fleet: no EM starts after it, each EM that is loading
@@ -530,12 +149,12 @@ def run_estate(
 
     # secrets are read here, in one thread, before any load starts (logs.secret is not thread-safe
     # against a log line being redacted); a missing one fails its EM only
-    secrets: list[tuple[str, bool | str] | ConfigError] = []
+    logons: list[Credentials | ConfigError] = []
     for em in estate.ems:
         try:
-            secrets.append((em.password(), em.verify()))
+            logons.append(em.connection.open())
         except ConfigError as exc:
-            secrets.append(exc)
+            logons.append(exc)
 
     def work(index: int, em: EM) -> None:
         with slots:
@@ -545,7 +164,7 @@ def run_estate(
                 done.put((index, Outcome(em.name, NOT_STARTED, None, f"{stop} before it started")))
                 return
             try:
-                outcome = _outcome(em, secrets[index])
+                outcome = _outcome(em, logons[index])
             except Exception as exc:  # a bug must not take the other EMs down with it
                 log.exception("em %s: unexpected error", em.name)
                 outcome = Outcome(
@@ -555,13 +174,13 @@ def run_estate(
             _counts_of_failed_run(db_url, db_schema, outcome, begun_wall)
         done.put((index, outcome))
 
-    def _outcome(em: EM, secret: tuple[str, bool | str] | ConfigError) -> Outcome:
+    def _outcome(em: EM, logon: Credentials | ConfigError) -> Outcome:
         """Load one EM; how it ended (a failure of the EM or the warehouse is an Outcome, not raised)."""
         begun = time.monotonic()
         try:
-            if isinstance(secret, ConfigError):
-                raise secret
-            return Outcome.of(em.name, _load(db_url, db_schema, em, *secret, overrides, transport))
+            if isinstance(logon, ConfigError):
+                raise logon
+            return Outcome.of(em.name, _load(db_url, db_schema, em, logon, overrides, transport))
         except LockHeld as exc:
             return Outcome(em.name, "locked", None, str(exc), time.monotonic() - begun)
         except VeeamEtlError as exc:
@@ -588,8 +207,8 @@ def run_estate(
         except queue.Empty:
             return False
         outcomes[index] = outcome
-        if on_done is not None:
-            on_done(outcome)
+        # one line per EM as it ends, for long runs watched on a terminal
+        log.info("em %s: %s in %.1f s", outcome.name, outcome.status, outcome.duration_s)
         return True
 
     interrupted: KeyboardInterrupt | None = None

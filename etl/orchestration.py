@@ -1,32 +1,6 @@
-"""Dagster definitions for an estate file: one asset per Enterprise Manager, one job, one schedule.
-
-Needs the optional extra: `pip install '.[dagster]'` in a clone of the repository. A Dagster code
-location holds::
-
-    # definitions.py
-    from etl.orchestration import definitions
-
-    defs = definitions("/etc/veeam-etl/estate.toml")
-
-- One asset per EM, key `veeam_etl/<name>` (the name with anything but letters, digits and `_`
-  turned into `_`), in the group `veeam_etl`. Each EM is its own data source with its own
-  freshness: one asset each shows every EM's last load at a glance, and each is one step, so the
-  executor (multiprocess, or Kubernetes with dagster-k8s) runs them side by side and a failing EM
-  fails its step only. (Partitions of one asset would need a schedule that emits one run per
-  partition, and would put all EMs' history in one asset's grid.)
-- The job `veeam_etl_estate` materializes them all, at most the estate file's `parallel` at once
-  (multiprocess executor; one at a time when the warehouse is SQLite, which has one writer). The schedule `veeam_etl_schedule` runs it on `[schedule] cron` (default
-  every 15 minutes) in `[schedule] timezone` (default UTC); it starts stopped, as Dagster
-  schedules do, unless `schedule_running=True`.
-- The warehouse is the resource `warehouse` (`Warehouse`): by default its URL comes from
-  VEEAM_ETL_DB and its schema from VEEAM_ETL_DB_SCHEMA, both read when a step runs. EM passwords
-  come from each EM's `password_env` / `password_file` at materialization time, never from
-  Dagster config.
-- Each materialization carries metadata: source, run id, rows per table (inserted + updated),
-  rows inserted / updated, requests, duration, and the warehouse URL with its password masked.
-- A failed load fails the asset with a `dagster.Failure` whose description is the product's
-  error message. A load that finds another run holding the EM's lock (exit 75 on the command
-  line) ends the step without a materialization and logs why: the next tick loads it.
+"""Dagster definitions for an estate file (etl.estate): one asset per Enterprise Manager loading it
+through etl.fleet, one job that materializes them all, one schedule from the file's [schedule].
+Needs the optional extra (`pip install '.[dagster]'`); what it defines and records: docs/dagster.md.
 """
 
 # no `from __future__ import annotations`: Dagster reads the asset function's annotations at runtime
@@ -39,6 +13,7 @@ import dagster as dg
 from . import db, fleet
 from .client import redact_url
 from .errors import ConfigError, LockHeld, VeeamEtlError
+from .estate import EM, Estate, load
 
 GROUP = "veeam_etl"
 JOB = "veeam_etl_estate"
@@ -62,15 +37,19 @@ def asset_name(em_name: str) -> str:
     return name if name[:1].isalpha() or name[:1] == "_" else f"em_{name}"
 
 
-def em_asset(em: fleet.EM, group: str = GROUP) -> dg.AssetsDefinition:
-    """The asset that loads one EM (see the module docstring)."""
+def em_asset(em: EM, group: str = GROUP) -> dg.AssetsDefinition:
+    """The asset that loads one EM: key `veeam_etl/<asset_name>`. Each EM is its own source with its
+    own freshness, and each asset one step, so a failing EM fails its step only. A failed load is a
+    `dagster.Failure` with the product's message; a lock held by another run ends the step without
+    a materialization (the next tick loads it). The password is read when the step runs."""
+    url = redact_url(em.connection.url)
 
     @dg.asset(
         name=asset_name(em.name),
         key_prefix=[GROUP],
         group_name=group,
-        description=f"Enterprise Manager {em.name!r} ({redact_url(em.url)}) in the warehouse, source {em.name!r}",
-        metadata={"source": em.name, "em_url": redact_url(em.url)},
+        description=f"Enterprise Manager {em.name!r} ({url}) in the warehouse, source {em.name!r}",
+        metadata={"source": em.name, "em_url": url},
         kinds={"python"},
         output_required=False,
     )
@@ -105,21 +84,22 @@ def em_asset(em: fleet.EM, group: str = GROUP) -> dg.AssetsDefinition:
 
 
 def definitions(
-    estate: str | os.PathLike | fleet.Estate,
+    estate: str | os.PathLike | Estate,
     *,
     warehouse: Warehouse | None = None,
     executor: dg.ExecutorDefinition | None = None,
     schedule_running: bool = False,
 ) -> dg.Definitions:
-    """Dagster Definitions for an estate file (or an already loaded `fleet.Estate`).
+    """Dagster Definitions for an estate file (or an already loaded `etl.estate.Estate`): a code
+    location's definitions.py holds ``defs = definitions("/etc/veeam-etl/estate.toml")``.
 
     `warehouse` defaults to VEEAM_ETL_DB (read when a step runs); `executor` defaults to the
     multiprocess executor with `max_concurrent` = the file's `parallel` (pass
     `dagster_k8s.k8s_job_executor` for one pod per EM). Raises EstateError/ConfigError (exit 2 on
     the command line) for a bad estate file or two EM names that map to one asset name.
     """
-    if not isinstance(estate, fleet.Estate):
-        estate = fleet.load(Path(estate))
+    if not isinstance(estate, Estate):
+        estate = load(Path(estate))
     names: dict[str, str] = {}
     for em in estate.ems:
         other = names.setdefault(asset_name(em.name), em.name)

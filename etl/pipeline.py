@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection, Engine, delete, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import config, crawl, db, parse, reconcile, registry, runs, schema, transform, verify
+from . import crawl, db, parse, reconcile, registry, runs, schema, settings, transform, verify
 from .client import EMClient, redact_url
 from .errors import AccessDenied, DataError, LoadError, SourceError
 from .load import Loader
@@ -885,7 +885,7 @@ def run(
     `progress(summary, type_name)` is called after every committed batch (for a display).
     """
     opts = options or Options()
-    config.em_url(url, "the EM URL")  # before anything is recorded: a configuration error, not a failed run
+    settings.em_url(url, "the EM URL")  # before anything is recorded: a configuration error, not a failed run
     source = opts.source or source_name(url)
     started = time.monotonic()
     db.ensure_current(eng)

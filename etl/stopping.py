@@ -1,12 +1,15 @@
-"""A stop asked for by a signal, seen by every thread that loads: the CLI's SIGINT/SIGTERM handler
-calls `request()`; the client checks `check()` before every request and waits with `sleep()`, so a
-run on any thread (one per EM in a fleet run) raises `Interrupted` at its next request, rolls back
-its batch, records itself failed and releases its lock. Process-wide, as a signal is.
+"""A stop asked for by SIGINT or SIGTERM, seen by every thread that loads: `handling_signals()` turns
+either signal into `request()` and Interrupted in the main thread; the client calls `check()` before
+every request and waits with `sleep()`, so a run on any thread (one per EM in a fleet) rolls back its
+batch, records itself failed and releases its lock at its next request. Process-wide, as a signal is.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import threading
+from collections.abc import Iterator
 
 from .errors import Interrupted
 
@@ -43,3 +46,29 @@ def reset() -> None:
     """Forget a stop asked for (for a process that goes on after handling one, e.g. tests)."""
     _signum.clear()
     _asked.clear()
+
+
+def _on_signal(signum: int, _frame) -> None:
+    """SIGINT and SIGTERM end the command like Ctrl-C, in this (the main) thread and in every thread
+    that loads; a second signal ends the process at once (the default handlers are back)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    request(signum)  # every other loading thread stops at its next request
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def handling_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM handled by `_on_signal` while the block runs, the previous handlers
+    afterwards. Only in the main thread: elsewhere signals are not ours to handle (a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, _on_signal)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

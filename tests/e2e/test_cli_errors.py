@@ -355,12 +355,14 @@ def test_plain_http_in_an_estate_file_is_refused_unless_the_em_allows_it(tmp_pat
     )
     done = cli("run", "--config", str(estate), "--db", f"sqlite:///{tmp_path}/w.db")
     assert done.returncode == 2, done.stderr
-    assert "em 'lab': key 'url': http://em-lab.example.com:9399/api is plain HTTP" in done.stderr
+    assert "em 'lab': key 'url' http://em-lab.example.com:9399/api is plain HTTP" in done.stderr
     assert "allow_cleartext = true" in done.stderr and "'sim'" not in done.stderr  # loopback is fine
     assert not (tmp_path / "w.db").exists()
     estate.write_text(estate.read_text().replace('name = "lab"\n', 'name = "lab"\nallow_cleartext = true\n'))
     done = cli("run", "--config", str(estate), "--db", f"sqlite:///{tmp_path}/w.db", "--retries", "1", PW="x")
-    assert "em lab: http://em-lab.example.com:9399/api is plain HTTP (allow_cleartext = true)" in done.stderr
+    assert (
+        "em 'lab': http://em-lab.example.com:9399/api is plain HTTP (allow_cleartext = true)" in done.stderr
+    )
     clash = cli("run", "--config", str(estate), "--allow-cleartext")
     one_line(clash, 2, "--config excludes --allow-cleartext")
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from etl import db, registry
-from etl.cli import DEMO_ORIGIN
+from etl.demo import DEMO_ORIGIN
 from helpers import cli
 
 

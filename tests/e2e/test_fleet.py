@@ -188,13 +188,13 @@ def test_a_restarted_simulate_serves_the_same_history():
     same instants, not a history shifted by the gap."""
     from datetime import timedelta
 
-    from etl.cli import _start_simulators
+    from etl.demo import start_simulators
 
     first_start = datetime(2025, 3, 4, 10, 5, 17, tzinfo=UTC)
     restart = first_start + timedelta(minutes=41)
     truths = []
     for now in (first_start, restart):
-        sims = _start_simulators(now, 2, seed=3, servers=1, jobs=2, vms_per_job=2, days=2)
+        sims = start_simulators(now, 2, seed=3, servers=1, jobs=2, vms_per_job=2, days=2)
         try:
             truths.append([sim.world.truth("http://em01:9399") for sim in sims])
         finally:

@@ -97,11 +97,11 @@ def test_run_checks_completeness_when_due_and_reloads_exactly_the_row_it_lost(db
 
 def test_the_check_settings_reach_the_run_from_a_flag_and_an_estate_key():
     from etl import cli as cli_mod
-    from etl import settings
+    from etl import estate, settings
 
     opts = settings.options({"verify_hours": 0.0, "verify_days": 2.5})
     assert (opts.verify_hours, opts.verify_days) == (0.0, 2.5)
     assert settings.options({}).verify_hours == 24.0 and settings.options({}).verify_days == 7.0
     flags = {p.opts[0] for p in cli_mod.run.params}
     assert {"--verify-hours", "--verify-days"} <= flags
-    assert {"verify_hours", "verify_days"} <= set(cli_mod._ESTATE_OVERRIDES)
+    assert {"verify_hours", "verify_days"} <= set(estate.OVERRIDE_FLAGS)

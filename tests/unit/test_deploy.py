@@ -22,7 +22,8 @@ import click
 import pytest
 import yaml
 
-from etl import cli, fleet
+from etl import cli
+from etl.estate import load, parse
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -62,7 +63,7 @@ def test_check_argv_catches_a_wrong_option():
 
 
 def test_example_estate_file_is_valid():
-    estate = fleet.load(DEPLOY / "estate.example.toml")
+    estate = load(DEPLOY / "estate.example.toml")
     assert estate.names() == ["em-lon", "em-nyc", "em-customer-a"]
     assert estate.cron == "*/15 * * * *"
 
@@ -118,10 +119,10 @@ def test_kubernetes_cronjobs():
             estate_path = args[args.index("--config") + 1]
             volume = volumes[mounts[estate_path]]
             text = config_maps[volume["configMap"]["name"]]["data"]["estate.toml"]
-            estate = fleet.parse(text, estate_path)
-            assert {str(em.ca_bundle) for em in estate.ems} == {"/etc/veeam-etl/tls/ca.pem"}
+            estate = parse(text, estate_path)
+            assert {str(em.connection.ca_bundle) for em in estate.ems} == {"/etc/veeam-etl/tls/ca.pem"}
             # every variable the estate names is in the container's environment, from the Secret
-            assert {em.password_env for em in estate.ems} <= set(env)
+            assert {em.connection.password_env for em in estate.ems} <= set(env)
         else:
             assert args[args.index("--ca-bundle") + 1] == "/etc/veeam-etl/tls/ca.pem"
 
@@ -257,7 +258,7 @@ def test_containerfile_build_stage_makes_a_complete_wheel(tmp_path):
         names = set(whl.namelist())
         entry_points = next(whl.read(n).decode() for n in names if n.endswith("entry_points.txt"))
     for module in (
-        "etl/cli.py",
+        "etl/cli/__init__.py",
         "etl/simulator/server.py",
         "etl/migrations/env.py",
         "etl/migrations/script.py.mako",

@@ -1,4 +1,4 @@
-"""The estate file (etl.fleet): parsing, validation messages, secrets, options, and `run --config` usage errors."""
+"""The estate file (etl.estate): parsing, validation messages, secrets, options, and `run --config` usage errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import pytest
 
-from etl import cli, fleet, pipeline
+from etl import cli, estate, fleet, pipeline, settings
 from etl.errors import ConfigError
 from helpers import cli as run_cli
 
@@ -43,22 +43,22 @@ timezone = "Europe/London"
 
 
 def problems(text: str) -> list[str]:
-    with pytest.raises(fleet.EstateError) as caught:
-        fleet.parse(text, "/etc/veeam/estate.toml")
+    with pytest.raises(estate.EstateError) as caught:
+        estate.parse(text, "/etc/veeam/estate.toml")
     assert caught.value.exit_code == 2
     return caught.value.problems
 
 
 def test_a_good_file_merges_defaults_and_resolves_paths():
-    estate = fleet.parse(GOOD, "/etc/veeam/estate.toml")
-    assert estate.names() == ["em-lon", "em-nyc"]
-    assert (estate.parallel, estate.cron, estate.timezone) == (3, "*/10 * * * *", "Europe/London")
-    lon, nyc = estate.ems
+    fleet_file = estate.parse(GOOD, "/etc/veeam/estate.toml")
+    assert fleet_file.names() == ["em-lon", "em-nyc"]
+    assert (fleet_file.parallel, fleet_file.cron, fleet_file.timezone) == (3, "*/10 * * * *", "Europe/London")
+    lon, nyc = (em.connection for em in fleet_file.ems)
     assert (
         lon.user == "LAB\\svc-etl" and lon.password_env == "VEEAM_EM_PASSWORD" and lon.password_file is None
     )
     assert lon.ca_bundle == Path("/etc/veeam/certs/ca.pem") and lon.insecure is False
-    assert lon.options == {"page_size": 200, "lookback": 2.0}
+    assert fleet_file.ems[0].run_settings == {"page_size": 200, "lookback": 2.0}
     # the EM's own choice of each pair replaces the one [defaults] made
     assert (
         nyc.user == "other"
@@ -66,7 +66,7 @@ def test_a_good_file_merges_defaults_and_resolves_paths():
         and nyc.password_file == Path("/etc/veeam/secrets/nyc")
     )
     assert nyc.ca_bundle is None and nyc.insecure is True
-    assert nyc.options == {
+    assert fleet_file.ems[1].run_settings == {
         "page_size": 200,
         "lookback": 2.0,
         "retries": 3,
@@ -76,13 +76,13 @@ def test_a_good_file_merges_defaults_and_resolves_paths():
 
 
 def test_options_become_pipeline_options_named_by_the_em():
-    lon, nyc = fleet.parse(GOOD).ems
-    opts = nyc.pipeline_options()
+    lon, nyc = estate.parse(GOOD).ems
+    opts = nyc.options()
     assert isinstance(opts, pipeline.Options)
     assert (opts.source, opts.page_size, opts.timeout, opts.full_refresh) == ("em-nyc", 200, 30.0, True)
     assert opts.lookback == timedelta(hours=2) and opts.retry.attempts == 3
     assert opts.concurrency == pipeline.Options().concurrency  # not set: the product's default
-    overridden = lon.pipeline_options({"page_size": 50, "concurrency": 2})
+    overridden = lon.options({"page_size": 50, "concurrency": 2})
     assert (overridden.page_size, overridden.concurrency, overridden.source) == (50, 2, "em-lon")
 
 
@@ -185,11 +185,11 @@ def test_every_problem_names_the_file_the_em_and_the_key(text, expected):
 
 
 def test_select_keeps_file_order_and_refuses_unknown_names():
-    estate = fleet.parse(GOOD, "estate.toml")
-    assert estate.select(["em-nyc", "em-lon"]).names() == ["em-lon", "em-nyc"]
-    assert estate.select([]).names() == ["em-lon", "em-nyc"]
+    fleet_file = estate.parse(GOOD, "estate.toml")
+    assert fleet_file.select(["em-nyc", "em-lon"]).names() == ["em-lon", "em-nyc"]
+    assert fleet_file.select([]).names() == ["em-lon", "em-nyc"]
     with pytest.raises(ConfigError, match=r"no \[\[em\]\] named 'em-par' \(the file has: em-lon, em-nyc\)"):
-        estate.select(["em-nyc", "em-par"])
+        fleet_file.select(["em-nyc", "em-par"])
 
 
 def test_secrets_come_from_the_variable_or_the_file(tmp_path, monkeypatch):
@@ -200,35 +200,35 @@ def test_secrets_come_from_the_variable_or_the_file(tmp_path, monkeypatch):
         '[[em]]\nname = "file"\nurl = "https://a/api"\npassword_file = "pw"\nca_bundle = "missing.pem"\n'
         '[[em]]\nname = "nofile"\nurl = "https://a/api"\npassword_file = "nope"\n'
     )
-    estate = fleet.parse(text, tmp_path / "estate.toml")
-    env, file, nofile = estate.ems
+    env, file, nofile = (em.connection for em in estate.parse(text, tmp_path / "estate.toml").ems)
     monkeypatch.delenv("FLEET_TEST_PW", raising=False)
     with pytest.raises(
         ConfigError, match="em 'env': environment variable FLEET_TEST_PW .password_env. is not set"
     ):
         env.password()
     monkeypatch.setenv("FLEET_TEST_PW", "from-env")
-    assert env.password() == "from-env" and env.verify() is True
+    assert env.password() == "from-env" and env.tls() is True
     assert file.password() == "from-file"
     with pytest.raises(ConfigError, match="em 'file': ca_bundle .*missing.pem: no such file"):
-        file.verify()
+        file.tls()
     with pytest.raises(ConfigError, match="em 'nofile': cannot read password_file"):
         nofile.password()
 
 
 def test_estate_options_are_the_run_flags_with_the_same_ranges():
     params = {p.name: p for p in cli.run.params}
-    for key, (kind, low, high) in fleet.OPTIONS.items():
-        param = params[key]
-        assert f"--{key.replace('_', '-')}" in param.opts
-        if kind is bool:
-            assert param.is_flag, key
+    for s in settings.SETTINGS:
+        assert s.name in estate.EM_KEYS and s.name in estate.DEFAULT_KEYS, s.name
+        param = params[s.name]
+        assert f"--{s.name.replace('_', '-')}" in param.opts
+        if s.type is bool:
+            assert param.is_flag, s.name
             continue
-        assert isinstance(param.type, click.IntRange if kind is int else click.FloatRange), key
-        assert (param.type.min, param.type.max) == (low, high), key
+        assert isinstance(param.type, click.IntRange if s.type is int else click.FloatRange), s.name
+        assert (param.type.min, param.type.max) == (s.low, s.high), s.name
     # the flags `run --config` takes as overrides for every EM are real options of `run`
-    assert set(cli._ESTATE_OVERRIDES) <= set(params) and set(cli._ESTATE_EXCLUDES) <= set(params)
-    assert set(fleet.OPTIONS) <= set(cli._ESTATE_OVERRIDES)
+    assert set(estate.OVERRIDE_FLAGS) <= set(params) and set(estate.PER_EM_FLAGS) <= set(params)
+    assert set(settings.BY_NAME) <= set(estate.OVERRIDE_FLAGS)
 
 
 def test_exit_code_of_a_fleet_run():
@@ -243,21 +243,21 @@ def test_exit_code_of_a_fleet_run():
 
 
 def test_cli_usage_errors_exit_2(tmp_path):
-    estate = tmp_path / "estate.toml"
-    estate.write_text(
+    estate_file = tmp_path / "estate.toml"
+    estate_file.write_text(
         '[[em]]\nname = "a"\nurl = "https://a/api"\nuser = "u"\npassword_env = "P"\nretries = 0\n'
     )
     db = f"sqlite:///{tmp_path / 'w.db'}"
-    bad = run_cli("run", "--config", str(estate), "--db", db)
+    bad = run_cli("run", "--config", str(estate_file), "--db", db)
     assert bad.returncode == 2
-    assert f"{estate}: em 'a': key 'retries': must be from 1 to 100, not 0" in bad.stderr
-    estate.write_text('[[em]]\nname = "a"\nurl = "https://a/api"\nuser = "u"\npassword_env = "P"\n')
+    assert f"{estate_file}: em 'a': key 'retries': must be from 1 to 100, not 0" in bad.stderr
+    estate_file.write_text('[[em]]\nname = "a"\nurl = "https://a/api"\nuser = "u"\npassword_env = "P"\n')
     for args, message in (
         (["--only", "b"], "no [[em]] named 'b'"),
         (["--url", "https://x/api"], "--config excludes --url"),
         (["--insecure"], "--config excludes --insecure"),
     ):
-        done = run_cli("run", "--config", str(estate), "--db", db, *args)
+        done = run_cli("run", "--config", str(estate_file), "--db", db, *args)
         assert done.returncode == 2 and message in done.stderr, (args, done.stderr)
     done = run_cli("run", "--parallel", "2", "--url", "https://x/api", "--user", "u", "--db", db)
     assert done.returncode == 2 and "--parallel and --only go with --config" in done.stderr
