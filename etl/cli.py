@@ -290,7 +290,7 @@ def print_summary(summary: pipeline.Summary) -> None:
         click.echo(f"  {table:<24}{counts['inserted']:>10}{counts['updated']:>10}")
     click.echo(
         f"  parents fetched by link: {summary.parents_fetched}, recorded from links: "
-        f"{summary.placeholders}, quarantined: {summary.quarantined}, new undocumented values: {summary.new_values}"
+        f"{summary.parents_from_links}, quarantined: {summary.quarantined}, new undocumented values: {summary.new_values}"
     )
     if summary.refused:
         refused = ", ".join(f"{t} (needs the EM role {role})" for t, role in summary.refused.items())
