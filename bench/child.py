@@ -55,7 +55,7 @@ def _timed(owner, attr: str, stage: str) -> None:
 
 
 def _timed_pages(fn):
-    """crawl.pages, timing how long the main thread waits for each next page."""
+    """Fetcher.pages, timing how long the main thread waits for each next page."""
 
     def pages(*args, **kwargs):
         it = fn(*args, **kwargs)
@@ -94,7 +94,7 @@ def _counted(send):
 def instrument() -> None:
     client.EMClient._send = _counted(client.EMClient._send)
     # main thread, per page: wait → parents check → upsert; per batch of pages: heartbeat → commit
-    crawl.pages = _timed_pages(crawl.pages)
+    crawl.Fetcher.pages = _timed_pages(crawl.Fetcher.pages)
     _timed(Loader, "present", "main: parents check (Loader.present)")
     _timed(Loader, "upsert", "main: upsert (Loader.upsert: rows, compare, write)")
     _timed(runs, "heartbeat", "main: lock heartbeat")
@@ -103,16 +103,16 @@ def instrument() -> None:
     _timed(parse, "document", "threads: XML parse (parse.document)")
     _timed(transform, "read", "threads: transform (transform.read)")
     # worker processes (long queries are parsed and transformed there): their peak RSS before they stop
-    close = pipeline.Loading.close
+    close = crawl.Fetcher.__exit__
 
-    def closing(self):
+    def closing(self, *exc):
         workers = getattr(self, "_workers", None)
         for pid in workers.pids if workers else []:
             WORKER_RSS.append(rss_mb(pid))
             WORKER_CPU.append(cpu_s(pid))
-        close(self)
+        close(self, *exc)
 
-    pipeline.Loading.close = closing
+    crawl.Fetcher.__exit__ = closing
 
 
 def rss_mb(pid: int | str = "self") -> float:

@@ -45,13 +45,13 @@ def classify(method: str, url: str) -> str:
     if refs and flt.startswith("JobUid=="):
         return "jobs of backups (JobUid==)"
     if refs:
-        inventory = entity_type is not None and entity_type.window is None
+        inventory = entity_type is not None and entity_type.time_filter is None
         return "inventory cross-check: atomic uid list" if inventory else "retention sweep: uid lists"
     if flt.startswith("UID=="):
         return "rows looked up by UID (inventory, sweep, stragglers)"
     if any(flt.startswith(p) for p in BY_PARENT):
         return "children by parent (and tasks of sessions read again)"
-    window = entity_type.window if entity_type is not None else None
+    window = entity_type.time_filter if entity_type is not None else None
     if window:
         if "BackupServerUid" in flt and f'{window}<"' in flt:
             return "completeness check: buckets read again"

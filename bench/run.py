@@ -27,7 +27,7 @@ import httpx
 import psycopg
 from lxml import etree
 
-from etl import crawl, db, pipeline, registry, schema, verify
+from etl import completeness, db, pipeline, registry, schema, seams
 from etl.load import _statements
 
 BENCH = Path(__file__).resolve().parent
@@ -121,10 +121,10 @@ def completeness_floor(bodies: list[tuple[str, bytes]]) -> int:
     (one per type, and per type listed by backup, when nothing differs)."""
     pages = Counter(t for t, _ in bodies)
     now = dt.datetime.now(dt.UTC)
-    out = len(verify.top_buckets(now, now))
+    out = len(completeness.top_buckets(now, now))
     for name, n in pages.items():
         if n > 1:
-            out += -(-(n + 1) // crawl.SEAMS_PER_QUERY) if registry.TYPES[name].window else 1
+            out += -(-(n + 1) // seams.SEAMS_PER_QUERY) if registry.TYPES[name].time_filter else 1
     return out
 
 

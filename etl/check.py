@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
 from . import crawl, registry
-from .client import EMClient, redact_url
+from .client import redact_url
 from .errors import AccessDenied, ConfigError, SourceError
 from .estate import EM, Credentials, Estate
 from .settings import Options
@@ -98,38 +98,29 @@ def check(
     opts = options or Options()
     started = time.monotonic()
     report = Report(name or redact_url(url), redact_url(url), user, tls_mode(url, verify))
-    client = EMClient(
-        url,
-        user,
-        password,
-        verify=verify,
-        timeout=opts.timeout,
-        retry=opts.retry,
-        transport=transport,
-        concurrency=opts.concurrency,
-    )
+    fetcher = crawl.Fetcher(url, user, password, verify=verify, options=opts, transport=transport)
     try:
-        with client, ThreadPoolExecutor(opts.concurrency, thread_name_prefix="check") as pool:
+        with fetcher:
             report.logged_on = True
-            report.api_versions = list(client.api_versions)
-            report.types = list(pool.map(lambda t: _access(client, t), registry.TYPES.values()))
+            report.api_versions = list(fetcher.client.api_versions)
+            report.types = list(fetcher.map(lambda t: _access(fetcher, t), registry.TYPES.values()))
             if not any(t.type == registry.BACKUP_SERVER.name and t.refused for t in report.types):
-                report.servers = _servers(client, pool)
+                report.servers = _servers(fetcher)
     except SourceError as exc:
         report.status, report.error = FAILED, str(exc)
     failed = [t for t in report.types if t.error]
     if failed and report.status == OK:
         report.status = FAILED
         report.error = f"{failed[0].type} could not be counted: {failed[0].error}"
-    report.requests = client.requests
+    report.requests = fetcher.requests
     report.duration_s = time.monotonic() - started
     return report
 
 
-def _access(client: EMClient, entity_type: registry.EntityType) -> TypeAccess:
+def _access(fetcher: crawl.Fetcher, entity_type: registry.EntityType) -> TypeAccess:
     access = TypeAccess(entity_type.name, entity_type.table, entity_type.role)
     try:
-        access.count = crawl.count(client, entity_type)
+        access.count = fetcher.count(entity_type)
     except AccessDenied:
         access.refused = True
     except SourceError as exc:
@@ -137,10 +128,10 @@ def _access(client: EMClient, entity_type: registry.EntityType) -> TypeAccess:
     return access
 
 
-def _servers(client: EMClient, pool: ThreadPoolExecutor) -> list[Server]:
+def _servers(fetcher: crawl.Fetcher) -> list[Server]:
     """The backup servers EM lists, with their VBR versions (their entities' `Version`)."""
     found: list[Server] = []
-    for page in crawl.pages(client, pool, registry.BACKUP_SERVER):
+    for page in fetcher.pages(registry.BACKUP_SERVER):
         for uid, name, version in zip(
             page.rows.column("uid"), page.rows.column("name"), page.rows.column("version"), strict=True
         ):

@@ -1,10 +1,7 @@
-"""HTTP client of one Enterprise Manager: logon session, link safety, query URLs, verified bodies.
-
-`EMClient.get(href)` returns the body of a 2xx answer, after transport and HTTP retries under one
-`retry.Budget`; what to retry is decided by `retry.verdict` alone. Knows HTTP and the EM session
-protocol, never tables or entity types. Thread-safe: the crawl fetches pages from a small pool of
-threads through one client, with at most `concurrency` requests in flight.
-"""
+"""HTTP client of one Enterprise Manager: logon session, link safety, query URLs, verified bodies
+after transport and HTTP retries under one `retry.Budget` (`retry.verdict` alone decides). Thread-safe,
+at most `concurrency` requests in flight. Knows HTTP and the EM session protocol, never tables or
+entity types; built by the Fetcher (etl.crawl) alone."""
 
 from __future__ import annotations
 
@@ -265,7 +262,7 @@ class EMClient:
                 root = parse.document(reply.body, url)
                 break
             except ParseError as exc:
-                self.retry(budget, exc)
+                self.wait_to_retry(budget, exc)
         self._http.cookies.clear()  # the header is the one credential we send
         if root.get("Href"):
             self._em_origins.add(origin(urljoin(url, root.get("Href"))))
@@ -386,9 +383,9 @@ class EMClient:
             try:
                 return parse.em_document(body, url)
             except ParseError as exc:
-                self.retry(budget, exc)
+                self.wait_to_retry(budget, exc)
 
-    def retry(self, budget: Budget, error: ParseError) -> None:
+    def wait_to_retry(self, budget: Budget, error: ParseError) -> None:
         """After a body that did not parse: raise `error` if `retry.verdict` finds it fatal, else
         wait for the next try (SourceError when the budget is used up)."""
         if verdict(error=error) == "fatal":

@@ -1,11 +1,7 @@
-"""Upsert rows into the warehouse keyed by uid, parents first; SQLite and PostgreSQL.
-
-Each batch is compared with what the warehouse holds and only new or changed rows are written, so
-a rerun over unchanged data writes nothing and `updated` means "a value changed". Rows arrive as
-`transform.RowBatch` (flat tuples, matched to the table's columns by name) and are written in the
-driver's own types, with no per-row ORM or Core processing: on SQLite multi-row
-`INSERT … ON CONFLICT (uid) DO UPDATE` statements, on PostgreSQL COPY into a staging table and one
-merge. Knows no HTTP.
+"""Upsert rows into the warehouse keyed by uid (SQLite and PostgreSQL): only new or changed rows are
+written, so a rerun over unchanged data writes nothing and `updated` means "a value changed"; on
+SQLite multi-row `INSERT … ON CONFLICT (uid) DO UPDATE`, on PostgreSQL COPY into a staging table and
+one merge. Knows no HTTP; the caller owns the transaction.
 """
 
 from __future__ import annotations
@@ -19,9 +15,9 @@ from typing import Any
 from sqlalchemy import Boolean, Connection, Table
 from sqlalchemy.exc import DBAPIError
 
-from . import batched, schema
+from . import chunks, schema
 from .errors import ConfigError, LoadError
-from .transform import RowBatch
+from .transform import TableRows
 
 KEEP_ON_UPDATE = frozenset({"uid", "first_loaded_at"})
 
@@ -130,7 +126,7 @@ def _statements(table: Table, dialect: str, paramstyle: str) -> _Statements:
 
 
 class Loader:
-    """Writes batches for one run; the caller owns the transaction."""
+    """Writes rows for one run; the caller owns the transaction."""
 
     def __init__(
         self, conn: Connection, source: str, run_id: int, now: datetime, fresh: frozenset[str] = frozenset()
@@ -146,7 +142,7 @@ class Loader:
 
     def _select(self, st: _Statements, columns: list[str], uids: list[str]) -> list[tuple]:
         found: list[tuple] = []
-        for chunk in batched(uids, schema.IN_LIST):
+        for chunk in chunks(uids, schema.IN_LIST):
             found.extend(self.conn.exec_driver_sql(st.select_in(columns, len(chunk)), tuple(chunk)).all())
         return found
 
@@ -154,7 +150,7 @@ class Loader:
         """Those of `uids` the warehouse already holds."""
         return {row[0] for row in self._select(self._statements(table), ["uid"], list(uids))}
 
-    def upsert(self, rows: RowBatch) -> tuple[int, int]:
+    def upsert(self, rows: TableRows) -> tuple[int, int]:
         """Insert new uids, update changed ones; returns (inserted, updated).
 
         A placeholder (a parent recorded only from a link) is inserted when the uid is new and
@@ -166,17 +162,17 @@ class Loader:
         st = self._statements(table)
         ordered = self._driver_rows(st, rows)
         uids = [values[st.key] for values in ordered]
-        batch = dict(
+        by_uid = dict(
             zip(uids, ordered, strict=True)
-        )  # one statement never carries a key twice: the last version wins
+        )  # one statement never carries a key twice: the last wins
         flags = dict(zip(uids, rows.column("placeholder"), strict=True))  # here too
         placeholders = {uid for uid, flag in flags.items() if flag}
         # In a table that was empty at the start of the run every uid is new (placeholders are
         # only written for uids found absent), so the comparison can be skipped.
         fresh = table.name in self.fresh
-        old = {} if fresh else {r[st.key]: tuple(r) for r in self._select(st, st.data, list(batch))}
+        old = {} if fresh else {r[st.key]: tuple(r) for r in self._select(st, st.data, list(by_uid))}
         writes, inserted, updated = [], 0, 0
-        for uid, values in batch.items():
+        for uid, values in by_uid.items():
             before = old.get(uid)
             if before is not None and st.kept:
                 values = tuple(before[i] if v is None and i in st.kept else v for i, v in enumerate(values))
@@ -199,7 +195,7 @@ class Loader:
                 ) from None
         return inserted, updated
 
-    def _driver_rows(self, st: _Statements, rows: RowBatch) -> list[tuple]:
+    def _driver_rows(self, st: _Statements, rows: TableRows) -> list[tuple]:
         """rows.values in the statement's column order and the driver's types; a column the rows
         lack is its default (NULL when it has none). Column by column, so that the loops run in C
         rather than once per row."""
@@ -233,4 +229,4 @@ class Loader:
                 for row in writes:
                     copy.write_row(row)
             cur.execute(st.merge)
-            cur.execute(f"TRUNCATE {st.stage}")  # the next batch in this transaction starts empty
+            cur.execute(f"TRUNCATE {st.stage}")  # the next rows written in this transaction start empty

@@ -18,38 +18,12 @@ from .errors import DataError, HostileDocument, ParseError, UnexpectedDocument
 
 NS = "http://www.veeam.com/ent/v1.0"
 MAX_BODY_BYTES = 64 * 1024 * 1024
-# Roots EM documents have. A body outside EM's namespace is accepted only with one of these roots,
-# so a proxy's or load balancer's HTML page answered with 200 is not read as an empty result.
-_TYPES = (
-    "BackupServer",
-    "ReplicaJobSession",
-    "ReplicaTaskSession",
-    "VmReplicaPoint",
-    "Replica",
-    "Job",
-    "AgentBackupJob",
-    "NASJob",
-    "BackupJobSession",
-    "BackupTaskSession",
-    "VmRestorePoint",
-    "AgentRestorePoint",
-    "RestorePoint",
-    "Backup",
-    "BackupFile",
-    "Repository",
-)
-EM_ROOTS = frozenset(
-    {
-        "QueryResult",
-        "EntityReferences",
-        "EntityRef",
-        "Error",
-        "EnterpriseManager",
-        "LogonSession",
-        "QuerySvc",
-        *_TYPES,
-        *(t + "s" for t in _TYPES),
-    }
+# The roots of EM's document shapes (its entities' roots are typed instead: a `Type` attribute). A body
+# outside EM's namespace is accepted only as one of these, or as EM entities (a typed root, or a root
+# whose first element is typed: a collection), so a proxy's or load balancer's HTML page answered
+# with 200 is not read as an empty result. Which entity types there are is etl.registry's to say.
+EM_DOCUMENTS = frozenset(
+    {"QueryResult", "EntityReferences", "EntityRef", "Error", "EnterpriseManager", "LogonSession", "QuerySvc"}
 )
 
 _local = threading.local()  # lxml parsers must not be shared between threads
@@ -102,9 +76,18 @@ def document(body: bytes, url: str) -> etree._Element:
     qname = etree.QName(root)
     if qname.namespace not in (NS, None):
         raise ParseError(f"unexpected XML namespace {qname.namespace!r}", url)
-    if qname.namespace is None and qname.localname not in EM_ROOTS:
+    if qname.namespace is None and qname.localname not in EM_DOCUMENTS and not _typed(root):
         raise ParseError(f"not an Enterprise Manager document (root <{qname.localname[:60]}>)", url)
     return root
+
+
+def _typed(root: etree._Element) -> bool:
+    """Whether `root` is an EM entity (it carries a `Type`) or a collection of them (its first
+    element does)."""
+    if root.get("Type") is not None:
+        return True
+    first = next((child for child in root if isinstance(child.tag, str)), None)
+    return first is not None and first.get("Type") is not None
 
 
 @functools.lru_cache(maxsize=4096)  # EM documents use a few dozen tags; bounded: hostile ones invent tags

@@ -1,15 +1,6 @@
-"""The entity types the loader reads from Enterprise Manager: one declaration each.
-
-An `EntityType` says everything the rest of the loader needs to know about one EM type: its query
-type and `Type` attribute, its warehouse table, the function that builds its own columns, its
-parents (which link names them, which foreign-key column holds them), how it is read (in full every
-run, or incrementally by a creation-time filter per backup server), how EM lists it by parent
-(`ByParent`: the children of a parent new to the warehouse, the tasks of a session), its final state
-if it is a session, the documented values of its enum columns, and the EM role an account needs to
-read it. `crawl`, `pipeline`, `load`, `status`, `check`, the benchmark and the data dictionary read
-`TYPES`; nothing else lists types. Adding a type is one declaration here (plus its row function in
-`transform`) and its table in `schema`.
-"""
+"""The entity types the loader reads from Enterprise Manager, one `EntityType` declaration each;
+nothing else lists types. Adding a type is one declaration here, its row function in `transform`
+and its table in `schema`. Imports only transform and parse (schema lazily, for `tables()`)."""
 
 from __future__ import annotations
 
@@ -78,30 +69,39 @@ class ByParent:
 
 @dataclass(frozen=True)
 class EntityType:
-    """One EM entity type and how the loader reads it."""
+    """One EM entity type and how the loader reads it: its query type and `Type` attribute, its
+    warehouse table, the function that builds its own columns, its parents (which link names them,
+    which foreign-key column holds them), how it is read (in full every run, or incrementally by a
+    creation-time filter per backup server), how EM lists it by parent (`ByParent`: the children of
+    a parent new to the warehouse, the tasks of a session), its final state if it is a session, the
+    documented values of its enum columns, how its job is found, and the EM role that reads it."""
 
     name: str  # the query `type=` and the entities' `Type` attribute
     table: str
     columns: Columns  # the type's own columns from (element, {field: text}, href)
     parents: tuple[Parent, ...] = ()
-    # Read incrementally: the query filter parameter that compares creation instants
+    # Read incrementally: the query filter field that compares creation instants
     # ("CreationTime"; "CreationTimeUTC" for backup files) and the column that holds them.
     # None: the type is small inventory, read in full every run.
-    window: str | None = None
+    time_filter: str | None = None
     time_column: str | None = None
     final_state: str | None = None  # sessions: the State that means finished; every other is re-read
     # EM lists this type's entities by their parent (see ByParent); None: it does not
     by_parent: ByParent | None = None
-    also: tuple[str, ...] = ()  # other `Type` attributes EM gives this type (keyed under `key`'s urn)
+    # other `Type` attributes EM gives this type (keyed under the `keyed_as` urn type)
+    also_types: tuple[str, ...] = ()
     # the urn type rows are keyed by when it is not `name` (agent jobs are keyed as their sessions
     # name them: urn:veeam:Job:{guid})
-    key: str | None = None
+    key_type_name: str | None = None
     enums: dict[str, frozenset[str]] = field(default_factory=dict)  # column -> documented values
     # a table that gets one row per entity per run that read it, for trends: (table, key column)
     snapshot: tuple[str, str] | None = None
     # The relation to jobs is not in the entity: EM answers `type=<name>&filter=JobUid==<job>`
     # (em-backup-side.md §5, §9). The job types whose query can answer it (None: no such relation).
     job_types: frozenset[str] | None = None
+    # The types, by their declared parents, from this type's rows to the job sessions whose job owns
+    # them: EM's own links tell a row's job without a query (etl.derive.jobs_by_links)
+    jobs_linked_through: tuple[str, ...] = ()
     max_page_size: int | None = None  # entities a page at most, whatever --page-size says
     # the least EM role that may read the type (its query and its resources); an account without it
     # is answered 403 and the run skips the type, naming this role
@@ -115,13 +115,14 @@ class EntityType:
         return next(p.type_name for p in self.parents if p.column == self.by_parent.column)
 
     @property
-    def key_type(self) -> str:
-        return self.key or self.name
+    def keyed_as(self) -> str:
+        """The urn type of the uids rows are keyed by: `key_type_name`, else `name`."""
+        return self.key_type_name or self.name
 
     @property
     def types(self) -> frozenset[str]:
         """`Type` attributes recognised as this entity type."""
-        return frozenset((self.name, *self.also))
+        return frozenset((self.name, *self.also_types))
 
     def page_size(self, configured: int) -> int:
         """Entities to ask for a page: the configured page size, capped for large entities."""
@@ -130,7 +131,7 @@ class EntityType:
     @property
     def sort(self) -> str | None:
         """Query sort parameter: creation time keeps paging stable while EM adds sessions."""
-        return self.window
+        return self.time_filter
 
 
 RESULTS = frozenset({"Success", "Warning", "Failed", "None"})
@@ -176,7 +177,7 @@ JOB = EntityType(
     # agent jobs are AgentBackupJob entities (UID urn:veeam:AgentBackupJob:…) and file-share jobs
     # NasJob entities (urn:veeam:NasJob:…) whose sessions name them urn:veeam:Job:… (em-backup-side.md
     # §10): keyed as the sessions name them; a session's job link may lead to either
-    also=("AgentBackupJob", "NasJob"),
+    also_types=("AgentBackupJob", "NasJob"),
     enums={"job_type": JOB_TYPES, "platform": PLATFORMS},
     max_page_size=JOBS_PER_PAGE,
     role=PORTAL_ADMINISTRATOR,
@@ -187,7 +188,7 @@ AGENT_BACKUP_JOB = EntityType(
     "jobs",
     transform.job,
     parents=(_SERVER,),
-    key="Job",
+    key_type_name="Job",
     enums={"job_type": JOB_TYPES, "platform": PLATFORMS},
     max_page_size=JOBS_PER_PAGE,
     role=PORTAL_ADMINISTRATOR,
@@ -200,7 +201,7 @@ NAS_JOB = EntityType(
     "jobs",
     transform.job,
     parents=(_SERVER,),
-    key="Job",
+    key_type_name="Job",
     max_page_size=JOBS_PER_PAGE,
     role=PORTAL_ADMINISTRATOR,
 )
@@ -242,6 +243,8 @@ BACKUP = EntityType(
     ),
     enums={"platform": PLATFORMS, "backup_type": frozenset({"Standard", "ParentBackup", "ChildBackup"})},
     job_types=JOB_TYPES - {"Replica"},
+    # a backup holds the restore points whose VM restore points its job's backup tasks made
+    jobs_linked_through=("RestorePoint", "VmRestorePoint", "BackupTaskSession", "BackupJobSession"),
 )
 REPLICA = EntityType(
     "Replica",
@@ -250,15 +253,17 @@ REPLICA = EntityType(
     parents=(_REPOSITORY, _SERVER),
     enums={"platform": PLATFORMS},
     job_types=frozenset({"Replica"}),
+    # a replica holds the replica points its job's task sessions link (`Related`)
+    jobs_linked_through=("VmReplicaPoint", "ReplicaTaskSession", "ReplicaJobSession"),
 )
 
 # --- the replication side ----------------------------------------------------------------------------
 REPLICA_JOB_SESSION = EntityType(
     "ReplicaJobSession",
     "replica_job_sessions",
-    transform.replica_job_session,
+    transform.job_session,
     parents=(_SERVER, Parent("job_uid", "Job", "JobReference", field="JobUid")),
-    window="CreationTime",
+    time_filter="CreationTime",
     time_column="creation_time_utc",
     final_state="Stopped",
     enums=_SESSION,
@@ -268,7 +273,7 @@ VM_REPLICA_POINT = EntityType(
     "vm_replica_points",
     transform.vm_replica_point,
     parents=(_SERVER, Parent("replica_uid", "Replica", "ReplicaReference")),
-    window="CreationTime",
+    time_filter="CreationTime",
     time_column="creation_time_utc",
     enums={"algorithm": ALGORITHMS, "point_type": POINT_TYPES},
     by_parent=ByParent("ReplicaUid", "replica_uid"),
@@ -276,7 +281,7 @@ VM_REPLICA_POINT = EntityType(
 REPLICA_TASK_SESSION = EntityType(
     "ReplicaTaskSession",
     "replica_task_sessions",
-    transform.replica_task_session,
+    transform.task_session,
     parents=(
         Parent(
             "job_session_uid",
@@ -288,7 +293,7 @@ REPLICA_TASK_SESSION = EntityType(
         _SERVER,
         Parent("replica_point_uid", "VmReplicaPoint", "VmReplicaPoint", rel="Related"),
     ),
-    window="CreationTime",
+    time_filter="CreationTime",
     time_column="creation_time_utc",
     final_state="Completed",
     by_parent=ByParent("JobSessionUid", "job_session_uid"),
@@ -299,14 +304,14 @@ REPLICA_TASK_SESSION = EntityType(
 BACKUP_JOB_SESSION = EntityType(
     "BackupJobSession",
     "backup_job_sessions",
-    transform.backup_job_session,
+    transform.job_session,
     parents=(
         _SERVER,
         Parent("job_uid", "Job", "JobReference", field="JobUid"),
         # AgentManagement (per-computer) sessions: `Up` to their AgentBackup session, "Parent session"
         Parent("parent_session_uid", "BackupJobSession", "BackupJobSessionReference"),
     ),
-    window="CreationTime",
+    time_filter="CreationTime",
     time_column="creation_time_utc",
     final_state="Stopped",
     enums=_SESSION,
@@ -316,7 +321,7 @@ RESTORE_POINT = EntityType(
     "restore_points",
     transform.restore_point,
     parents=(_BACKUP, _SERVER),
-    window="CreationTime",  # the filter is CreationTime although the element is BackupDateUTC
+    time_filter="CreationTime",  # the filter is CreationTime although the element is BackupDateUTC
     time_column="backup_date_utc",
     by_parent=ByParent("BackupUid", "backup_uid"),
 )
@@ -325,7 +330,7 @@ BACKUP_FILE = EntityType(
     "backup_files",
     transform.backup_file,
     parents=(_BACKUP, _SERVER),
-    window="CreationTimeUTC",  # the one type whose time filter is named CreationTimeUTC
+    time_filter="CreationTimeUTC",  # the one type whose time filter is named CreationTimeUTC
     time_column="creation_time_utc",
     enums={"file_type": frozenset({"vbk", "vib", "vrb"})},
     by_parent=ByParent("BackupUid", "backup_uid"),
@@ -339,7 +344,7 @@ VM_RESTORE_POINT = EntityType(
         Parent("backup_file_uid", "BackupFile", "BackupFileReference"),
         _SERVER,
     ),
-    window="CreationTime",
+    time_filter="CreationTime",
     time_column="creation_time_utc",
     enums={"algorithm": ALGORITHMS, "point_type": POINT_TYPES},
     # `RestorePointId` (a urn), not …Uid: Veeam's get_query_vmrestorepoint (em-backup-side.md §3)
@@ -356,7 +361,7 @@ AGENT_RESTORE_POINT = EntityType(
         Parent("backup_file_uid", "BackupFile", "BackupFileReference"),
         _SERVER,
     ),
-    window="CreationTime",
+    time_filter="CreationTime",
     time_column="creation_time_utc",
     enums={"algorithm": ALGORITHMS, "point_type": POINT_TYPES},
     # like a VM restore point's, its query takes `RestorePointId` (em-backup-side.md §10)
@@ -377,7 +382,7 @@ BACKUP_TASK_SESSION = EntityType(
         _SERVER,
         Parent("vm_restore_point_uid", "VmRestorePoint", "VmRestorePoint", rel="Related"),
     ),
-    window="CreationTime",
+    time_filter="CreationTime",
     time_column="creation_time_utc",
     final_state="Completed",
     by_parent=ByParent("JobSessionUid", "job_session_uid"),
@@ -434,4 +439,5 @@ def tables() -> list[Table]:
 
 
 def incremental() -> list[EntityType]:
-    return [t for t in TYPES.values() if t.window is not None]
+    """The types read by creation time (`time_filter`), in load order."""
+    return [t for t in TYPES.values() if t.time_filter is not None]

@@ -1,11 +1,6 @@
-"""Bookkeeping of scheduled loads: the run record, the one-run-at-a-time lock, watermarks, quarantine.
-
-All state lives in the warehouse (etl_* tables) so that several hosts and Enterprise Managers can
-share one warehouse. Knows no HTTP.
-
-Lock rule: one row per source in etl_locks. A second run finds the row and exits 75, unless the
-holder is stale: on the same host and its process is gone, or its heartbeat (refreshed at every
-commit) is older than `stale_after`. A stale lock is taken over and its run is marked failed.
+"""Bookkeeping of scheduled loads in the warehouse (etl_* tables, so that several hosts and EMs can
+share one): the run record and its typed `Summary`, the one-run-at-a-time lock, watermarks,
+quarantine, undocumented values, the last sweep. Knows no HTTP.
 """
 
 from __future__ import annotations
@@ -13,12 +8,15 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import batched
+from . import chunks, registry
 from .errors import LockHeld
 from .schema import (
     IN_LIST,
@@ -31,6 +29,9 @@ from .schema import (
     etl_watermarks,
     now_utc,
 )
+
+if TYPE_CHECKING:
+    from .completeness import Verification
 
 HOST = socket.gethostname()
 STALE_AFTER = timedelta(minutes=30)
@@ -47,7 +48,11 @@ def _alive(pid: int) -> bool:
 
 
 def acquire_lock(eng: Engine, source: str, stale_after: timedelta = STALE_AFTER) -> None:
-    """Take the (warehouse, source) lock or raise LockHeld."""
+    """Take the (warehouse, source) lock or raise LockHeld.
+
+    One row per source in etl_locks. A second run finds the row and raises LockHeld (exit 75), unless
+    the holder is stale: on the same host and its process is gone, or its heartbeat (refreshed at
+    every commit) is older than `stale_after`. A stale lock is taken over and its run marked failed."""
     now = now_utc()
     mine = {
         "source": source,
@@ -113,7 +118,124 @@ def release_lock(eng: Engine, source: str) -> None:
         )
 
 
+class Requests(Protocol):
+    """What asked EM in a run, counted (etl.crawl.Fetcher)."""
+
+    @property
+    def requests(self) -> int: ...
+
+    @property
+    def retries(self) -> int: ...
+
+    @property
+    def foreign_links(self) -> int: ...
+
+
+@dataclass
+class Summary:
+    """What one run did: its etl_runs row as it goes. Counts are of committed work only.
+
+    Every etl_runs column a run fills is the field or property of the same name (`record()`), but
+    `counts`, which holds `tables` as JSON."""
+
+    run_id: int
+    source: str
+    mode: str  # full | incremental | since | repair
+    status: str = "running"  # running | succeeded | failed
+    # table -> {"inserted": rows, "updated": rows}
+    tables: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {t.table: {"inserted": 0, "updated": 0} for t in registry.TYPES.values()}
+    )
+    parents_fetched: int = 0  # parents fetched by following a child's link
+    parents_from_links: int = 0  # parents EM could not give, recorded from what the child's link says
+    quarantined: int = 0
+    new_values: int = 0  # enum values EM sent that its documentation does not list (stored as sent)
+    # columns the loader filled itself (etl.derive): "table.column" -> rows filled in this run
+    worked_out: dict[str, int] = field(default_factory=dict)
+    # retention sweep: table -> {"deleted": rows EM no longer lists, "back": rows listed again}
+    swept: dict[str, dict[str, int]] = field(default_factory=dict)
+    sweep_requests: int = 0  # of `requests`: those of the retention sweep
+    # query types EM refused to this account (HTTP 403), skipped: type -> the EM role that reads it
+    refused: dict[str, str] = field(default_factory=dict)
+    # the completeness check, when the run made one (etl.completeness): what it compared, found, reloaded
+    verification: Verification | None = None
+    requests: int = 0
+    retries: int = 0
+    foreign_links: int = 0
+    duration_s: float = 0.0
+
+    def finish(self, status: str, asked: Requests | None, started: float) -> None:
+        """The run ended with `status`, `started` by time.monotonic(); what `asked` EM, counted."""
+        self.status = status
+        self.duration_s = time.monotonic() - started
+        if asked is not None:
+            self.requests, self.retries, self.foreign_links = (
+                asked.requests,
+                asked.retries,
+                asked.foreign_links,
+            )
+
+    @property
+    def rows_inserted(self) -> int:
+        return sum(c["inserted"] for c in self.tables.values())
+
+    @property
+    def rows_updated(self) -> int:
+        return sum(c["updated"] for c in self.tables.values())
+
+    @property
+    def written(self) -> int:
+        """Rows inserted or updated so far, in every table."""
+        return self.rows_inserted + self.rows_updated
+
+    @property
+    def verify_compared(self) -> int | None:
+        """Counts the completeness check compared (None: the run made none)."""
+        return None if self.verification is None else len(self.verification.counts)
+
+    @property
+    def verify_differing(self) -> int | None:
+        return None if self.verification is None else len(self.verification.differences)
+
+    @property
+    def verify_reloaded(self) -> int | None:
+        return None if self.verification is None else self.verification.reloaded
+
+    @property
+    def verify_requests(self) -> int | None:
+        return None if self.verification is None else self.verification.requests
+
+    def record(self) -> dict[str, Any]:
+        """The etl_runs columns this summary fills, by name (RECORDED), with `counts` (the JSON of
+        `tables`) and `refused` (JSON [{"type", "role"}], NULL when none) as stored."""
+        values = {name: getattr(self, name) for name in RECORDED}
+        values["counts"] = json.dumps(self.tables, sort_keys=True)
+        refused = [{"type": t, "role": role} for t, role in self.refused.items()]
+        values["refused"] = json.dumps(refused) if refused else None
+        return values
+
+
+# etl_runs columns that are a Summary field or property of the same name (record(): also counts, refused)
+RECORDED = (
+    "status",
+    "rows_inserted",
+    "rows_updated",
+    "parents_from_links",
+    "requests",
+    "retries",
+    "quarantined",
+    "foreign_links",
+    "new_values",
+    "sweep_requests",
+    "verify_compared",
+    "verify_differing",
+    "verify_reloaded",
+    "verify_requests",
+)
+
+
 def start_run(eng: Engine, source: str, mode: str) -> int:
+    """Record a run of `source` that starts now (its counts are the schema's defaults: 0); its id."""
     with eng.begin() as conn:
         run_id = conn.execute(
             insert(etl_runs).values(
@@ -121,15 +243,6 @@ def start_run(eng: Engine, source: str, mode: str) -> int:
                 started_at=now_utc(),
                 status="running",
                 mode=mode,
-                rows_inserted=0,
-                rows_updated=0,
-                parents_from_links=0,
-                requests=0,
-                retries=0,
-                quarantined=0,
-                foreign_links=0,
-                new_values=0,
-                sweep_requests=0,
                 host=HOST,
                 pid=os.getpid(),
             )
@@ -138,31 +251,12 @@ def start_run(eng: Engine, source: str, mode: str) -> int:
     return run_id
 
 
-def finish_run(conn, run_id: int, status: str, stats: dict, error: str | None = None) -> None:
-    counts = stats.get("tables", {})
+def finish_run(conn, summary: Summary, error: str | None = None) -> None:
+    """Write the summary into its run's etl_runs row, with `error` (cut to 4000 characters) if it failed."""
     conn.execute(
         update(etl_runs)
-        .where(etl_runs.c.id == run_id)
-        .values(
-            status=status,
-            finished_at=now_utc(),
-            rows_inserted=sum(c["inserted"] for c in counts.values()),
-            rows_updated=sum(c["updated"] for c in counts.values()),
-            counts=json.dumps(counts, sort_keys=True),
-            parents_from_links=stats.get("parents_from_links", 0),
-            requests=stats.get("requests", 0),
-            retries=stats.get("retries", 0),
-            quarantined=stats.get("quarantined", 0),
-            foreign_links=stats.get("foreign_links", 0),
-            new_values=stats.get("new_values", 0),
-            sweep_requests=stats.get("sweep_requests", 0),
-            refused=json.dumps(stats["refused"]) if stats.get("refused") else None,
-            verify_compared=stats.get("verify_compared"),
-            verify_differing=stats.get("verify_differing"),
-            verify_reloaded=stats.get("verify_reloaded"),
-            verify_requests=stats.get("verify_requests"),
-            error=error[:4000] if error else None,
-        )
+        .where(etl_runs.c.id == summary.run_id)
+        .values(**summary.record(), finished_at=now_utc(), error=error[:4000] if error else None)
     )
 
 
@@ -268,7 +362,7 @@ def record_undocumented(
 def values_of(conn, table, column: str, uids: list[str]) -> set[str]:
     """The distinct non-NULL values of `column` in the rows of `table` with the given uids."""
     found: set[str] = set()
-    for chunk in batched(uids, IN_LIST):
+    for chunk in chunks(uids, IN_LIST):
         found.update(conn.scalars(select(table.c[column]).where(table.c.uid.in_(chunk))))
     found.discard(None)
     return found

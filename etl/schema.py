@@ -183,7 +183,7 @@ def _server() -> Column:
 
 
 def _job_by_filter(query: str, sources: str) -> list[Column]:
-    """The job of a backup or replica (EM type `query`), which no entity names: etl.reconcile works it
+    """The job of a backup or replica (EM type `query`), which no entity names: etl.derive works it
     out, and `job_uid_source` says how (`sources`)."""
     return [
         Column(
@@ -1009,7 +1009,7 @@ vm_restore_points = Table(
 )
 Index(None, vm_restore_points.c.hierarchy_obj_ref, vm_restore_points.c.creation_time_utc)
 Index(None, vm_restore_points.c.restore_point_uid)
-# tasks of older servers (no VmUid) find their point by name within their window (etl.reconcile)
+# tasks of older servers (no VmUid) find their point by name within their window (etl.derive)
 Index(None, vm_restore_points.c.backup_server_uid, vm_restore_points.c.creation_time_utc)
 
 # An agent computer's restore point (em-backup-side.md §10): EM keeps it apart from VM restore points.

@@ -1,12 +1,7 @@
-"""Pure: EM entities in, warehouse rows out; and a whole query page read at once.
-
-`read_page(body, entity_type, url)` is the unit of work of the loader's worker processes: a page's
-bytes in, its rows (a `RowBatch`), its unreadable entities (`QuarantineRecord`s) and its paging out
-(`read_refs`: the same for a References page, UIDs only).
-`entity()` turns one element into a row of its table's columns (without the load metadata), using
-the type's own column function (one small function per type, below) and its declared parents.
-Unreadable fields raise DataError (the entity is quarantined, never half-written). No I/O.
-"""
+"""Pure: EM entities in, warehouse rows out. `read_page` (the unit of work of the worker processes)
+turns a page's bytes into its rows (`TableRows`), its unreadable entities (`QuarantineRecord`) and
+its paging; `entity` one element into a row, by the type's column function (one per type, below)
+and its declared parents. No I/O; imports only the XML vocabulary (etl.parse)."""
 
 from __future__ import annotations
 
@@ -42,7 +37,7 @@ class QuarantineRecord(NamedTuple):
     excerpt: str
 
 
-class RowBatch(NamedTuple):
+class TableRows(NamedTuple):
     """Rows of one table as tuples in `columns` order, with the links naming their parents.
 
     The form a page's entities travel in, from a worker process to the loader: a list of flat
@@ -74,16 +69,23 @@ class Page(NamedTuple):
     """One query page, read: its rows, the entities that could not be read, and where the next is."""
 
     url: str
-    rows: RowBatch
+    rows: TableRows
     quarantined: list[QuarantineRecord]
     paging: parse.Paging
 
+    @property
+    def has_more(self) -> bool:
+        """Whether the query has pages after this one (EM's PagesCount, else a Next link)."""
+        if self.paging.pages is not None:
+            return self.paging.pages > (self.paging.page or 1)
+        return bool(self.paging.next_href and self.rows.values)
 
-def batch(table: str, dicts: list[dict], links: Iterable[dict[str, Link]] = ()) -> RowBatch:
-    """A RowBatch from row dicts of one table (the keys of the first row are the columns; every row
+
+def table_rows(table: str, dicts: list[dict], links: Iterable[dict[str, Link]] = ()) -> TableRows:
+    """A TableRows from row dicts of one table (the keys of the first row are the columns; every row
     has them); `links` are the entities' {column: link} maps, if any."""
     if not dicts:
-        return RowBatch(table, (), [], {})
+        return TableRows(table, (), [], {})
     columns = tuple(dicts[0])
     if len(columns) == 1:
         values = [(d[columns[0]],) for d in dicts]
@@ -94,19 +96,20 @@ def batch(table: str, dicts: list[dict], links: Iterable[dict[str, Link]] = ()) 
     for d, parents in zip(dicts, links, strict=False):
         for column, link in parents.items():
             named.setdefault(column, {}).setdefault(d[column], tuple(link))
-    return RowBatch(table, columns, values, named)
+    return TableRows(table, columns, values, named)
 
 
-def batch_of(table: str, entities: list[Entity]) -> RowBatch:
-    return batch(table, [e.row for e in entities], [e.parents for e in entities])
+def rows_of(table: str, entities: list[Entity]) -> TableRows:
+    """The entities' rows (of one table) and the links naming their parents."""
+    return table_rows(table, [e.row for e in entities], [e.parents for e in entities])
 
 
 def entity(entity_type: EntityType, el: etree._Element) -> Entity:
     """One entity element as a row of `entity_type.table`. Raises DataError when a field cannot be read.
 
     uid, href and name come from the element's attributes; each declared parent's column from its
-    field or link; the rest from the type's column function. A `Type` listed in `also`, or a type with
-    a `key`, is keyed under that urn type (an AgentBackupJob's sessions reference it as
+    field or link; the rest from the type's column function. A `Type` listed in `also_types`, or a type
+    with a `key_type_name`, is keyed under that urn type (an AgentBackupJob's sessions reference it as
     `urn:veeam:Job:{guid}`).
     """
     url = el.get("Href")
@@ -134,12 +137,12 @@ def entity(entity_type: EntityType, el: etree._Element) -> Entity:
 
 
 def key_uid(entity_type: EntityType, uid: str) -> str:
-    """The uid a row of `entity_type` is keyed by: `uid` itself, or for a type listed in `also` or with
-    a `key`, the same guid under that urn type (an AgentBackupJob's sessions name it
+    """The uid a row of `entity_type` is keyed by: `uid` itself, or for a type with `also_types` or a
+    `key_type_name`, the same guid under that urn type (an AgentBackupJob's sessions name it
     `urn:veeam:Job:{guid}`)."""
-    key = entity_type.key_type
-    if (entity_type.also or entity_type.key) and not uid.startswith(f"urn:veeam:{key}:"):
-        return f"urn:veeam:{key}:{uid.rsplit(':', 1)[-1]}"
+    keyed_as = entity_type.keyed_as
+    if (entity_type.also_types or entity_type.key_type_name) and not uid.startswith(f"urn:veeam:{keyed_as}:"):
+        return f"urn:veeam:{keyed_as}:{uid.rsplit(':', 1)[-1]}"
     return uid
 
 
@@ -170,7 +173,7 @@ def read_page(body: bytes, entity_type: EntityType, url: str) -> Page:
     root = parse.em_document(body, url)
     elements = parse.query_entities(root, entity_type.types, url)
     entities, quarantined = read(root, entity_type, url, elements)
-    return Page(url, batch_of(entity_type.table, entities), quarantined, parse.paging(root, url))
+    return Page(url, rows_of(entity_type.table, entities), quarantined, parse.paging(root, url))
 
 
 def read_refs(body: bytes, entity_type: EntityType, url: str) -> Page:
@@ -178,9 +181,9 @@ def read_refs(body: bytes, entity_type: EntityType, url: str) -> Page:
     column, `uid`, keyed as the type's rows are). Raises what `read_page` raises (see
     parse.query_refs for the shapes refused)."""
     root = parse.em_document(body, url)
-    uids = parse.query_refs(root, entity_type.types | {entity_type.key_type}, url)
+    uids = parse.query_refs(root, entity_type.types | {entity_type.keyed_as}, url)
     values = [(key_uid(entity_type, uid),) for uid in uids]
-    return Page(url, RowBatch(entity_type.table, ("uid",), values, {}), [], parse.paging(root, url))
+    return Page(url, TableRows(entity_type.table, ("uid",), values, {}), [], parse.paging(root, url))
 
 
 def placeholder(link: Link, uid: str) -> dict[str, Any]:
@@ -206,7 +209,8 @@ def backup_server(el: etree._Element, f: Fields, url: str | None, row: dict) -> 
     }
 
 
-def replica_job_session(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
+def job_session(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
+    """A backup or replica job session: the same JobSessionEntityType fields (em-backup-side.md §1)."""
     return {
         "job_uid": f.get("JobUid"),
         "job_name": f.get("JobName"),
@@ -222,7 +226,8 @@ def replica_job_session(el: etree._Element, f: Fields, url: str | None, row: dic
     }
 
 
-def replica_task_session(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
+def task_session(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
+    """A replica task session, and what a backup task session shares with it."""
     return {
         "vm_display_name": el.get("VmDisplayName"),
         "creation_time_utc": parse.utc(f.get("CreationTimeUTC"), url),
@@ -285,16 +290,12 @@ def replica(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[s
     return {"platform": f.get("Platform"), "placeholder": False}
 
 
-def backup_job_session(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
-    return replica_job_session(el, f, url, row)  # the same JobSessionEntityType fields
-
-
 def backup_task_session(el: etree._Element, f: Fields, url: str | None, row: dict) -> dict[str, Any]:
     """`TotalSize` is the VM's source size, not bytes moved (em-backup-side.md §2)."""
     return {
         "vm_restore_point_link": "link" if row.get("vm_restore_point_uid") is not None else None,
         "vm_uid": f.get("VmUid"),
-        **replica_task_session(el, f, url, row),
+        **task_session(el, f, url, row),
     }
 
 

@@ -1,19 +1,14 @@
-"""Reporting views: one `CREATE VIEW` per file in sql/, re-created by `migrate`.
-
-`sql/<view>.sql` serves every dialect; `sql/<view>.<dialect>.sql` (e.g. `.postgresql.sql`) wins
-where a dialect needs its own text. Views are created in file-name order (helpers `v__*` sort
-before public `v_*` views, so a view may read any helper and any public view whose file name sorts
-before its own) and dropped in the reverse order, before a schema upgrade and again before they are
-created. A public view's file says how its rows are read, in a line `-- order: <ORDER BY list>`:
-`public()` gives those lists, and the report and the CLI offer exactly these views.
-"""
+"""Reporting views: one `CREATE VIEW` per file in sql/ (`<view>.<dialect>.sql` wins where a dialect
+needs its own text), dropped before a schema upgrade and re-created by `migrate` (etl.db), in
+file-name order: helpers `v__*` before public `v_*` views. Each public view's `-- order:` line says
+how its rows are read (`public()`). Imports nothing else of etl."""
 
 from __future__ import annotations
 
 import re
 from importlib import resources
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, text
 
 _CREATE = re.compile(r"^\s*CREATE\s+VIEW\s+(\w+)", re.IGNORECASE | re.MULTILINE)
 _ORDER = re.compile(r"^--\s*order:\s*(.+?)\s*$", re.MULTILINE)
@@ -72,11 +67,3 @@ def public() -> dict[str, str]:
 def drop(conn: Connection) -> None:
     for name in reversed(names(conn.dialect.name)):
         conn.execute(text(f"DROP VIEW IF EXISTS {name}"))
-
-
-def create(eng: Engine) -> None:
-    """Drop and re-create every reporting view in one transaction."""
-    with eng.begin() as conn:
-        drop(conn)
-        for sql in definitions(conn.dialect.name).values():
-            conn.execute(text(sql))

@@ -52,7 +52,7 @@ def summary(s: pipeline.Summary) -> str:
         lines.append(f"  {table:<24}{counts['inserted']:>10}{counts['updated']:>10}")
     lines.append(
         f"  parents fetched by link: {s.parents_fetched}, recorded from links: "
-        f"{s.placeholders}, quarantined: {s.quarantined}, new undocumented values: {s.new_values}"
+        f"{s.parents_from_links}, quarantined: {s.quarantined}, new undocumented values: {s.new_values}"
     )
     if s.refused:
         refused = ", ".join(f"{t} (needs the EM role {role})" for t, role in s.refused.items())

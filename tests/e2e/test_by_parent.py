@@ -1,18 +1,16 @@
 """Every declared `ByParent` relation (etl.registry) reaches EM: the filter it names lists exactly the
 children of a parent, by the column it names — asked through the product's own paging loop of a
 simulator over a real socket. And the run reads the children of a parent new to the warehouse only
-where its windows do not (etl.pipeline._children_of_new_parents)."""
+where its windows do not (etl.derive.new_parents, etl.plan.parents_outside_windows)."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
 import pytest
 
-from etl import crawl, db, pipeline, registry, schema
-from etl.client import EMClient
+from etl import db, derive, filters, pipeline, plan, registry, schema
+from etl.crawl import Fetcher
 from etl.simulator import Faults, Simulator, World
 from helpers import Warehouse
 
@@ -47,19 +45,16 @@ def test_each_relation_lists_exactly_the_children_of_a_parent(entity_type):
             children.setdefault(row[column], set()).add(uid)
     parents = sorted(children, key=lambda p: -len(children[p]))[:3]
 
-    def read(client, pool, flt) -> set[str]:
-        return {u for page in crawl.pages(client, pool, entity_type, flt) for u in page.rows.column("uid")}
+    def read(fetcher, flt) -> set[str]:
+        return {u for page in fetcher.pages(entity_type, flt) for u in page.rows.column("uid")}
 
-    with (
-        Simulator(world) as sim,
-        EMClient(sim.url, "demo", "demo", page_size=2) as client,
-        ThreadPoolExecutor(2) as pool,
-    ):
+    options = pipeline.Options(page_size=2, concurrency=1, worker_processes=0)
+    with Simulator(world) as sim, Fetcher(sim.url, "demo", "demo", options=options) as fetcher:
         for parent in parents:
-            (flt,) = crawl.parent_filters(entity_type, [parent])
-            assert read(client, pool, flt) == children[parent], (entity_type.name, parent)
-        (both,) = crawl.parent_filters(entity_type, parents)  # OR-ed in one query
-        assert read(client, pool, both) == set().union(*(children[p] for p in parents))
+            (flt,) = filters.children_of(entity_type, [parent])
+            assert read(fetcher, flt) == children[parent], (entity_type.name, parent)
+        (both,) = filters.children_of(entity_type, parents)  # OR-ed in one query
+        assert read(fetcher, both) == set().union(*(children[p] for p in parents))
 
 
 def test_children_are_asked_for_only_where_the_windows_do_not_read_them(db_url):
@@ -80,22 +75,24 @@ def test_children_are_asked_for_only_where_the_windows_do_not_read_them(db_url):
     w.loaded = now - timedelta(days=1)  # known before this run: not new
     w.add(schema.restore_points, uid="urn:veeam:RestorePoint:known", backup_server_uid=s1,
           backup_date_utc=now - timedelta(days=30))  # fmt: skip
-    loading = SimpleNamespace(eng=w.eng, summary=SimpleNamespace(source="test"), now=now)
     point = registry.VM_RESTORE_POINT
     window = now - timedelta(hours=2)
+
+    def children(entity_type, begin) -> list[str]:  # as the run asks: the new parents, then the plan
+        parent = registry.TYPES[entity_type.parent_type]
+        with w.eng.connect() as conn:
+            new = derive.new_parents(conn, parent, "test", now)
+        return list(filters.children_of(entity_type, plan.parents_outside_windows(new, begin)))
+
     # s1 read from its window: only the new point older than it; s2 read whole: nothing to ask
-    assert pipeline._children_of_new_parents(loading, point, {s1: window, s2: None}) == [
-        f'RestorePointId=="{old}"'
-    ]
+    assert children(point, {s1: window, s2: None}) == [f'RestorePointId=="{old}"']
     # a full load reads everything: no query at all
-    assert pipeline._children_of_new_parents(loading, point, None) == []
+    assert children(point, None) == []
     # a new backup (no creation time) brings its points and files wherever they were created
     w.loaded = now
     backup = w.add(schema.backups, uid="urn:veeam:Backup:new", backup_server_uid=s1)
     for t in (registry.RESTORE_POINT, registry.BACKUP_FILE):
-        assert pipeline._children_of_new_parents(loading, t, {s1: window, s2: None}) == [
-            f'BackupUid=="{backup}"'
-        ]
+        assert children(t, {s1: window, s2: None}) == [f'BackupUid=="{backup}"']
     w.close()
 
 

@@ -21,7 +21,7 @@ from helpers import assert_equal_to_truth, cli_env
 
 KILLER = r"""
 import os, signal, sys
-from etl import load, pipeline, runs
+from etl import load, runs, store
 point, n = sys.argv[1], int(sys.argv[2])
 calls = [0]
 def hit():
@@ -42,7 +42,7 @@ def wrap(owner, name, after, table=None):
 targets = {
     "before-commit": (runs, "heartbeat", False),       # last statement inside a page's transaction
     "inside-transaction": (load.Loader, "upsert", True),  # rows written, transaction still open
-    "after-commit": (pipeline.Loading, "_load_batch", True),  # a batch committed, the next not begun
+    "after-commit": (store.Store, "_transaction", True),  # a transaction committed, the next not begun
     "before-watermarks": (runs, "advance_watermarks", False),
     "before-unlock": (runs, "release_lock", False),    # run finished, lock row left behind
     # the backup side: rows of a page of backup task sessions (or files) written, not committed

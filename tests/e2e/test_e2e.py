@@ -62,7 +62,7 @@ def test_quirks_load_equal_to_truth(name, tmp_path):
             # the deleted server, the deleted points, and the jobs EM answers 404 for (copy workers,
             # per-computer agent jobs): each recorded from a link
             jobs_404 = sum(1 for row in world.truth()["jobs"].values() if row["placeholder"])
-            assert summary.placeholders == 1 + world.stats()["deleted_points"] + jobs_404
+            assert summary.parents_from_links == 1 + world.stats()["deleted_points"] + jobs_404
         eng.dispose()
 
 

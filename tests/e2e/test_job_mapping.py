@@ -5,12 +5,11 @@ filter only for rows left without one, asks few questions to find it, and says h
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select, update
 
-from etl import db, pipeline, reconcile, registry, schema
-from etl.client import EMClient
+from etl import db, pipeline, registry, schema
+from etl.crawl import Fetcher
 from etl.simulator import Simulator, World
 
 UNSETTLED_RUN = 10**9  # no run of that id succeeded: its rows are looked at again
@@ -29,10 +28,10 @@ def forget(eng, uid: str, **values) -> None:
 
 def map_jobs(eng, sim, source: str) -> tuple[int, int]:
     """(rows mapped, requests asked)."""
-    with EMClient(sim.url, "demo", "demo") as client, ThreadPoolExecutor(4) as pool:
-        before = client.requests
-        mapped = reconcile.map_jobs(eng, client, pool, BACKUP, source, UNSETTLED_RUN)
-        return mapped, client.requests - before
+    with Fetcher(sim.url, "demo", "demo", options=pipeline.Options(concurrency=2)) as fetcher:
+        before = fetcher.requests
+        mapped = pipeline.map_jobs(eng, fetcher, BACKUP, source, UNSETTLED_RUN)
+        return mapped, fetcher.requests - before
 
 
 def job_of(eng, uid: str) -> tuple[str | None, str | None]:

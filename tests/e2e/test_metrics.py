@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert, text
 from sqlalchemy.exc import OperationalError
 
-from etl import db, metrics, schema, views
+from etl import db, metrics, schema
 from etl.errors import ConfigError, VeeamEtlError
 from etl.metrics import collection, serve
 from etl.report.read import read_view
@@ -462,7 +462,8 @@ def test_a_failing_scrape_answers_500_and_the_next_one_works(tmp_path):
         conn.execute(text("DROP VIEW v_vm_replica_status"))
     status, body = scrape()
     assert status.startswith("500") and b"v_vm_replica_status" in body
-    views.create(eng)
+    with eng.begin() as conn:
+        db.create_views(conn)
     status, body = scrape()
     assert status.startswith("200") and b"veeam_machine_rpo_breach" in body
     eng.dispose()

@@ -113,7 +113,7 @@ def test_a_403_on_a_job_link_records_the_job_from_the_link(db_url):
             assert row["placeholder"] is True and row["href"], uid  # uid, href and name from the link
             if uid in truth_jobs and not truth_jobs[uid]["placeholder"]:
                 assert row["name"] == truth_jobs[uid]["name"]
-        assert summary.placeholders >= len(named)
+        assert summary.parents_from_links >= len(named)
         sessions = dump(eng)["backup_job_sessions"]  # the children loaded, naming their jobs
         assert sessions and all(s["job_uid"] in jobs for s in sessions.values())
         eng.dispose()

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from etl import db, pipeline, reconcile, registry, report, schema
+from etl import db, derive, pipeline, registry, report, schema
 from etl.simulator import Simulator, World
 from helpers import assert_equal_to_truth, dump
 
@@ -94,7 +94,7 @@ def test_what_retention_removes_is_marked_deleted_and_the_rest_stays_exact(db_ur
 
 
 def test_the_sweep_reads_uid_lists_only_when_due():
-    assert {t.table for t in reconcile.swept_types()} == set(SWEPT)
+    assert {t.table for t in derive.swept_types()} == set(SWEPT)
 
 
 def test_a_row_the_uid_lists_lack_is_marked_deleted_only_if_em_does_not_return_it_by_uid(db_url):
@@ -114,7 +114,7 @@ def test_a_row_the_uid_lists_lack_is_marked_deleted_only_if_em_does_not_return_i
         asked.append(sorted(uids))
         return {slid} & set(uids)  # EM still holds the one that slid past its lists
 
-    marked, back = reconcile.sweep(w.eng, registry.RESTORE_POINT, "test", 999, now, [[listed]], lookup)
+    marked, back = pipeline.sweep_type(w.eng, registry.RESTORE_POINT, "test", 999, now, [[listed]], lookup)
     assert (marked, back) == (1, 0) and asked == [sorted([slid, gone])]
     with w.eng.connect() as conn:
         deleted = dict(

@@ -8,6 +8,7 @@ import pytest
 
 from etl import stopping
 from etl.client import FIRST_CONTACT_ATTEMPTS, EMClient, RetryPolicy, redact_url
+from etl.crawl import Fetcher
 from etl.errors import (
     AuthError,
     ConfigError,
@@ -17,6 +18,7 @@ from etl.errors import (
     NotFound,
     SourceError,
 )
+from etl.settings import Options
 
 NS = 'xmlns="http://www.veeam.com/ent/v1.0"'
 ROOT = (
@@ -67,6 +69,18 @@ class FakeEM:
 def client(em: FakeEM, **kw) -> EMClient:
     return EMClient(
         "http://127.0.0.1:9399/api", "demo", "pw", transport=httpx.MockTransport(em), retry=FAST, **kw
+    )
+
+
+def fetcher(em: FakeEM, **options) -> Fetcher:
+    """A Fetcher of the fake EM: its options (`Options` fields), no worker processes unless asked."""
+    options.setdefault("worker_processes", 0)
+    return Fetcher(
+        "http://127.0.0.1:9399/api",
+        "demo",
+        "pw",
+        transport=httpx.MockTransport(em),
+        options=Options(retry=FAST, **options),
     )
 
 

@@ -1,4 +1,5 @@
-"""etl.crawl: paging by PagesCount or by Next links, UID filters, parents through Alternate links."""
+"""etl.crawl (the Fetcher) and etl.filters: paging by PagesCount or by Next links, UID filters, parents
+through Alternate links."""
 
 import re
 import threading
@@ -8,9 +9,9 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from test_client import NS, FakeEM, client
+from test_client import NS, FakeEM, fetcher
 
-from etl import crawl, parse, registry, transform
+from etl import crawl, filters, parse, plan, registry, transform
 from etl.errors import AccessDenied, SourceError, UnexpectedDocument
 from etl.workers import ProcessPool
 
@@ -53,10 +54,8 @@ class QueryEM(FakeEM):
 
 def test_pages_by_count_in_order_with_prefetch():
     em = QueryEM({str(k): _page([f"{k}a", f"{k}b"], k, pages=5) for k in range(1, 6)})
-    with client(em) as c, ThreadPoolExecutor(3) as pool:
-        got = [
-            uid for p in crawl.pages(c, pool, registry.BACKUP_SERVER, ahead=3) for uid in p.rows.column("uid")
-        ]
+    with fetcher(em, ahead=3) as f:
+        got = [uid for p in f.pages(registry.BACKUP_SERVER) for uid in p.rows.column("uid")]
     assert got == [f"urn:veeam:BackupServer:{k}{x}" for k in range(1, 6) for x in "ab"]
     queries = [r for r in em.seen if r.url.path == "/api/query" and r.url.params["format"] == "Entities"]
     assert len(queries) == 5 and all(r.url.params["pageSize"] == "500" for r in queries)
@@ -81,8 +80,8 @@ def _job_page(k, pages):
 def test_jobs_are_asked_at_most_a_hundred_a_page_whatever_the_page_size():
     for configured, asked in ((500, "100"), (40, "40")):
         em = QueryEM({str(k): _job_page(k, 3) for k in range(1, 4)})
-        with client(em, page_size=configured) as c, ThreadPoolExecutor(2) as pool:
-            rows = [row for p in crawl.pages(c, pool, registry.JOB) for row in p.rows.values]
+        with fetcher(em, page_size=configured, ahead=2) as f:
+            rows = [row for p in f.pages(registry.JOB) for row in p.rows.values]
         assert len(rows) == 6
         queries = [r for r in em.seen if r.url.path == "/api/query" and r.url.params["format"] == "Entities"]
         assert [r.url.params["pageSize"] for r in queries] == [asked] * 3
@@ -96,8 +95,8 @@ def test_pages_by_next_links_when_no_count_and_no_loops():
             "2": _page(["b"], 2, next_href="/api/query?type=BackupServer&amp;page=2"),
         }
     )  # links to itself
-    with client(em) as c, ThreadPoolExecutor(2) as pool:
-        got = [uid for p in crawl.pages(c, pool, registry.BACKUP_SERVER) for uid in p.rows.column("uid")]
+    with fetcher(em, ahead=2) as f:
+        got = [uid for p in f.pages(registry.BACKUP_SERVER) for uid in p.rows.column("uid")]
     assert got == ["urn:veeam:BackupServer:a", "urn:veeam:BackupServer:b"]
 
 
@@ -116,34 +115,38 @@ def test_unreadable_entity_becomes_a_reject_not_a_row():
 
 def test_uid_filters_chunk_and_quote():
     uids = [f'urn:veeam:X:{i}"' for i in range(85)]
-    filters = list(crawl.uid_filters("UID", uids))
-    assert len(filters) == 3 and filters[0].count(",") == crawl.UIDS_PER_QUERY - 1
-    assert filters[0].startswith('UID=="urn:veeam:X:0"""')
+    chunks = list(filters.one_of("UID", uids))
+    assert len(chunks) == 3 and chunks[0].count(",") == filters.UIDS_PER_QUERY - 1
+    assert chunks[0].startswith('UID=="urn:veeam:X:0"""')
 
 
 def test_literals_are_bare_for_enums_and_quoted_where_the_grammar_needs_it():
-    assert crawl.literal("Stopped") == "Stopped" and crawl.literal("Working") == "Working"
-    assert crawl.literal("vbr01.lab.local") == "vbr01.lab.local"
-    assert crawl.literal("urn:veeam:Job:1") == '"urn:veeam:Job:1"'
-    assert crawl.literal("Backup Job 1") == '"Backup Job 1"'
-    assert crawl.literal('say "hi"') == '"say ""hi"""'
+    assert filters.literal("Stopped") == "Stopped" and filters.literal("Working") == "Working"
+    assert filters.literal("vbr01.lab.local") == "vbr01.lab.local"
+    assert filters.literal("urn:veeam:Job:1") == '"urn:veeam:Job:1"'
+    assert filters.literal("Backup Job 1") == '"Backup Job 1"'
+    assert filters.literal('say "hi"') == '"say ""hi"""'
+
+
+def window_filters(entity_type, begin):
+    return [w.filter for w in plan.windows(entity_type, begin)]
 
 
 def test_per_server_windows_share_queries_and_a_new_server_is_read_whole():
     session = registry.TYPES["BackupJobSession"]
     at = datetime(2025, 8, 1, 6, 30, tzinfo=UTC)
-    assert crawl.window_filters(session, None) == [None]
-    (one,) = crawl.window_filters(session, {"urn:a": at, "urn:new": None})
+    assert window_filters(session, None) == [None]
+    (one,) = window_filters(session, {"urn:a": at, "urn:new": None})
     # `;` (AND) binds tighter than `,` (OR): one term per server, the new one without a window
     assert one == (
         '(BackupServerUid=="urn:a";(CreationTime>="2025-08-01T06:30:00Z",'
         'EndTime>="2025-08-01T06:30:00Z",State!=Stopped)),BackupServerUid=="urn:new"'
     )
-    many = crawl.window_filters(session, {f"urn:veeam:BackupServer:{i:04}": at for i in range(200)})
-    assert len(many) > 1 and all(len(f) <= crawl.FILTER_CHARS for f in many)
+    many = window_filters(session, {f"urn:veeam:BackupServer:{i:04}": at for i in range(200)})
+    assert len(many) > 1 and all(len(f) <= plan.FILTER_CHARS for f in many)
     assert sum(f.count("BackupServerUid==") for f in many) == 200
     point = registry.TYPES["VmRestorePoint"]
-    assert crawl.window_filters(point, at) == [f'{point.window}>="2025-08-01T06:30:00Z"']
+    assert window_filters(point, at) == [f'{point.time_filter}>="2025-08-01T06:30:00Z"']
 
 
 def test_fetch_parent_follows_alternate_and_404_gives_none():
@@ -157,50 +160,39 @@ def test_fetch_parent_follows_alternate_and_404_gives_none():
         f"<Port>9392</Port></BackupServer>"
     ).encode()
     em = FakeEM(script={"/api/backupServers/7": [(200, ref, {}), (200, ent, {})]})
-    link = crawl.Link("Up", "BackupServerReference", "/api/backupServers/7", "vbr07")
-    with client(em) as c:
-        got = crawl.fetch_parent(c, link, registry.BACKUP_SERVER)
+    link = parse.Link("Up", "BackupServerReference", "/api/backupServers/7", "vbr07")
+    with fetcher(em) as f:
+        got = f.parent(link, registry.BACKUP_SERVER)
         assert got.row["name"] == "vbr07" and got.row["port"] == 9392
-        assert (
-            crawl.fetch_parent(c, link._replace(href="/api/backupServers/8"), registry.BACKUP_SERVER) is None
-        )
+        assert f.parent(link._replace(href="/api/backupServers/8"), registry.BACKUP_SERVER) is None
 
 
-def test_long_queries_are_read_in_worker_processes_and_short_ones_here():
+def test_long_queries_are_read_in_worker_processes_and_short_ones_here(monkeypatch):
     n = crawl.WORKER_PAGES + 1
     em = QueryEM({str(k): _page([f"{k}a"], k, pages=n) for k in range(1, n + 1)})
-    asked: list[ProcessPool] = []
+    started: list[ProcessPool] = []
     submitted = []
 
     class Counting(ProcessPool):
+        def __init__(self, processes):
+            super().__init__(processes)
+            started.append(self)
+
         def submit(self, fn, /, *args, **kwargs):
             submitted.append(args[2])
             return super().submit(fn, *args, **kwargs)
 
-    def workers():
-        asked.append(Counting(1))
-        return asked[-1]
-
-    try:
-        with client(em) as c, ThreadPoolExecutor(2) as pool:
-            got = [
-                uid
-                for p in crawl.pages(c, pool, registry.BACKUP_SERVER, workers=workers)
-                for uid in p.rows.column("uid")
-            ]
-            assert got == [f"urn:veeam:BackupServer:{k}a" for k in range(1, n + 1)]
-            # page 1 is read here (it tells the page count), the rest in the worker
-            assert len(asked) == 1 and len(submitted) == n - 1 and "page=1&" not in "".join(submitted)
-            short = QueryEM({"1": _page(["x"], 1, pages=2), "2": _page(["y"], 2, pages=2)})
-        with client(short) as c, ThreadPoolExecutor(2) as pool:
-            assert len(list(crawl.pages(c, pool, registry.BACKUP_SERVER, workers=workers))) == 2
-        assert (
-            len(asked) == 1 and len(submitted) == n - 1
-        )  # two pages: read in this process, no worker started
-    finally:
-        for r in asked:
-            r.shutdown()
-    assert all(w.proc.poll() == 0 for w in asked[0]._workers)  # the workers ended when their input closed
+    monkeypatch.setattr(crawl, "ProcessPool", Counting)
+    with fetcher(em, worker_processes=1, ahead=2) as f:
+        got = [uid for p in f.pages(registry.BACKUP_SERVER) for uid in p.rows.column("uid")]
+        assert got == [f"urn:veeam:BackupServer:{k}a" for k in range(1, n + 1)]
+        # page 1 is read here (it tells the page count), the rest in the worker
+        assert len(started) == 1 and len(submitted) == n - 1 and "page=1&" not in "".join(submitted)
+    assert all(w.proc.poll() == 0 for w in started[0]._workers)  # the workers ended when their input closed
+    short = QueryEM({"1": _page(["x"], 1, pages=2), "2": _page(["y"], 2, pages=2)})
+    with fetcher(short, worker_processes=1, ahead=2) as f:
+        assert len(list(f.pages(registry.BACKUP_SERVER))) == 2
+    assert len(started) == 1 and len(submitted) == n - 1  # two pages: read in this process, no worker started
 
 
 def test_prefetch_keeps_at_most_ahead_pages_in_flight():
@@ -261,8 +253,8 @@ def _refs(uids, pages=None, refs=True):
 )
 def test_count_reads_the_rows_on_the_page_never_pages_count_alone(body, expected):
     em = AnswerEM(body)
-    with client(em) as c:
-        assert crawl.count(c, registry.BACKUP) == expected
+    with fetcher(em) as f:
+        assert f.count(registry.BACKUP) == expected
     (asked,) = [r for r in em.seen if r.url.path == "/api/query"]
     assert asked.url.params["pageSize"] == "1" and asked.url.params["format"] == "References"
     assert asked.url.params["type"] == "Backup"
@@ -271,10 +263,10 @@ def test_count_reads_the_rows_on_the_page_never_pages_count_alone(body, expected
 def test_count_refuses_what_is_not_a_count():
     menu = f'<QuerySvc {NS} Type="QueryService" Href="/api/querySvc"><Links/></QuerySvc>'.encode()
     for body, error in ((menu, UnexpectedDocument), (_refs(["a"]), SourceError)):
-        with client(AnswerEM(body)) as c, pytest.raises(error):
-            crawl.count(c, registry.BACKUP)
+        with fetcher(AnswerEM(body)) as f, pytest.raises(error):
+            f.count(registry.BACKUP)
     denied = f'<Error {NS} Message="Access denied" StatusCode="403"/>'.encode()
     em = FakeEM(script={"/api/query": [(403, denied, {})]})
-    with client(em) as c, pytest.raises(AccessDenied, match="Access denied"):
-        crawl.count(c, registry.JOB)
-    assert c.retries == 0  # a 403 is an answer, never retried
+    with fetcher(em) as f, pytest.raises(AccessDenied, match="Access denied"):
+        f.count(registry.JOB)
+    assert f.retries == 0  # a 403 is an answer, never retried

@@ -59,7 +59,7 @@ def job(uid="urn:veeam:ReplicaJobSession:1", **kw):
 
 
 def rows_of(table):
-    return lambda dicts: transform.batch(table.name, dicts)
+    return lambda dicts: transform.table_rows(table.name, dicts)
 
 
 backup_servers, replica_job_sessions, replica_task_sessions = (
@@ -147,9 +147,9 @@ def test_rows_in_any_column_order_and_shape(eng):
     """The loader maps rows to its columns by name: another order, or columns missing (NULL)."""
     with eng.begin() as conn:
         ld = loader(conn, eng)
-        ld.upsert(transform.batch("backup_servers", [dict(reversed(server().items()))]))
+        ld.upsert(transform.table_rows("backup_servers", [dict(reversed(server().items()))]))
         ld.upsert(
-            transform.batch("backup_servers", [{"uid": "urn:veeam:BackupServer:2", "placeholder": True}])
+            transform.table_rows("backup_servers", [{"uid": "urn:veeam:BackupServer:2", "placeholder": True}])
         )
     with eng.connect() as conn:
         got = conn.execute(

@@ -1,4 +1,4 @@
-"""etl.crawl.pages, the one paging loop, against an in-process EM whose result changes between requests.
+"""etl.crawl's Fetcher.pages, the one paging loop, against an in-process EM whose result changes between requests.
 
 `ChangingEM` serves `type=RestorePoint` (sorted by `CreationTime`, filters evaluated by the
 simulator's own grammar) and `type=Backup` (inventory) from a list of rows it changes before each
@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import random
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from test_client import NS, FakeEM, client
+from test_client import NS, FakeEM, fetcher
 
-from etl import crawl, registry
+from etl import registry
 from etl.simulator.query import parse_date, parse_filter, sort_key
 
 T0 = datetime(2025, 8, 1, tzinfo=UTC)
@@ -117,10 +116,11 @@ def rows(n: int, start: int = 0, step: int = 7 * TICK + 1234567, prefix: str = "
     return [Row(f"{prefix}{i:05d}", start + i * step) for i in range(n)]
 
 
-def read(em: ChangingEM, entity_type=registry.RESTORE_POINT, page_size=10, executor=None, filter=None):
+def read(em: ChangingEM, entity_type=registry.RESTORE_POINT, page_size=10, parallel=False, filter=None):
+    """What the paging loop reads, its pages one after the other (`parallel`: 3 ahead on 3 threads)."""
     uids: list[str] = []
-    with client(em, page_size=page_size) as c:
-        for page in crawl.pages(c, executor, entity_type, filter, ahead=3):
+    with fetcher(em, page_size=page_size, ahead=3) as f:
+        for page in f.pages(entity_type, filter, parallel=parallel):
             uids += page.rows.column("uid")
     return uids
 
@@ -212,8 +212,7 @@ def test_a_row_that_existed_throughout_is_never_missed_whatever_em_does_between_
 
     em = ChangingEM(initial, chaos)
     throughout = {r.uid for r in initial}
-    with ThreadPoolExecutor(4) as pool:
-        got = read(em, executor=pool, page_size=rng.choice((7, 10, 25)))
+    got = read(em, parallel=True, page_size=rng.choice((7, 10, 25)))
     # rows never deleted were listed from the first request to the last
     throughout &= em.final()
     assert throughout <= set(got), sorted(throughout - set(got))[:5]
@@ -243,15 +242,15 @@ def test_a_one_page_answer_is_complete_and_costs_nothing_more():
 
 def test_counts_come_from_the_rows_on_the_page_not_from_pagescount_alone():
     em = ChangingEM([])  # answers PagesCount 1 with no row for an empty result (em-api.md "Empty results")
-    with client(em) as c:
-        assert crawl.count(c, registry.RESTORE_POINT) == 0
+    with fetcher(em) as f:
+        assert f.count(registry.RESTORE_POINT) == 0
         em.rows = rows(17)
-        assert crawl.count(c, registry.RESTORE_POINT) == 17
+        assert f.count(registry.RESTORE_POINT) == 17
 
 
 def test_uid_lists_read_references_pages_without_refs_as_empty():
     em = ChangingEM([])
-    with client(em) as c:
-        assert [u for chunk in crawl.uids(c, None, registry.RESTORE_POINT) for u in chunk] == []
+    with fetcher(em) as f:
+        assert [u for chunk in f.uids(registry.RESTORE_POINT) for u in chunk] == []
         em.rows = rows(3)
-        assert len([u for chunk in crawl.uids(c, None, registry.RESTORE_POINT) for u in chunk]) == 3
+        assert len([u for chunk in f.uids(registry.RESTORE_POINT) for u in chunk]) == 3

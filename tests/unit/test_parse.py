@@ -27,8 +27,21 @@ def test_prefixed_namespace_and_no_namespace():
         "u",
     )
     assert parse.content(root)[0] == {"Port": "9392"}
-    bare = parse.document(b"<BackupServer><Port>1</Port></BackupServer>", "u")
+    bare = parse.document(b'<BackupServer Type="BackupServer"><Port>1</Port></BackupServer>', "u")
     assert parse.content(bare)[0] == {"Port": "1"}
+    many = b'<BackupServers><BackupServer Type="BackupServer"/></BackupServers>'  # a collection of entities
+    assert parse.local(parse.document(many, "u")) == "BackupServers"
+    assert parse.local(parse.document(b"<QueryResult/>", "u")) == "QueryResult"  # one of EM's document shapes
+
+
+@pytest.mark.parametrize(
+    "body", [b"<html><head><title>502 Bad Gateway</title></head><body/></html>", b"<BackupServer/>"]
+)
+def test_a_body_outside_ems_namespace_that_is_no_em_document_is_refused(body):
+    # a proxy's page answered with 200 is not an empty result: neither a document shape of EM's nor a
+    # typed entity (etl.registry says which types there are; the parser keeps no list of them)
+    with pytest.raises(ParseError, match="not an Enterprise Manager document"):
+        parse.document(body, "http://em/api/query")
 
 
 def test_wrong_namespace_is_an_error():

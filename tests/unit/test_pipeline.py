@@ -1,15 +1,16 @@
-"""etl.pipeline: how pages become transactions (the shape that lets fetching and loading overlap)."""
+"""etl.pipeline and etl.store: how pages become transactions (the shape that lets fetching and loading
+overlap)."""
 
 from __future__ import annotations
 
-from etl import crawl, db, pipeline, registry, runs
+from etl import crawl, db, parents, pipeline, registry, runs, store
 from etl.load import Loader
 from etl.simulator import Simulator, World
 
 
-def test_pages_are_stored_as_they_arrive_and_committed_in_batches_of_about_batch_rows(tmp_path, monkeypatch):
+def test_pages_are_stored_as_they_arrive_and_committed_in_transactions_of_about_batch_rows(tmp_path, monkeypatch):
     events: list[tuple[str, object]] = []
-    pages, upsert, heartbeat = crawl.pages, Loader.upsert, runs.heartbeat
+    pages, upsert, heartbeat = crawl.Fetcher.pages, Loader.upsert, runs.heartbeat
 
     def logged_pages(*args, **kwargs):
         for page in pages(*args, **kwargs):
@@ -25,7 +26,7 @@ def test_pages_are_stored_as_they_arrive_and_committed_in_batches_of_about_batch
         events.append(("commit", None))
         return heartbeat(*args)
 
-    monkeypatch.setattr(crawl, "pages", logged_pages)
+    monkeypatch.setattr(crawl.Fetcher, "pages", logged_pages)
     monkeypatch.setattr(Loader, "upsert", logged_upsert)
     monkeypatch.setattr(runs, "heartbeat", logged_heartbeat)
     world = World(
@@ -40,15 +41,15 @@ def test_pages_are_stored_as_they_arrive_and_committed_in_batches_of_about_batch
     kinds = [kind for kind, _ in events if kind != "commit"]
     assert kinds[:2] == ["page", "rows"] and "page,page" not in ",".join(kinds)
     # a transaction is whole pages: at least batch_rows rows, less than one page more (the last of a query: fewer)
-    batches, rows = [], 0
+    transactions, rows = [], 0
     for kind, value in events[events.index(("page", "backup_servers")) :]:  # (starting the run beats once)
         if kind == "rows":
             rows += value
         elif kind == "commit":
             if rows:  # a query that answered nothing commits no rows
-                batches.append(rows)
+                transactions.append(rows)
             rows = 0
-    # three pages of 20 reach 50 rows; the last batch of each query holds what is left
+    # three pages of 20 reach 50 rows; the last transaction of each query holds what is left
     expected = []
     truth = world.truth()
     for entity_type in registry.TYPES.values():  # the rows each type's own query gives, in load order
@@ -56,7 +57,7 @@ def test_pages_are_stored_as_they_arrive_and_committed_in_batches_of_about_batch
         # jobs come from `type=Job` here
         n = n if entity_type not in (registry.AGENT_BACKUP_JOB, registry.NAS_JOB) else 0
         expected += [60] * (n // 60) + ([n % 60] if n % 60 else [])
-    assert batches == expected and world.stats()["replica_task_sessions"] > 120
+    assert transactions == expected and world.stats()["replica_task_sessions"] > 120
 
 
 def test_remembered_parents_are_only_a_cache_and_forgotten_once_no_type_to_load_names_them(
@@ -64,18 +65,17 @@ def test_remembered_parents_are_only_a_cache_and_forgotten_once_no_type_to_load_
 ):
     from helpers import assert_equal_to_truth
 
-    monkeypatch.setattr(pipeline, "KNOWN_LIMIT", 1)  # every page finds its parents in the warehouse again
+    monkeypatch.setattr(parents, "KNOWN_LIMIT", 1)  # every page finds its parents in the warehouse again
     sizes: list[tuple[str, int, int]] = []
-    load_pages = pipeline.Loading.load_pages
+    load = store.Store.load
 
     def logged(self, entity_type, *args, **kwargs):
-        loaded = load_pages(self, entity_type, *args, **kwargs)
-        sizes.append(
-            (entity_type.name, len(self.known["vm_replica_points"]), len(self.known["backup_job_sessions"]))
-        )
+        loaded = load(self, entity_type, *args, **kwargs)
+        known = self.parents.known
+        sizes.append((entity_type.name, len(known["vm_replica_points"]), len(known["backup_job_sessions"])))
         return loaded
 
-    monkeypatch.setattr(pipeline.Loading, "load_pages", logged)
+    monkeypatch.setattr(store.Store, "load", logged)
     world = World(seed=8, servers=2, jobs=3, vms_per_job=4, days=3)
     with Simulator(world) as sim:
         eng = db.engine(f"sqlite:///{tmp_path}/w.db")
@@ -90,19 +90,19 @@ def test_remembered_parents_are_only_a_cache_and_forgotten_once_no_type_to_load_
 
 def test_each_query_asks_for_its_first_page_while_the_query_before_it_is_stored(tmp_path, monkeypatch):
     events: list[tuple[str, str]] = []
-    fetch_page, upsert = crawl.fetch_page, Loader.upsert
+    fetch_page, upsert = crawl.Fetcher._entities, Loader.upsert
 
-    def logged_fetch(client, url, entity_type, workers=None):
+    def logged_fetch(self, url, entity_type, workers=None):
         for k in ("1", "2"):
             if f"page={k}&" in url + "&" and "filter=" not in url:
                 events.append((f"page {k}", entity_type.table))
-        return fetch_page(client, url, entity_type, workers)
+        return fetch_page(self, url, entity_type, workers)
 
     def logged_upsert(self, rows):
         events.append(("store", rows.table))
         return upsert(self, rows)
 
-    monkeypatch.setattr(crawl, "fetch_page", logged_fetch)
+    monkeypatch.setattr(crawl.Fetcher, "_entities", logged_fetch)
     monkeypatch.setattr(Loader, "upsert", logged_upsert)
     world = World(seed=6, servers=2, jobs=3, vms_per_job=4, days=3)
     with Simulator(world) as sim:

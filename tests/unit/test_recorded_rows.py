@@ -174,7 +174,8 @@ def test_nas_job_entity_is_a_job_keyed_as_its_sessions_name_it():
 
 
 class Links:
-    """The EM documents a link leads to, by href (as `crawl.fetch_parent` asks for them)."""
+    """The EM documents a link leads to, by href, as the client of a Fetcher (`Fetcher.parent` asks
+    its client for them)."""
 
     def __init__(self, bodies: dict[str, str]):
         self.bodies = bodies
@@ -194,7 +195,9 @@ def test_nas_job_reference_leads_to_the_entity_from_a_sessions_job_link():
         (SAMPLES / "query-nas-backup-session.xml").read_bytes(), registry.BACKUP_JOB_SESSION, "u"
     ).rows.link("job_uid", NAS_JOB["uid"])
     assert link.href == ref
-    got = crawl.fetch_parent(em, link, registry.JOB)
+    fetcher = crawl.Fetcher(API, "demo", "pw")  # never entered: no logon, its client replaced
+    fetcher.client = em
+    got = fetcher.parent(link, registry.JOB)
     assert isinstance(got, transform.Entity) and got.row == NAS_JOB
     assert em.asked == [ref, ref + "?format=Entity"]  # the reference, then its Alternate (Type "Job")
 

@@ -173,7 +173,7 @@ def test_rows_are_flat_tuples_with_the_first_link_per_parent():
         )
         for i, job in enumerate(["j1", "j1", "j2"])
     ]
-    rows = transform.batch_of("replica_task_sessions", entities)
+    rows = transform.rows_of("replica_task_sessions", entities)
     assert rows.columns == ("uid", "job_session_uid")
     assert rows.values == [("t0", "j1"), ("t1", "j1"), ("t2", "j2")]
     assert rows.column("job_session_uid") == ["j1", "j1", "j2"] and rows.column("absent") == [None] * 3
@@ -185,4 +185,4 @@ def test_rows_are_flat_tuples_with_the_first_link_per_parent():
         isinstance(rows.link("job_session_uid", "j1"), parse.Link)
         and rows.link("job_session_uid", "j9") is None
     )
-    assert transform.batch("backup_servers", []) == transform.RowBatch("backup_servers", (), [], {})
+    assert transform.table_rows("backup_servers", []) == transform.TableRows("backup_servers", (), [], {})
