@@ -8,7 +8,9 @@ from etl.load import Loader
 from etl.simulator import Simulator, World
 
 
-def test_pages_are_stored_as_they_arrive_and_committed_in_transactions_of_about_batch_rows(tmp_path, monkeypatch):
+def test_pages_are_stored_as_they_arrive_and_committed_in_transactions_of_about_batch_rows(
+    tmp_path, monkeypatch
+):
     events: list[tuple[str, object]] = []
     pages, upsert, heartbeat = crawl.Fetcher.pages, Loader.upsert, runs.heartbeat
 

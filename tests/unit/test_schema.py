@@ -49,7 +49,10 @@ def test_the_loader_writes_exactly_the_declared_load_metadata(db_url):
                 .returning(schema.etl_runs.c.id)
             ).scalar_one()
             row = {"uid": "urn:veeam:BackupServer:1", "href": "h", "name": "vbr01", "placeholder": False}
-            assert Loader(conn, "em", run_id, NOW).upsert(transform.table_rows("backup_servers", [row])) == (1, 0)
+            assert Loader(conn, "em", run_id, NOW).upsert(transform.table_rows("backup_servers", [row])) == (
+                1,
+                0,
+            )
         meta = [schema.backup_servers.c[name] for name in schema.META_COLUMNS]
         with eng.connect() as conn:
             stored = conn.execute(select(*meta)).one()
