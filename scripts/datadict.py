@@ -1,4 +1,4 @@
-"""Generate docs/warehouse.md, the warehouse data dictionary, from etl/schema.py and the views in sql/.
+"""Generate docs/warehouse.md, the warehouse data dictionary, from etl/schema/ and the views in sql/.
 
     python scripts/datadict.py > docs/warehouse.md
 
@@ -463,7 +463,7 @@ def render() -> str:
     out = [
         "# Warehouse data dictionary",
         "",
-        "Generated from `etl/schema.py` (each table's and column's comment, which PostgreSQL stores too) and "
+        "Generated from `etl/schema/` (each table's and column's comment, which PostgreSQL stores too) and "
         "`sql/*.sql` by `python scripts/datadict.py > docs/warehouse.md`; do not edit by hand "
         "(`tests/unit/test_docs.py` fails when this file is out of date).",
         "",

@@ -2,7 +2,7 @@
 
 Every table and column of the warehouse gets a comment (PostgreSQL `COMMENT ON`), so that psql, BI tools and
 catalog browsers show what each holds, where it comes from (EM's element, attribute or link, or the loader),
-and its unit. The texts are those of etl/schema.py at this revision, frozen here; a later change to one is a
+and its unit. The texts are those of etl.schema at this revision, frozen here; a later change to one is a
 later migration. SQLite stores no comments: there this revision changes nothing. No row is touched.
 
 Revision ID: 0006

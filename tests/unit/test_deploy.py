@@ -264,6 +264,8 @@ def test_containerfile_build_stage_makes_a_complete_wheel(tmp_path):
         "etl/migrations/script.py.mako",
     ):
         assert module in names, module
+    for path in (ROOT / "etl").rglob("*.py"):  # every module of every package (pyproject's `packages`)
+        assert f"etl/{path.relative_to(ROOT / 'etl').as_posix()}" in names, path
     for path in (ROOT / "migrations" / "versions").glob("*.py"):
         assert f"etl/migrations/versions/{path.name}" in names, path.name
     for path in (ROOT / "sql").glob("*.sql"):

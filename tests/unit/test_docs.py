@@ -34,7 +34,7 @@ def test_every_table_and_column_has_a_comment_and_every_view_column_a_meaning():
         for c in t.columns
         if not (c.comment or "").strip()
     ]
-    assert not missing, f"add comment= in etl/schema.py (and a migration), then run `{REGENERATE}`: {missing}"
+    assert not missing, f"add comment= in etl/schema/ (and a migration), then run `{REGENERATE}`: {missing}"
     for view, columns in dd.view_columns().items():
         missing += [f"{view}.{c}" for c in columns if dd.view_meaning(view, c) == dd.MISSING]
     assert not missing, f"add meanings to scripts/datadict.py, then run `{REGENERATE}`: {missing}"

@@ -62,6 +62,8 @@ def imports(name: str) -> set[str]:
 
 
 GRAPH = {name: imports(name) for name in MODULES}
+# the schema package and its modules (one per family of tables)
+SCHEMA = sorted(name for name in MODULES if name == "etl.schema" or name.startswith("etl.schema."))
 
 
 def reach(name: str) -> set[str]:
@@ -103,10 +105,20 @@ def test_the_import_graph_has_no_cycle():
         # the paging loop knows EM, not the warehouse
         ("etl.crawl", {"etl.db", "etl.load", "etl.runs", "etl.derive", "etl.store", "etl.parents"}),
         ("etl.completeness", {"etl.pipeline", "etl.client", "etl.store"}),
+        # the schema declares tables: no module of it asks EM or runs a load
+        *((name, {"etl.client", "etl.crawl", "etl.pipeline"}) for name in SCHEMA),
     ],
 )
 def test_layers(module, never):
     assert reach(module) & never == set()
+
+
+def test_the_schema_imports_nothing_of_etl_but_itself():
+    """etl.schema is a package of modules (the columns, a module per family of tables): they import
+    each other and nothing else of etl."""
+    assert len(SCHEMA) > 1
+    for name in SCHEMA:
+        assert reach(name) <= set(SCHEMA), name
 
 
 @pytest.mark.parametrize("module", ["etl.plan", "etl.filters", "etl.parse", "etl.transform"])
