@@ -73,13 +73,22 @@ class Demo:
     report: Path
 
 
-def run(eng: Engine, seed: int, report_path: str, on_serving: Callable[[str], None]) -> Demo:
+def run(
+    eng: Engine,
+    seed: int,
+    report_path: str,
+    on_serving: Callable[[str], None],
+    on_loaded: Callable[[pipeline.Summary], None],
+) -> Demo:
     """Serve the demo's estate (`world`) on a free loopback port, load it into `eng` as source
     "demo", and write the HTML report to `report_path`. `on_serving(url)` is called once the
-    simulated EM listens, before the load. Raises as pipeline.run and report.write."""
+    simulated EM listens, before the load; `on_loaded(summary)` once the load is committed, before
+    the report is written (a report that cannot be written does not hide what was loaded). Raises
+    as pipeline.run and report.write."""
     with Simulator(world(seed, datetime.now(UTC)), user=DEMO_USER, password=DEMO_PASSWORD) as sim:
         on_serving(sim.url)
         summary = pipeline.run(eng, sim.url, DEMO_USER, DEMO_PASSWORD, options=Options(source=DEMO_SOURCE))
+    on_loaded(summary)
     return Demo(summary, report.write(eng, "html", report_path))
 
 

@@ -35,14 +35,28 @@ def public(value: str | None) -> None:
 
 
 def redact(text: str) -> str:
-    """`text` with every registered secret replaced by ***, except inside registered public values."""
+    """`text` with every registered secret replaced by ***, except where the secret lies wholly
+    inside a registered public value. A public value inside a secret (a password that holds the
+    user name) does not keep any of the secret: each occurrence of a secret is found in the whole
+    text before anything is kept."""
     if not _SECRETS:
         return text
     if not _PUBLIC:
         return _mask(text)
-    names = "|".join(re.escape(v) for v in sorted(_PUBLIC, key=len, reverse=True))
-    parts = re.split(f"({names})", text)  # odd positions: the public values, kept
-    return "".join(part if i % 2 else _mask(part) for i, part in enumerate(parts))
+    kept = [m.span() for v in _PUBLIC for m in re.finditer(re.escape(v), text)]
+    masked = sorted(
+        m.span()
+        for v in _SECRETS
+        for m in re.finditer(re.escape(v), text)
+        if not any(a <= m.start() and m.end() <= b for a, b in kept)
+    )
+    out, pos = [], 0
+    for start, end in masked:  # secrets that overlap are covered by one ***
+        if start >= pos:
+            out += [text[pos:start], "***"]
+        pos = max(pos, end)
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _mask(text: str) -> str:

@@ -43,7 +43,7 @@ class Options:
     # never, None when the last one is `sweep_hours` old (inventory is swept every run, for free)
     sweep: bool | None = None
     sweep_hours: float = 24.0
-    # the completeness check (etl.verify: EM's counts against the warehouse's, what differs reloaded):
+    # the completeness check (etl.completeness: EM's counts against the warehouse's, what differs reloaded):
     # True always, False never, None when the last one is `verify_hours` old (and in every full load)
     verify: bool | None = None
     verify_hours: float = 24.0

@@ -113,7 +113,7 @@ def _refused_line(refused: list[dict]) -> str:
 
 
 def _check(run) -> dict | None:
-    """The completeness check a run made (etl.verify): what it compared, found and reloaded."""
+    """The completeness check a run made (etl.completeness): what it compared, found and reloaded."""
     if run is None:
         return None
     return {

@@ -126,9 +126,11 @@ def demo(db_url, seed, report_path) -> None:
             "does not document, parents known only from a link) show how the loader handles them"
         )
 
+    def loaded(summary) -> None:
+        click.echo(output.summary(summary))
+
     eng = db.warehouse(db_url, mode="write")
-    done = demo_mod.run(eng, seed, report_path, on_serving=serving)
-    click.echo(output.summary(done.summary))
+    done = demo_mod.run(eng, seed, report_path, on_serving=serving, on_loaded=loaded)
     click.echo(f"report: {done.report}")
     click.echo(f"warehouse: {db.masked(db_url)}; look at it again with:")
     where = demo_mod.db_argument(db_url)

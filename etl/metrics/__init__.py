@@ -5,7 +5,7 @@ to a file (--out) or serves GET /metrics (--listen). Alert rules: deploy/prometh
 
 from __future__ import annotations
 
-from .collection import WarehouseCollector, collect, exposition, registry
+from .collection import PG_SETTINGS, WarehouseCollector, collect, exposition, registry
 from .families import BY_NAME, FAMILIES, MESSAGE_CHARS, Family
 from .serve import app, listen_address, server, write
 
@@ -13,6 +13,7 @@ __all__ = [
     "BY_NAME",
     "FAMILIES",
     "MESSAGE_CHARS",
+    "PG_SETTINGS",
     "Family",
     "WarehouseCollector",
     "app",

@@ -92,7 +92,7 @@ etl_runs = Table(
         comment='JSON `[{"type": t, "role": r}]`: query types EM refused to the account (HTTP 403), skipped '
         "by the run, each with the EM role that reads it; NULL when EM refused nothing.",
     ),
-    # the completeness check (etl.verify), NULL in a run that made none
+    # the completeness check (etl.completeness), NULL in a run that made none
     Column(
         "verify_compared",
         Integer,

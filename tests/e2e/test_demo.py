@@ -64,3 +64,14 @@ def test_demo_rerun_changes_nothing_and_prints_how_to_look_again(tmp_path):
     assert report.returncode == 0 and "Veeam backup & replication report" in report.stdout, report.stderr
     assert status.returncode == 0 and re.search(r"^\s+2 succeeded\s+incremental", status.stdout, re.M), status
     assert list(elsewhere.iterdir()) == []
+
+
+def test_the_summary_of_a_load_is_printed_even_when_the_report_cannot_be_written(tmp_path):
+    """The load is committed before the report is written: a report path that cannot be written is an
+    error (exit 2), but the run summary of what was loaded still comes first."""
+    done = cli("demo", "--db", "sqlite:///demo.db", "--report", "no-such-dir/demo.html", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "cannot write the report to" in done.stderr and "no-such-dir/demo.html" in done.stderr
+    assert re.search(r"^run 1 succeeded: full load of demo", done.stdout, re.M), done.stdout
+    inserted, _ = _changed(done.stdout)
+    assert inserted > 0

@@ -28,13 +28,13 @@ TINY = {
 }
 
 
-def changed(s: Setting) -> Any:
-    """A value of `s` other than its default, inside its range."""
+def changed(s: Setting, by: int = 1) -> Any:
+    """A value of `s` other than its default (`by` steps away), inside its range."""
     if s.type is bool:
         return not s.default
-    value = s.default + 1
+    value = s.default + by
     if s.high is not None and value > s.high:
-        value = s.default - 1
+        value = s.default - by
     return s.type(value)
 
 
@@ -93,17 +93,22 @@ def test_each_flag_and_estate_key_changes_the_run(setting, sim, received, tmp_pa
     assert len(received) == 1
     assert_only(received[0], setting, value)
 
-    estate = tmp_path / "estate.toml"
-    estate.write_text(
-        f'[defaults]\nuser = "demo"\npassword_env = "SIM_PW"\n\n[[em]]\nname = "em1"\nurl = "{sim.url}"\n'
-        f"{setting.name} = {toml_value(value)}\n"
-    )
-    invoke("run", "--config", str(estate), "--db", db_url)
+    def estate(value: Any) -> str:
+        path = tmp_path / "estate.toml"
+        path.write_text(
+            f'[defaults]\nuser = "demo"\npassword_env = "SIM_PW"\n\n[[em]]\nname = "em1"\nurl = "{sim.url}"\n'
+            f"{setting.name} = {toml_value(value)}\n"
+        )
+        return str(path)
+
+    invoke("run", "--config", estate(value), "--db", db_url)
     assert len(received) == 2 and received[1].source == "em1"
     assert_only(received[1], setting, value)
 
-    # the flag given with --config overrides the estate file for every EM
-    invoke("run", "--config", str(estate), "--db", db_url, *flag_args(setting, value))
+    # the flag given with --config overrides the estate file for every EM: the file says another
+    # value (for a flag that can only turn a setting on, the default, written out)
+    in_file = setting.default if setting.type is bool else changed(setting, by=2)
+    invoke("run", "--config", estate(in_file), "--db", db_url, *flag_args(setting, value))
     assert_only(received[2], setting, value)
 
 

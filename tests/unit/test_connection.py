@@ -94,6 +94,16 @@ def test_the_password_is_a_secret_and_the_user_is_not(source, tmp_path):
 
 
 @pytest.mark.parametrize("source", BUILDERS)
+def test_a_password_that_holds_the_user_name_is_still_masked(source, tmp_path):
+    """The user name is shown as it is, but it must not cut the password apart: "svc" inside
+    "svc-Passw0rd" would leave both halves unmasked."""
+    (tmp_path / "pw").write_text("svc-Passw0rd\n")
+    BUILDERS[source](password_file=tmp_path / "pw").open()
+    assert logs.redact("svc: refused svc-Passw0rd") == "svc: refused ***"
+    assert logs.redact("as svc (password svc-Passw0rdsvc-Passw0rd)") == "as svc (password ******)"
+
+
+@pytest.mark.parametrize("source", BUILDERS)
 def test_a_ca_bundle_that_is_not_pem_is_refused_naming_where_it_came_from(source, tmp_path):
     bundle = tmp_path / "ca.pem"
     bundle.write_text("not a certificate\n")

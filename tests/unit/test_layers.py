@@ -5,6 +5,7 @@ joins the stages, the commands sit on top; and one object (the Fetcher) talks to
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,22 @@ def test_one_object_talks_to_em():
     assert built == ["etl.crawl"]
     for command in ("etl.pipeline", "etl.verify", "etl.check"):
         assert "etl.crawl" in GRAPH[command], command
+
+
+@pytest.mark.parametrize(
+    "script",
+    sorted(p for folder in ("bench", "scripts") for p in (ETL.parent / folder).rglob("*.py")),
+    ids=lambda p: str(p.relative_to(ETL.parent)),
+)
+def test_the_scripts_beside_the_package_import_only_what_etl_defines(script):
+    """bench/ and scripts/ are run by hand, not by the tests: a name they import from etl that a move
+    left behind would only show when someone runs them."""
+    for node in ast.walk(ast.parse(script.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("etl"):
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                sub = [Path(d) / alias.name for d in getattr(module, "__path__", [])]  # a submodule
+                found = hasattr(module, alias.name) or any(
+                    p.with_suffix(".py").is_file() or p.is_dir() for p in sub
+                )
+                assert found, f"{script.name}: from {node.module} import {alias.name}"

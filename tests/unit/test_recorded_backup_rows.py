@@ -35,7 +35,7 @@ def at(*parts: int) -> datetime:
 
 
 def read(name: str, entity_type: registry.EntityType) -> transform.Entity:
-    """The one entity of a body whose root is the entity itself, read as crawl.fetch_parent reads one."""
+    """The one entity of a body whose root is the entity itself, read as Fetcher.parent reads one."""
     url = f"{EM}/{name}"
     entities, quarantined = transform.read(
         parse.document((BODIES / name).read_bytes(), url), entity_type, url
