@@ -196,9 +196,39 @@ def sqlite_floor(loaded: str, fresh: str, page_size: int) -> float:
         return replay(conn, "sqlite", "qmark", rows, page_size)
 
 
+def parents_first(name: str, rows: list[tuple]) -> list[tuple]:
+    """`rows` of table `name` (in `columns(name)` order) reordered, stably, so that a row referring to
+    another row of the same table (a retry session's parent_session_uid) comes after it, as the loader
+    stored them. PostgreSQL's physical order (ctid) is not the order of insertion once rows are updated."""
+    table = schema.metadata.tables[name]
+    names = columns(name).split(", ")
+    refs = [
+        names.index(fk.parent.name)
+        for fk in table.foreign_keys
+        if fk.column.table is table and fk.parent.name in names
+    ]
+    if not refs:
+        return rows
+    key = names.index("uid")
+    by_uid = {r[key]: r for r in rows}
+
+    def depth(row: tuple) -> int:
+        """How many rows of the table stand above `row` (0 for a row that refers to none of them)."""
+        n, seen = 0, {row[key]}
+        while parent := next((by_uid[row[i]] for i in refs if row[i] in by_uid and row[i] not in seen), None):
+            n, row = n + 1, parent
+            seen.add(row[key])
+        return n
+
+    return sorted(rows, key=depth)
+
+
 def pg_floor(pg: PostgresServer, loaded: str, fresh: str, page_size: int) -> float:
     with psycopg.connect(pg.psql_dsn(loaded)) as src:
-        rows = {t: src.execute(f"SELECT {columns(t)} FROM {t} ORDER BY ctid").fetchall() for t in TABLES}
+        rows = {
+            t: parents_first(t, src.execute(f"SELECT {columns(t)} FROM {t} ORDER BY ctid").fetchall())
+            for t in TABLES
+        }
         run_rows = src.execute(RUNS_SQL).fetchall()
     pg.create_database(fresh)
     eng = db.engine(pg.url(fresh))
