@@ -27,6 +27,11 @@ def secret(value: str | None) -> None:
         _SECRETS.add(value)
 
 
+def is_secret(value: str) -> bool:
+    """Whether `value` is a registered secret (e.g. an environment variable holding the password)."""
+    return value in _SECRETS
+
+
 def public(value: str | None) -> None:
     """Register a value that is shown as it is, e.g. the EM user name: a password equal to it (the
     simulator's demo/demo) or inside it does not mask it; the password stays masked everywhere else."""

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
-from . import db, derive, filters, plan, registry, runs, schema, settings
+from . import db, derive, filters, logs, plan, registry, runs, schema, settings
 from .client import redact_url
 from .completeness import Count, compare
 from .crawl import Fetcher, Prefetch
@@ -86,7 +86,7 @@ def run(
             summary.finish("failed", fetcher, started)
             try:
                 with eng.begin() as conn:
-                    runs.finish_run(conn, summary, error=str(exc) or type(exc).__name__)
+                    runs.finish_run(conn, summary, error=logs.redact(str(exc)) or type(exc).__name__)
             except SQLAlchemyError as db_exc:
                 log.error("could not record the failed run: %s", db_exc)
             raise

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
 
+from . import logs
 from .errors import WorkerError
 
 _FRAME = struct.Struct(">Q")  # the length of the pickled message that follows
@@ -35,7 +36,10 @@ class _Worker:
     our own and handed to the callers' futures."""
 
     def __init__(self) -> None:
-        env = dict(os.environ)  # the child finds this very etl package, installed or not
+        # the child reads pages, never EM: no variable holding a registered secret (the EM password
+        # from VEEAM_EM_PASSWORD or an estate's password_env) reaches its environment
+        env = {k: v for k, v in os.environ.items() if not logs.is_secret(v)}
+        # the child finds this very etl package, installed or not
         home = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [home, env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(

@@ -3,7 +3,11 @@ overlap)."""
 
 from __future__ import annotations
 
-from etl import crawl, db, parents, pipeline, registry, runs, store
+import pytest
+from sqlalchemy import select
+
+from etl import crawl, db, logs, parents, pipeline, registry, runs, schema, store
+from etl.errors import SourceError
 from etl.load import Loader
 from etl.simulator import Simulator, World
 
@@ -128,3 +132,26 @@ def test_each_query_asks_for_its_first_page_while_the_query_before_it_is_stored(
     assert first_page("agent_restore_points") < last_store("vm_restore_points")
     # and its next pages as soon as its page 1 tells how many there are
     assert events.index(("page 2", "vm_restore_points")) < last_store("backup_files")
+
+
+def test_a_failed_run_records_its_error_without_a_registered_secret(tmp_path, monkeypatch):
+    """The error of a failed run is stored in etl_runs.error as the log shows it: secrets masked."""
+    monkeypatch.setattr(logs, "_SECRETS", set())
+    monkeypatch.setattr(logs, "_PUBLIC", set())
+    password = "pw-Fa1led-Run-9"
+    logs.secret(password)
+
+    class Refusing:
+        def __init__(self, *args, **kwargs):
+            raise SourceError(f"EM echoed the request body: user=demo&password={password}")
+
+    monkeypatch.setattr(pipeline, "Fetcher", Refusing)
+    eng = db.engine(f"sqlite:///{tmp_path}/w.db")
+    try:
+        with pytest.raises(SourceError):
+            pipeline.run(eng, "https://em.example.com:9398/api", "demo", password)
+        with eng.connect() as conn:
+            (error,) = conn.execute(select(schema.etl_runs.c.error)).one()
+    finally:
+        eng.dispose()
+    assert error == "EM echoed the request body: user=demo&password=***"

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from etl import registry, transform
+from etl import logs, registry, transform
 from etl.errors import ParseError, WorkerError
 from etl.workers import ProcessPool
 
@@ -94,3 +94,21 @@ def test_workers_ignore_sigterm_and_leave_quietly_when_the_loader_is_gone():
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(pid) and "Traceback" not in err
+
+
+def test_a_variable_holding_a_registered_secret_does_not_reach_a_worker(monkeypatch):
+    """Workers read pages, never EM: the password (VEEAM_EM_PASSWORD, an estate's password_env) is
+    not in their environment; other variables are."""
+    monkeypatch.setattr(logs, "_SECRETS", set())
+    monkeypatch.setenv("VEEAM_EM_PASSWORD", "pw-worker-env-1")
+    monkeypatch.setenv("EM02_PASSWORD", "pw-worker-env-2")
+    monkeypatch.setenv("VEEAM_ETL_UNRELATED", "kept")
+    logs.secret("pw-worker-env-1")
+    logs.secret("pw-worker-env-2")
+    pool = ProcessPool(1)
+    try:
+        seen = [pool.submit(os.getenv, name).result() for name in ("VEEAM_EM_PASSWORD", "EM02_PASSWORD")]
+        assert seen == [None, None]
+        assert pool.submit(os.getenv, "VEEAM_ETL_UNRELATED").result() == "kept"
+    finally:
+        pool.shutdown()
