@@ -1,7 +1,7 @@
 """Reading the public reporting views (sql/): rows as dicts keyed by the view's own columns, in the
 view's documented order, each value the same on SQLite and PostgreSQL; and the database's clock.
 
-The one way the report and `veeam-etl metrics` read a view. Reads only; imports nothing of the report.
+The one way the report and `veeam-etl metrics` read a public view. Reads only; imports nothing of the report.
 """
 
 from __future__ import annotations
