@@ -31,6 +31,8 @@ from .schema import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from .completeness import Verification
 
 HOST = socket.gethostname()
@@ -106,6 +108,25 @@ def acquire_lock(eng: Engine, source: str, stale_after: timedelta = STALE_AFTER)
 def heartbeat(conn, source: str, run_id: int) -> None:
     conn.execute(
         update(etl_locks).where(etl_locks.c.source == source).values(run_id=run_id, heartbeat_at=now_utc())
+    )
+
+
+def record_progress(conn, summary: Summary, pending: Mapping[tuple[str, str], int]) -> None:
+    """Write into the run's etl_runs row the rows it has committed so far: the summary's counts and
+    `pending`, the (table, "inserted"/"updated") counts of the transaction `conn` is in, which commits
+    with them. A run killed without a chance to write its summary (SIGKILL, a power cut) is then
+    recorded with the rows it did load, not none."""
+    tables = {table: dict(counts) for table, counts in summary.tables.items()}
+    for (table, what), n in pending.items():
+        tables.setdefault(table, {"inserted": 0, "updated": 0})[what] += n
+    conn.execute(
+        update(etl_runs)
+        .where(etl_runs.c.id == summary.run_id)
+        .values(
+            rows_inserted=sum(c["inserted"] for c in tables.values()),
+            rows_updated=sum(c["updated"] for c in tables.values()),
+            counts=json.dumps(tables, sort_keys=True),
+        )
     )
 
 
