@@ -39,7 +39,8 @@ HOST = socket.gethostname()
 STALE_AFTER = timedelta(minutes=30)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` of this host is running (one of another account counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -74,7 +75,9 @@ def acquire_lock(eng: Engine, source: str, stale_after: timedelta = STALE_AFTER)
         held = conn.execute(select(etl_locks).where(etl_locks.c.source == source)).mappings().first()
     if held is None:  # released between our insert and select: try once more
         return acquire_lock(eng, source, stale_after)
-    stale = (held["host"] == HOST and not _alive(held["pid"])) or now - held["heartbeat_at"] > stale_after
+    stale = (held["host"] == HOST and not process_alive(held["pid"])) or now - held[
+        "heartbeat_at"
+    ] > stale_after
     if not stale:
         raise LockHeld(
             f"another run holds the lock for {source} (run {held['run_id']}, pid {held['pid']} on {held['host']}, "
