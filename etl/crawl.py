@@ -322,7 +322,7 @@ class Fetcher:
             pool = (
                 workers() if workers is not None and count > WORKER_PAGES and format == "Entities" else None
             )
-            yield from _in_order(
+            pages = _in_order(
                 executor,
                 lambda k: self._fetch(
                     self.query_url(entity_type, filter, k, format), entity_type, format, pool
@@ -332,6 +332,12 @@ class Fetcher:
                 done,
                 dict(asked) if asked else None,
             )
+            for k, page in enumerate(pages, start=2):
+                yield page
+                if not page.rows.values and page.paging.pages is not None and page.paging.pages < k:
+                    # past the end EM tells now (page 1's count was wrong, or EM shrank): the pages
+                    # after this one are empty too, and what lands past the last row is the last seam's
+                    return
             return
         page, seen, k = page1, {page1.url}, 1
         while page.paging.next_href and page.rows.values:

@@ -31,13 +31,16 @@ from .schema import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from .completeness import Verification
 
 HOST = socket.gethostname()
 STALE_AFTER = timedelta(minutes=30)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` of this host is running (one of another account counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -72,7 +75,9 @@ def acquire_lock(eng: Engine, source: str, stale_after: timedelta = STALE_AFTER)
         held = conn.execute(select(etl_locks).where(etl_locks.c.source == source)).mappings().first()
     if held is None:  # released between our insert and select: try once more
         return acquire_lock(eng, source, stale_after)
-    stale = (held["host"] == HOST and not _alive(held["pid"])) or now - held["heartbeat_at"] > stale_after
+    stale = (held["host"] == HOST and not process_alive(held["pid"])) or now - held[
+        "heartbeat_at"
+    ] > stale_after
     if not stale:
         raise LockHeld(
             f"another run holds the lock for {source} (run {held['run_id']}, pid {held['pid']} on {held['host']}, "
@@ -106,6 +111,25 @@ def acquire_lock(eng: Engine, source: str, stale_after: timedelta = STALE_AFTER)
 def heartbeat(conn, source: str, run_id: int) -> None:
     conn.execute(
         update(etl_locks).where(etl_locks.c.source == source).values(run_id=run_id, heartbeat_at=now_utc())
+    )
+
+
+def record_progress(conn, summary: Summary, pending: Mapping[tuple[str, str], int]) -> None:
+    """Write into the run's etl_runs row the rows it has committed so far: the summary's counts and
+    `pending`, the (table, "inserted"/"updated") counts of the transaction `conn` is in, which commits
+    with them. A run killed without a chance to write its summary (SIGKILL, a power cut) is then
+    recorded with the rows it did load, not none."""
+    tables = {table: dict(counts) for table, counts in summary.tables.items()}
+    for (table, what), n in pending.items():
+        tables.setdefault(table, {"inserted": 0, "updated": 0})[what] += n
+    conn.execute(
+        update(etl_runs)
+        .where(etl_runs.c.id == summary.run_id)
+        .values(
+            rows_inserted=sum(c["inserted"] for c in tables.values()),
+            rows_updated=sum(c["updated"] for c in tables.values()),
+            counts=json.dumps(tables, sort_keys=True),
+        )
     )
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
+from . import runs as _runs
 from .schema import backup_servers, etl_locks, etl_runs, etl_undocumented_values, etl_watermarks
 
 NEVER_LOADED_SHOWN = timedelta(days=7)
@@ -50,6 +51,8 @@ def collect(eng: Engine, limit: int = 10) -> dict:
     for r in runs:
         r["counts"] = json.loads(r["counts"]) if r["counts"] else {}
         r["refused"] = _refused(r["refused"])
+    for lock in locks:  # a holder killed outright (SIGKILL, OOM) keeps its lock until the next run
+        lock["process_gone"] = lock["host"] == _runs.HOST and not _runs.process_alive(lock["pid"])
     return {"runs": runs, "watermarks": marks, "locks": locks, "sources": sources, "values": values}
 
 
@@ -230,5 +233,11 @@ def render(data: dict, now: datetime | None = None) -> str:
         lines.append(
             f"lock held: {lock['source']} by pid {lock['pid']} on {lock['host']} "
             f"(run {lock['run_id']}, heartbeat {_t(lock['heartbeat_at'])})"
+            + (
+                ": that process is gone (killed?); the next run takes the lock over and records "
+                f"run {lock['run_id']} failed"
+                if lock.get("process_gone")
+                else ""
+            )
         )
     return "\n".join(lines)

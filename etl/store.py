@@ -191,6 +191,7 @@ class Store:
                     else:
                         more = False
                     runs.heartbeat(conn, s.source, s.run_id)
+                    runs.record_progress(conn, s, done.counts)
                 except KeyboardInterrupt:
                     # a signal mid-statement can leave the driver's connection in the middle of a
                     # command (the COPY path talks to psycopg directly): drop the connection rather

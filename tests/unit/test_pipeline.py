@@ -4,9 +4,9 @@ overlap)."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from etl import crawl, db, logs, parents, pipeline, registry, runs, schema, store
+from etl import crawl, db, logs, parents, pipeline, registry, runs, schema, store, transform
 from etl.errors import SourceError
 from etl.load import Loader
 from etl.simulator import Simulator, World
@@ -155,3 +155,71 @@ def test_a_failed_run_records_its_error_without_a_registered_secret(tmp_path, mo
     finally:
         eng.dispose()
     assert error == "EM echoed the request body: user=demo&password=***"
+
+
+def test_each_commit_records_the_rows_the_run_has_committed(db_url):
+    """A run killed without a chance to write its summary (SIGKILL, a power cut) is taken over as
+    "abandoned" by the next one: its etl_runs row must count the rows it did commit, not 0, so every
+    transaction writes the run's counts along with its rows."""
+    import json
+
+    world = World(
+        seed=5, servers=2, jobs=4, vms_per_job=5, days=4, backup_jobs=0, agent_jobs=0, copy_jobs=0, nas_jobs=0
+    )
+    seen: list[tuple[object, object]] = []
+    with Simulator(world) as sim:
+        eng = db.engine(db_url)
+        r = schema.etl_runs.c
+
+        def progress(summary, type_name):
+            with eng.connect() as conn:
+                row = conn.execute(
+                    select(r.rows_inserted, r.rows_updated, r.counts).where(r.id == summary.run_id)
+                ).one()
+            recorded = {
+                t: c for t, c in json.loads(row.counts or "{}").items() if c["inserted"] or c["updated"]
+            }
+            committed = {t: dict(c) for t, c in summary.tables.items() if c["inserted"] or c["updated"]}
+            seen.append(
+                (
+                    (row.rows_inserted, row.rows_updated, recorded),
+                    (summary.rows_inserted, summary.rows_updated, committed),
+                )
+            )
+
+        pipeline.run(
+            eng,
+            sim.url,
+            "demo",
+            "demo",
+            options=pipeline.Options(page_size=20, batch_rows=50),
+            progress=progress,
+        )
+        eng.dispose()
+    assert len(seen) > 3 and seen[0][1][0] > 0
+    for recorded, committed in seen:
+        assert recorded == committed
+
+
+def test_a_wrong_pages_count_on_page_1_does_not_page_on_forever(tmp_path, monkeypatch):
+    """Page 1 telling far more pages than EM holds (a bogus or stale PagesCount) must not have the
+    run ask empty pages up to that count: it stops at the first empty page past the end the pages
+    themselves tell, and still loads everything."""
+    paging = transform.parse.paging
+
+    def inflated(root, url):
+        p = paging(root, url)
+        return p._replace(pages=300) if p.page == 1 and (p.pages or 0) > 1 else p  # EM could say 10**9
+
+    monkeypatch.setattr(transform.parse, "paging", inflated)
+    world = World(
+        seed=5, servers=2, jobs=4, vms_per_job=5, days=4, backup_jobs=0, agent_jobs=0, copy_jobs=0, nas_jobs=0
+    )
+    with Simulator(world) as sim:
+        eng = db.engine(f"sqlite:///{tmp_path}/w.db")
+        summary = pipeline.run(eng, sim.url, "demo", "demo", options=pipeline.Options(page_size=20))
+        with eng.connect() as conn:
+            tasks = conn.scalar(select(func.count()).select_from(schema.replica_task_sessions))
+        eng.dispose()
+    assert summary.status == "succeeded" and summary.requests < 300  # 76; ~930 paging on to 300 pages
+    assert tasks == len(world.truth()["replica_task_sessions"])
