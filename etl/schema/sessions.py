@@ -7,6 +7,42 @@ from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Index, Integer, 
 
 from .columns import DERIVED, KEPT, UTCDateTime, _href, _load_metadata, _placeholder, _server, _uid, metadata
 
+
+def _task_outcome() -> list[Column]:
+    """When a task (replication or backup) ran and how it ended: the same EM elements on both sides."""
+    return [
+        Column(
+            "creation_time_utc",
+            UTCDateTime,
+            comment="When the task started (UTC). Source: EM's `CreationTimeUTC` element.",
+        ),
+        Column(
+            "end_time_utc",
+            UTCDateTime,
+            comment="When the task ended (UTC); NULL while pending or in progress. Source: EM's `EndTimeUTC` element.",
+        ),
+        Column(
+            "state",
+            String(50),
+            comment="As EM sent it: `Completed` means finished; anything else (`Pending`, `InProgress`, ...) is "
+            "unfinished. Source: EM's `State` element.",
+        ),
+        Column(
+            "result",
+            String(50),
+            comment="As EM sent it: `Success`, `Warning`, `Failed`, `None`, or a value EM did not document; not "
+            "to be trusted before `state` is `Completed` (EM may already say Success). Source: EM's `Result` "
+            "element.",
+        ),
+        Column(
+            "reason",
+            Text,
+            comment="Why the task warned or failed, as EM wrote it (may be long); NULL when fine. Source: EM's "
+            "`Reason` element.",
+        ),
+    ]
+
+
 replica_job_sessions = Table(
     "replica_job_sessions",
     metadata,
@@ -103,35 +139,7 @@ replica_task_sessions = Table(
         String(500),
         comment="Name of the VM as shown in Veeam. Source: EM's `VmDisplayName` attribute.",
     ),
-    Column(
-        "creation_time_utc",
-        UTCDateTime,
-        comment="When the task started (UTC). Source: EM's `CreationTimeUTC` element.",
-    ),
-    Column(
-        "end_time_utc",
-        UTCDateTime,
-        comment="When the task ended (UTC); NULL while pending or in progress. Source: EM's `EndTimeUTC` element.",
-    ),
-    Column(
-        "state",
-        String(50),
-        comment="As EM sent it: `Completed` means finished; anything else (`Pending`, `InProgress`, ...) is "
-        "unfinished. Source: EM's `State` element.",
-    ),
-    Column(
-        "result",
-        String(50),
-        comment="As EM sent it: `Success`, `Warning`, `Failed`, `None`, or a value EM did not document; not "
-        "to be trusted before `state` is `Completed` (EM may already say Success). Source: EM's `Result` "
-        "element.",
-    ),
-    Column(
-        "reason",
-        Text,
-        comment="Why the task warned or failed, as EM wrote it (may be long); NULL when fine. Source: EM's "
-        "`Reason` element.",
-    ),
+    *_task_outcome(),
     Column(
         "total_size",
         BigInteger,
@@ -276,35 +284,7 @@ backup_task_sessions = Table(
         comment="The VM's hierarchy reference (= `vm_restore_points.hierarchy_obj_ref`); NULL on servers "
         "before v10 and for agent computers. Source: EM's `VmUid` element.",
     ),
-    Column(
-        "creation_time_utc",
-        UTCDateTime,
-        comment="When the task started (UTC). Source: EM's `CreationTimeUTC` element.",
-    ),
-    Column(
-        "end_time_utc",
-        UTCDateTime,
-        comment="When the task ended (UTC); NULL while pending or in progress. Source: EM's `EndTimeUTC` element.",
-    ),
-    Column(
-        "state",
-        String(50),
-        comment="As EM sent it: `Completed` means finished; anything else (`Pending`, `InProgress`, ...) is "
-        "unfinished. Source: EM's `State` element.",
-    ),
-    Column(
-        "result",
-        String(50),
-        comment="As EM sent it: `Success`, `Warning`, `Failed`, `None`, or a value EM did not document; not "
-        "to be trusted before `state` is `Completed` (EM may already say Success). Source: EM's `Result` "
-        "element.",
-    ),
-    Column(
-        "reason",
-        Text,
-        comment="Why the task warned or failed, as EM wrote it (may be long); NULL when fine. Source: EM's "
-        "`Reason` element.",
-    ),
+    *_task_outcome(),
     Column(
         "total_size",
         BigInteger,
