@@ -6,6 +6,7 @@ quarantine, undocumented values, the last sweep. Knows no HTTP.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from .completeness import Verification
+
+log = logging.getLogger(__name__)
 
 HOST = socket.gethostname()
 STALE_AFTER = timedelta(minutes=30)
@@ -106,6 +109,16 @@ def acquire_lock(eng: Engine, source: str, stale_after: timedelta = STALE_AFTER)
                     status="failed", finished_at=now, error="abandoned: the process ended without finishing"
                 )
             )
+    log.warning(
+        "took over the stale lock for %s: pid %s on %s (run %s, last heartbeat %s) %s; its run is recorded "
+        "failed (abandoned)",
+        source,
+        held["pid"],
+        held["host"],
+        held["run_id"] if held["run_id"] is not None else "not started",
+        f"{held['heartbeat_at']:%Y-%m-%d %H:%M:%S}Z",
+        "is gone" if held["host"] == HOST else "stopped its heartbeat",
+    )
 
 
 def heartbeat(conn, source: str, run_id: int) -> None:

@@ -143,6 +143,7 @@ def test_second_run_exits_75_while_the_lock_is_held_and_stale_locks_are_taken_ov
             )
         done = cli("run", "--url", sim.url, "--user", "demo", "--db", db_url)
         assert done.returncode == 0, done.stderr
+        assert f"took over the stale lock for {source}: pid {int(dead.stdout)}" in done.stderr
         assert_equal_to_truth(eng, world.truth())
         eng.dispose()
 
