@@ -78,6 +78,24 @@ class _Redacting(logging.Filter):
         return True
 
 
+class _Interruption(logging.Filter):
+    """A stop (SIGINT, SIGTERM: a KeyboardInterrupt, see etl.stopping) is said once, by the CLI's
+    closing line. A library that logs it on its way out (SQLAlchemy's pool logs "Exception during
+    reset or similar" with the traceback when the signal lands while a connection is rolled back on
+    return, then re-raises it) is not an error of its own: the record is dropped. An etl record that
+    carries one keeps its message without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, KeyboardInterrupt):
+            return True
+        if record.name != "etl" and not record.name.startswith("etl."):
+            return False
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
 def _entry(created: float, level: str, logger: str, message: str) -> dict:
     return {
         "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
@@ -163,6 +181,7 @@ def setup(verbose: int = 0, fmt: str = "text") -> None:
     from everything else (httpx requests too with `verbose` >= 2). Calling it again replaces the setup."""
     _FORMAT[0] = fmt
     handler = _Handler(sys.stderr)
+    handler.addFilter(_Interruption())
     handler.addFilter(_Redacting())
     if fmt == "json":
         handler.setFormatter(_Json())

@@ -7,11 +7,15 @@ batch, records itself failed and releases its lock at its next request. Process-
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 
 from .errors import Interrupted
+
+log = logging.getLogger(__name__)
 
 _asked = threading.Event()
 _signum: list[int] = []  # the first signal asked for, once
@@ -57,18 +61,37 @@ def _on_signal(signum: int, _frame) -> None:
     raise Interrupted(signum)
 
 
+def _unraisable(previous):
+    """A sys.unraisablehook that takes a stop raised where Python cannot propagate it (a finalizer:
+    `__del__`, a weakref callback such as SQLAlchemy returning a garbage-collected connection) as
+    asked for, quietly: `request()` was made before the raise, so every loading thread, this one
+    included, still stops at its next request. Anything else goes to `previous`."""
+
+    def hook(unraisable) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            log.debug("%s in a finalizer: the run stops at its next request", unraisable.exc_value)
+            return
+        previous(unraisable)
+
+    return hook
+
+
 @contextlib.contextmanager
 def handling_signals() -> Iterator[None]:
     """SIGINT and SIGTERM handled by `_on_signal` while the block runs, the previous handlers
-    afterwards. Only in the main thread: elsewhere signals are not ours to handle (a no-op)."""
+    afterwards; a stop raised inside a finalizer is taken quietly (`_unraisable`). Only in the main
+    thread: elsewhere signals are not ours to handle (a no-op)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous_hook = sys.unraisablehook
     for s in previous:
         signal.signal(s, _on_signal)
+    sys.unraisablehook = _unraisable(previous_hook)
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         for s, handler in previous.items():
             signal.signal(s, handler)
