@@ -128,11 +128,18 @@ class Budget:
         """Count a failed try (one `verdict()` called retriable); the seconds to wait before the next.
 
         Raises SourceError ("giving up after N attempts in S s: <error>") when the tries or the time
-        are used up.
+        are used up; when it is the time, the message says how long the next wait would have been
+        (EM's `Retry-After` when it asked) and the retry time it would pass (`--retry-time`).
         """
         self.tries += 1
         elapsed = time.monotonic() - self.started
         delay = self.policy.delay(self.tries - 1, retry_after)
-        if self.tries >= self.policy.attempts or elapsed + delay > self.policy.total:
+        if self.tries >= self.policy.attempts:
             raise SourceError(f"giving up after {self.tries} attempts in {elapsed:.0f} s: {error}") from None
+        if elapsed + delay > self.policy.total:
+            asked = f", as EM asked with Retry-After: {retry_after:g}" if retry_after is not None else ""
+            raise SourceError(
+                f"giving up after {self.tries} attempts in {elapsed:.0f} s (the next try in {delay:.2g} s"
+                f"{asked}, would pass the retry time of {self.policy.total:g} s, --retry-time): {error}"
+            ) from None
         return delay

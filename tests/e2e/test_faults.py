@@ -460,9 +460,11 @@ def test_total_time_budget_stops_retrying(monkeypatch):
         retry=RetryPolicy(attempts=50, base=0, cap=1, total=1.5),
         transport=httpx.MockTransport(handler),
     )
-    with pytest.raises(SourceError, match="giving up after 2 attempts"):
+    with pytest.raises(SourceError, match="giving up after 2 attempts") as raised:
         client.get("http://em:9399/api/query")
     assert len(calls) == 2  # the 1.5 s budget ends it, not the 50 attempts
+    # why it stopped while attempts were left: EM's wait would pass the retry time
+    assert "Retry-After: 1, would pass the retry time of 1.5 s, --retry-time" in str(raised.value)
 
 
 def test_a_body_that_drips_in_slower_than_the_timeout_is_abandoned():
