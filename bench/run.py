@@ -118,10 +118,11 @@ def completeness_floor(bodies: list[tuple[str, bytes]]) -> int:
     """Requests a full load's completeness takes beyond the query pages (docs/completeness.md): per
     query by creation time of more than one page, ⌈(pages + 1) / SEAMS_PER_QUERY⌉ seam queries; per
     multi-page inventory query, one atomic uid list; the completeness check's first-level counts
-    (one per type, and per type listed by backup, when nothing differs)."""
+    (one per type, per type listed by backup, and per other type before the window, when nothing
+    differs)."""
     pages = Counter(t for t, _ in bodies)
     now = dt.datetime.now(dt.UTC)
-    out = len(completeness.top_buckets(now, now))
+    out = len(completeness.top_buckets(now, now, history=True))
     for name, n in pages.items():
         if n > 1:
             out += -(-(n + 1) // seams.SEAMS_PER_QUERY) if registry.TYPES[name].time_filter else 1

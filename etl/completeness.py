@@ -28,13 +28,16 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Bucket:
     """What one count covers: the rows of a type, on one backup server (None: all), created in
-    [since, until) (None: any time), of some backups (empty: any)."""
+    [since, until) (None: any time), of some backups (empty: any). A `history` bucket holds the rows
+    created before a check's window (since None): the warehouse keeps sessions EM has purged, so
+    there only EM listing more than the warehouse is a difference."""
 
     type_name: str
     server_uid: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     backups: tuple[str, ...] = ()
+    history: bool = False
 
     @property
     def entity_type(self) -> EntityType:
@@ -72,6 +75,8 @@ class Bucket:
     def label(self) -> str:
         if self.backups:
             return self.backups[0] if len(self.backups) == 1 else f"{len(self.backups)} backups"
+        if self.history and self.until is not None:
+            return f"before {self.until:%Y-%m-%d %H:%M}"
         if self.since is None:
             return "all time"
         return f"{self.since:%Y-%m-%d %H:%M} .. {self.until:%Y-%m-%d %H:%M}"
@@ -87,7 +92,8 @@ class Count:
 
     @property
     def differs(self) -> bool:
-        return self.em != self.warehouse
+        """The counts disagree; in a history bucket, EM lists rows the warehouse lacks."""
+        return self.em > self.warehouse if self.bucket.history else self.em != self.warehouse
 
     @property
     def type_name(self) -> str:
@@ -139,6 +145,8 @@ def _children(bucket: Bucket, servers: list[str], backups_of: Callable[[str], li
         ]
     if bucket.server_uid is None:
         return [replace(bucket, server_uid=server) for server in servers]
+    if bucket.history:  # read again whole: all of the type on that server before the window
+        return []
     if bucket.since is not None and bucket.until is not None:
         days = _days(bucket.since, bucket.until)
         return [replace(bucket, since=a, until=b) for a, b in days] if len(days) > 1 else []
@@ -146,11 +154,17 @@ def _children(bucket: Bucket, servers: list[str], backups_of: Callable[[str], li
     return [replace(bucket, backups=tuple(group)) for group in groups]
 
 
-def top_buckets(since: datetime, until: datetime) -> list[Bucket]:
+def top_buckets(since: datetime, until: datetime, history: bool = False) -> list[Bucket]:
     """Per incremental type over [since, until), and per type listed by backup over all time
-    (imported backups bring points weeks older than any window)."""
+    (imported backups bring points weeks older than any window); with `history`, also per other
+    incremental type before `since` (a full load: what it read is checked back to EM's oldest row)."""
+    by_backup = [t for t in registry.TYPES.values() if t.parent_type == registry.BACKUP.name]
     out = [Bucket(t.name, since=since, until=until) for t in registry.incremental()]
-    out += [Bucket(t.name) for t in registry.TYPES.values() if t.parent_type == registry.BACKUP.name]
+    out += [Bucket(t.name) for t in by_backup]
+    if history:
+        out += [
+            Bucket(t.name, until=since, history=True) for t in registry.incremental() if t not in by_backup
+        ]
     return out
 
 
@@ -202,8 +216,9 @@ def compare(
     reload: Callable[[Count], int] | None = None,
     refused: Callable[[EntityType, AccessDenied], None] | None = None,
     skip: Container[str] = (),
+    history: bool = False,
 ) -> Verification:
-    """Count `top_buckets(since, until)` in EM (`Fetcher.count`, a level's counts in parallel)
+    """Count `top_buckets(since, until, history)` in EM (`Fetcher.count`, a level's counts in parallel)
     and in the warehouse; where they differ, count the finer buckets (per backup server of
     `servers` and those the warehouse holds rows of, then per day or group of backups). A bucket
     that differs is read again (`reload(count)` returns the rows it wrote) when it has no finer
@@ -220,7 +235,7 @@ def compare(
     counts: list[Count] = []
     leaves: list[Count] = []
     level: list[tuple[Bucket, Count | None]] = [
-        (b, None) for b in top_buckets(since, until) if b.entity_type.name not in skip
+        (b, None) for b in top_buckets(since, until, history) if b.entity_type.name not in skip
     ]
 
     def em_count(item: tuple[Bucket, Count | None]) -> int | AccessDenied:

@@ -300,7 +300,8 @@ class _Run:
 
     def verify(self) -> None:
         """EM's counts against the warehouse's over the last `verify_days` up to where this run started
-        (etl.completeness), and what differs reloaded in this run through the same paging loop."""
+        (etl.completeness), and before them too in a full load, and what differs reloaded in this run
+        through the same paging loop."""
         summary, store = self.summary, self.store
         before = self.fetcher.requests
         until = self.now.replace(microsecond=0)
@@ -321,6 +322,7 @@ class _Run:
             reload=self._reload,
             refused=store.refuse,
             skip=summary.refused,
+            history=self.mode == "full",  # a full load is checked back to EM's oldest row
         )
         result.requests = self.fetcher.requests - before
         summary.verification = result

@@ -5,12 +5,12 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
 
 from etl import db, pipeline, registry, schema, status
-from etl.simulator import Simulator, World
+from etl.simulator import Faults, Simulator, World
 from helpers import assert_equal_to_truth, cli
 
 
@@ -105,3 +105,45 @@ def test_the_check_settings_reach_the_run_from_a_flag_and_an_estate_key():
     flags = {p.opts[0] for p in cli_mod.run.params}
     assert {"--verify-hours", "--verify-days"} <= flags
     assert {"verify_hours", "verify_days"} <= set(estate.OVERRIDE_FLAGS)
+
+
+class _OneEmptyAnswer(Faults):
+    """EM answers the first query for backup task sessions as if it held none (a transient empty
+    answer: PagesCount 0, nothing to page on); every later request, counts included, is answered
+    whole."""
+
+    NOTHING = 'BackupServerUid=="urn:veeam:BackupServer:00000000-0000-0000-0000-000000000000"'
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = 0
+
+    def intercept(self, ctx):
+        entities = ctx.kind == "query" and ctx.query.get("format", "").lower() == "entities"
+        if entities and ctx.query.get("type") == "BackupTaskSession" and not self.hidden:
+            self.hidden += 1
+            asked = ctx.query.get("filter")
+            ctx.query["filter"] = f"({asked});{self.NOTHING}" if asked else self.NOTHING
+        return None
+
+
+def test_a_full_load_checks_what_it_read_back_to_ems_oldest_row_and_reloads_what_an_empty_answer_hid(db_url):
+    now = datetime.now(UTC).replace(microsecond=0)
+    world = World(seed=4, servers=2, jobs=2, vms_per_job=3, days=10, backup_jobs=2, now=now, running_share=0)
+    old = [
+        t
+        for t in world.truth()["backup_task_sessions"].values()
+        if t["creation_time_utc"] < now - timedelta(days=8)
+    ]
+    assert old  # rows a check of the last --verify-days (7) alone would never count
+    faults = _OneEmptyAnswer()
+    with Simulator(world, faults=faults) as sim:
+        first = cli("run", "--url", sim.url, "--user", "demo", "--db", db_url)
+        assert first.returncode == 0, first.stderr
+        assert faults.hidden == 1
+        eng = db.engine(db_url)
+        assert_equal_to_truth(eng, world.truth())
+        with eng.connect() as conn:
+            run = conn.execute(select(schema.etl_runs)).one()
+        assert run.verify_reloaded >= len(old) and run.verify_differing > 0
+        eng.dispose()
