@@ -78,22 +78,35 @@ class _Redacting(logging.Filter):
         return True
 
 
+def _stop_only(exc: BaseException | None) -> bool:
+    """A stop (SIGINT, SIGTERM: a KeyboardInterrupt, see etl.stopping) and nothing else: no error it
+    interrupted is chained to it (that one is still reported, traceback and all)."""
+    if not isinstance(exc, KeyboardInterrupt):
+        return False
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if not isinstance(exc, KeyboardInterrupt):
+            return False
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return True
+
+
 class _Interruption(logging.Filter):
-    """A stop (SIGINT, SIGTERM: a KeyboardInterrupt, see etl.stopping) is said once, by the CLI's
-    closing line. A library that logs it on its way out (SQLAlchemy's pool logs "Exception during
-    reset or similar" with the traceback when the signal lands while a connection is rolled back on
-    return, then re-raises it) is not an error of its own: the record is dropped. An etl record that
-    carries one keeps its message without the traceback."""
+    """A stop is said once, by the CLI's closing line. A library that logs it on its way out
+    (SQLAlchemy's pool logs "Exception during reset or similar" with the traceback when the signal
+    lands while a connection is rolled back on return, then re-raises it) is not reporting an error
+    of its own: its record is dropped. An etl record keeps its message (the formatters leave the
+    traceback of a stop out, `_Text`, `_Json`). A stop chained to a real error is not a stop only."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if not isinstance(exc, KeyboardInterrupt):
-            return True
-        if record.name != "etl" and not record.name.startswith("etl."):
-            return False
-        record.exc_info = None
-        record.exc_text = None
-        return True
+        return not _stop_only(exc) or record.name == "etl" or record.name.startswith("etl.")
+
+
+class _Text(logging.Formatter):
+    def formatException(self, ei) -> str:  # noqa: N802 - logging's name
+        return "" if _stop_only(ei[1]) else super().formatException(ei)
 
 
 def _entry(created: float, level: str, logger: str, message: str) -> dict:
@@ -108,7 +121,7 @@ def _entry(created: float, level: str, logger: str, message: str) -> dict:
 class _Json(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = _entry(record.created, record.levelname.lower(), record.name, record.getMessage())
-        if record.exc_info:
+        if record.exc_info and not _stop_only(record.exc_info[1]):
             entry["error"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry)
 
@@ -186,9 +199,7 @@ def setup(verbose: int = 0, fmt: str = "text") -> None:
     if fmt == "json":
         handler.setFormatter(_Json())
     else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
-        )
+        handler.setFormatter(_Text("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
-from . import db, derive, filters, logs, plan, registry, runs, schema, settings
+from . import db, derive, filters, logs, plan, registry, runs, schema, settings, stopping
 from .client import redact_url
 from .completeness import Count, compare
 from .crawl import Fetcher, Prefetch
@@ -75,6 +75,7 @@ def run(
             with fetcher:
                 this = _Run(eng, fetcher, summary, opts, marks, progress)
                 this.load_everything()
+            stopping.check()  # a stop a library swallowed (etl.stopping._unraisable): not a success
             summary.finish("succeeded", fetcher, started)
             # a type refused part-way keeps its watermarks: what it has not read is read next time
             marks_now = {t: m for t, m in this.store.marks.items() if t not in summary.refused}
@@ -162,6 +163,7 @@ class _Run:
         self.sweep(before_check=checking)  # first: it makes equal totals trustworthy
         if checking:
             self.verify()
+        stopping.check()  # what follows asks EM little or nothing: a stop asked for is taken here
         self.work_out()
 
     def _queries(self, types: list[EntityType]) -> Iterator[tuple[int, EntityType, plan.Window]]:

@@ -137,9 +137,12 @@ class Budget:
         if self.tries >= self.policy.attempts:
             raise SourceError(f"giving up after {self.tries} attempts in {elapsed:.0f} s: {error}") from None
         if elapsed + delay > self.policy.total:
-            asked = f", as EM asked with Retry-After: {retry_after:g}" if retry_after is not None else ""
+            asked = ""
+            if retry_after is not None:
+                capped = f", waits capped at {self.policy.cap:g} s" if retry_after > self.policy.cap else ""
+                asked = f"; EM's Retry-After asked for {retry_after:.0f} s{capped}"
             raise SourceError(
-                f"giving up after {self.tries} attempts in {elapsed:.0f} s (the next try in {delay:.2g} s"
-                f"{asked}, would pass the retry time of {self.policy.total:g} s, --retry-time): {error}"
+                f"giving up after {self.tries} attempts in {elapsed:.0f} s (the next try in {delay:.0f} s"
+                f"{asked}; it would pass the retry time of {self.policy.total:g} s, --retry-time): {error}"
             ) from None
         return delay

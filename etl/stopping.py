@@ -65,7 +65,8 @@ def _unraisable(previous):
     """A sys.unraisablehook that takes a stop raised where Python cannot propagate it (a finalizer:
     `__del__`, a weakref callback such as SQLAlchemy returning a garbage-collected connection) as
     asked for, quietly: `request()` was made before the raise, so every loading thread, this one
-    included, still stops at its next request. Anything else goes to `previous`."""
+    included, still stops at its next request or the run's next stage (`check()`); a command with
+    neither left finishes, and says so. Anything else goes to `previous`."""
 
     def hook(unraisable) -> None:
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
@@ -91,6 +92,9 @@ def handling_signals() -> Iterator[None]:
     sys.unraisablehook = _unraisable(previous_hook)
     try:
         yield
+        stop = requested()
+        if stop is not None:  # taken in a finalizer after the command's last check: it had finished
+            log.warning("%s arrived as the command was finishing; it finished", stop.signame)
     finally:
         sys.unraisablehook = previous_hook
         for s, handler in previous.items():

@@ -464,7 +464,21 @@ def test_total_time_budget_stops_retrying(monkeypatch):
         client.get("http://em:9399/api/query")
     assert len(calls) == 2  # the 1.5 s budget ends it, not the 50 attempts
     # why it stopped while attempts were left: EM's wait would pass the retry time
-    assert "Retry-After: 1, would pass the retry time of 1.5 s, --retry-time" in str(raised.value)
+    assert "EM's Retry-After asked for 1 s; it would pass the retry time of 1.5 s, --retry-time" in str(
+        raised.value
+    )
+
+
+def test_giving_up_on_a_retry_after_past_the_retry_time_says_what_em_asked_for_and_the_cap():
+    budget = RetryPolicy(attempts=20, cap=15, total=120).budget()
+    with pytest.raises(SourceError) as raised:
+        for _ in range(20):
+            budget.started -= 20  # each wait, as if slept
+            budget.spend(SourceError("HTTP 503: busy"), retry_after=600)
+    assert (
+        "EM's Retry-After asked for 600 s, waits capped at 15 s; it would pass the retry time of 120 s"
+        in (str(raised.value))
+    )
 
 
 def test_a_body_that_drips_in_slower_than_the_timeout_is_abandoned():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import logging.handlers
 import os
 import signal
 import sys
@@ -88,3 +89,36 @@ def test_a_logged_stop_keeps_an_etl_message_without_its_traceback_and_drops_a_li
     err = capsys.readouterr().err
     assert "Exception during reset" not in err and "Traceback" not in err, err
     assert "run 3 stopped" in err and "a real failure" in err, err
+
+
+def test_a_stop_chained_to_a_real_error_is_reported_with_that_error(capsys):
+    logs.setup()
+    try:
+        try:
+            raise ConnectionResetError("the server closed the connection")
+        except ConnectionResetError:
+            raise Interrupted(signal.SIGTERM)  # noqa: B904 - implicitly chained, as a signal lands
+    except Interrupted:
+        logging.getLogger("sqlalchemy.pool.impl.QueuePool").error("Exception during reset", exc_info=True)
+    err = capsys.readouterr().err
+    assert "Exception during reset" in err and "ConnectionResetError" in err, err
+
+
+def test_a_stop_left_out_of_our_log_line_is_still_whole_for_any_other_handler(capsys):
+    logs.setup()
+    other = logging.handlers.MemoryHandler(capacity=10)
+    logging.getLogger().addHandler(other)
+    try:
+        raise Interrupted(signal.SIGINT)
+    except Interrupted:
+        logging.getLogger("etl.pipeline").warning("run 3 stopped", exc_info=True)
+    assert "Traceback" not in capsys.readouterr().err
+    (record,) = other.buffer
+    assert isinstance(record.exc_info[1], Interrupted)  # the record itself is not stripped
+    assert "Traceback" in logging.Formatter().format(record)
+
+
+def test_a_stop_taken_in_a_finalizer_after_the_last_check_is_said_when_the_command_finishes(caplog):
+    with caplog.at_level(logging.WARNING, logger="etl.stopping"), stopping.handling_signals():
+        stopping.request(signal.SIGTERM)  # what the handler does before its raise is swallowed
+    assert "SIGTERM arrived as the command was finishing; it finished" in caplog.text
