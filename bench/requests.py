@@ -38,7 +38,7 @@ def classify(method: str, url: str) -> str:
         return f"{method} {parts.path.split('/api', 1)[-1].strip('/').split('/')[0] or '(root)'}"
     flt, refs = q.get("filter", ""), q.get("format") == "References"
     entity_type = registry.TYPES.get(q["type"])
-    if refs and q.get("pageSize") == "1":
+    if q.get("pageSize") == "1":  # References; Entities (oldest first) before the check's window
         return "completeness check: counts"
     if refs and flt.startswith("UID=="):
         return "window self-check: rows looked up by UID"

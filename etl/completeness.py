@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 class Bucket:
     """What one count covers: the rows of a type, on one backup server (None: all), created in
     [since, until) (None: any time), of some backups (empty: any). A `history` bucket holds the rows
-    created before a check's window (since None): the warehouse keeps sessions EM has purged, so
-    there only EM listing more than the warehouse is a difference."""
+    created before a check's window: counted in EM, it is bounded below by EM's oldest row (`since`),
+    so the sessions the warehouse keeps after EM purged them are left out of the warehouse's count;
+    there only EM listing more than the warehouse is a difference (see `Count.differs`)."""
 
     type_name: str
     server_uid: str | None = None
@@ -75,7 +76,7 @@ class Bucket:
     def label(self) -> str:
         if self.backups:
             return self.backups[0] if len(self.backups) == 1 else f"{len(self.backups)} backups"
-        if self.history and self.until is not None:
+        if self.history and self.since is None and self.until is not None:
             return f"before {self.until:%Y-%m-%d %H:%M}"
         if self.since is None:
             return "all time"
@@ -89,11 +90,17 @@ class Count:
     bucket: Bucket
     em: int
     warehouse: int
+    quarantined: int = 0  # of the type, quarantined from this EM (any server, any time)
 
     @property
     def differs(self) -> bool:
-        """The counts disagree; in a history bucket, EM lists rows the warehouse lacks."""
-        return self.em > self.warehouse if self.bucket.history else self.em != self.warehouse
+        """The counts disagree. In a history bucket, EM lists more rows than the warehouse holds and
+        its quarantine explains: a row EM removed out of age order (a point retired after the sweep,
+        a job's sessions deleted with it) leaves the warehouse long there, which is no error, and an
+        unreadable row is quarantined, not missing (it would differ at every full load)."""
+        if self.bucket.history:
+            return self.em > self.warehouse + self.quarantined
+        return self.em != self.warehouse
 
     @property
     def type_name(self) -> str:
@@ -180,6 +187,16 @@ def warehouse_count(eng: Engine, bucket: Bucket, source: str) -> int:
         return int(conn.scalar(select(func.count()).select_from(table).where(*where)) or 0)
 
 
+def quarantined(eng: Engine, source: str) -> dict[str, int]:
+    """EM type -> entities of `source` in quarantine."""
+    q = schema.etl_quarantine
+    with eng.connect() as conn:
+        rows = conn.execute(
+            select(q.c.entity_type, func.count()).where(q.c.source == source).group_by(q.c.entity_type)
+        )
+        return {name: int(n) for name, n in rows}
+
+
 def backups_of(eng: Engine, source: str) -> Callable[[str], list[str]]:
     """server uid -> the backups the warehouse knows on it (and those its points and files name)."""
 
@@ -232,13 +249,14 @@ def compare(
         names = dict(conn.execute(select(bs.c.uid, bs.c.name).where(bs.c.source == source)).all())
     every = sorted(listed | {s for s in names if s is not None})
     of = backups_of(eng, source)
+    unreadable = quarantined(eng, source)
     counts: list[Count] = []
     leaves: list[Count] = []
     level: list[tuple[Bucket, Count | None]] = [
         (b, None) for b in top_buckets(since, until, history) if b.entity_type.name not in skip
     ]
 
-    def em_count(item: tuple[Bucket, Count | None]) -> int | AccessDenied:
+    def em_count(item: tuple[Bucket, Count | None]) -> tuple[int, Bucket] | AccessDenied:
         try:
             return _em_count(fetcher, item[0])
         except AccessDenied as exc:
@@ -251,12 +269,13 @@ def compare(
         explained: set[int] = set()
         parents: dict[int, Count] = {}
         nxt: list[tuple[Bucket, Count | None]] = []
-        for (bucket, parent), em in zip(level, ems, strict=True):
-            if isinstance(em, AccessDenied):
+        for (asked, parent), answer in zip(level, ems, strict=True):
+            if isinstance(answer, AccessDenied):
                 assert refused is not None
-                refused(bucket.entity_type, em)
+                refused(asked.entity_type, answer)
                 continue
-            c = Count(bucket, em, warehouse_count(eng, bucket, source))
+            em, bucket = answer
+            c = Count(bucket, em, warehouse_count(eng, bucket, source), unreadable.get(bucket.type_name, 0))
             counts.append(c)
             if parent is not None:
                 parents[id(parent)] = parent
@@ -278,5 +297,11 @@ def compare(
     return result
 
 
-def _em_count(fetcher: Fetcher, bucket: Bucket) -> int:
-    return sum(fetcher.count(bucket.entity_type, flt) for flt in bucket.filters())
+def _em_count(fetcher: Fetcher, bucket: Bucket) -> tuple[int, Bucket]:
+    """EM's count of `bucket`, and the bucket the warehouse is to count: a history bucket bounded
+    below by EM's oldest row in it (one request: `Fetcher.oldest`), any other as it is."""
+    if bucket.history:
+        (flt,) = bucket.filters()
+        n, oldest = fetcher.oldest(bucket.entity_type, flt)
+        return n, replace(bucket, since=oldest) if oldest is not None else bucket
+    return sum(fetcher.count(bucket.entity_type, flt) for flt in bucket.filters()), bucket

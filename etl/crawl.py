@@ -9,6 +9,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from datetime import datetime
 from typing import TypeVar
 
 from . import filters, parse, transform
@@ -272,6 +273,22 @@ class Fetcher:
         if page.paging.pages is None:
             raise SourceError("a count query answered without PagingInfo PagesCount", url)
         return max(page.paging.pages, on_page)
+
+    def oldest(self, entity_type: EntityType, filter: str | None = None) -> tuple[int, datetime | None]:
+        """How many entities EM lists for the query now, and the earliest creation time among them
+        (`time_column`; None for an empty result or an oldest row that could not be read): page 1 of
+        one entity in the type's sort, oldest first. The count is read as `count()` reads it. Raises
+        SourceError when a page with a row tells no PagesCount."""
+        assert entity_type.time_column is not None
+        url = self.query_url(entity_type, filter, 1, size=1)
+        page = self._entities(url, entity_type)
+        on_page = len(page.rows.values) + len(page.quarantined)
+        if on_page == 0:
+            return 0, None
+        if page.paging.pages is None:
+            raise SourceError("a count query answered without PagingInfo PagesCount", url)
+        first = page.rows.column(entity_type.time_column)[:1] if not page.quarantined else []
+        return max(page.paging.pages, on_page), first[0] if first else None
 
     def _inventory(
         self,

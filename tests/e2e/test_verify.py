@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from etl import db, pipeline, registry, schema, status
 from etl.simulator import Faults, Simulator, World
@@ -146,4 +146,48 @@ def test_a_full_load_checks_what_it_read_back_to_ems_oldest_row_and_reloads_what
         with eng.connect() as conn:
             run = conn.execute(select(schema.etl_runs)).one()
         assert run.verify_reloaded >= len(old) and run.verify_differing > 0
+        eng.dispose()
+
+
+def test_a_full_refresh_finds_old_rows_it_lacks_although_it_keeps_history_em_purged(db_url):
+    real_now = datetime.now(UTC).replace(microsecond=0)
+    world = World(
+        seed=4,
+        servers=2,
+        jobs=2,
+        vms_per_job=3,
+        days=20,
+        backup_jobs=2,
+        now=real_now - timedelta(days=5),
+        running_share=0,
+        history_days=15,
+    )
+    with Simulator(world) as sim:
+        first = cli("run", "--url", sim.url, "--user", "demo", "--db", db_url)
+        assert first.returncode == 0, first.stderr
+        world.advance(
+            timedelta(days=5)
+        )  # EM purges its sessions older than 15 days; the warehouse keeps them
+        eng = db.engine(db_url)
+        tasks = schema.backup_task_sessions
+        listed = set(world.truth()["backup_task_sessions"])
+        with eng.begin() as conn:
+            rows = conn.execute(
+                select(tasks.c.uid, tasks.c.backup_server_uid, tasks.c.creation_time_utc)
+            ).all()
+            purged = [r.uid for r in rows if r.uid not in listed]
+            old = [r for r in rows if r.uid in listed and r.creation_time_utc < real_now - timedelta(days=9)]
+            lost = [r.uid for r in old if r.backup_server_uid == old[0].backup_server_uid][:5]
+            conn.execute(delete(tasks).where(tasks.c.uid.in_(lost)))
+        assert purged and len(lost) == 5  # the warehouse is long overall, and short on one server
+
+        faults = _OneEmptyAnswer()
+        sim.faults = faults
+        again = cli("run", "--url", sim.url, "--user", "demo", "--db", db_url, "--full-refresh")
+        assert again.returncode == 0, again.stderr
+        assert faults.hidden == 1
+        with eng.connect() as conn:
+            back = set(conn.scalars(select(tasks.c.uid).where(tasks.c.uid.in_(lost))))
+            kept = conn.scalar(select(func.count()).select_from(tasks).where(tasks.c.uid.in_(purged)))
+        assert back == set(lost) and kept == len(purged)  # found and read again; history kept
         eng.dispose()

@@ -6,6 +6,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -270,3 +271,30 @@ def test_count_refuses_what_is_not_a_count():
     with fetcher(em) as f, pytest.raises(AccessDenied, match="Access denied"):
         f.count(registry.JOB)
     assert f.retries == 0  # a 403 is an answer, never retried
+
+
+_SAMPLES = Path(__file__).resolve().parents[1] / "payloads" / "em-samples"
+
+
+@pytest.mark.parametrize(
+    ("sample", "pages", "expected"),
+    [  # one recorded task on a page of one: PagesCount is EM's count, the row its oldest
+        (
+            "query-task-inprogress-result-success.xml",
+            37,
+            (37, datetime(2020, 12, 10, 15, 6, 21, 363000, UTC)),
+        ),
+        ("query-empty-entities.xml", None, (0, None)),  # PagesCount 0, no list
+        ("query-empty-list.xml", None, (0, None)),  # an empty list on "page 1 of 1"
+    ],
+)
+def test_oldest_is_ems_count_and_its_first_row_in_the_types_sort(sample, pages, expected):
+    body = (_SAMPLES / sample).read_bytes()
+    if pages is not None:
+        body = re.sub(rb'PagesCount="\d+"', f'PagesCount="{pages}"'.encode(), body)
+    em = AnswerEM(body)
+    with fetcher(em) as f:
+        assert f.oldest(registry.BACKUP_TASK_SESSION, 'CreationTime<"2026-01-01T00:00:00Z"') == expected
+    (asked,) = [r for r in em.seen if r.url.path == "/api/query"]
+    params = asked.url.params
+    assert (params["pageSize"], params["format"], params["sortAsc"]) == ("1", "Entities", "CreationTime")
