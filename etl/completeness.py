@@ -76,8 +76,9 @@ class Bucket:
     def label(self) -> str:
         if self.backups:
             return self.backups[0] if len(self.backups) == 1 else f"{len(self.backups)} backups"
-        if self.history and self.since is None and self.until is not None:
-            return f"before {self.until:%Y-%m-%d %H:%M}"
+        if self.history and self.until is not None:
+            start = f", from {self.since:%Y-%m-%d %H:%M} (EM's oldest)" if self.since is not None else ""
+            return f"before {self.until:%Y-%m-%d %H:%M}{start}"
         if self.since is None:
             return "all time"
         return f"{self.since:%Y-%m-%d %H:%M} .. {self.until:%Y-%m-%d %H:%M}"
@@ -90,16 +91,18 @@ class Count:
     bucket: Bucket
     em: int
     warehouse: int
-    quarantined: int = 0  # of the type, quarantined from this EM (any server, any time)
+    unbounded: bool = False  # a history bucket whose oldest rows in EM could not be read
 
     @property
     def differs(self) -> bool:
-        """The counts disagree. In a history bucket, EM lists more rows than the warehouse holds and
-        its quarantine explains: a row EM removed out of age order (a point retired after the sweep,
-        a job's sessions deleted with it) leaves the warehouse long there, which is no error, and an
-        unreadable row is quarantined, not missing (it would differ at every full load)."""
+        """The counts disagree. In a history bucket, EM lists more rows than the warehouse holds: a
+        row EM removed out of age order (a point retired after the sweep) leaves the warehouse long
+        there, which is no error. A history bucket EM's oldest row could not bound differs whenever
+        EM lists rows in it: the warehouse's count would include the history EM purged, which could
+        hide a row it lacks, so it is read again. A row EM lists and the loader quarantined makes a
+        bucket differ at every check: read again, it may read now."""
         if self.bucket.history:
-            return self.em > self.warehouse + self.quarantined
+            return self.em > 0 if self.unbounded else self.em > self.warehouse
         return self.em != self.warehouse
 
     @property
@@ -187,16 +190,6 @@ def warehouse_count(eng: Engine, bucket: Bucket, source: str) -> int:
         return int(conn.scalar(select(func.count()).select_from(table).where(*where)) or 0)
 
 
-def quarantined(eng: Engine, source: str) -> dict[str, int]:
-    """EM type -> entities of `source` in quarantine."""
-    q = schema.etl_quarantine
-    with eng.connect() as conn:
-        rows = conn.execute(
-            select(q.c.entity_type, func.count()).where(q.c.source == source).group_by(q.c.entity_type)
-        )
-        return {name: int(n) for name, n in rows}
-
-
 def backups_of(eng: Engine, source: str) -> Callable[[str], list[str]]:
     """server uid -> the backups the warehouse knows on it (and those its points and files name)."""
 
@@ -249,14 +242,13 @@ def compare(
         names = dict(conn.execute(select(bs.c.uid, bs.c.name).where(bs.c.source == source)).all())
     every = sorted(listed | {s for s in names if s is not None})
     of = backups_of(eng, source)
-    unreadable = quarantined(eng, source)
     counts: list[Count] = []
     leaves: list[Count] = []
     level: list[tuple[Bucket, Count | None]] = [
         (b, None) for b in top_buckets(since, until, history) if b.entity_type.name not in skip
     ]
 
-    def em_count(item: tuple[Bucket, Count | None]) -> tuple[int, Bucket] | AccessDenied:
+    def em_count(item: tuple[Bucket, Count | None]) -> tuple[int, Bucket, bool] | AccessDenied:
         try:
             return _em_count(fetcher, item[0])
         except AccessDenied as exc:
@@ -274,8 +266,8 @@ def compare(
                 assert refused is not None
                 refused(asked.entity_type, answer)
                 continue
-            em, bucket = answer
-            c = Count(bucket, em, warehouse_count(eng, bucket, source), unreadable.get(bucket.type_name, 0))
+            em, bucket, unbounded = answer
+            c = Count(bucket, em, warehouse_count(eng, bucket, source), unbounded)
             counts.append(c)
             if parent is not None:
                 parents[id(parent)] = parent
@@ -297,11 +289,15 @@ def compare(
     return result
 
 
-def _em_count(fetcher: Fetcher, bucket: Bucket) -> tuple[int, Bucket]:
-    """EM's count of `bucket`, and the bucket the warehouse is to count: a history bucket bounded
-    below by EM's oldest row in it (one request: `Fetcher.oldest`), any other as it is."""
+def _em_count(fetcher: Fetcher, bucket: Bucket) -> tuple[int, Bucket, bool]:
+    """EM's count of `bucket`, the bucket the warehouse is to count, and whether it is a history
+    bucket EM's oldest rows could not bound: a history bucket is bounded below by EM's oldest row
+    in it that reads with a time (`Fetcher.oldest`: one request, more when the oldest do not read),
+    any other bucket is counted as it is."""
     if bucket.history:
         (flt,) = bucket.filters()
         n, oldest = fetcher.oldest(bucket.entity_type, flt)
-        return n, replace(bucket, since=oldest) if oldest is not None else bucket
-    return sum(fetcher.count(bucket.entity_type, flt) for flt in bucket.filters()), bucket
+        if oldest is None:
+            return n, bucket, n > 0
+        return n, replace(bucket, since=oldest), False
+    return sum(fetcher.count(bucket.entity_type, flt) for flt in bucket.filters()), bucket, False

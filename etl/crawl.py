@@ -274,21 +274,30 @@ class Fetcher:
             raise SourceError("a count query answered without PagingInfo PagesCount", url)
         return max(page.paging.pages, on_page)
 
-    def oldest(self, entity_type: EntityType, filter: str | None = None) -> tuple[int, datetime | None]:
+    def oldest(
+        self, entity_type: EntityType, filter: str | None = None, tries: int = 3
+    ) -> tuple[int, datetime | None]:
         """How many entities EM lists for the query now, and the earliest creation time among them
-        (`time_column`; None for an empty result or an oldest row that could not be read): page 1 of
-        one entity in the type's sort, oldest first. The count is read as `count()` reads it. Raises
-        SourceError when a page with a row tells no PagesCount."""
+        (`time_column`): page 1 of one entity in the type's sort, oldest first, whose PagesCount is
+        the count (read as `count()` reads it). When that row cannot be read or has no time, the
+        next page of one, up to `tries` pages; None when none of them gives a time (or the result
+        is empty). Raises SourceError when a page with a row tells no PagesCount."""
         assert entity_type.time_column is not None
-        url = self.query_url(entity_type, filter, 1, size=1)
-        page = self._entities(url, entity_type)
-        on_page = len(page.rows.values) + len(page.quarantined)
-        if on_page == 0:
-            return 0, None
-        if page.paging.pages is None:
-            raise SourceError("a count query answered without PagingInfo PagesCount", url)
-        first = page.rows.column(entity_type.time_column)[:1] if not page.quarantined else []
-        return max(page.paging.pages, on_page), first[0] if first else None
+        count = 0
+        for number in range(1, tries + 1):
+            url = self.query_url(entity_type, filter, number, size=1)
+            page = self._entities(url, entity_type)
+            on_page = len(page.rows.values) + len(page.quarantined)
+            if on_page == 0:
+                return count, None
+            if number == 1:
+                if page.paging.pages is None:
+                    raise SourceError("a count query answered without PagingInfo PagesCount", url)
+                count = max(page.paging.pages, on_page)
+            first = page.rows.column(entity_type.time_column)[:1] if not page.quarantined else [None]
+            if first[0] is not None:
+                return count, first[0]
+        return count, None
 
     def _inventory(
         self,

@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import delete, func, select
 
 from etl import db, pipeline, registry, schema, status
@@ -149,7 +151,63 @@ def test_a_full_load_checks_what_it_read_back_to_ems_oldest_row_and_reloads_what
         eng.dispose()
 
 
-def test_a_full_refresh_finds_old_rows_it_lacks_although_it_keeps_history_em_purged(db_url):
+class _Unreadable(Faults):
+    """EM serves one backup task session unreadable (its CreationTimeUTC an impossible date) in its
+    first `times` query answers that carry it (None: in every one); the loader quarantines it."""
+
+    def __init__(self, guid: str, times: int | None = None):
+        super().__init__()
+        self.times = times
+        self.pattern = re.compile(
+            rb'(UID="urn:veeam:BackupTaskSession:'
+            + guid.encode()
+            + rb'".*?<CreationTimeUTC>)(\d{4})-\d\d-\d\d',
+            re.S | re.I,
+        )
+
+    def transform(self, ctx, status, headers, body):
+        status, headers, body = super().transform(ctx, status, headers, body)
+        if ctx.kind == "query" and status == 200 and self.times != 0:
+            body, n = self.pattern.subn(rb"\g<1>\g<2>-02-30", body, count=1)
+            if n and self.times is not None:
+                self.times -= 1
+            if "Content-Length" in headers:
+                headers = {**headers, "Content-Length": str(len(body))}
+        return status, headers, body
+
+
+class _UnreadableOldest(_Unreadable, _OneEmptyAnswer):
+    """`_OneEmptyAnswer`, and EM's oldest backup task session unreadable in every answer: the check's
+    oldest-first page of one cannot bound the history before the window with it."""
+
+
+def test_an_old_row_unreadable_once_in_a_full_load_is_read_again_by_its_check(db_url):
+    now = datetime.now(UTC).replace(microsecond=0)
+    world = World(seed=4, servers=2, jobs=2, vms_per_job=3, days=12, backup_jobs=2, now=now, running_share=0)
+    tasks = world.truth()["backup_task_sessions"].values()
+    old = sorted(
+        (t for t in tasks if t["creation_time_utc"] < now - timedelta(days=9)),
+        key=lambda t: t["creation_time_utc"],
+    )
+    target = old[3]["uid"]  # not the oldest: the check's bound reads
+    with Simulator(world, faults=_Unreadable(target.rsplit(":", 1)[-1], times=1)) as sim:
+        first = cli("run", "--url", sim.url, "--user", "demo", "--db", db_url)
+        assert first.returncode == 0, first.stderr
+        assert "quarantined" in first.stderr  # loudly, as it was unreadable when read
+        eng = db.engine(db_url)
+        with eng.connect() as conn:
+            run = conn.execute(select(schema.etl_runs)).one()
+            loaded = conn.scalar(
+                select(schema.backup_task_sessions.c.uid).where(schema.backup_task_sessions.c.uid == target)
+            )
+        assert loaded == target and run.verify_reloaded > 0  # the same run found it and read it again
+        eng.dispose()
+
+
+@pytest.mark.parametrize("unreadable_oldest", [False, True])
+def test_a_full_refresh_finds_old_rows_it_lacks_although_it_keeps_history_em_purged(
+    db_url, unreadable_oldest
+):
     real_now = datetime.now(UTC).replace(microsecond=0)
     world = World(
         seed=4,
@@ -171,17 +229,26 @@ def test_a_full_refresh_finds_old_rows_it_lacks_although_it_keeps_history_em_pur
         eng = db.engine(db_url)
         tasks = schema.backup_task_sessions
         listed = set(world.truth()["backup_task_sessions"])
+        oldest = min(world.truth()["backup_task_sessions"].values(), key=lambda t: t["creation_time_utc"])
         with eng.begin() as conn:
             rows = conn.execute(
                 select(tasks.c.uid, tasks.c.backup_server_uid, tasks.c.creation_time_utc)
             ).all()
             purged = [r.uid for r in rows if r.uid not in listed]
-            old = [r for r in rows if r.uid in listed and r.creation_time_utc < real_now - timedelta(days=9)]
+            old = [
+                r
+                for r in rows
+                if r.uid in listed
+                and r.uid != oldest["uid"]
+                and r.creation_time_utc < real_now - timedelta(days=9)
+            ]
             lost = [r.uid for r in old if r.backup_server_uid == old[0].backup_server_uid][:5]
             conn.execute(delete(tasks).where(tasks.c.uid.in_(lost)))
         assert purged and len(lost) == 5  # the warehouse is long overall, and short on one server
 
-        faults = _OneEmptyAnswer()
+        faults = (
+            _UnreadableOldest(oldest["uid"].rsplit(":", 1)[-1]) if unreadable_oldest else _OneEmptyAnswer()
+        )
         sim.faults = faults
         again = cli("run", "--url", sim.url, "--user", "demo", "--db", db_url, "--full-refresh")
         assert again.returncode == 0, again.stderr

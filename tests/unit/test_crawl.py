@@ -298,3 +298,21 @@ def test_oldest_is_ems_count_and_its_first_row_in_the_types_sort(sample, pages, 
     (asked,) = [r for r in em.seen if r.url.path == "/api/query"]
     params = asked.url.params
     assert (params["pageSize"], params["format"], params["sortAsc"]) == ("1", "Entities", "CreationTime")
+
+
+def test_oldest_reads_on_past_an_unreadable_oldest_row_and_gives_no_bound_when_none_reads():
+    good = (_SAMPLES / "query-task-inprogress-result-success.xml").read_bytes()
+    good = re.sub(rb'PagesCount="\d+"', b'PagesCount="37"', good)
+    bad = good.replace(b"<CreationTimeUTC>2020-12-10", b"<CreationTimeUTC>2020-02-30")
+    later = good.replace(b"<CreationTimeUTC>2020-12-10", b"<CreationTimeUTC>2020-12-11")
+    flt = 'CreationTime<"2026-01-01T00:00:00Z"'
+    em = FakeEM(script={"/api/query": [(200, bad, {}), (200, later, {})]})
+    with fetcher(em) as f:  # the count from page 1, the bound from the first row that reads
+        assert f.oldest(registry.BACKUP_TASK_SESSION, flt) == (
+            37,
+            datetime(2020, 12, 11, 15, 6, 21, 363000, UTC),
+        )
+    em = FakeEM(script={"/api/query": [(200, bad, {})] * 3})
+    with fetcher(em) as f:
+        assert f.oldest(registry.BACKUP_TASK_SESSION, flt, tries=3) == (37, None)
+    assert [r.url.params["page"] for r in em.seen if r.url.path == "/api/query"] == ["1", "2", "3"]
