@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,14 +33,17 @@ from .schema import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from .completeness import Verification
 
 log = logging.getLogger(__name__)
 
 HOST = socket.gethostname()
 STALE_AFTER = timedelta(minutes=30)
+
+
+def holder_gone(lock: Mapping) -> bool:
+    """Whether the holder of an etl_locks row ran on this host and its process no longer runs."""
+    return lock["host"] == HOST and not process_alive(lock["pid"])
 
 
 def process_alive(pid: int) -> bool:
@@ -78,10 +82,8 @@ def acquire_lock(eng: Engine, source: str, stale_after: timedelta = STALE_AFTER)
         held = conn.execute(select(etl_locks).where(etl_locks.c.source == source)).mappings().first()
     if held is None:  # released between our insert and select: try once more
         return acquire_lock(eng, source, stale_after)
-    stale = (held["host"] == HOST and not process_alive(held["pid"])) or now - held[
-        "heartbeat_at"
-    ] > stale_after
-    if not stale:
+    gone = holder_gone(held)
+    if not gone and now - held["heartbeat_at"] <= stale_after:
         raise LockHeld(
             f"another run holds the lock for {source} (run {held['run_id']}, pid {held['pid']} on {held['host']}, "
             f"since {held['acquired_at']:%Y-%m-%d %H:%M:%S}Z)"
@@ -117,7 +119,7 @@ def acquire_lock(eng: Engine, source: str, stale_after: timedelta = STALE_AFTER)
         held["host"],
         held["run_id"] if held["run_id"] is not None else "not started",
         f"{held['heartbeat_at']:%Y-%m-%d %H:%M:%S}Z",
-        "is gone" if held["host"] == HOST else "stopped its heartbeat",
+        "is gone" if gone else "stopped its heartbeat",
     )
 
 

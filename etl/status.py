@@ -52,7 +52,7 @@ def collect(eng: Engine, limit: int = 10) -> dict:
         r["counts"] = json.loads(r["counts"]) if r["counts"] else {}
         r["refused"] = _refused(r["refused"])
     for lock in locks:  # a holder killed outright (SIGKILL, OOM) keeps its lock until the next run
-        lock["process_gone"] = lock["host"] == _runs.HOST and not _runs.process_alive(lock["pid"])
+        lock["process_gone"] = _runs.holder_gone(lock)
     return {"runs": runs, "watermarks": marks, "locks": locks, "sources": sources, "values": values}
 
 
