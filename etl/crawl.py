@@ -266,13 +266,7 @@ class Fetcher:
         empty result may report one page holding no row (em-api.md, "Empty results"). Raises
         SourceError when a page with a row tells no PagesCount."""
         url = self.query_url(entity_type, filter, 1, "References", size=1)
-        page = self._references(url, entity_type)
-        on_page = len(page.rows.values)
-        if on_page == 0:
-            return 0
-        if page.paging.pages is None:
-            raise SourceError("a count query answered without PagingInfo PagesCount", url)
-        return max(page.paging.pages, on_page)
+        return _listed(self._references(url, entity_type))
 
     def oldest(
         self, entity_type: EntityType, filter: str | None = None, tries: int = 3
@@ -287,13 +281,10 @@ class Fetcher:
         for number in range(1, tries + 1):
             url = self.query_url(entity_type, filter, number, size=1)
             page = self._entities(url, entity_type)
-            on_page = len(page.rows.values) + len(page.quarantined)
-            if on_page == 0:
+            if not page.rows.values and not page.quarantined:
                 return count, None
             if number == 1:
-                if page.paging.pages is None:
-                    raise SourceError("a count query answered without PagingInfo PagesCount", url)
-                count = max(page.paging.pages, on_page)
+                count = _listed(page)
             first = page.rows.column(entity_type.time_column)[:1] if not page.quarantined else [None]
             if first[0] is not None:
                 return count, first[0]
@@ -524,6 +515,18 @@ def _in_order(
         if nxt is not None:
             pending.append(submit(nxt))
         yield result
+
+
+def _listed(page: Page) -> int:
+    """What page 1 of a one-per-page query says EM lists: read from the rows on the page (readable or
+    quarantined), not from PagesCount alone, since an empty result may report one page holding no
+    row (em-api.md, "Empty results"). Raises SourceError when a page with a row tells no PagesCount."""
+    on_page = len(page.rows.values) + len(page.quarantined)
+    if on_page == 0:
+        return 0
+    if page.paging.pages is None:
+        raise SourceError("a count query answered without PagingInfo PagesCount", page.url)
+    return max(page.paging.pages, on_page)
 
 
 def _chain(page1: Page, rest: Iterator[Page]) -> Iterator[Page]:
