@@ -16,8 +16,10 @@ from etl.simulator import Faults, Simulator, World
 from helpers import assert_equal_to_truth, cli
 
 
-def _world(now: datetime) -> World:
-    return World(seed=4, servers=2, jobs=2, vms_per_job=3, days=3, backup_jobs=2, now=now, running_share=0)
+def _world(now: datetime, days: int = 3, **more) -> World:
+    return World(
+        seed=4, servers=2, jobs=2, vms_per_job=3, days=days, backup_jobs=2, now=now, running_share=0, **more
+    )
 
 
 def test_verify_by_hand_finds_what_the_warehouse_lost_and_repair_reloads_exactly_that(db_url):
@@ -131,7 +133,7 @@ class _OneEmptyAnswer(Faults):
 
 def test_a_full_load_checks_what_it_read_back_to_ems_oldest_row_and_reloads_what_an_empty_answer_hid(db_url):
     now = datetime.now(UTC).replace(microsecond=0)
-    world = World(seed=4, servers=2, jobs=2, vms_per_job=3, days=10, backup_jobs=2, now=now, running_share=0)
+    world = _world(now, days=10)
     old = [
         t
         for t in world.truth()["backup_task_sessions"].values()
@@ -183,7 +185,7 @@ class _UnreadableOldest(_Unreadable, _OneEmptyAnswer):
 
 def test_an_old_row_unreadable_once_in_a_full_load_is_read_again_by_its_check(db_url):
     now = datetime.now(UTC).replace(microsecond=0)
-    world = World(seed=4, servers=2, jobs=2, vms_per_job=3, days=12, backup_jobs=2, now=now, running_share=0)
+    world = _world(now, days=12)
     tasks = world.truth()["backup_task_sessions"].values()
     old = sorted(
         (t for t in tasks if t["creation_time_utc"] < now - timedelta(days=9)),
@@ -209,17 +211,7 @@ def test_a_full_refresh_finds_old_rows_it_lacks_although_it_keeps_history_em_pur
     db_url, unreadable_oldest
 ):
     real_now = datetime.now(UTC).replace(microsecond=0)
-    world = World(
-        seed=4,
-        servers=2,
-        jobs=2,
-        vms_per_job=3,
-        days=20,
-        backup_jobs=2,
-        now=real_now - timedelta(days=5),
-        running_share=0,
-        history_days=15,
-    )
+    world = _world(real_now - timedelta(days=5), days=20, history_days=15)
     with Simulator(world) as sim:
         first = cli("run", "--url", sim.url, "--user", "demo", "--db", db_url)
         assert first.returncode == 0, first.stderr
