@@ -1,6 +1,7 @@
 """One collection of `veeam-etl metrics`: the reporting views (read as the report reads them,
-etl.report.read; job runs from the views' helpers, without the task counts they add) and etl_runs, read
-in one read-only transaction, as the families of etl.metrics.families. Also the one Python copy of v_replica_job_daily's run-group rule (`replica_runs`).
+etl.report.read; job runs from the views' helpers, without the task counts they add) and etl_runs,
+read in one read-only transaction, as the families of etl.metrics.families. Also the one Python copy
+of v_replica_job_daily's run-group rule (`replica_runs`).
 """
 
 from __future__ import annotations
